@@ -1,0 +1,132 @@
+r"""Log-likelihoods of the decoder and the KL term of the encoder, in nats.
+
+Each value function returns one number per example (summed over features or
+latent dimensions); each ``*_backward`` returns the gradient of the *sum*
+of those numbers over the batch.  The VAE's loss per example is
+
+.. math::
+    \mathcal{L}(x) = -\log p(x \mid z) + \beta\,
+        \mathrm{KL}\big(q(z \mid x) \,\|\, N(0, I)\big),
+    \qquad z = \mu(x) + \sigma(x) \odot \varepsilon,
+
+the negative ELBO when :math:`\beta = 1`.
+"""
+import numpy as np
+
+from .layers import sigmoid, softplus
+
+__all__ = [
+    "bernoulli_log_likelihood", "bernoulli_log_likelihood_backward",
+    "gaussian_log_likelihood", "gaussian_log_likelihood_backward",
+    "kl_standard_normal", "kl_standard_normal_backward",
+]
+
+_LOG_2PI = float(np.log(2 * np.pi))
+
+
+def bernoulli_log_likelihood(x, logits):
+    r"""Bernoulli log-likelihood of ``x`` with probabilities
+    :math:`\sigma(\ell)`, from the logits :math:`\ell`.
+
+    .. math::
+        \log p(x \mid \ell) = \sum_d x_d \log\sigma(\ell_d)
+            + (1 - x_d) \log(1 - \sigma(\ell_d))
+        = \sum_d x_d \ell_d - \operatorname{softplus}(\ell_d)
+
+    The right-hand form never takes the log of a probability that rounded
+    to 0, so it stays finite for any finite logits.  For ``x`` in [0, 1]
+    that is not binary it is the negative binary cross-entropy.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    return np.sum(x * logits - softplus(logits), axis=-1)
+
+
+def bernoulli_log_likelihood_backward(x, logits):
+    r""":math:`\partial \log p / \partial \ell_d = x_d - \sigma(\ell_d)`."""
+    return x - sigmoid(logits)
+
+
+def gaussian_log_likelihood(x, mean, logvar):
+    r"""Gaussian log-density of ``x`` with all its constants, in nats.
+
+    .. math::
+        \log N(x \mid m, \sigma^2 I) = -\frac12 \sum_d \Big(\log 2\pi
+            + \log\sigma^2 + \frac{(x_d - m_d)^2}{\sigma^2}\Big)
+
+    Parameters
+    ----------
+    x, mean : ndarray of shape (n, d)
+    logvar : float or ndarray
+        :math:`\log\sigma^2`: a scalar (isotropic noise, learned or fixed)
+        or an array broadcastable to ``x``.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    r = x - mean
+    logvar = np.broadcast_to(logvar, r.shape)
+    return -0.5 * np.sum(_LOG_2PI + logvar + r * r * np.exp(-logvar), axis=-1)
+
+
+def gaussian_log_likelihood_backward(x, mean, logvar):
+    r"""Gradients of the batch's summed Gaussian log-density.
+
+    .. math::
+        \frac{\partial \log p}{\partial m_d} = \frac{x_d - m_d}{\sigma^2},
+        \qquad
+        \frac{\partial \log p}{\partial \log\sigma^2}
+            = \sum_{\text{shared}} \Big(\frac{(x_d - m_d)^2}{2\sigma^2}
+              - \frac12\Big)
+
+    where the second sum runs over the entries that share one
+    :math:`\log\sigma^2` (all of them for a scalar).
+
+    Returns
+    -------
+    grad_mean : ndarray of shape (n, d)
+    grad_logvar : ndarray of the shape of ``logvar``
+    """
+    r = x - mean
+    logvar = np.asarray(logvar)
+    grad_mean = r * np.exp(-logvar)
+    grad_full = 0.5 * (r * grad_mean - 1)
+    # Sum the broadcast entries back onto the shape of logvar.
+    lead = grad_full.ndim - logvar.ndim
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(logvar.shape) if s == 1)
+    grad_logvar = np.sum(grad_full, axis=axes).reshape(logvar.shape)
+    return grad_mean, grad_logvar
+
+
+def kl_standard_normal(mu, logvar):
+    r"""KL divergence from :math:`N(\mu, \operatorname{diag}\sigma^2)` to
+    :math:`N(0, I)`, in closed form.
+
+    .. math::
+        \mathrm{KL} = -\frac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2
+            - \sigma_j^2\big)
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    return -0.5 * np.sum(1 + logvar - mu * mu - np.exp(logvar), axis=-1)
+
+
+def kl_standard_normal_backward(mu, logvar):
+    r"""Gradients of the closed-form KL.
+
+    .. math::
+        \frac{\partial\,\mathrm{KL}}{\partial \mu_j} = \mu_j, \qquad
+        \frac{\partial\,\mathrm{KL}}{\partial \log\sigma_j^2}
+            = \tfrac12 \big(\sigma_j^2 - 1\big)
+
+    Returns
+    -------
+    grad_mu, grad_logvar : ndarray
+    """
+    return mu, 0.5 * (np.exp(logvar) - 1)
