@@ -417,20 +417,21 @@ def read_amat(path, n_features=784):
                 and (digits <= ord("1")).all() and (digits >= ord("0")).all()):
             return (digits - ord("0")).astype(np.float32)
     # Slow path: any whitespace; also finds the first bad line for the message.
-    lines = [line.split() for line in data.splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
+    # Line by line, so a large file never becomes millions of token objects.
+    lines = data.rstrip().splitlines()
     if not lines:
         raise DataError(f"{path}: no data")
-    for i, tokens in enumerate(lines, 1):
+    out = np.empty((len(lines), n_features), np.float32)
+    for i, line in enumerate(lines):
+        tokens = line.split()
         if len(tokens) != n_features:
-            raise DataError(f"{path}: line {i} has {len(tokens)} values, expected {n_features}")
+            raise DataError(f"{path}: line {i + 1} has {len(tokens)} values, expected {n_features}")
         bad = set(tokens) - {b"0", b"1"}
         if bad:
-            raise DataError(f"{path}: line {i} has a value other than 0 or 1: "
+            raise DataError(f"{path}: line {i + 1} has a value other than 0 or 1: "
                             f"{min(bad).decode(errors='replace')!r}")
-    flat = np.frombuffer(b"".join(t for tokens in lines for t in tokens), np.uint8)
-    return (flat - ord("0")).astype(np.float32).reshape(len(lines), n_features)
+        out[i] = np.frombuffer(b"".join(tokens), np.uint8) - ord("0")
+    return out
 
 
 # MAT-file data types (miXXX) and array classes (mxXXX_CLASS) as NumPy dtypes.
