@@ -254,11 +254,17 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             self.optimizer_.learning_rate = learning_rate_at(
                 self.learning_rate, self.lr_schedule, progress)
             terms = self._train_step(xb, self.n_iter_ + (i + 1) / n_batches)
-            if not math.isfinite(terms["loss"]):
+            # A finite loss can still have an infinite gradient, and one Adam
+            # step with it (inf / inf) would leave NaN parameters: check both.
+            bad = None if math.isfinite(terms["loss"]) else f"the loss is {terms['loss']}"
+            if bad is None:
+                bad = next((f"the gradient of {name!r} is not finite"
+                            for name, g in self._grads.items() if not np.isfinite(g).all()), None)
+            if bad is not None:
                 raise FloatingPointError(
                     f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "
-                    f"the loss is {terms['loss']}; the parameters are left as they "
-                    f"were before this step. Try a smaller learning_rate.")
+                    f"{bad}; the parameters are left as they were before this "
+                    f"step. Try a smaller learning_rate.")
             self.optimizer_.step(self.params_, self._grads)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value * xb.shape[0]
