@@ -87,7 +87,10 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
 
     def _validate_data(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype, or
-        raise an error that names what is wrong with it."""
+        raise an error that names what is wrong with it (or NotFittedError
+        when ``reset`` is false and the model has no parameters yet)."""
+        if not reset:
+            check_is_fitted(self)
         if hasattr(X, "toarray"):
             raise TypeError("sparse input is not supported; pass X.toarray()")
         X = np.asarray(X)
