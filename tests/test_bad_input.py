@@ -182,3 +182,11 @@ def test_valid_odd_but_legal_input_is_accepted():
     model.fit((X > 0.5).tolist())
     assert model.transform(X > 0.5).shape == (20, 1)
     assert model.transform((X > 0.5).astype(int)).shape == (20, 1)
+
+
+def test_obs_logvar_exists_only_for_gaussian():
+    with pytest.raises(NotFittedError):
+        VAE(likelihood="gaussian").obs_logvar_
+    vae = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+    with pytest.raises(AttributeError, match="obs_logvar_ exists only for likelihood='gaussian'"):
+        vae.obs_logvar_

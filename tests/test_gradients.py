@@ -193,7 +193,7 @@ def test_vae_with_beta_not_one():
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
-@pytest.mark.parametrize("hidden", [(5,), (16, 8)])
+@pytest.mark.parametrize("hidden", [(), (5,), (16, 8)])
 @pytest.mark.parametrize("activation", ["tanh", "softplus", "sigmoid"])
 def test_autoencoder_smooth(likelihood, hidden, activation):
     ae = Autoencoder(latent_dim=3, hidden_dims=hidden, activation=activation,
@@ -289,6 +289,23 @@ def test_check_model_refuses_float32():
 def test_numerical_gradient_refuses_float32():
     with pytest.raises(TypeError, match="float64"):
         numerical_gradient(lambda: 0.0, np.zeros(3, dtype=np.float32))
+
+
+def test_numerical_gradient_refuses_a_copy():
+    """A non-contiguous view would be perturbed as a copy: f would not see it."""
+    with pytest.raises(ValueError, match="contiguous"):
+        numerical_gradient(lambda: 0.0, np.zeros((3, 4)).T)
+
+
+def test_numerical_gradient_restores_x_and_matches_a_known_gradient():
+    x = np.array([[0.3, -1.2], [2.0, 0.5]])
+    before = x.copy()
+    grad = numerical_gradient(lambda: np.sum(np.sin(x) * x), x)
+    np.testing.assert_array_equal(x, before)
+    assert relative_error(grad, np.cos(x) * x + np.sin(x)) <= 1e-9
+    # For x^3 the central difference's error is exactly h^2 (one-sided: 3xh).
+    cubic = numerical_gradient(lambda: np.sum(x ** 3), x, indices=[3, 0])
+    np.testing.assert_allclose(cubic - [3 * 0.5 ** 2, 3 * 0.3 ** 2], H ** 2, rtol=0.1)
 
 
 def test_relative_error_scale():
