@@ -17,6 +17,7 @@ from .layers import sigmoid, softplus
 
 __all__ = [
     "bernoulli_log_likelihood", "bernoulli_log_likelihood_backward",
+    "bernoulli_log_likelihood_fast", "bernoulli_log_likelihood_backward_fast",
     "gaussian_log_likelihood", "gaussian_log_likelihood_backward",
     "kl_standard_normal", "kl_standard_normal_backward",
 ]
@@ -47,6 +48,47 @@ def bernoulli_log_likelihood(x, logits):
 def bernoulli_log_likelihood_backward(x, logits):
     r""":math:`\partial \log p / \partial \ell_d = x_d - \sigma(\ell_d)`."""
     return x - sigmoid(logits)
+
+
+def bernoulli_log_likelihood_fast(x, logits):
+    r""":func:`bernoulli_log_likelihood` for the training loop: the same
+    value (up to rounding), with one temporary array instead of eight.
+
+    .. math::
+        \log p(x \mid \ell) = x \cdot \ell - \sum_d \max(\ell_d, 0)
+            - \sum_d \log(1 + e^{-|\ell_d|}),
+        \qquad \sum_d \max(\ell_d, 0) = \tfrac12 \sum_d (\ell_d + |\ell_d|)
+
+    At batch 512 on MNIST the eight fresh (n, d) arrays of the reference
+    cost more in page faults than its arithmetic.
+    """
+    a = np.abs(logits)
+    relu_sum = 0.5 * (np.sum(logits, axis=-1) + np.sum(a, axis=-1))
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    np.log1p(a, out=a)
+    return np.vecdot(x, logits) - relu_sum - np.sum(a, axis=-1)
+
+
+def bernoulli_log_likelihood_backward_fast(x, logits, scale):
+    r"""``scale`` times :func:`bernoulli_log_likelihood_backward`, bit for
+    bit, in two temporary arrays:
+
+    .. math:: s \, (x_d - \sigma(\ell_d)), \qquad
+              \sigma(\ell) = \frac{e^{\min(\ell, 0)}}{1 + e^{-|\ell|}}
+
+    (the form of :func:`npvae.layers.sigmoid`).
+    """
+    sig = np.minimum(logits, 0)
+    np.exp(sig, out=sig)
+    denom = np.abs(logits)
+    np.negative(denom, out=denom)
+    np.exp(denom, out=denom)
+    denom += 1
+    sig /= denom
+    np.subtract(x, sig, out=sig)
+    sig *= scale
+    return sig
 
 
 def gaussian_log_likelihood(x, mean, logvar):

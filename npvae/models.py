@@ -178,16 +178,14 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
     def _log_px(self, x, out):
         """:math:`\\log p(x \\mid z)` per example from the decoder output."""
         if self.likelihood == "bernoulli":
-            return losses.bernoulli_log_likelihood(x, out)
+            return losses.bernoulli_log_likelihood_fast(x, out)
         return losses.gaussian_log_likelihood(x, out, self._obs_logvar_value())
 
     def _log_px_backward(self, x, out, scale):
         """Backpropagate ``scale * sum log p(x|z)`` into the decoder output
         (and into the learned noise variance); returns d/d out."""
         if self.likelihood == "bernoulli":
-            g = losses.bernoulli_log_likelihood_backward(x, out)
-            g *= scale
-            return g
+            return losses.bernoulli_log_likelihood_backward_fast(x, out, scale)
         g, g_logvar = losses.gaussian_log_likelihood_backward(
             x, out, self._obs_logvar_value())
         if self._learn_obs_var:
@@ -250,9 +248,13 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         bs = min(self.batch_size, n)
         n_batches = -(-n // bs)
         perm = self.rng_.permutation(n)
+        # Each batch is gathered into one reused buffer: a fresh array per
+        # step costs more (page faults) than the copy itself.
+        batch_buffer = np.empty((bs, X.shape[1]), dtype=X.dtype)
         totals = {}
         for i in range(n_batches):
-            xb = X[perm[i * bs:(i + 1) * bs]]
+            rows = perm[i * bs:(i + 1) * bs]
+            xb = np.take(X, rows, axis=0, out=batch_buffer[:len(rows)])
             progress = (self.n_iter_ + i / n_batches) / max(self.epochs, 1)
             self.optimizer_.learning_rate = learning_rate_at(
                 self.learning_rate, self.lr_schedule, progress)

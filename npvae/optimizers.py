@@ -87,13 +87,23 @@ class Adam:
         self._buf = {}
 
     def step(self, params, grads):
-        """Apply one update to every array of ``params`` in place."""
+        r"""Apply one update to every array of ``params`` in place.
+
+        The bias corrections are folded into two scalars, which is the
+        same update in exact arithmetic and saves a pass over the
+        parameters:
+
+        .. math::
+            \eta\, \frac{m_t / c_1}{\sqrt{v_t / c_2} + \epsilon}
+            = \frac{\eta \sqrt{c_2}}{c_1}
+              \cdot \frac{m_t}{\sqrt{v_t} + \epsilon \sqrt{c_2}},
+            \qquad c_i = 1 - \beta_i^t
+        """
         self.t += 1
         b1, b2 = self.beta1, self.beta2
-        bc1 = 1.0 - b1 ** self.t
-        bc2 = 1.0 - b2 ** self.t
-        step_size = self.learning_rate / bc1
-        inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
+        sqrt_c2 = math.sqrt(1.0 - b2 ** self.t)
+        step_size = self.learning_rate * sqrt_c2 / (1.0 - b1 ** self.t)
+        eps_hat = self.eps * sqrt_c2
         for name, p in params.items():
             g = grads[name]
             if name not in self.m:
@@ -112,8 +122,7 @@ class Adam:
             buf *= 1.0 - b2
             v += buf
             np.sqrt(v, out=buf)
-            buf *= inv_sqrt_bc2
-            buf += self.eps
+            buf += eps_hat
             np.divide(m, buf, out=buf)
             buf *= step_size
             p -= buf
