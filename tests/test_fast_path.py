@@ -1,0 +1,109 @@
+"""The training loop's fast forms against the readable reference math."""
+import numpy as np
+import pytest
+
+from npvae import VAE, losses
+from npvae.layers import sigmoid
+
+EXTREME = [-1e4, -800.0, -100.0, -30.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 30.0, 100.0, 800.0, 1e4]
+
+
+def logits_and_x(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((7, len(EXTREME))) * 5).astype(dtype)
+    logits[0] = EXTREME
+    x = rng.random(logits.shape).astype(dtype)
+    x[1] = rng.integers(0, 2, size=len(EXTREME))
+    return x, logits
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_equals_the_where_form_bit_for_bit(dtype):
+    _, logits = logits_and_x(dtype)
+    e = np.exp(-np.abs(logits))
+    where_form = np.where(logits >= 0, 1.0, e) / (1.0 + e)
+    got = sigmoid(logits)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, where_form)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-6), (np.float64, 1e-13)])
+def test_fast_bernoulli_log_likelihood_equals_reference(dtype, rtol):
+    x, logits = logits_and_x(dtype)
+    got = losses.bernoulli_log_likelihood_fast(x, logits)
+    ref = losses.bernoulli_log_likelihood(x, logits)
+    assert got.dtype == dtype and got.shape == (len(x),)
+    assert np.isfinite(got).all()
+    # The sums differ in order only: allow rounding relative to the terms' size.
+    scale = np.sum(np.abs(x * logits) + np.abs(logits), axis=-1)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=rtol * scale.max())
+    np.testing.assert_allclose(got[2:], ref[2:], rtol=rtol * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_bernoulli_backward_equals_scaled_reference_bit_for_bit(dtype):
+    x, logits = logits_and_x(dtype)
+    scale = -1.0 / 7
+    got = losses.bernoulli_log_likelihood_backward_fast(x, logits, scale)
+    ref = losses.bernoulli_log_likelihood_backward(x, logits)
+    ref *= scale
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_fast_bernoulli_does_not_modify_its_inputs():
+    x, logits = logits_and_x(np.float32)
+    x0, l0 = x.copy(), logits.copy()
+    losses.bernoulli_log_likelihood_fast(x, logits)
+    losses.bernoulli_log_likelihood_backward_fast(x, logits, 0.5)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(logits, l0)
+
+
+def test_fit_epoch_equals_a_loop_of_loss_and_grads_and_adam():
+    """The epoch (gathering batches into a reused buffer, a short last
+    batch) does exactly what its definition says, bit for bit."""
+    rng = np.random.default_rng(3)
+    X = rng.random((50, 9))
+    kw = dict(latent_dim=2, hidden_dims=(5,), batch_size=16, dtype="float64", random_state=7)
+    fitted = VAE(**kw).initialize(9)
+    fitted.fit_epoch(X)
+    by_hand = VAE(**kw).initialize(9)
+    perm = by_hand.rng_.permutation(50)
+    for i in range(0, 50, 16):
+        xb = X[perm[i:i + 16]]
+        eps = by_hand.rng_.standard_normal((len(xb), 2))
+        _, grads = by_hand.loss_and_grads(xb, eps)
+        by_hand.optimizer_.step(by_hand.params_, grads)
+    for name, p in fitted.params_.items():
+        np.testing.assert_array_equal(p, by_hand.params_[name], err_msg=name)
+
+
+def test_float32_gradients_match_float64_at_the_same_noise():
+    rng = np.random.default_rng(0)
+    X, eps = rng.random((64, 16)), rng.standard_normal((64, 3))
+    models = {dt: VAE(latent_dim=3, hidden_dims=(20,), dtype=dt, random_state=0).initialize(16)
+              for dt in ("float32", "float64")}
+    loss32, g32 = models["float32"].loss_and_grads(X, eps)
+    loss64, g64 = models["float64"].loss_and_grads(X, eps)
+    assert loss32 == pytest.approx(loss64, rel=1e-6)
+    for name, g in g32.items():
+        assert g.dtype == np.float32, name
+        np.testing.assert_allclose(g, g64[name], rtol=1e-3, atol=1e-5 * np.abs(g64[name]).max(),
+                                   err_msg=name)
+
+
+def test_float32_training_stays_float32_and_tracks_float64():
+    """float32 and float64 draw different noise, so only the losses compare."""
+    X = np.random.default_rng(0).random((200, 16))
+    fits = {dt: VAE(latent_dim=3, hidden_dims=(20,), epochs=3, batch_size=32,
+                    dtype=dt, random_state=0).fit(X) for dt in ("float32", "float64")}
+    f32, f64 = fits["float32"], fits["float64"]
+    for name, p in f32.params_.items():
+        assert p.dtype == np.float32, name
+        assert f32.optimizer_.m[name].dtype == f32.optimizer_.v[name].dtype == np.float32
+    mu, logvar, out, log_px, kl = f32._forward(X[:8].astype(np.float32),
+                                              np.zeros((8, 3), np.float32))
+    assert {a.dtype for a in (mu, logvar, out, log_px, kl)} == {np.dtype(np.float32)}
+    for h32, h64 in zip(f32.history_, f64.history_):
+        assert h32["loss"] == pytest.approx(h64["loss"], rel=0.05)
