@@ -2,8 +2,8 @@
 
 For each model, dtype and batch size this measures, in one process:
 
-* ``npvae``: samples/s of ``VAE.fit_epoch`` over N examples (best of
-  ``--repeats`` epochs, after a warm-up epoch);
+* ``npvae``: samples/s of ``VAE.fit_epoch`` over N examples, after a
+  warm-up epoch;
 * ``roofline``: samples/s the step would reach if it did nothing but its
   matrix products, each timed here for its exact shape, dtype and layout
   (best of many calls).  The products are those of a dense VAE step:
@@ -13,8 +13,13 @@ For each model, dtype and batch size this measures, in one process:
 * ``torch`` (when installed): samples/s of the same model, loss and Adam in
   PyTorch, with as many threads as NumPy's BLAS.
 
-Machines are noisy, so only ratios within one run mean anything; the
-measurements of each configuration are interleaved and the best kept.
+Machines are noisy (and this project's is shared), so only ratios within
+one run mean anything.  The epochs of npvae and PyTorch and the timing of
+the products are interleaved, ``--repeats`` rounds of each, and every
+speed is the best seen: for training, the best window of a quarter epoch
+(timed from ``fit_epoch``'s per-batch callback, and per step in PyTorch's
+loop), which a burst of load elsewhere spoils less than a whole epoch;
+the JSON keeps the best whole epochs too.  The load average is recorded.
 
 Usage::
 
@@ -32,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from npvae import VAE  # noqa: E402
@@ -52,7 +57,7 @@ TARGETS = {
 }
 
 
-def machine_info():
+def machine_info(use_torch):
     """CPU, library versions and BLAS kernel, for the results table."""
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -67,16 +72,17 @@ def machine_info():
             "numpy": np.__version__, "blas": blas,
             "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                     "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}}
-    try:
+    info["torch"] = None
+    if use_torch and have_torch():
         import torch
         info["torch"] = torch.__version__
-    except ImportError:
-        info["torch"] = None
     return info
 
 
 def blas_threads():
-    n = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    """Threads of NumPy's own BLAS (PyTorch may load another)."""
+    n = [lib["num_threads"] for lib in threadpool_info()
+         if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
     return n[0] if n else 1
 
 
@@ -129,10 +135,20 @@ def roofline(n_features, hidden, latent, batch, dtype, rng, min_time):
 
 
 # ---------------------------------------------------------------- npvae
+def speeds(stamps, batch, n, window):
+    """Samples/s of the whole epoch and of its best window of ``window``
+    steps, from the times before the epoch and after each step."""
+    stamps = np.asarray(stamps)
+    steps = len(stamps) - 1
+    w = max(1, min(window, steps))
+    best = np.min(stamps[w:] - stamps[:-w])
+    return n / (stamps[-1] - stamps[0]), w * batch / best
+
+
 def npvae_epoch(model, X):
-    t0 = time.perf_counter()
-    model.fit_epoch(X)
-    return time.perf_counter() - t0
+    stamps = [time.perf_counter()]
+    model.fit_epoch(X, callback=lambda *_: stamps.append(time.perf_counter()))
+    return stamps
 
 
 def make_npvae(n_features, hidden, latent, batch, dtype):
@@ -181,7 +197,7 @@ def make_torch(n_features, hidden, latent, batch, dtype):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def epoch(X):
-        t0 = time.perf_counter()
+        stamps = [time.perf_counter()]
         perm = torch.randperm(X.shape[0])
         total = 0.0
         for i in range(0, X.shape[0], batch):
@@ -191,7 +207,8 @@ def make_torch(n_features, hidden, latent, batch, dtype):
             loss.backward()
             opt.step()
             total += loss.item()
-        return time.perf_counter() - t0
+            stamps.append(time.perf_counter())
+        return stamps
     return epoch
 
 
@@ -206,7 +223,7 @@ def have_torch():
 # ---------------------------------------------------------------- the run
 def run(args):
     rng = np.random.default_rng(0)
-    use_torch = have_torch() and not args.no_torch
+    use_torch = not args.no_torch and have_torch()
     if use_torch:
         import torch
         torch.set_num_threads(blas_threads())
@@ -217,25 +234,30 @@ def run(args):
         X64 = rng.random((args.n, n_features))
         for dtype in args.dtypes:
             X = X64.astype(dtype)
-            if use_torch:
-                Xt = torch.from_numpy(X)
+            Xt = torch.from_numpy(X) if use_torch else None
             for batch in args.batch_sizes:
+                window = max(1, args.n // batch // 4)
+                warm = max(batch * 4, args.n // 10)
                 model = make_npvae(n_features, hidden, latent, batch, dtype)
-                npvae_epoch(model, X[:max(batch * 4, len(X) // 10)])       # warm-up
-                t_epoch = make_torch(n_features, hidden, latent, batch, dtype) if use_torch else None
+                npvae_epoch(model, X[:warm])
                 if use_torch:
-                    t_epoch(Xt[:max(batch * 4, len(X) // 10)])
-                best = {"npvae": float("inf"), "torch": float("inf")}
+                    torch_epoch = make_torch(n_features, hidden, latent, batch, dtype)
+                    torch_epoch(Xt[:warm])
+                best = {}
                 for _ in range(args.repeats):
-                    best["npvae"] = min(best["npvae"], npvae_epoch(model, X))
+                    runs = {"npvae": npvae_epoch(model, X)}
                     if use_torch:
-                        best["torch"] = min(best["torch"], t_epoch(Xt))
-                roof, gflops = roofline(n_features, hidden, latent, batch, np.dtype(dtype),
-                                        rng, args.gemm_time)
+                        runs["torch"] = torch_epoch(Xt)
+                    for key, stamps in runs.items():
+                        epoch, win = speeds(stamps, batch, args.n, window)
+                        best[key] = max(best.get(key, 0), win)
+                        best[key + "_epoch"] = max(best.get(key + "_epoch", 0), epoch)
+                    roof, gflops = roofline(n_features, hidden, latent, batch,
+                                            np.dtype(dtype), rng, args.gemm_time)
+                    if roof > best.get("roofline", 0):
+                        best["roofline"], best["gemm_gflops"] = roof, gflops
                 row = {"model": name, "dtype": dtype, "batch": batch,
-                       "npvae": args.n / best["npvae"], "roofline": roof,
-                       "gemm_gflops": gflops,
-                       "torch": args.n / best["torch"] if use_torch else None}
+                       "torch": None, "torch_epoch": None, **best}
                 rows.append(row)
                 print(format_row(row), flush=True)
     return rows
@@ -274,23 +296,30 @@ def main(argv=None):
     p.add_argument("--gemm-time", type=float, default=0.1,
                    help="seconds spent timing each matrix product")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument("--threads", type=int,
+                   help="BLAS (and PyTorch) threads; default: NumPy's BLAS default")
     p.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/)")
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.repeats, args.gemm_time = 4000, 2, 0.02
-    info = machine_info()
-    print(f"{info['cpu']}, {info['cores']} cores; numpy {info['numpy']} "
-          f"{info['blas']}; torch {info['torch']}; env {info['env']}")
-    print(f"N = {args.n}, best of {args.repeats} epochs; samples/s\n{HEADER}")
-    rows = run(args)
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        info = machine_info(not args.no_torch)
+        print(f"{info['cpu']}, {info['cores']} cores; numpy {info['numpy']} "
+              f"{info['blas']}; torch {info['torch']}; env {info['env']}")
+        print(f"N = {args.n}, {args.repeats} rounds, best quarter-epoch window; "
+              f"load average {os.getloadavg()[0]:.1f}; samples/s\n{HEADER}")
+        load_before = os.getloadavg()
+        rows = run(args)
     out = args.out or (Path(__file__).parent / "results" /
                        time.strftime("throughput-%Y%m%dT%H%M%S.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"machine": info, "n": args.n, "repeats": args.repeats,
-                               "rows": rows}, indent=1))
+                               "load_average_before": load_before,
+                               "load_average_after": os.getloadavg(), "rows": rows},
+                              indent=1))
     os.replace(tmp, out)
-    print(f"wrote {out}")
+    print(f"load average {os.getloadavg()[0]:.1f}; wrote {out}")
 
 
 if __name__ == "__main__":
