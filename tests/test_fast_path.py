@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from npvae import VAE, losses
+from npvae.optimizers import Adam
 from npvae.layers import sigmoid
 
 EXTREME = [-1e4, -800.0, -100.0, -30.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 30.0, 100.0, 800.0, 1e4]
@@ -107,3 +108,38 @@ def test_float32_training_stays_float32_and_tracks_float64():
     assert {a.dtype for a in (mu, logvar, out, log_px, kl)} == {np.dtype(np.float32)}
     for h32, h64 in zip(f32.history_, f64.history_):
         assert h32["loss"] == pytest.approx(h64["loss"], rel=0.05)
+
+
+def adam_textbook(params, grads, m, v, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam in plain expressions, with the same folded scalars: the in-place
+    passes through one scratch buffer must equal it bit for bit."""
+    sqrt_c2 = np.sqrt(1.0 - b2 ** t)
+    step, eps_hat = lr * sqrt_c2 / (1.0 - b1 ** t), eps * sqrt_c2
+    for k, p in params.items():
+        g = grads[k]
+        m[k] = b1 * m[k] + (1.0 - b1) * g
+        v[k] = b2 * v[k] + (1.0 - b2) * (g * g)
+        p -= step * (m[k] / (np.sqrt(v[k]) + eps_hat))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_adam_equals_textbook_expressions_bit_for_bit_and_survives_replaced_moments(dtype):
+    rng = np.random.default_rng(1)
+    shapes = {"W": (5, 3), "b": (3,), "s": ()}           # a 0-d parameter too
+    params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    ref = {k: p.copy() for k, p in params.items()}
+    m = {k: np.zeros_like(p) for k, p in ref.items()}
+    v = {k: np.zeros_like(p) for k, p in ref.items()}
+    opt = Adam()
+    for t in range(1, 5):
+        grads = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+        if t == 3:   # as a checkpoint restores them: new dicts of new arrays
+            opt.m = {k: a.copy() for k, a in opt.m.items()}
+            opt.v = {k: a.copy() for k, a in opt.v.items()}
+        opt.step(params, grads)
+        adam_textbook(ref, grads, m, v, t)
+        for k in shapes:
+            assert params[k].dtype == opt.m[k].dtype == dtype
+            np.testing.assert_array_equal(params[k], ref[k], err_msg=f"{k} at step {t}")
+            np.testing.assert_array_equal(opt.m[k], m[k])
+            np.testing.assert_array_equal(opt.v[k], v[k])
