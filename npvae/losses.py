@@ -67,7 +67,8 @@ def bernoulli_log_likelihood_fast(x, logits):
     np.negative(a, out=a)
     np.exp(a, out=a)
     np.log1p(a, out=a)
-    return np.vecdot(x, logits) - relu_sum - np.sum(a, axis=-1)
+    x_dot_logits = np.einsum("...d,...d->...", x, logits)   # no (n, d) product
+    return x_dot_logits - relu_sum - np.sum(a, axis=-1)
 
 
 def bernoulli_log_likelihood_backward_fast(x, logits, scale):

@@ -41,6 +41,15 @@ def test_fast_bernoulli_log_likelihood_equals_reference(dtype, rtol):
     np.testing.assert_allclose(got[2:], ref[2:], rtol=rtol * 10)
 
 
+def test_fast_bernoulli_log_likelihood_broadcasts_like_reference():
+    """Importance sampling scores (k, n, d) logits against (n, d) data."""
+    x, logits = logits_and_x(np.float64)
+    stacked = np.stack([logits, -logits, 0.5 * logits])
+    got = losses.bernoulli_log_likelihood_fast(x, stacked)
+    assert got.shape == (3, len(x))
+    np.testing.assert_allclose(got, losses.bernoulli_log_likelihood(x, stacked), rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fast_bernoulli_backward_equals_scaled_reference_bit_for_bit(dtype):
     x, logits = logits_and_x(dtype)
