@@ -275,9 +275,11 @@ def format_row(r):
     note = ""
     if target:
         need_t, need_r = target
-        ok = (r["torch"] is None or r["npvae"] / r["torch"] >= need_t) and (
-            need_r is None or frac >= need_r)
-        note = f"{'met' if ok else 'MISSED'} (>= {need_t}x torch" + (
+        checks = [] if r["torch"] is None else [r["npvae"] / r["torch"] >= need_t]
+        if need_r is not None:
+            checks.append(frac >= need_r)
+        verdict = ("met" if all(checks) else "MISSED") if checks else "n/a"
+        note = f"{verdict} (>= {need_t}x torch" + (
             f", >= {need_r:.0%} roof)" if need_r else ")")
     return (f"{r['model']:7} {r['dtype']:7} {r['batch']:5d} {r['npvae']:9.0f} {torch_s} "
             f"{r['roofline']:9.0f} {ratio} {frac:7.0%}  {note}")
