@@ -94,9 +94,11 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must be numeric, got an array of dtype {X.dtype}")
         if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}. "
+                             "Reshape your data: X.reshape(1, -1) for one sample")
         if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X is empty: shape {X.shape}")
+            raise ValueError(f"X is empty: {X.shape[0]} sample(s), {X.shape[1]} feature(s) "
+                             f"(shape={X.shape}) while a minimum of 1 is required.")
         X = np.ascontiguousarray(X, dtype=self.dtype)
         if not np.isfinite(X).all():
             raise ValueError("X contains NaN or infinity")
@@ -104,7 +106,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             self._check_params()
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"was fitted with {self.n_features_in_}")
+                             f"is expecting {self.n_features_in_} features as input")
         if self.likelihood == "bernoulli":
             lo, hi = X.min(), X.max()
             if lo < 0 or hi > 1:
@@ -124,6 +126,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         if not np.isfinite(Z).all():
             raise ValueError("Z contains NaN or infinity")
         return Z
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Outputs come in the model's own dtype, whatever the input's.
+        tags.transformer_tags.preserves_dtype = [self.dtype]
+        return tags
 
     # ------------------------------------------------------------ parameters
     def initialize(self, n_features):
