@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from _common import digits, parse_args, report, save_figure, show_images
 from npvae import VAE, Autoencoder
+from npvae.evaluation import kl_per_dimension
 
 
 def main():
@@ -37,6 +38,9 @@ def main():
             errors[name].append(float(np.mean((recon - X_test) ** 2)))
     for name in errors:
         report(f"mse_{name.lower()}_k{sizes[-1]}", errors[name][-1])
+    # The VAE's KL charges for every dimension it uses, so it leaves some idle.
+    kl = kl_per_dimension(models["VAE", sizes[-1]], X_test)
+    report(f"vae_k{sizes[-1]}_dims_with_kl_over_0_1_nats", int(np.sum(kl > 0.1)))
 
     fig, axes = plt.subplots(2, 4, figsize=(14, 6.4))
     ax = axes[0, 0]
@@ -78,7 +82,14 @@ def main():
         rows.append(m.inverse_transform(((1 - t) * za + t * zb).astype(np.float32)))
     show_images(axes[1, 2], np.concatenate(rows), 8,
                 f"0 → 6 in PCA, AE, VAE space (k={k})")
-    axes[1, 3].axis("off")
+    # Why: the AE's 2-D codes against draws from N(0, I).
+    ax = axes[1, 3]
+    codes = models["AE", 2].transform(X_train)
+    prior = np.random.default_rng(1).standard_normal((300, 2))
+    ax.scatter(codes[:, 0], codes[:, 1], s=3, c="0.6", label="AE codes of the digits")
+    ax.scatter(prior[:, 0], prior[:, 1], s=3, c="tab:red", label="z ~ N(0, I)")
+    ax.set_title("AE (k=2): prior draws miss its codes", fontsize=9)
+    ax.legend(fontsize=7, markerscale=3)
     save_figure(fig, args.out, "compare_pca.png")
 
 
