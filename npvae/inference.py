@@ -85,6 +85,11 @@ def _log_prior(Z):
     return -0.5 * np.sum(_LOG_2PI + Z * Z, axis=1)
 
 
+def _log_prior_grad(Z):
+    r""":math:`\partial \log N(z \mid 0, I) / \partial z = -z`."""
+    return -Z
+
+
 def log_joint(model, X, Z, mask=None):
     r"""The objective :math:`J(z)` per example, in nats.
 
@@ -132,7 +137,7 @@ def log_joint_grad(model, X, Z, mask=None):
     out = model._decoder.forward(Z)
     values = np.sum(mask * _log_px_per_pixel(model, X, out), axis=1) + _log_prior(Z)
     grad_out = mask * _log_px_grad_out(model, X, out)
-    return values, model._decoder.backward(grad_out) - Z
+    return values, model._decoder.backward(grad_out) + _log_prior_grad(Z)
 
 
 def fit_latent(model, X, mask=None, z0=None, steps=300, learning_rate=0.05):
