@@ -40,6 +40,23 @@ def test_elbo_reaches_the_ppca_log_likelihood(fitted):
     assert elbo - 0.01 < iwae < pca.score(X) + 0.01
 
 
+def test_bounds_sit_below_the_models_exact_log_likelihood(fitted):
+    r"""The VAE's own model is Gaussian, p(x) = N(b, W^T W + s2 I): its exact
+    log-likelihood is at most the pPCA maximum (PCA.score) and at least
+    the importance-weighted bound, which improves on the ELBO as k grows."""
+    X, pca, vae = fitted
+    W, b = vae.params_["decoder.0.W"], vae.params_["decoder.0.b"]
+    cov = W.T @ W + np.exp(vae.obs_logvar_) * np.eye(X.shape[1])
+    r = X - b
+    _, logdet = np.linalg.slogdet(cov)
+    exact = np.mean(-0.5 * (X.shape[1] * np.log(2 * np.pi) + logdet
+                            + np.sum(r * np.linalg.solve(cov, r.T).T, axis=1)))
+    assert exact <= pca.score(X) + 1e-9
+    bounds = [np.mean(importance_weighted_log_likelihood(vae, X, k=k)) for k in (1, 10, 100)]
+    assert bounds[0] < bounds[1] < bounds[2] <= exact + 0.005
+    assert exact - bounds[2] < 0.02
+
+
 def test_decoder_columns_span_the_pca_subspace(fitted):
     _, pca, vae = fitted
     W = vae.params_["decoder.0.W"]  # row j is decoder column j
