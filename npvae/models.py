@@ -243,6 +243,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             The epoch's means per example: ``loss`` (what was minimised),
             ``recon`` (:math:`-\\log p(x \\mid z)`, nats) and, for the VAE,
             ``kl`` (nats).
+
+        Raises
+        ------
+        FloatingPointError
+            When a mini-batch's loss or gradient is not finite; that step is
+            not applied, so the parameters stay finite.
         """
         check_is_fitted(self)
         X = self._validate_data(X, reset=False)

@@ -183,3 +183,20 @@ def test_epochs_zero_only_initializes(digits):
     model = vae(epochs=0).fit(digits[0])
     assert model.n_iter_ == 0 and model.history_ == []
     assert math.isfinite(model.score(digits[1]))
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_evaluation_in_row_blocks_equals_one_block(digits, cls, monkeypatch):
+    """Large inputs are evaluated in blocks of rows; the noise of the ELBO
+    is drawn block after block from one generator, so the blocks must not
+    change any result (beyond float32 rounding: BLAS kernels differ with
+    the number of rows)."""
+    import npvae.models
+    model = cls(latent_dim=4, hidden_dims=(16,), epochs=1, random_state=0).fit(digits[0][:200])
+    X = digits[1][:50]
+    whole = {"transform": model.transform(X), "score_samples": model.score_samples(X),
+             "decode": model.decode(model.transform(X))}
+    monkeypatch.setattr(npvae.models, "_EVAL_BATCH", 7)
+    for name, value in whole.items():
+        again = getattr(model, name)(model.transform(X) if name == "decode" else X)
+        np.testing.assert_allclose(again, value, rtol=1e-5, atol=1e-6, err_msg=name)
