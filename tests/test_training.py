@@ -154,7 +154,8 @@ def all_finite(model):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_divergence_raises_and_leaves_finite_params(digits, dtype):
     model = vae(learning_rate=1e6, epochs=3, dtype=dtype)
-    with pytest.raises(FloatingPointError, match="training diverged at epoch 1.*smaller learning_rate"):
+    with pytest.raises(FloatingPointError,
+                       match="training diverged at epoch 1.*smaller learning_rate"):
         model.fit(digits[0])
     assert all_finite(model)
 
