@@ -100,9 +100,15 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(f"X is empty: shape {X.shape}")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
+        with np.errstate(over="ignore"):  # reported below, by name
+            converted = np.ascontiguousarray(X, dtype=self.dtype)
+        if not np.isfinite(converted).all():
+            if np.isfinite(X).all():
+                raise ValueError(
+                    f"X has values too large for {self.dtype} (largest magnitude "
+                    f"{np.abs(X).max():.4g}); rescale X or use dtype='float64'")
             raise ValueError("X contains NaN or infinity")
+        X = converted
         if reset:
             self._check_params()
         elif X.shape[1] != self.n_features_in_:

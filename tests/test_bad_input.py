@@ -65,6 +65,15 @@ def test_vae_only_methods_reject_bad_X(method):
         getattr(vae, method)(with_nan())
 
 
+def test_finite_values_too_large_for_float32_are_named_as_such():
+    huge = X * 1e39
+    with pytest.raises(ValueError, match=r"X has values too large for float32 .*dtype='float64'"):
+        VAE(likelihood="gaussian", epochs=1).fit(huge)
+    model = VAE(likelihood="gaussian", dtype="float64", hidden_dims=(4,), epochs=1,
+                random_state=0).fit(X)
+    assert np.isfinite(model.transform(huge)).all()
+
+
 @pytest.mark.parametrize("method", ["fit", "score"])
 def test_bernoulli_needs_unit_interval_but_gaussian_does_not(method):
     outside = X * 3 - 1
