@@ -201,3 +201,16 @@ def test_evaluation_in_row_blocks_equals_one_block(digits, cls, monkeypatch):
     for name, value in whole.items():
         again = getattr(model, name)(model.transform(X) if name == "decode" else X)
         np.testing.assert_allclose(again, value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_sklearn_clone_and_pipeline(digits):
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+    model = vae(epochs=2, latent_dim=3).fit(digits[0][:200])
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and not hasattr(copy, "params_")
+    pipe = make_pipeline(MinMaxScaler(clip=True), vae(epochs=2, latent_dim=3))
+    pipe.fit(digits[0][:200])
+    assert pipe.transform(digits[1]).shape == (digits[1].shape[0], 3)
+    assert np.isfinite(pipe.score(digits[1]))
