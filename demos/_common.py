@@ -15,8 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+
+from npvae.datasets import load_dataset  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SHAPE = (8, 8)
@@ -34,13 +34,11 @@ def parse_args(description):
     return args
 
 
-def digits(test_size=0.25, random_state=0):
-    """scikit-learn's 8x8 digits scaled to [0, 1] (float32), split into
-    ``X_train, X_test, y_train, y_test`` stratified by label."""
-    data = load_digits()
-    X = (data.data / 16.0).astype(np.float32)
-    return train_test_split(X, data.target, test_size=test_size,
-                            random_state=random_state, stratify=data.target)
+def digits():
+    """The bundled 8x8 digits in [0, 1] (float32), split by
+    :func:`npvae.datasets.load_dataset`: ``X_train, X_test, y_train, y_test``."""
+    d = load_dataset("digits")
+    return d.X_train, d.X_test, d.y_train, d.y_test
 
 
 def report(name, value):

@@ -3,6 +3,7 @@ central differences (and the check is shown to catch planted bugs), and
 fit_latent finds the closed-form MAP code of a linear Gaussian decoder."""
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from npvae import VAE, Autoencoder, inference, layers
 from npvae.gradcheck import check_gradient
@@ -113,3 +114,12 @@ def test_fit_latent_rejects_bad_input(kwargs, error, match):
     model, X, _, _ = _setup()
     with pytest.raises(error, match=match):
         fit_latent(model, X, **kwargs)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, X, Z: fit_latent(m, X), lambda m, X, Z: log_joint(m, X, Z),
+    lambda m, X, Z: log_joint_grad(m, X, Z),
+])
+def test_unfitted_model_raises_not_fitted(call):
+    with pytest.raises(NotFittedError):
+        call(VAE(latent_dim=L), np.full((2, D), 0.5), np.zeros((2, L)))

@@ -1,0 +1,723 @@
+"""Data sets for npvae: loading, validation, splitting and binarisation.
+
+Every loader returns a :class:`Dataset` whose ``X`` arrays are float32,
+2-D ``(n_samples, n_features)`` and, for the named data sets, in [0, 1].
+The file formats (IDX, Larochelle's ``.amat``, MATLAB 5 MAT-files) are parsed
+here with NumPy alone, so this module imports nothing else from npvae and
+needs no dependency beyond NumPy and scikit-learn (for the bundled digits).
+
+Randomness only comes from :class:`numpy.random.Generator` objects passed in
+or built from a seed; the fixed train/test splits use internal seeds so that
+test scores are comparable across runs.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import Request, urlopen
+
+import numpy as np
+
+__all__ = [
+    "DATASETS",
+    "MIRRORS",
+    "MD5SUMS",
+    "DataError",
+    "MissingDataError",
+    "Dataset",
+    "load_dataset",
+    "load_binarized_mnist",
+    "download",
+    "resolve_data_dir",
+    "read_idx",
+    "read_amat",
+    "read_mat",
+    "train_val_split",
+    "binarize",
+]
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "binarized-mnist", "frey-face")
+
+#: Base URLs tried in order by :func:`download`, per data set.
+MIRRORS = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    "binarized-mnist": (
+        "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",
+    ),
+    "frey-face": ("https://cs.nyu.edu/~roweis/data/",),
+}
+
+#: The files of each data set as published, with their md5 checksums.
+MD5SUMS = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    "binarized-mnist": {
+        "binarized_mnist_train.amat": "db28b1a6ae0fe70cbd3da91acf46e477",
+        "binarized_mnist_valid.amat": "bf37822a04e94123630de6a7dfd9c9ef",
+        "binarized_mnist_test.amat": "14e41ae11040adba6ab8cb291eda0dd8",
+    },
+    "frey-face": {"frey_rawface.mat": "5aeb024d42b8a6091f30e5eb18c8a48d"},
+}
+
+# Fixed seeds of the built-in splits: they must not follow the user's seed.
+_DIGITS_SPLIT_SEED = 0
+_FILE_SPLIT_SEED = 0
+_HELD_OUT_FRACTION = 0.2
+
+
+class DataError(ValueError):
+    """A data file or array is corrupt, malformed or of the wrong kind."""
+
+
+class MissingDataError(FileNotFoundError):
+    """The files of a named data set are not in the data folder."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A data set split into a training and a test part.
+
+    Attributes
+    ----------
+    name : str
+        Data set name, or the file path it was read from.
+    X_train, X_test : numpy.ndarray
+        float32 arrays of shape ``(n, n_features)``.
+    y_train, y_test : numpy.ndarray or None
+        int64 class labels of shape ``(n,)``, or None when unlabelled.
+    image_shape : tuple of int or None
+        ``(height, width)`` of one sample viewed as an image, row-major, or
+        None when the features are not an image.
+    binary : bool
+        True when every value is exactly 0 or 1.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray | None
+    X_test: np.ndarray
+    y_test: np.ndarray | None
+    image_shape: tuple[int, ...] | None
+    binary: bool
+
+    def __post_init__(self):
+        # Catch inconsistent parts where they are made, not deep in training.
+        for X, y in ((self.X_train, self.y_train), (self.X_test, self.y_test)):
+            if X.ndim != 2 or X.shape[1] != self.X_train.shape[1]:
+                raise ValueError(f"{self.name}: inconsistent X shapes "
+                                 f"{self.X_train.shape} and {self.X_test.shape}")
+            if y is not None and y.shape != (X.shape[0],):
+                raise ValueError(f"{self.name}: y of shape {y.shape} for X of shape {X.shape}")
+        if self.image_shape is not None and np.prod(self.image_shape) != self.X_train.shape[1]:
+            raise ValueError(f"{self.name}: image_shape {self.image_shape} does not "
+                             f"match {self.X_train.shape[1]} features")
+
+
+# --------------------------------------------------------------------------
+# Public entry points
+
+
+def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
+    """Load a named data set or a data file.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        One of :data:`DATASETS`, or a path ending in ``.npy``, ``.npz`` or
+        ``.csv``.
+    data_dir : str or os.PathLike, optional
+        Folder holding one sub-folder per data set (``<data_dir>/mnist/`` ...).
+        Defaults to ``$NPVAE_DATA_DIR``, else ``~/.npvae/data``.
+    download : bool, default False
+        Fetch missing files of a named data set (md5-checked). Ignored for
+        ``digits`` (bundled with scikit-learn) and for file paths.
+    mirror : str, optional
+        Base URL to download from instead of :data:`MIRRORS`; files are
+        fetched from ``<mirror>/<name>/<file>``. Defaults to
+        ``$NPVAE_DATA_MIRROR`` when that is set.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    MissingDataError
+        The files of a named data set are missing and ``download`` is False.
+    DataError
+        A file is corrupt or malformed, or a download failed its md5 check.
+    ValueError
+        ``name_or_path`` is neither a known name nor a supported file type.
+
+    Notes
+    -----
+    The splits:
+
+    - ``digits``: scikit-learn's 1797 8x8 digits scaled by 1/16, split 80/20
+      at random with a fixed internal seed.
+    - ``mnist``, ``fashion-mnist``: the official 60000/10000 split, pixels /255.
+    - ``binarized-mnist``: Larochelle's train (50000) and test (10000) files;
+      the valid split is available through :func:`load_binarized_mnist`.
+    - ``frey-face``: no official split exists; the last 10% of the 1965
+      frames (196) are the test set. The frames come from one video, so
+      neighbouring frames are near duplicates: a contiguous tail keeps them
+      out of the test set, which a random split would not.
+    - a ``.npy``/``.npz``/``.csv`` file: a fixed-seed random 20% is held out
+      as the test set. Values are kept as they are (no rescaling), so they
+      may lie outside [0, 1]. An ``.npz`` supplies ``X`` (or its only array)
+      and optional integer labels ``y``; a ``.csv`` is numbers separated by
+      commas, with an optional header row, and has no labels.
+    """
+    name = str(name_or_path)
+    if name.lower() in DATASETS:
+        name = name.lower()
+        if name == "digits":
+            return _load_digits()
+        if name == "binarized-mnist":
+            train, test = (load_binarized_mnist(data_dir, s, download, mirror)
+                           for s in ("train", "test"))
+            return Dataset(name, train, None, test, None, (28, 28), True)
+        if name == "frey-face":
+            return _load_frey(data_dir, download, mirror)
+        return _load_idx_dataset(name, data_dir, download, mirror)
+    if Path(name).suffix.lower() in (".npy", ".npz", ".csv"):
+        return _load_file(Path(name))
+    raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)} "
+                     "or a path to a .npy, .npz or .csv file")
+
+
+def load_binarized_mnist(data_dir=None, split="train", download=False, mirror=None):
+    """Load one split of Larochelle & Murray's statically binarized MNIST.
+
+    Parameters
+    ----------
+    data_dir, download, mirror
+        As in :func:`load_dataset`.
+    split : {"train", "valid", "test"}
+        50000, 10000 and 10000 images respectively.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape ``(n, 784)`` holding 0 and 1.
+    """
+    if split not in ("train", "valid", "test"):
+        raise ValueError(f"split must be 'train', 'valid' or 'test', not {split!r}")
+    (path,) = _require("binarized-mnist", [f"binarized_mnist_{split}.amat"],
+                       data_dir, download, mirror)
+    return read_amat(path)
+
+
+def download(name, data_dir=None, mirror=None):
+    """Fetch every missing file of a named data set into ``<data_dir>/<name>/``.
+
+    Each file is streamed into a temporary file beside its target, its md5
+    is checked against :data:`MD5SUMS`, and only then is it renamed into
+    place, so a failed or interrupted download leaves nothing behind.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MIRRORS`.
+    data_dir, mirror
+        As in :func:`load_dataset`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The local files, downloaded or already present.
+
+    Raises
+    ------
+    DataError
+        No mirror delivered a file with the right md5.
+    """
+    if name not in MD5SUMS:
+        raise ValueError(f"nothing to download for {name!r}: expected one of {', '.join(MD5SUMS)}")
+    return _require(name, list(MD5SUMS[name]), data_dir, True, mirror)
+
+
+def resolve_data_dir(data_dir=None):
+    """Return the data folder: ``data_dir``, else ``$NPVAE_DATA_DIR``, else ``~/.npvae/data``.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if data_dir is None:
+        data_dir = os.environ.get("NPVAE_DATA_DIR") or Path.home() / ".npvae" / "data"
+    return Path(data_dir).expanduser()
+
+
+def train_val_split(X, y=None, val_fraction=0.1, random_state=None):
+    """Split samples at random into a training and a validation part.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Samples along the first axis.
+    y : numpy.ndarray, optional
+        Labels, split alongside ``X``.
+    val_fraction : float, default 0.1
+        Fraction of samples for validation, in (0, 1); rounded to a whole
+        number of samples, with at least one sample in each part.
+    random_state : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        Seed or generator; the split is deterministic for a given seed.
+
+    Returns
+    -------
+    X_train, X_val : numpy.ndarray
+        The two parts, each in the original order of ``X``.
+    y_train, y_val : numpy.ndarray or None
+        The matching labels, or None when ``y`` is None.
+    """
+    X = np.asarray(X)
+    n = X.shape[0]
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if n < 2:
+        raise ValueError(f"need at least 2 samples to split, got {n}")
+    if y is not None and len(y) != n:
+        raise ValueError(f"X has {n} samples but y has {len(y)}")
+    n_val = min(max(int(round(val_fraction * n)), 1), n - 1)
+    perm = np.random.default_rng(random_state).permutation(n)
+    # Sorting keeps each part in file order (e.g. Frey's frames stay in sequence).
+    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    if y is None:
+        return X[train], X[val], None, None
+    y = np.asarray(y)
+    return X[train], X[val], y[train], y[val]
+
+
+def binarize(X, rng):
+    """Draw a dynamic binarisation: each value becomes 1 with probability ``X``.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Floating-point probabilities in [0, 1].
+    rng : numpy.random.Generator or int
+        Generator (or seed for one) to draw from.
+
+    Returns
+    -------
+    numpy.ndarray
+        0/1 values of the same shape and dtype as ``X``.
+    """
+    X = np.asarray(X)
+    if X.dtype.kind != "f":
+        raise ValueError(f"binarize needs floating-point probabilities, got dtype {X.dtype}")
+    if X.size and (X.min() < 0 or X.max() > 1):
+        raise ValueError("binarize needs values in [0, 1]")
+    # Draw in float32 for float32 data: half the memory, same distribution to 2**-24.
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    u = np.random.default_rng(rng).random(X.shape, dtype=dtype)
+    return (u < X).astype(X.dtype)
+
+
+# --------------------------------------------------------------------------
+# File formats
+
+
+def read_idx(path, ndim=None):
+    """Read an IDX file of unsigned bytes (plain or gzip-compressed).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    ndim : int, optional
+        Expected number of dimensions: 3 for images (magic 0x00000803),
+        1 for labels (magic 0x00000801).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array with the dimensions from the header.
+
+    Raises
+    ------
+    DataError
+        Wrong magic number, or a byte count that does not match the header.
+    """
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise DataError(f"{path}: too short for an IDX file ({len(data)} bytes)")
+    magic = int.from_bytes(data[:4], "big")
+    # 0x08 in the third byte means unsigned bytes; the fourth is the rank.
+    if data[:3] != b"\x00\x00\x08" or (ndim is not None and data[3] != ndim):
+        expected = f"0x{0x800 + ndim:08x}" if ndim is not None else "0x000008NN"
+        raise DataError(f"{path}: wrong IDX magic number 0x{magic:08x}, expected {expected}")
+    header = 4 + 4 * data[3]
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = struct.unpack(f">{data[3]}i", data[4:header])
+    if any(d < 0 for d in dims):
+        raise DataError(f"{path}: negative IDX dimensions {dims}")
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataError(f"{path}: {what}: {len(data)} bytes, expected {expected} for dims {dims}")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+
+
+def read_amat(path, n_features=784):
+    """Read a Larochelle ``.amat`` file of 0/1 values (plain or gzip-compressed).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    n_features : int, default 784
+        Number of values each line must have.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape ``(n_lines, n_features)``.
+
+    Raises
+    ------
+    DataError
+        A line with the wrong number of values, or a value other than 0 or 1.
+    """
+    data = _read_bytes(path)
+    line_len = 2 * n_features
+    raw = np.frombuffer(data, np.uint8)
+    # Fast path for the exact published layout: "d d ... d\n", one char per digit.
+    if data and raw.size % line_len == 0:
+        rows = raw.reshape(-1, line_len)
+        digits, seps = rows[:, 0::2], rows[:, 1::2]
+        if ((seps[:, :-1] == ord(" ")).all() and (seps[:, -1] == ord("\n")).all()
+                and (digits <= ord("1")).all() and (digits >= ord("0")).all()):
+            return (digits - ord("0")).astype(np.float32)
+    # Slow path: any whitespace; also finds the first bad line for the message.
+    # Line by line, so a large file never becomes millions of token objects.
+    lines = data.rstrip().splitlines()
+    if not lines:
+        raise DataError(f"{path}: no data")
+    out = np.empty((len(lines), n_features), np.float32)
+    for i, line in enumerate(lines):
+        tokens = line.split()
+        if len(tokens) != n_features:
+            raise DataError(f"{path}: line {i + 1} has {len(tokens)} values, expected {n_features}")
+        bad = set(tokens) - {b"0", b"1"}
+        if bad:
+            raise DataError(f"{path}: line {i + 1} has a value other than 0 or 1: "
+                            f"{min(bad).decode(errors='replace')!r}")
+        out[i] = np.frombuffer(b"".join(tokens), np.uint8) - ord("0")
+    return out
+
+
+# MAT-file data types (miXXX) and array classes (mxXXX_CLASS) as NumPy dtypes.
+_MI_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4",
+              7: "f4", 9: "f8", 12: "i8", 13: "u8"}
+_MX_DTYPES = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2",
+              12: "i4", 13: "u4", 14: "i8", 15: "u8"}
+_MI_UINT32, _MI_INT32, _MI_MATRIX, _MI_COMPRESSED = 6, 5, 14, 15
+_MX_COMPLEX_FLAG = 0x0800
+
+
+def read_mat(path):
+    """Read the numeric arrays of a MATLAB 5 (``-v6``/``-v7``) MAT-file.
+
+    A minimal reader for real numeric matrices, compressed or not, in either
+    byte order. Variables of other kinds (char, cell, struct, sparse,
+    complex) are skipped. MATLAB 7.3 files (HDF5) are not supported.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Each variable with its MATLAB dimensions (at least 2-D), like
+        ``scipy.io.loadmat`` returns it.
+
+    Raises
+    ------
+    DataError
+        Not a MATLAB 5 MAT-file, or a corrupt one.
+    """
+    data = Path(path).read_bytes()
+    order = {b"IM": "little", b"MI": "big"}.get(data[126:128])
+    if len(data) < 128 or order is None:
+        raise DataError(f"{path}: not a MATLAB 5 MAT-file (no 'MI' marker in its header)")
+    version = int.from_bytes(data[124:126], order)
+    if version != 0x0100:
+        raise DataError(f"{path}: unsupported MAT-file version 0x{version:04x} "
+                        "(MATLAB 7.3/HDF5 files are not supported; save with -v7)")
+    arrays = {}
+    pos = 128
+    try:
+        while pos < len(data):
+            mtype, body, pos = _mat_element(data, pos, order)
+            if mtype == _MI_COMPRESSED:
+                mtype, body, _ = _mat_element(zlib.decompress(body), 0, order)
+            if mtype == _MI_MATRIX and body:
+                name, array = _mat_matrix(body, order)
+                if array is not None:
+                    arrays[name] = array
+    except (ValueError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt MAT-file: {e}") from None
+    return arrays
+
+
+def _mat_element(buf, pos, order):
+    """Return ``(type, payload, next_pos)`` of the data element at ``pos``."""
+    if pos + 8 > len(buf):
+        raise DataError(f"truncated element tag at byte {pos}")
+    word = int.from_bytes(buf[pos:pos + 4], order)
+    if word >> 16:
+        # Small data element: size in the upper half, payload in the next 4 bytes.
+        mtype, size = word & 0xFFFF, word >> 16
+        if size > 4:
+            raise DataError(f"small data element of {size} bytes at byte {pos}")
+        return mtype, buf[pos + 4:pos + 4 + size], pos + 8
+    mtype, size = word, int.from_bytes(buf[pos + 4:pos + 8], order)
+    start, end = pos + 8, pos + 8 + size
+    if end > len(buf):
+        raise DataError(f"element at byte {pos} needs {size} bytes, only {len(buf) - start} left")
+    # Elements are padded to 8 bytes, except compressed ones.
+    next_pos = end if mtype == _MI_COMPRESSED else start + -(-size // 8) * 8
+    return mtype, buf[start:end], next_pos
+
+
+def _mat_matrix(body, order):
+    """Decode an miMATRIX payload into ``(name, array)``; array is None if unsupported."""
+    e = "<" if order == "little" else ">"
+    ftype, flags, pos = _mat_element(body, 0, order)
+    dims_type, dims, pos = _mat_element(body, pos, order)
+    _, name, pos = _mat_element(body, pos, order)
+    if ftype != _MI_UINT32 or dims_type != _MI_INT32:
+        raise DataError("miMATRIX without array flags and dimensions")
+    flags = int.from_bytes(flags[:4], order)
+    dims = tuple(int(d) for d in np.frombuffer(dims, e + "i4"))
+    name = name.decode("latin-1")
+    mx_class = flags & 0xFF
+    if mx_class not in _MX_DTYPES or flags & _MX_COMPLEX_FLAG:
+        return name, None
+    rtype, real, _ = _mat_element(body, pos, order)
+    if rtype not in _MI_DTYPES:
+        raise DataError(f"variable {name!r}: unsupported data type {rtype}")
+    values = np.frombuffer(real, e + _MI_DTYPES[rtype])
+    if values.size != np.prod(dims):
+        raise DataError(f"variable {name!r}: {values.size} values for dimensions {dims}")
+    # MATLAB may store e.g. a double array as bytes; the class is what it means.
+    return name, values.astype(_MX_DTYPES[mx_class]).reshape(dims, order="F")
+
+
+# --------------------------------------------------------------------------
+# Loaders of the named data sets
+
+
+def _load_digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X = (digits.data / 16.0).astype(np.float32)
+    X_tr, X_te, y_tr, y_te = train_val_split(X, digits.target.astype(np.int64),
+                                             _HELD_OUT_FRACTION, _DIGITS_SPLIT_SEED)
+    return Dataset("digits", X_tr, y_tr, X_te, y_te, (8, 8), False)
+
+
+def _load_idx_dataset(name, data_dir, download, mirror):
+    paths = _require(name, list(MD5SUMS[name]), data_dir, download, mirror)
+    by_name = dict(zip(MD5SUMS[name], paths))
+    parts = []
+    for split in ("train", "t10k"):
+        images_path = by_name[f"{split}-images-idx3-ubyte.gz"]
+        labels_path = by_name[f"{split}-labels-idx1-ubyte.gz"]
+        images, labels = read_idx(images_path, ndim=3), read_idx(labels_path, ndim=1)
+        if images.shape[1:] != (28, 28):
+            raise DataError(f"{images_path}: images of shape {images.shape[1:]}, expected (28, 28)")
+        if labels.shape[0] != images.shape[0]:
+            raise DataError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images")
+        if labels.size and labels.max() > 9:
+            raise DataError(f"{labels_path}: label {labels.max()} outside 0-9")
+        parts += [_scale_bytes(images.reshape(len(images), -1)), labels.astype(np.int64)]
+    return Dataset(name, *parts, image_shape=(28, 28), binary=False)
+
+
+def _load_frey(data_dir, download, mirror):
+    (path,) = _require("frey-face", ["frey_rawface.mat"], data_dir, download, mirror)
+    ff = read_mat(path).get("ff")
+    if ff is None or ff.dtype != np.uint8 or ff.ndim != 2 or ff.shape[0] != 28 * 20:
+        what = "no variable 'ff'" if ff is None else f"'ff' is {ff.dtype} {ff.shape}"
+        raise DataError(f"{path}: {what}, expected uint8 of shape (560, n)")
+    X = _scale_bytes(ff.T)  # one column per 28x20 image, row-major
+    n_test = X.shape[0] // 10
+    return Dataset("frey-face", X[:-n_test], None, X[-n_test:], None, (28, 20), False)
+
+
+def _load_file(path):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    y = None
+    try:
+        if path.suffix.lower() == ".csv":
+            X = _read_csv(path)
+        elif path.suffix.lower() == ".npy":
+            X = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as npz:
+                keys = list(npz.keys())
+                if "X" not in keys and len(keys) != 1:
+                    raise DataError(f"{path}: holds arrays {keys}; expected one named 'X' "
+                                    "or a single array")
+                X = npz["X" if "X" in keys else keys[0]]
+                y = npz["y"] if "X" in keys and "y" in keys else None
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, zlib.error) as e:
+        # np.load refuses pickled (object) arrays with a ValueError.
+        raise DataError(f"{path}: cannot read: {e}") from None
+    X = _check_features(X, path)
+    if y is not None:
+        y = _check_labels(y, X.shape[0], path)
+    X_tr, X_te, y_tr, y_te = train_val_split(X, y, _HELD_OUT_FRACTION, _FILE_SPLIT_SEED)
+    binary = bool(np.all((X == 0) | (X == 1)))
+    return Dataset(str(path), X_tr, y_tr, X_te, y_te, None, binary)
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        first = f.readline()
+    try:
+        [float(v) for v in first.split(",")]
+        skip = 0
+    except ValueError:
+        skip = 1  # a header row
+    with warnings.catch_warnings():
+        # An empty file warns; _check_features reports it as an error instead.
+        warnings.simplefilter("ignore", UserWarning)
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+
+
+def _check_features(X, path):
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise DataError(f"{path}: X must be 2-D (samples, features), got shape {X.shape}")
+    if X.shape[0] < 2 or X.shape[1] < 1:
+        raise DataError(f"{path}: X of shape {X.shape} is too small (need 2+ rows, 1+ columns)")
+    X = X.astype(np.float32)
+    if not np.isfinite(X).all():
+        raise DataError(f"{path}: X has NaN or infinite values (or values too large for float32)")
+    return X
+
+
+def _check_labels(y, n, path):
+    if y.dtype.kind not in "biuf" or y.shape != (n,):
+        raise DataError(f"{path}: y must be numeric of shape ({n},), got {y.dtype} {y.shape}")
+    if not np.array_equal(y, np.round(y)):
+        raise DataError(f"{path}: y must hold integer class labels")
+    return y.astype(np.int64)
+
+
+def _scale_bytes(a):
+    return a.astype(np.float32) / np.float32(255)
+
+
+def _read_bytes(path):
+    """Read a file, gunzipping it when its name ends in .gz."""
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot read: {e}") from None
+
+
+# --------------------------------------------------------------------------
+# Locating and downloading files
+
+
+def _require(name, files, data_dir, download_missing, mirror):
+    """Return local paths of ``files`` of data set ``name``, downloading if asked."""
+    folder = resolve_data_dir(data_dir) / name
+    paths = [_local_file(folder, f) for f in files]
+    missing = [f for f, p in zip(files, paths) if p is None]
+    if missing and not download_missing:
+        raise MissingDataError(
+            f"{name}: missing {', '.join(missing)} in {folder}; put the official files "
+            f"there (from {_mirrors(name, mirror)[0]}), gzipped or not, or pass "
+            "download=True (CLI: --download) to fetch them")
+    for f in missing:
+        _fetch(name, f, folder, mirror)
+    return [_local_file(folder, f) for f in files]
+
+
+def _local_file(folder, fname):
+    # Accept the file gzipped or not, whichever way it was published.
+    alt = fname[:-3] if fname.endswith(".gz") else fname + ".gz"
+    for candidate in (folder / fname, folder / alt):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _mirrors(name, mirror):
+    mirror = mirror or os.environ.get("NPVAE_DATA_MIRROR")
+    if mirror:
+        return [f"{mirror.rstrip('/')}/{name}/"]
+    return list(MIRRORS[name])
+
+
+def _fetch(name, fname, folder, mirror):
+    """Download one file into ``folder`` after checking its md5."""
+    folder.mkdir(parents=True, exist_ok=True)
+    expected = MD5SUMS[name][fname]
+    errors = []
+    for base in _mirrors(name, mirror):
+        url = base + fname
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
+        try:
+            md5 = hashlib.md5(usedforsecurity=False)
+            with os.fdopen(fd, "wb") as out, \
+                    urlopen(Request(url, headers={"User-Agent": "npvae"}), timeout=60) as resp:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    md5.update(chunk)
+                    out.write(chunk)
+            if md5.hexdigest() != expected:
+                errors.append(f"{url}: md5 {md5.hexdigest()}, expected {expected}")
+                continue
+            os.replace(tmp, folder / fname)
+            tmp = None
+            return
+        except (OSError, URLError, http.client.HTTPException, ValueError) as e:
+            errors.append(f"{url}: {e}")
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+    raise DataError(f"could not download {name}/{fname}: {'; '.join(errors)}")

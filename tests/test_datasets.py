@@ -1,0 +1,617 @@
+"""Tests of npvae.datasets: real data sanity values, file formats, downloads, splits."""
+import functools
+import gzip
+import hashlib
+import http.server
+import io
+import os
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npvae import datasets as ds
+from npvae.datasets import DataError, MissingDataError
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def shared_data_dir():
+    """The shared real-data folder beside the repo clone, or $NPVAE_DATA_DIR."""
+    for candidate in (os.environ.get("NPVAE_DATA_DIR"),
+                      Path(__file__).resolve().parents[2] / "shared" / "data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def real_dir(name):
+    root = shared_data_dir()
+    if root is None or not (root / name).is_dir():
+        pytest.skip(f"real data folder {name}/ not available")
+    return root
+
+
+def idx_bytes(array, magic=None):
+    array = np.asarray(array, dtype=np.uint8)
+    magic = 0x800 + array.ndim if magic is None else magic
+    return struct.pack(f">I{array.ndim}i", magic, *array.shape) + array.tobytes()
+
+
+def write(path, data, gz=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz if gz is not None else path.suffix == ".gz":
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+def amat_bytes(bits, sep=" ", newline="\n"):
+    return "".join(sep.join(str(int(v)) for v in row) + newline for row in bits).encode()
+
+
+def write_fake_mnist(folder, n_train=30, n_test=10, seed=0):
+    """Write a small IDX data set; return the uint8 images and labels written."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        write(folder / f"{split}-images-idx3-ubyte.gz", idx_bytes(images))
+        write(folder / f"{split}-labels-idx1-ubyte.gz", idx_bytes(labels))
+        out[split] = images, labels
+    return out
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def mat_bytes(order, name, values, mx_class, mi_type):
+    """A hand-made uncompressed MAT-file with one matrix, in either byte order.
+
+    Lets the tests cover what scipy.io.savemat never writes: big-endian
+    files and a double matrix stored as bytes (as MATLAB does).
+    """
+    e = "<" if order == "little" else ">"
+
+    def element(mtype, payload):
+        padded = payload + b"\0" * (-len(payload) % 8)
+        return struct.pack(e + "II", mtype, len(payload)) + padded
+
+    values = np.asarray(values)
+    body = (element(6, struct.pack(e + "II", mx_class, 0))
+            + element(5, np.asarray(values.shape, e + "i4").tobytes())
+            + element(1, name.encode())
+            + element(mi_type, values.astype(e + {2: "u1", 9: "f8"}[mi_type]).tobytes(order="F")))
+    header = b"MATLAB 5.0 MAT-file".ljust(116) + b"\0" * 8
+    header += struct.pack(e + "H", 0x0100) + (b"IM" if order == "little" else b"MI")
+    return header + element(14, body)
+
+
+# --------------------------------------------------------------------------
+# Real data (skipped when the shared folder is absent)
+
+
+@pytest.fixture(scope="module")
+def real_mnist():
+    return ds.load_dataset("mnist", real_dir("mnist"))
+
+
+def test_real_mnist_matches_readme_sanity_values(real_mnist):
+    d = real_mnist
+    assert d.X_train.shape == (60000, 784) and d.X_test.shape == (10000, 784)
+    assert d.X_train.dtype == np.float32 and d.image_shape == (28, 28) and not d.binary
+    assert d.X_train.min() == 0 and d.X_train.max() == 1
+    assert np.round(d.X_train * 255).sum(dtype=np.int64) == 1_567_298_545
+    assert np.round(d.X_test * 255).sum(dtype=np.int64) == 264_923_200
+    assert np.bincount(d.y_train).tolist() == [5923, 6742, 5958, 6131, 5842,
+                                               5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(d.y_test).tolist() == [980, 1135, 1032, 1010, 982,
+                                              892, 958, 1028, 974, 1009]
+
+
+def test_real_mnist_raw_idx_pixel_sum():
+    raw = ds.read_idx(real_dir("mnist") / "mnist" / "train-images-idx3-ubyte.gz", ndim=3)
+    assert raw.shape == (60000, 28, 28) and raw.dtype == np.uint8
+    assert raw.sum(dtype=np.int64) == 1_567_298_545
+
+
+def test_real_fashion_mnist_matches_readme_sanity_values():
+    d = ds.load_dataset("fashion-mnist", real_dir("fashion-mnist"))
+    assert d.X_train.shape == (60000, 784) and d.X_test.shape == (10000, 784)
+    assert np.round(d.X_train * 255).sum(dtype=np.int64) == 3_431_114_169
+    assert np.round(d.X_test * 255).sum(dtype=np.int64) == 573_469_082
+    assert np.bincount(d.y_train).tolist() == [6000] * 10
+    assert np.bincount(d.y_test).tolist() == [1000] * 10
+
+
+def test_real_binarized_mnist_matches_readme_sanity_values():
+    root = real_dir("binarized-mnist")
+    d = ds.load_dataset("binarized-mnist", root)
+    assert d.X_train.shape == (50000, 784) and d.X_test.shape == (10000, 784)
+    assert d.binary and d.y_train is None and d.X_train.dtype == np.float32
+    assert np.isin(d.X_train, (0, 1)).all()
+    assert d.X_train.sum(dtype=np.int64) == 5_118_041
+    assert d.X_test.sum(dtype=np.int64) == 1_038_896
+    valid = ds.load_binarized_mnist(root, "valid")
+    assert valid.shape == (10000, 784) and valid.sum(dtype=np.int64) == 1_028_036
+
+
+def test_real_frey_face_matches_readme_and_scipy():
+    root = real_dir("frey-face")
+    d = ds.load_dataset("frey-face", root)
+    X = np.vstack([d.X_train, d.X_test])
+    assert X.shape == (1965, 560) and d.image_shape == (28, 20)
+    assert d.X_test.shape == (196, 560)  # the last 10% of the frames
+    assert np.round(X * 255).sum(dtype=np.int64) == 169_968_741
+    scipy_io = pytest.importorskip("scipy.io")
+    path = root / "frey-face" / "frey_rawface.mat"
+    ff = scipy_io.loadmat(path)["ff"]
+    mine = ds.read_mat(path)["ff"]
+    assert mine.dtype == ff.dtype == np.uint8 and np.array_equal(mine, ff)
+    # Each column is one image stored row-major: the first test image is column 1769.
+    assert np.array_equal(np.round(d.X_test[0] * 255).reshape(28, 20), ff[:, 1769].reshape(28, 20))
+
+
+# --------------------------------------------------------------------------
+# digits (bundled with scikit-learn)
+
+
+def test_digits_fixed_split():
+    d = ds.load_dataset("digits")
+    assert d.X_train.shape == (1438, 64) and d.X_test.shape == (359, 64)
+    assert d.X_train.dtype == np.float32 and d.image_shape == (8, 8)
+    X = np.vstack([d.X_train, d.X_test])
+    assert X.min() == 0 and X.max() == 1 and np.array_equal(X * 16, np.round(X * 16))
+    # Pinned so that test scores stay comparable across runs and NumPy versions.
+    assert d.y_test[:12].tolist() == [2, 2, 3, 0, 8, 8, 7, 8, 3, 4, 0, 2]
+    assert int(d.y_test.sum()) == 1662
+    again = ds.load_dataset("DIGITS")
+    assert np.array_equal(again.X_test, d.X_test) and np.array_equal(again.y_train, d.y_train)
+
+
+# --------------------------------------------------------------------------
+# IDX
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_round_trip(tmp_path, gz):
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    p = write(tmp_path / ("a.idx.gz" if gz else "a.idx"), idx_bytes(a))
+    out = ds.read_idx(p, ndim=3)
+    assert out.dtype == np.uint8 and np.array_equal(out, a)
+
+
+def test_mnist_from_small_idx_files(tmp_path):
+    written = write_fake_mnist(tmp_path / "mnist")
+    d = ds.load_dataset("mnist", tmp_path)
+    images, labels = written["train"]
+    assert d.X_train.shape == (30, 784) and d.X_test.shape == (10, 784)
+    assert d.X_train.dtype == np.float32 and d.y_train.dtype == np.int64
+    assert np.array_equal(np.round(d.X_train * 255), images.reshape(30, -1))
+    assert np.array_equal(d.y_train, labels)
+    assert np.array_equal(d.y_test, written["t10k"][1])
+
+
+def test_unzipped_idx_files_are_accepted(tmp_path):
+    folder = tmp_path / "fashion-mnist"
+    written = write_fake_mnist(folder)
+    for p in folder.iterdir():
+        p.with_suffix("").write_bytes(gzip.decompress(p.read_bytes()))
+        p.unlink()
+    d = ds.load_dataset("fashion-mnist", tmp_path)
+    assert np.array_equal(d.y_test, written["t10k"][1])
+
+
+def test_idx_wrong_magic(tmp_path):
+    p = write(tmp_path / "x.gz", idx_bytes(np.zeros((2, 28, 28)), magic=0x801))
+    with pytest.raises(DataError, match=r"x\.gz: wrong IDX magic.*0x00000801.*0x00000803"):
+        ds.read_idx(p, ndim=3)
+
+
+@pytest.mark.parametrize("cut, message", [(-1, "truncated"), (-784, "truncated"),
+                                          (5, "has trailing bytes")])
+def test_idx_byte_count_must_match(tmp_path, cut, message):
+    data = idx_bytes(np.zeros((3, 28, 28)))
+    data = data[:cut] if cut < 0 else data + b"\0" * cut
+    p = write(tmp_path / "x.gz", data)
+    with pytest.raises(DataError, match=f"x.gz: {message}"):
+        ds.read_idx(p, ndim=3)
+
+
+def test_truncated_gzip_stream(tmp_path):
+    p = write(tmp_path / "x.gz", idx_bytes(np.ones((3, 28, 28))))
+    p.write_bytes(p.read_bytes()[:-20])
+    with pytest.raises(DataError, match="x.gz: cannot read"):
+        ds.read_idx(p, ndim=3)
+
+
+@pytest.mark.parametrize("bad", ["image_size", "label_count", "label_value"])
+def test_mnist_inconsistent_files(tmp_path, bad):
+    folder = tmp_path / "mnist"
+    write_fake_mnist(folder)
+    if bad == "image_size":
+        write(folder / "t10k-images-idx3-ubyte.gz", idx_bytes(np.zeros((10, 27, 28))))
+    elif bad == "label_count":
+        write(folder / "t10k-labels-idx1-ubyte.gz", idx_bytes(np.zeros(9)))
+    else:
+        write(folder / "t10k-labels-idx1-ubyte.gz", idx_bytes(np.full(10, 10)))
+    target = "images" if bad == "image_size" else "labels"
+    with pytest.raises(DataError, match=f"t10k-{target}-idx"):
+        ds.load_dataset("mnist", tmp_path)
+
+
+# --------------------------------------------------------------------------
+# .amat
+
+
+@pytest.mark.parametrize("name", ["b.amat", "b.amat.gz"])
+def test_amat_round_trip(tmp_path, name):
+    bits = np.random.default_rng(1).integers(0, 2, (5, 784))
+    out = ds.read_amat(write(tmp_path / name, amat_bytes(bits)))
+    assert out.dtype == np.float32 and np.array_equal(out, bits)
+
+
+def test_amat_other_whitespace_reads_the_same(tmp_path):
+    bits = np.random.default_rng(2).integers(0, 2, (4, 784))
+    p = write(tmp_path / "b.amat", amat_bytes(bits, sep="  ", newline="\r\n"))
+    assert np.array_equal(ds.read_amat(p), bits)
+
+
+@pytest.mark.parametrize("line, message", [
+    (" ".join(["0"] * 783 + ["2"]), "line 2 has a value other than 0 or 1: '2'"),
+    (" ".join(["1"] * 783), "line 2 has 783 values, expected 784"),
+    (" ".join(["0.5"] * 784), "line 2 has a value other than 0 or 1"),
+])
+def test_amat_bad_lines(tmp_path, line, message):
+    good = " ".join(["0"] * 784)
+    p = write(tmp_path / "b.amat", f"{good}\n{line}\n{good}\n".encode())
+    with pytest.raises(DataError, match=f"b.amat: {message}"):
+        ds.read_amat(p)
+
+
+def test_amat_empty(tmp_path):
+    with pytest.raises(DataError, match="no data"):
+        ds.read_amat(write(tmp_path / "b.amat", b"\n"))
+
+
+def test_binarized_mnist_from_small_files(tmp_path):
+    rng = np.random.default_rng(3)
+    splits = {s: rng.integers(0, 2, (n, 784)) for s, n in (("train", 6), ("valid", 3), ("test", 2))}
+    for s, bits in splits.items():
+        write(tmp_path / "binarized-mnist" / f"binarized_mnist_{s}.amat.gz", amat_bytes(bits))
+    d = ds.load_dataset("binarized-mnist", tmp_path)
+    assert d.binary and d.image_shape == (28, 28) and d.y_train is None
+    assert np.array_equal(d.X_train, splits["train"]) and np.array_equal(d.X_test, splits["test"])
+    assert np.array_equal(ds.load_binarized_mnist(tmp_path, "valid"), splits["valid"])
+    with pytest.raises(ValueError, match="split"):
+        ds.load_binarized_mnist(tmp_path, "validation")
+
+
+# --------------------------------------------------------------------------
+# MAT-files
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_mat_matches_scipy(tmp_path, compress):
+    scipy_io = pytest.importorskip("scipy.io")
+    rng = np.random.default_rng(4)
+    variables = {
+        "ff": rng.integers(0, 256, (56, 7), dtype=np.uint8),
+        "x": rng.normal(size=(3, 5)),
+        "a_longer_name": rng.normal(size=(2, 3, 4)).astype(np.float32),
+        "ints": rng.integers(-500, 500, (4, 1), dtype=np.int16),
+        "big": rng.integers(-2**40, 2**40, (2, 2), dtype=np.int64),
+        "scalar": 7.5,
+        "empty": np.zeros((0, 3)),
+        "text": "skipped",
+    }
+    p = tmp_path / "v.mat"
+    scipy_io.savemat(p, variables, do_compression=compress)
+    theirs, mine = scipy_io.loadmat(p), ds.read_mat(p)
+    assert set(mine) == set(variables) - {"text"}
+    for name, array in mine.items():
+        assert array.dtype == theirs[name].dtype, name
+        assert array.shape == theirs[name].shape, name
+        assert np.array_equal(array, theirs[name]), name
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+def test_read_mat_byte_order_and_stored_type(tmp_path, order):
+    values = np.array([[1.0, 2.0, 250.0], [4.0, 5.0, 6.0]])
+    # mxDOUBLE_CLASS (6) stored as miUINT8 (2): the reader must return doubles.
+    p = write(tmp_path / "m.mat", mat_bytes(order, "abcdefghij", values, 6, 2))
+    out = ds.read_mat(p)["abcdefghij"]
+    assert out.dtype == np.float64 and np.array_equal(out, values)
+    p = write(tmp_path / "d.mat", mat_bytes(order, "d", values / 7, 6, 9))
+    assert np.array_equal(ds.read_mat(p)["d"], values / 7)
+
+
+def test_read_mat_rejects_bad_files(tmp_path):
+    good = mat_bytes("little", "a", np.ones((4, 4)), 6, 9)
+    with pytest.raises(DataError, match="m.mat: corrupt MAT-file"):
+        ds.read_mat(write(tmp_path / "m.mat", good[:-40]))
+    with pytest.raises(DataError, match="n.mat: not a MATLAB 5 MAT-file"):
+        ds.read_mat(write(tmp_path / "n.mat", b"hello" * 40))
+    v73 = good[:124] + struct.pack("<H", 0x0200) + good[126:]
+    with pytest.raises(DataError, match="7.3"):
+        ds.read_mat(write(tmp_path / "h.mat", v73))
+
+
+def test_frey_face_from_small_mat_file(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    ff = np.random.default_rng(5).integers(0, 256, (560, 30), dtype=np.uint8)
+    (tmp_path / "frey-face").mkdir()
+    scipy_io.savemat(tmp_path / "frey-face" / "frey_rawface.mat", {"ff": ff})
+    d = ds.load_dataset("frey-face", tmp_path)
+    assert d.X_train.shape == (27, 560) and d.X_test.shape == (3, 560)
+    assert np.array_equal(np.round(d.X_test * 255), ff[:, 27:].T)
+    scipy_io.savemat(tmp_path / "frey-face" / "frey_rawface.mat", {"ff": ff.astype(float)})
+    with pytest.raises(DataError, match="'ff' is float64"):
+        ds.load_dataset("frey-face", tmp_path)
+
+
+# --------------------------------------------------------------------------
+# .npy / .npz / .csv files
+
+
+def assert_rows_kept(d, X):
+    got = np.vstack([d.X_train, d.X_test])
+    assert got.dtype == np.float32 and len(d.X_test) == round(0.2 * len(X))
+    assert np.array_equal(np.sort(got, axis=0), np.sort(X.astype(np.float32), axis=0))
+
+
+def test_npy_file_values_kept_and_split_fixed(tmp_path):
+    X = np.random.default_rng(6).normal(scale=3, size=(50, 4))
+    np.save(tmp_path / "x.npy", X)
+    d = ds.load_dataset(tmp_path / "x.npy")
+    assert_rows_kept(d, X)
+    assert d.X_train.max() > 1 and d.X_train.min() < 0  # not rescaled
+    assert d.y_train is None and d.image_shape is None and not d.binary
+    again = ds.load_dataset(str(tmp_path / "x.npy"))
+    assert np.array_equal(again.X_test, d.X_test)
+
+
+def test_npz_with_labels(tmp_path):
+    X = np.random.default_rng(7).integers(0, 2, (40, 3))
+    y = np.arange(40)
+    np.savez(tmp_path / "d.npz", X=X, y=y, other=np.zeros(2))
+    d = ds.load_dataset(tmp_path / "d.npz")
+    assert d.binary and d.y_train.dtype == np.int64
+    assert_rows_kept(d, X)
+    assert np.array_equal(d.X_test, X[d.y_test].astype(np.float32))  # labels follow rows
+
+
+def test_npz_single_array_of_any_name(tmp_path):
+    X = np.linspace(0, 1, 30).reshape(10, 3)
+    np.savez_compressed(tmp_path / "d.npz", data=X)
+    assert_rows_kept(ds.load_dataset(tmp_path / "d.npz"), X)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: np.savez(p / "f.npz", a=np.ones((3, 2)), b=np.ones((3, 2))), "expected one named 'X'"),
+    (lambda p: np.savez(p / "f.npz", X=np.array([[1, None]], dtype=object)), "cannot read"),
+    (lambda p: np.save(p / "f.npy", np.array([[1, "a"]], dtype=object)), "cannot read"),
+    (lambda p: np.save(p / "f.npy", np.ones(5)), "must be 2-D"),
+    (lambda p: np.save(p / "f.npy", np.ones((1, 5))), "too small"),
+    (lambda p: np.save(p / "f.npy", np.array([["a", "b"], ["c", "d"]])), "must be numeric"),
+    (lambda p: np.save(p / "f.npy", np.array([[1.0, np.inf], [0, 0]])), "NaN or infinite"),
+    (lambda p: np.savez(p / "f.npz", X=np.ones((3, 2)), y=[0.5, 1, 2]), "integer class labels"),
+    (lambda p: np.savez(p / "f.npz", X=np.ones((3, 2)), y=[0, 1]), r"shape \(3,\)"),
+    (lambda p: (p / "f.npy").write_bytes(b"not numpy"), "cannot read"),
+])
+def test_bad_array_files(tmp_path, make, message):
+    make(tmp_path)
+    (path,) = tmp_path.iterdir()
+    with pytest.raises(DataError, match=f"{path.name}: .*{message}"):
+        ds.load_dataset(path)
+
+
+@pytest.mark.parametrize("header", ["", "a,b,c\n"])
+def test_csv(tmp_path, header):
+    X = np.arange(30, dtype=float).reshape(10, 3) / 4
+    text = header + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X)
+    (tmp_path / "d.csv").write_text(text)
+    d = ds.load_dataset(tmp_path / "d.csv")
+    assert_rows_kept(d, X)
+    assert d.y_train is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1,2\nnan,3\n", "NaN or infinite"),
+    ("1,2\n3,x\n", "cannot read"),
+    ("1,2\n3\n", "cannot read"),
+    ("", "too small"),
+    ("a,b\n", "too small"),
+])
+def test_bad_csv(tmp_path, text, message):
+    (tmp_path / "d.csv").write_text(text)
+    with pytest.raises(DataError, match=f"d.csv: .*{message}"):
+        ds.load_dataset(tmp_path / "d.csv")
+
+
+def test_unknown_name_and_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="unknown data set 'cifar'"):
+        ds.load_dataset("cifar")
+    with pytest.raises(FileNotFoundError, match="nope.npy"):
+        ds.load_dataset(tmp_path / "nope.npy")
+
+
+def test_dataset_checks_consistency():
+    with pytest.raises(ValueError, match="image_shape"):
+        ds.Dataset("t", np.zeros((2, 6)), None, np.zeros((1, 6)), None, (2, 2), False)
+    with pytest.raises(ValueError, match="inconsistent X shapes"):
+        ds.Dataset("t", np.zeros((2, 6)), None, np.zeros((1, 5)), None, None, False)
+
+
+# --------------------------------------------------------------------------
+# Missing files, data folder, downloads
+
+
+def test_missing_files_message(tmp_path):
+    with pytest.raises(MissingDataError) as info:
+        ds.load_dataset("fashion-mnist", tmp_path)
+    message = str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+    assert str(tmp_path / "fashion-mnist") in message
+    for name in ds.MD5SUMS["fashion-mnist"]:
+        assert name in message
+    assert "download=True" in message and "--download" in message and "\n" not in message
+
+
+def test_data_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv("NPVAE_DATA_DIR", str(tmp_path / "env"))
+    assert ds.resolve_data_dir() == tmp_path / "env"
+    assert ds.resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("NPVAE_DATA_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert ds.resolve_data_dir() == tmp_path / "home" / ".npvae" / "data"
+    write_fake_mnist(tmp_path / "env" / "mnist", n_train=3, n_test=2)
+    monkeypatch.setenv("NPVAE_DATA_DIR", str(tmp_path / "env"))
+    assert ds.load_dataset("mnist").X_train.shape == (3, 784)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A local HTTP server on 127.0.0.1 serving tmp_path/mirror; yields (root, url)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "NPVAE_DATA_MIRROR"):
+        monkeypatch.delenv(var, raising=False)
+    root = tmp_path / "mirror"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def serve_frey(root, monkeypatch, n=20):
+    scipy_io = pytest.importorskip("scipy.io")
+    ff = np.random.default_rng(8).integers(0, 256, (560, n), dtype=np.uint8)
+    buf = io.BytesIO()
+    scipy_io.savemat(buf, {"ff": ff})
+    write(root / "frey-face" / "frey_rawface.mat", buf.getvalue())
+    monkeypatch.setitem(ds.MD5SUMS["frey-face"], "frey_rawface.mat", md5(buf.getvalue()))
+    return ff
+
+
+def test_download_good_file_lands(tmp_path, server, monkeypatch):
+    root, url = server
+    ff = serve_frey(root, monkeypatch)
+    data = tmp_path / "data"
+    d = ds.load_dataset("frey-face", data, download=True, mirror=url)
+    assert np.array_equal(np.round(d.X_test * 255), ff[:, 18:].T)
+    assert [p.name for p in (data / "frey-face").iterdir()] == ["frey_rawface.mat"]
+    # Present now: loads without downloading, even with the server's file gone.
+    (root / "frey-face" / "frey_rawface.mat").unlink()
+    assert ds.load_dataset("frey-face", data).X_train.shape == (18, 560)
+
+
+def test_download_bad_md5_leaves_nothing(tmp_path, server, monkeypatch):
+    root, url = server
+    serve_frey(root, monkeypatch)
+    monkeypatch.setitem(ds.MD5SUMS["frey-face"], "frey_rawface.mat", "0" * 32)
+    with pytest.raises(DataError, match=r"frey-face/frey_rawface.mat: .*md5 [0-9a-f]{32}, expected 0{32}"):
+        ds.load_dataset("frey-face", tmp_path / "data", download=True, mirror=url)
+    assert list((tmp_path / "data" / "frey-face").iterdir()) == []
+
+
+def test_download_falls_back_to_next_mirror(tmp_path, server, monkeypatch):
+    root, url = server
+    serve_frey(root, monkeypatch)
+    monkeypatch.setitem(ds.MIRRORS, "frey-face", (f"{url}/missing/", f"{url}/frey-face/"))
+    paths = ds.download("frey-face", tmp_path / "data")
+    assert paths == [tmp_path / "data" / "frey-face" / "frey_rawface.mat"]
+    monkeypatch.setitem(ds.MIRRORS, "frey-face", (f"{url}/missing/",))
+    with pytest.raises(DataError, match="404"):
+        ds.download("frey-face", tmp_path / "other")
+    assert list((tmp_path / "other" / "frey-face").iterdir()) == []
+
+
+def test_download_idx_set_through_env_mirror(tmp_path, server, monkeypatch):
+    root, url = server
+    written = write_fake_mnist(root / "mnist", n_train=4, n_test=3)
+    for p in (root / "mnist").iterdir():
+        monkeypatch.setitem(ds.MD5SUMS["mnist"], p.name, md5(p.read_bytes()))
+    # Pretend one file is already here: only the missing ones are fetched.
+    present = tmp_path / "data" / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    write(present, (root / "mnist" / present.name).read_bytes(), gz=False)
+    monkeypatch.setenv("NPVAE_DATA_MIRROR", url + "/")
+    d = ds.load_dataset("mnist", tmp_path / "data", download=True)
+    assert np.array_equal(d.y_train, written["train"][1])
+    assert sorted(p.name for p in present.parent.iterdir()) == sorted(ds.MD5SUMS["mnist"])
+
+
+# --------------------------------------------------------------------------
+# train_val_split and binarize
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 300), frac=st.floats(0.01, 0.99), seed=st.integers(0, 2**32 - 1))
+def test_train_val_split_partitions(n, frac, seed):
+    X = np.arange(n)[:, None] * np.ones((1, 2))
+    y = np.arange(n) * 10
+    X_tr, X_val, y_tr, y_val = ds.train_val_split(X, y, frac, seed)
+    ids = np.concatenate([X_tr[:, 0], X_val[:, 0]])
+    assert np.array_equal(np.sort(ids), np.arange(n))  # disjoint and covering
+    assert len(X_val) == min(max(round(frac * n), 1), n - 1)
+    assert np.array_equal(y_tr, X_tr[:, 0] * 10) and np.array_equal(y_val, X_val[:, 0] * 10)
+    again = ds.train_val_split(X, y, frac, np.random.default_rng(seed))
+    assert np.array_equal(again[1], X_val)
+
+
+def test_train_val_split_depends_on_seed():
+    X = np.arange(1000)
+    a, b, c = (ds.train_val_split(X, val_fraction=0.1, random_state=s)[1] for s in (1, 1, 2))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert ds.train_val_split(X, random_state=1)[2] is None
+
+
+@pytest.mark.parametrize("kwargs", [dict(val_fraction=0), dict(val_fraction=1),
+                                    dict(y=np.arange(3))])
+def test_train_val_split_rejects(kwargs):
+    with pytest.raises(ValueError):
+        ds.train_val_split(np.zeros((5, 2)), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binarize_statistics(dtype):
+    X = np.random.default_rng(9).random((400, 250)).astype(dtype)
+    X[0] = 0
+    X[1] = 1
+    B = ds.binarize(X, np.random.default_rng(10))
+    assert B.dtype == dtype and B.shape == X.shape
+    assert set(np.unique(B)) == {0, 1}
+    assert (B[0] == 0).all() and (B[1] == 1).all()
+    # Var of the mean is sum(p(1-p))/N^2; allow 5 standard deviations.
+    sd = np.sqrt((X * (1 - X)).sum()) / X.size
+    assert abs(B.mean() - X.mean()) < 5 * sd
+    # Per-column frequencies follow the column means, not a global rate.
+    cols = np.linspace(0.05, 0.95, 10)
+    B = ds.binarize(np.tile(cols, (4000, 1)), np.random.default_rng(11))
+    assert np.allclose(B.mean(axis=0), cols, atol=5 * np.sqrt(0.25 / 4000))
+    assert np.array_equal(ds.binarize(X, np.random.default_rng(3)),
+                          ds.binarize(X, np.random.default_rng(3)))
+
+
+def test_binarize_rejects_non_probabilities():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ds.binarize(np.array([0.5, 1.5]), rng)
+    with pytest.raises(ValueError, match="floating-point"):
+        ds.binarize(np.array([0, 1]), rng)
