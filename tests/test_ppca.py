@@ -51,7 +51,9 @@ def test_bounds_sit_below_the_models_exact_log_likelihood(fitted):
     _, logdet = np.linalg.slogdet(cov)
     exact = np.mean(-0.5 * (X.shape[1] * np.log(2 * np.pi) + logdet
                             + np.sum(r * np.linalg.solve(cov, r.T).T, axis=1)))
-    assert exact <= pca.score(X) + 1e-9
+    # PCA's eigenvalues divide by n - 1, not n: its score sits 5e-6 nats
+    # below the true maximum, far inside this tolerance.
+    assert exact <= pca.score(X) + 1e-4
     bounds = [np.mean(importance_weighted_log_likelihood(vae, X, k=k)) for k in (1, 10, 100)]
     assert bounds[0] < bounds[1] < bounds[2] <= exact + 0.005
     assert exact - bounds[2] < 0.02
