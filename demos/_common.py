@@ -41,6 +41,13 @@ def digits():
     return d.X_train, d.X_test, d.y_train, d.y_test
 
 
+def mean_elbo(model, X, draws):
+    """The ELBO per example averaged over ``draws`` seeded draws of the
+    reparameterization noise, steadier than one draw (``score_samples``)."""
+    return np.mean([np.subtract(*model.elbo_terms(X, random_state=s))
+                    for s in range(draws)], axis=0)
+
+
 def report(name, value):
     """Print one headline number in the ``name = value`` form the tests read."""
     print(f"{name} = {value:.4f}", flush=True)

@@ -13,16 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from _common import digits, parse_args, report, save_figure, show_images
+from _common import digits, mean_elbo, parse_args, report, save_figure, show_images
 from npvae import VAE
 
 HELD_OUT = 4
-
-
-def negative_elbo(model, X, draws=10):
-    """:math:`-\\mathrm{ELBO}` per example, averaged over noise draws."""
-    return -np.mean([np.subtract(*model.elbo_terms(X, random_state=s))
-                     for s in range(draws)], axis=0)
 
 
 def main():
@@ -31,7 +25,7 @@ def main():
     normal = y_train != HELD_OUT
     vae = VAE(latent_dim=8, hidden_dims=(128,), epochs=3 if args.fast else 60,
               learning_rate=3e-3, batch_size=64, random_state=0).fit(X_train[normal])
-    scores = negative_elbo(vae, X_test)
+    scores = -mean_elbo(vae, X_test, draws=10)
     is_anomaly = y_test == HELD_OUT
     auc = roc_auc_score(is_anomaly, scores)
     report(f"roc_auc_heldout_{HELD_OUT}", auc)

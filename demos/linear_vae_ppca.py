@@ -25,18 +25,11 @@ from scipy.linalg import subspace_angles
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-from _common import parse_args, report, save_figure
+from _common import mean_elbo, parse_args, report, save_figure
 from npvae import VAE
 from npvae.evaluation import importance_weighted_log_likelihood
 
 K = 10
-
-
-def mean_elbo(model, X, draws=20):
-    """The ELBO per example averaged over the data and ``draws`` noise draws
-    (one draw's Monte Carlo error is a few hundredths of a nat here)."""
-    return float(np.mean([np.mean(np.subtract(*model.elbo_terms(X, random_state=s)))
-                          for s in range(draws)]))
 
 
 def main():
@@ -48,7 +41,7 @@ def main():
               lr_schedule="cosine", dtype="float64", random_state=0).fit(X)
 
     pca_score = pca.score(X)
-    elbo = mean_elbo(vae, X)
+    elbo = float(np.mean(mean_elbo(vae, X, draws=20)))
     iwae = float(np.mean(importance_weighted_log_likelihood(vae, X, k=100)))
     W = vae.params_["decoder.0.W"]  # (K, 64): row j is decoder column j
     angles = np.degrees(subspace_angles(W.T, pca.components_.T))
