@@ -94,13 +94,24 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         if hasattr(X, "toarray"):
             raise TypeError("sparse input is not supported; pass X.toarray()")
         X = np.asarray(X)
+        if X.dtype.kind == "O":
+            # Numbers held as Python objects (say from a DataFrame) are fine.
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"X must be numeric; its object array does not "
+                                f"convert to numbers: {err}") from None
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: X has dtype {X.dtype}")
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must be numeric, got an array of dtype {X.dtype}")
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}. "
                              "Reshape your data: X.reshape(1, -1) for one sample")
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X is empty: shape {X.shape}")
+        for axis, what in ((0, "sample"), (1, "feature")):
+            if X.shape[axis] == 0:
+                raise ValueError(f"X is empty: 0 {what}(s) (shape={X.shape}) "
+                                 "while a minimum of 1 is required.")
         with np.errstate(over="ignore"):  # reported below, by name
             converted = np.ascontiguousarray(X, dtype=self.dtype)
         if not np.isfinite(converted).all():
@@ -114,7 +125,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             self._check_params()
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"was fitted with {self.n_features_in_}")
+                             f"is expecting {self.n_features_in_} features as input")
         if self.likelihood == "bernoulli":
             lo, hi = X.min(), X.max()
             if lo < 0 or hi > 1:
