@@ -94,23 +94,41 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         if hasattr(X, "toarray"):
             raise TypeError("sparse input is not supported; pass X.toarray()")
         X = np.asarray(X)
+        if X.dtype.kind == "O":
+            # Numbers held as Python objects (say from a DataFrame) are fine.
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"X must be numeric; its object array does not "
+                                f"convert to numbers: {err}") from None
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: X has dtype {X.dtype}")
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must be numeric, got an array of dtype {X.dtype}")
         if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X is empty: shape {X.shape}")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}. "
+                             "Reshape your data: X.reshape(1, -1) for one sample")
+        for axis, what in ((0, "sample"), (1, "feature")):
+            if X.shape[axis] == 0:
+                raise ValueError(f"X is empty: 0 {what}(s) (shape={X.shape}) "
+                                 "while a minimum of 1 is required.")
+        with np.errstate(over="ignore"):  # reported below, by name
+            converted = np.ascontiguousarray(X, dtype=self.dtype)
         # min and max are NaN or infinite exactly when some entry is, and,
         # unlike isfinite(X), allocate nothing the size of X (fit_epoch
         # validates every epoch).
-        if not (np.isfinite(X.min()) and np.isfinite(X.max())):
+        if not (np.isfinite(converted.min()) and np.isfinite(converted.max())):
+            if np.isfinite(X).all():
+                raise ValueError(
+                    f"X has values too large for {self.dtype} (largest magnitude "
+                    f"{np.abs(X).max():.4g}); rescale X or use dtype='float64'")
             raise ValueError("X contains NaN or infinity")
+        X = converted
         if reset:
             self._check_params()
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"was fitted with {self.n_features_in_}")
+                             f"is expecting {self.n_features_in_} features as input")
         if self.likelihood == "bernoulli":
             lo, hi = X.min(), X.max()
             if lo < 0 or hi > 1:
@@ -130,6 +148,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         if not np.isfinite(Z).all():
             raise ValueError("Z contains NaN or infinity")
         return Z
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Outputs come in the model's own dtype, whatever the input's.
+        tags.transformer_tags.preserves_dtype = [self.dtype]
+        return tags
 
     # ------------------------------------------------------------ parameters
     def initialize(self, n_features):
@@ -244,6 +268,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             The epoch's means per example: ``loss`` (what was minimised),
             ``recon`` (:math:`-\\log p(x \\mid z)`, nats) and, for the VAE,
             ``kl`` (nats).
+
+        Raises
+        ------
+        FloatingPointError
+            When a mini-batch's loss or gradient is not finite; that step is
+            not applied, so the parameters stay finite.
         """
         check_is_fitted(self)
         X = self._validate_data(X, reset=False)

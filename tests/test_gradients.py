@@ -13,7 +13,7 @@ unit at every finite-difference evaluation and asserting that none crossed
 import numpy as np
 import pytest
 
-from npvae import VAE, Autoencoder, gradcheck, layers, losses
+from npvae import VAE, Autoencoder, layers, losses
 from npvae.gradcheck import check_gradient, check_model, numerical_gradient, relative_error
 from npvae.layers import reparameterize, reparameterize_backward
 
@@ -118,9 +118,9 @@ def test_bernoulli_wrt_logits():
     assert err <= TOL
 
 
-@pytest.mark.parametrize("logvar_shape", [(), (6,), (1, 6), (5, 6)])
+@pytest.mark.parametrize("logvar_shape", [(), (6,), (1, 6), (5, 1), (5, 6)])
 def test_gaussian_wrt_mean_and_logvar(logvar_shape):
-    """Scalar (isotropic), per-feature and per-entry log-variances."""
+    """Scalar (isotropic), per-feature, per-example and per-entry log-variances."""
     r = rng(0)
     x, mean = r.standard_normal((5, 6)), r.standard_normal((5, 6))
     logvar = np.array(0.5 * r.standard_normal(logvar_shape))
@@ -148,7 +148,7 @@ def test_kl_wrt_mu_and_logvar():
 
 def reparam_errors(forward=reparameterize, backward=reparameterize_backward):
     r = rng(0)
-    mu, logvar, eps = r.standard_normal((5, 3)), r.standard_normal((5, 3)), r.standard_normal((5, 3))
+    mu, logvar, eps = (r.standard_normal((5, 3)) for _ in range(3))
     R = r.standard_normal((5, 3))
 
     def f():

@@ -8,6 +8,10 @@ from hypothesis.extra.numpy import arrays
 from npvae import VAE, Autoencoder, losses
 
 
+def test_the_deterministic_profile_is_loaded():
+    assert settings().derandomize and settings().deadline is None
+
+
 def matrices(elements, max_rows=4, max_cols=5):
     shapes = st.tuples(st.integers(1, max_rows), st.integers(1, max_cols))
     return shapes.flatmap(lambda s: st.tuples(arrays(np.float64, s, elements=elements),

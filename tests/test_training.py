@@ -154,7 +154,8 @@ def all_finite(model):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_divergence_raises_and_leaves_finite_params(digits, dtype):
     model = vae(learning_rate=1e6, epochs=3, dtype=dtype)
-    with pytest.raises(FloatingPointError, match="training diverged at epoch 1.*smaller learning_rate"):
+    with pytest.raises(FloatingPointError,
+                       match="training diverged at epoch 1.*smaller learning_rate"):
         model.fit(digits[0])
     assert all_finite(model)
 
@@ -183,3 +184,33 @@ def test_epochs_zero_only_initializes(digits):
     model = vae(epochs=0).fit(digits[0])
     assert model.n_iter_ == 0 and model.history_ == []
     assert math.isfinite(model.score(digits[1]))
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_evaluation_in_row_blocks_equals_one_block(digits, cls, monkeypatch):
+    """Large inputs are evaluated in blocks of rows; the noise of the ELBO
+    is drawn block after block from one generator, so the blocks must not
+    change any result (beyond float32 rounding: BLAS kernels differ with
+    the number of rows)."""
+    import npvae.models
+    model = cls(latent_dim=4, hidden_dims=(16,), epochs=1, random_state=0).fit(digits[0][:200])
+    X = digits[1][:50]
+    whole = {"transform": model.transform(X), "score_samples": model.score_samples(X),
+             "decode": model.decode(model.transform(X))}
+    monkeypatch.setattr(npvae.models, "_EVAL_BATCH", 7)
+    for name, value in whole.items():
+        again = getattr(model, name)(model.transform(X) if name == "decode" else X)
+        np.testing.assert_allclose(again, value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_sklearn_clone_and_pipeline(digits):
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+    model = vae(epochs=2, latent_dim=3).fit(digits[0][:200])
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and not hasattr(copy, "params_")
+    pipe = make_pipeline(MinMaxScaler(clip=True), vae(epochs=2, latent_dim=3))
+    pipe.fit(digits[0][:200])
+    assert pipe.transform(digits[1]).shape == (digits[1].shape[0], 3)
+    assert np.isfinite(pipe.score(digits[1]))
