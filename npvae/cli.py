@@ -2,14 +2,22 @@
 
 ``main(argv)`` returns the exit status: 0 on success, 1 when a gradient
 check fails, 2 on bad input (one ``npvae: error: ...`` line on stderr, no
-traceback) and 130 when training is interrupted (after saving).
+traceback) and 130 when interrupted.
 
 A run folder holds::
 
-    config.json        data set, seed and hyper-parameters of the run
-    metrics.csv        per epoch: train and validation loss, recon and KL
-    checkpoints/       the latest checkpoint (see npvae.checkpoints)
-    figures/           PNG figures
+    config.json     data set, seed, epochs and hyper-parameters of the run
+    metrics.csv     one row per epoch: train_loss, train_recon, train_kl (means
+                    over the epoch's mini-batches; train_loss is the objective
+                    minimised, with beta and the KL warm-up) and val_loss,
+                    val_recon, val_kl (the validation split with beta = 1 and
+                    fixed noise: val_loss is the negative ELBO), all in nats
+    checkpoints/    the checkpoint of the last whole epoch (npvae.checkpoints)
+    figures/        PNG figures
+
+A checkpoint is written after every epoch, so Ctrl-C loses at most the
+epoch under way: a partial epoch cannot be resumed bit for bit, so it is
+dropped, and ``npvae train --resume RUN`` continues from the last whole one.
 """
 import argparse
 import csv
@@ -473,8 +481,9 @@ def cmd_evaluate(args):
     log_px, kl = model.elbo_terms(X, random_state=args.seed)
     per_dim = kl_per_dimension(model, X)
     units = active_units(model, X)
+    binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
     print(f"{run}: epoch {model.n_iter_}, test set of {config['dataset']}: "
-          f"{X.shape[0]} examples, {X.shape[1]} features")
+          f"{X.shape[0]} examples, {X.shape[1]} features{binarized}")
     print(f"ELBO                  {np.mean(log_px - kl):10.3f} nats  "
           f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
     print(f"active units          {units:>6d} of {model.latent_dim}  (KL per dimension: "
@@ -538,3 +547,6 @@ def main(argv=None):
         message = " ".join(str(e).split())
         print(f"npvae: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside training, where there is nothing to save
+        print("\nnpvae: interrupted", file=sys.stderr)
+        return 130

@@ -75,7 +75,7 @@ def _image_figure(rows, image_shape, ncols, title, path):
     nrows = -(-images.shape[0] // ncols)
     cell = 0.5  # inches per image height
     title_room = 0.35
-    width, height = max(3.0, ncols * cell * w / h), nrows * cell + title_room
+    width, height = max(4.0, ncols * cell * w / h), nrows * cell + title_room
     fig = Figure(figsize=(width, height))
     ax = fig.add_axes((0.01, 0.01, 0.98, 1 - title_room / height - 0.01))
     _show(ax, grid, images)
@@ -127,7 +127,7 @@ def plot_reconstructions(originals, reconstructions, image_shape, path, ncols=10
             rows.extend(part)
             rows.extend(np.full_like(part[0], np.nan) for _ in range(ncols - part.shape[0]))
     return _image_figure(rows, image_shape, ncols,
-                         "originals (odd rows) and their reconstructions (even rows)", path)
+                         "test images above their reconstructions", path)
 
 
 def plot_samples(samples, image_shape, path, ncols=None):
@@ -186,7 +186,7 @@ def plot_manifold(model, image_shape, path, n=15):
     # Rows from top to bottom go down in z2, so the picture has z2 upwards.
     Z = np.array([[z1, z2] for z2 in reversed(ticks) for z1 in ticks])
     return _image_figure(model.decode(Z), image_shape, n,
-                         "decoded manifold over an inverse-normal-CDF grid of z", path)
+                         "decoded means over an inverse-normal-CDF grid of z", path)
 
 
 def plot_interpolations(model, starts, ends, image_shape, path, steps=8):
