@@ -376,7 +376,10 @@ def _train_epochs(model, run, config, data, X_tr, X_val, X_test, metrics):
                 def progress(i, n, loss):
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-                record = model.fit_epoch(X_epoch, callback=progress)
+                # fit_epoch raises FloatingPointError if the loss stops being
+                # finite; numpy's overflow warnings on the way add nothing.
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    record = model.fit_epoch(X_epoch, callback=progress)
             metrics = metrics + [_metrics_row(model, record, X_val)]
             _checkpoint(model, run, metrics)
             saved = model.n_iter_

@@ -110,6 +110,20 @@ def test_train_writes_a_complete_run_folder(trained):
         assert_png(trained / "figures" / name)
 
 
+def test_bare_npvae_train_learns_the_digits_and_draws(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "train")
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "digits-vae"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert {k: config[k] for k in cli.DEFAULTS} == cli.DEFAULTS and config["epochs"] == 100
+    with open(run_dir / "metrics.csv") as f:
+        val = [float(r["val_loss"]) for r in csv.DictReader(f)]
+    assert len(val) == 100 and val[-1] < 26.0 < 30.0 < val[0]
+    assert len(list((run_dir / "figures").glob("*.png"))) == 6
+    assert_png(run_dir / "figures" / "manifold.png")
+
+
 def test_train_prints_epochs_and_where_the_figures_are(tmp_path, capsys):
     code, out, err = run(capsys, "train", *TINY, "--latent-dim", "3", "--out", tmp_path / "r")
     assert code == 0, err
@@ -480,6 +494,13 @@ def test_download_checksum_mismatch(tmp_path, capsys, monkeypatch):
         thread.join()
     assert not (tmp_path / "r").exists()
     assert list((tmp_path / "data" / "mnist").iterdir()) == []  # nothing half-downloaded
+
+
+@pytest.mark.filterwarnings("error")  # no RuntimeWarnings on the way either
+def test_divergence_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, no_figures):
+    assert_usage_error(run(capsys, "train", *TINY, "--lr", "1e30", "--out", tmp_path / "r"),
+                       "training diverged at epoch 1")
+    assert load_checkpoint(tmp_path / "r").n_iter_ == 0
 
 
 def test_non_finite_user_array(tmp_path, capsys):
