@@ -294,6 +294,11 @@ def cmd_train(args):
     config = {k: DEFAULTS[k] if config.get(k) is None else config[k] for k in DEFAULTS}
     config["epochs"] = args.epochs if args.epochs is not None else \
         DEFAULT_EPOCHS.get(config["dataset"], 10)
+    # Absolute paths, so that the run can be evaluated from any folder.
+    if config["dataset"].lower() not in DATASETS and Path(config["dataset"]).exists():
+        config["dataset"] = str(Path(config["dataset"]).resolve())
+    if config["data_dir"] is not None:
+        config["data_dir"] = str(Path(config["data_dir"]).resolve())
     out = Path(args.out) if args.out else _default_run_dir(config["dataset"])
     _check_out(out, args.force)
 
@@ -303,8 +308,6 @@ def cmd_train(args):
     config["image_shape"] = list(data.image_shape) if data.image_shape else None
     model = VAE(**_model_params(config)).initialize(X_tr.shape[1])
     model._validate_data(X_tr, reset=False)
-    if config["binarize"]:
-        binarize(X_tr[:1], 0)  # the values must be probabilities
 
     if out.exists():
         shutil.rmtree(out)

@@ -253,16 +253,19 @@ def test_help_returns_zero(capsys):
     assert code == 0 and "--kl-warmup" in out and "--resume" in out
 
 
-def test_user_array_without_image_shape_skips_image_figures(tmp_path, capsys):
+def test_user_array_without_image_shape_skips_image_figures(tmp_path, capsys, monkeypatch):
     X = np.random.default_rng(0).random((50, 10)).astype(np.float32)
-    np.save(tmp_path / "x.npy", X)
-    code, out, err = run(capsys, "train", "--dataset", tmp_path / "x.npy", *TINY,
-                         "--out", tmp_path / "r")
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "x.npy", X)
+    monkeypatch.chdir(tmp_path / "data")
+    code, out, err = run(capsys, "train", "--dataset", "x.npy", *TINY, "--out", tmp_path / "r")
     assert code == 0, err
     assert "10 features are not an image" in err and "skipping" in err
     assert sorted(p.name for p in (tmp_path / "r" / "figures").iterdir()) == \
         ["latent.png", "loss.png"]
-    assert_usage_error(run(capsys, "sample", tmp_path / "r"), "not an image")
+    monkeypatch.chdir(tmp_path)  # the run remembers where its data is
+    assert run(capsys, "evaluate", "r", "--k", "2")[0] == 0
+    assert_usage_error(run(capsys, "sample", "r"), "not an image")
 
 
 def test_gaussian_likelihood_on_unscaled_csv(tmp_path, capsys):
@@ -270,6 +273,9 @@ def test_gaussian_likelihood_on_unscaled_csv(tmp_path, capsys):
     np.savetxt(tmp_path / "x.csv", X, delimiter=",")
     assert_usage_error(run(capsys, "train", "--dataset", tmp_path / "x.csv", *TINY,
                            "--out", tmp_path / "r"), "Bernoulli likelihood needs X in [0, 1]")
+    assert_usage_error(run(capsys, "train", "--dataset", tmp_path / "x.csv", *TINY,
+                           "--likelihood", "gaussian", "--binarize", "--out", tmp_path / "r"),
+                       "binarize needs values in [0, 1]")
     assert not (tmp_path / "r").exists()
     code, out, err = run(capsys, "train", "--dataset", tmp_path / "x.csv", *TINY,
                          "--likelihood", "gaussian", "--out", tmp_path / "r")
