@@ -109,12 +109,18 @@ def kl_standard_normal(mu, logvar):
     .. math::
         \mathrm{KL} = -\frac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2
             - \sigma_j^2\big)
+        = \frac12 \sum_j \big(\mu_j^2 + (\sigma_j^2 - 1) - \log\sigma_j^2\big)
+
+    evaluated in the right-hand form with :math:`\sigma^2 - 1` from
+    ``expm1``: each term is then :math:`\ge 0` in floating point too,
+    whereas :math:`1 + \log\sigma^2 - \sigma^2` cancels to a negative
+    rounding error for :math:`|\log\sigma^2| \approx 10^{-9}`.
 
     Returns
     -------
     ndarray of shape (n,)
     """
-    return -0.5 * np.sum(1 + logvar - mu * mu - np.exp(logvar), axis=-1)
+    return 0.5 * np.sum(mu * mu + (np.expm1(logvar) - logvar), axis=-1)
 
 
 def kl_standard_normal_backward(mu, logvar):
@@ -129,4 +135,4 @@ def kl_standard_normal_backward(mu, logvar):
     -------
     grad_mu, grad_logvar : ndarray
     """
-    return mu, 0.5 * (np.exp(logvar) - 1)
+    return mu, 0.5 * np.expm1(logvar)

@@ -87,24 +87,45 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
 
     def _validate_data(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype, or
-        raise an error that names what is wrong with it."""
+        raise an error that names what is wrong with it (or NotFittedError
+        when ``reset`` is false and the model has no parameters yet)."""
+        if not reset:
+            check_is_fitted(self)
         if hasattr(X, "toarray"):
             raise TypeError("sparse input is not supported; pass X.toarray()")
         X = np.asarray(X)
+        if X.dtype.kind == "O":
+            # Numbers held as Python objects (say from a DataFrame) are fine.
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"X must be numeric; its object array does not "
+                                f"convert to numbers: {err}") from None
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: X has dtype {X.dtype}")
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must be numeric, got an array of dtype {X.dtype}")
         if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X is empty: shape {X.shape}")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}. "
+                             "Reshape your data: X.reshape(1, -1) for one sample")
+        for axis, what in ((0, "sample"), (1, "feature")):
+            if X.shape[axis] == 0:
+                raise ValueError(f"X is empty: 0 {what}(s) (shape={X.shape}) "
+                                 "while a minimum of 1 is required.")
+        with np.errstate(over="ignore"):  # reported below, by name
+            converted = np.ascontiguousarray(X, dtype=self.dtype)
+        if not np.isfinite(converted).all():
+            if np.isfinite(X).all():
+                raise ValueError(
+                    f"X has values too large for {self.dtype} (largest magnitude "
+                    f"{np.abs(X).max():.4g}); rescale X or use dtype='float64'")
             raise ValueError("X contains NaN or infinity")
+        X = converted
         if reset:
             self._check_params()
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"was fitted with {self.n_features_in_}")
+                             f"is expecting {self.n_features_in_} features as input")
         if self.likelihood == "bernoulli":
             lo, hi = X.min(), X.max()
             if lo < 0 or hi > 1:
@@ -124,6 +145,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         if not np.isfinite(Z).all():
             raise ValueError("Z contains NaN or infinity")
         return Z
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Outputs come in the model's own dtype, whatever the input's.
+        tags.transformer_tags.preserves_dtype = [self.dtype]
+        return tags
 
     # ------------------------------------------------------------ parameters
     def initialize(self, n_features):
@@ -240,6 +267,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             The epoch's means per example: ``loss`` (what was minimised),
             ``recon`` (:math:`-\\log p(x \\mid z)`, nats) and, for the VAE,
             ``kl`` (nats).
+
+        Raises
+        ------
+        FloatingPointError
+            When a mini-batch's loss or gradient is not finite; that step is
+            not applied, so the parameters stay finite.
         """
         check_is_fitted(self)
         X = self._validate_data(X, reset=False)
@@ -254,11 +287,17 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             self.optimizer_.learning_rate = learning_rate_at(
                 self.learning_rate, self.lr_schedule, progress)
             terms = self._train_step(xb, self.n_iter_ + (i + 1) / n_batches)
-            if not math.isfinite(terms["loss"]):
+            # A finite loss can still have an infinite gradient, and one Adam
+            # step with it (inf / inf) would leave NaN parameters: check both.
+            bad = None if math.isfinite(terms["loss"]) else f"the loss is {terms['loss']}"
+            if bad is None:
+                bad = next((f"the gradient of {name!r} is not finite"
+                            for name, g in self._grads.items() if not np.isfinite(g).all()), None)
+            if bad is not None:
                 raise FloatingPointError(
                     f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "
-                    f"the loss is {terms['loss']}; the parameters are left as they "
-                    f"were before this step. Try a smaller learning_rate.")
+                    f"{bad}; the parameters are left as they were before this "
+                    f"step. Try a smaller learning_rate.")
             self.optimizer_.step(self.params_, self._grads)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value * xb.shape[0]

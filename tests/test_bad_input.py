@@ -1,0 +1,208 @@
+"""Bad input gets a clear ValueError/TypeError naming the problem, never a
+deep traceback or a silent NaN; unfitted use gets sklearn's NotFittedError."""
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from npvae import VAE, Autoencoder
+
+D = 5
+X = np.random.default_rng(0).uniform(size=(20, D))
+
+
+@pytest.fixture(scope="module", params=[VAE, Autoencoder])
+def fitted(request):
+    return request.param(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+
+
+def with_nan():
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    return bad
+
+
+def with_inf():
+    bad = X.copy()
+    bad[0, 0] = -np.inf
+    return bad
+
+
+BAD_X = [
+    (X[0], ValueError, r"X must be 2-D \(n_samples, n_features\), got shape \(5,\)"),
+    (X[None], ValueError, r"X must be 2-D .* got shape \(1, 20, 5\)"),
+    (np.empty((0, D)), ValueError, r"X is empty: 0 sample\(s\) \(shape=\(0, 5\)\)"),
+    (np.empty((3, 0)), ValueError, r"X is empty: 0 feature\(s\) \(shape=\(3, 0\)\)"),
+    (with_nan(), ValueError, "X contains NaN or infinity"),
+    (with_inf(), ValueError, "X contains NaN or infinity"),
+    (np.full((3, D), "a"), TypeError, "X must be numeric, got an array of dtype <U1"),
+    (np.array([[0.5, "a"]], dtype=object), TypeError, "X must be numeric.*object"),
+    (X + 0j, ValueError, "Complex data not supported.*complex"),
+]
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+@pytest.mark.parametrize("bad, error, match", BAD_X)
+def test_fit_rejects_bad_X(cls, bad, error, match):
+    with pytest.raises(error, match=match):
+        cls(epochs=1).fit(bad)
+
+
+@pytest.mark.parametrize("bad, error, match", BAD_X + [
+    (X[:, :3], ValueError, "X has 3 features, but (VAE|Autoencoder) is expecting 5 features"),
+])
+@pytest.mark.parametrize("method", ["transform", "score", "score_samples", "fit_epoch"])
+def test_fitted_methods_reject_bad_X(fitted, method, bad, error, match):
+    with pytest.raises(error, match=match):
+        getattr(fitted, method)(bad)
+
+
+@pytest.mark.parametrize("method", ["encode", "elbo_terms"])
+def test_vae_only_methods_reject_bad_X(method):
+    vae = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 4 features"):
+        getattr(vae, method)(X[:, :4])
+    with pytest.raises(ValueError, match="NaN"):
+        getattr(vae, method)(with_nan())
+
+
+def test_finite_values_too_large_for_float32_are_named_as_such():
+    huge = X * 1e39
+    with pytest.raises(ValueError, match=r"X has values too large for float32 .*dtype='float64'"):
+        VAE(likelihood="gaussian", epochs=1).fit(huge)
+    model = VAE(likelihood="gaussian", dtype="float64", hidden_dims=(4,), epochs=1,
+                random_state=0).fit(X)
+    assert np.isfinite(model.transform(huge)).all()
+
+
+@pytest.mark.parametrize("method", ["fit", "score"])
+def test_bernoulli_needs_unit_interval_but_gaussian_does_not(method):
+    outside = X * 3 - 1
+    bernoulli = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0)
+    gaussian = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, likelihood="gaussian",
+                   random_state=0)
+    if method == "score":
+        bernoulli.fit(X)
+    with pytest.raises(ValueError, match=r"Bernoulli likelihood needs X in \[0, 1\].*"
+                                         r"likelihood='gaussian'"):
+        getattr(bernoulli, method)(outside)
+    gaussian.fit(outside)
+    assert np.isfinite(gaussian.score(outside))
+
+
+@pytest.mark.parametrize("Z, error, match", [
+    (np.zeros((3, 3)), ValueError, r"Z must have shape \(n_samples, 2\), got \(3, 3\)"),
+    (np.zeros(2), ValueError, r"Z must have shape \(n_samples, 2\), got \(2,\)"),
+    (np.full((2, 2), np.nan), ValueError, "Z contains NaN or infinity"),
+    (np.full((2, 2), "z"), TypeError, "Z must be numeric"),
+])
+def test_decode_rejects_bad_codes(fitted, Z, error, match):
+    with pytest.raises(error, match=match):
+        fitted.decode(Z)
+    with pytest.raises(error, match=match):
+        fitted.inverse_transform(Z)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True])
+def test_sample_rejects_bad_counts(n):
+    vae = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="n_samples must be an integer >= 1"):
+        vae.sample(n)
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+@pytest.mark.parametrize("kwargs, match", [
+    ({"latent_dim": 0}, "latent_dim must be an integer >= 1, got 0"),
+    ({"latent_dim": 2.0}, "latent_dim must be an integer >= 1, got 2.0"),
+    ({"hidden_dims": (8, 0)}, "each entry of hidden_dims must be an integer >= 1, got 0"),
+    ({"hidden_dims": "wide"}, "each entry of hidden_dims must be an integer"),
+    ({"hidden_dims": None}, "hidden_dims must be a tuple of ints, got None"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"epochs": -1}, "epochs must be an integer >= 0, got -1"),
+    ({"learning_rate": 0.0}, r"learning_rate must be a finite number > 0, got 0.0"),
+    ({"learning_rate": -1e-3}, r"learning_rate must be a finite number > 0"),
+    ({"learning_rate": float("nan")}, r"learning_rate must be a finite number > 0"),
+    ({"likelihood": "poisson"}, "unknown likelihood 'poisson'; choose one of"),
+    ({"activation": "gelu"}, "unknown activation 'gelu'; choose one of"),
+    ({"dtype": "float16"}, "dtype must be one of .*float32.*float64.*got 'float16'"),
+    ({"lr_schedule": "step"}, "unknown lr_schedule 'step'; choose one of"),
+    ({"likelihood": "gaussian", "obs_var": 0.0}, r"obs_var must be a finite number > 0, got 0.0"),
+    ({"likelihood": "gaussian", "obs_var": -1}, r"obs_var must be a finite number > 0"),
+])
+def test_invalid_hyperparameters(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs).fit(X)
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs).initialize(D)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"beta": -0.5}, r"beta must be a finite number >= 0, got -0.5"),
+    ({"beta": float("inf")}, r"beta must be a finite number >= 0"),
+    ({"kl_warmup": -1}, r"kl_warmup must be a finite number >= 0, got -1"),
+])
+def test_invalid_vae_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        VAE(**kwargs).fit(X)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.transform(X), lambda m: m.score(X), lambda m: m.score_samples(X),
+    lambda m: m.decode(np.zeros((1, 2))), lambda m: m.inverse_transform(np.zeros((1, 2))),
+    lambda m: m.fit_epoch(X), lambda m: m.loss(X, np.zeros((20, 2))),
+])
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_unfitted_use_raises_not_fitted(cls, call):
+    with pytest.raises(NotFittedError, match="not fitted"):
+        call(cls(latent_dim=2))
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.encode(X), lambda m: m.sample(3), lambda m: m.elbo_terms(X),
+    lambda m: m.reparameterize(np.zeros((1, 2)), np.zeros((1, 2))),
+])
+def test_unfitted_vae_only_methods_raise_not_fitted(call):
+    with pytest.raises(NotFittedError, match="not fitted"):
+        call(VAE(latent_dim=2))
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_loss_and_grads_before_initialize(cls):
+    with pytest.raises(AttributeError, match=r"call initialize\(n_features\) or fit first"):
+        cls(latent_dim=2).loss_and_grads(X)
+
+
+def test_loss_rejects_noise_of_the_wrong_shape():
+    vae = VAE(latent_dim=2, hidden_dims=(4,), random_state=0).initialize(D)
+    with pytest.raises(ValueError, match=r"eps must have shape \(20, 2\), got \(20, 3\)"):
+        vae.loss(X, np.zeros((20, 3)))
+    with pytest.raises(ValueError, match=r"eps must have shape"):
+        vae.loss_and_grads(X, np.zeros((19, 2)))
+
+
+def test_sparse_input_is_refused_with_advice():
+    from scipy import sparse
+    with pytest.raises(TypeError, match=r"sparse input is not supported; pass X.toarray\(\)"):
+        VAE(epochs=1).fit(sparse.csr_matrix(X))
+
+
+def test_valid_odd_but_legal_input_is_accepted():
+    """Lists, ints and booleans are numeric; hidden_dims may be an int."""
+    model = VAE(latent_dim=1, hidden_dims=3, epochs=1, batch_size=7, random_state=0)
+    model.fit((X > 0.5).tolist())
+    assert model.transform(X > 0.5).shape == (20, 1)
+    assert model.transform((X > 0.5).astype(int)).shape == (20, 1)
+
+
+def test_obs_logvar_exists_only_for_gaussian():
+    with pytest.raises(NotFittedError):
+        VAE(likelihood="gaussian").obs_logvar_
+    vae = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+    with pytest.raises(AttributeError, match="obs_logvar_ exists only for likelihood='gaussian'"):
+        vae.obs_logvar_
+
+
+def test_object_arrays_of_numbers_are_converted_not_refused():
+    as_objects = X.astype(object)
+    a = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(as_objects)
+    b = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+    assert np.array_equal(a.transform(as_objects), b.transform(X))
