@@ -125,8 +125,10 @@ def test_bare_npvae_train_learns_the_digits_and_draws(tmp_path, monkeypatch, cap
 
 
 def test_train_prints_epochs_and_where_the_figures_are(tmp_path, capsys):
-    code, out, err = run(capsys, "train", *TINY, "--latent-dim", "3", "--out", tmp_path / "r")
+    code, out, err = run(capsys, "train", *TINY, "--latent-dim", "3", "--dtype", "float64",
+                         "--out", tmp_path / "r")
     assert code == 0, err
+    assert VAE.load(tmp_path / "r").params_["mu.W"].dtype == np.float64
     assert "784" not in out and "VAE 64-8-3 on digits" in out
     assert out.count("\nepoch ") == 2 and "epoch 1/2  train " in out
     assert f"figure {tmp_path / 'r' / 'figures' / 'latent.png'}" in out
