@@ -130,7 +130,7 @@ def _parser():
                    "digits, else 10); with --resume, the new total")
     t.add_argument("--batch-size", type=_int_at_least(1),
                    help=f"default {DEFAULTS['batch_size']}")
-    t.add_argument("--lr", dest="learning_rate", type=_float_in(0, False),
+    t.add_argument("--lr", dest="learning_rate", type=_float_in(0, False), metavar="LR",
                    help=f"Adam's step size (default {DEFAULTS['learning_rate']})")
     t.add_argument("--latent-dim", type=_int_at_least(1),
                    help=f"default {DEFAULTS['latent_dim']}")
