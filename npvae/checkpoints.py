@@ -12,8 +12,12 @@ A checkpoint is two files beside each other:
   every array and the SHA-256 of the ``.npz``.
 
 Each file is written to a temporary file and renamed into place, the
-``.npz`` first: the ``.json`` is what makes a checkpoint exist, so a
-process killed at any moment leaves the previous checkpoint whole.
+``.npz`` first.  The ``npvae`` command saves every epoch under a new stem
+and deletes the previous checkpoint only once the new ``.json`` is in
+place, so a run killed at any moment keeps a whole checkpoint.  Saving over
+an existing stem that is killed between the two renames leaves a ``.json``
+whose SHA-256 no longer matches the ``.npz``: loading then fails with that
+message instead of mixing two checkpoints.
 Loading rebuilds the model from its hyper-parameters and refuses any
 array whose name, shape or dtype does not match it, non-finite values,
 object arrays and pickles, and an ``.npz`` that is not the one the
