@@ -148,7 +148,8 @@ def test_checkpoint_of_another_architecture_is_refused(ckpt):
     (tmp_path / "other.npz").replace(tmp_path / "c.npz")
     rehash(tmp_path)
     with pytest.raises(ValueError, match=r"do not match a VAE with hidden_dims=\(8,\).*"
-                                         r"missing \[\], unexpected \['decoder.4.W', 'decoder.4.b', 'encoder.2.W'"):
+                                         r"missing \[\], unexpected \['decoder.4.W', "
+                                         r"'decoder.4.b', 'encoder.2.W'"):
         load_checkpoint(tmp_path / "c")
 
 
