@@ -268,7 +268,10 @@ def _seeds(seed):
 
 
 def _load_splits(config, data_dir=None, download=False):
-    """Train, validation and test data of a run, as its config says."""
+    """Train, validation and test data of a run, as its config says, with
+    the test labels (or None) and the image shape (or None).  The data set
+    itself is not returned: the training split is a copy, and holding both
+    would cost a second copy of the training images."""
     data = load_dataset(config["dataset"], data_dir=data_dir or config.get("data_dir"),
                         download=download)
     split_rng, val_bits, test_bits = _seeds(config["seed"])
@@ -277,7 +280,7 @@ def _load_splits(config, data_dir=None, download=False):
     if config.get("binarize"):
         X_val = binarize(X_val, np.random.default_rng(val_bits))
         X_test = binarize(X_test, np.random.default_rng(test_bits))
-    return data, X_tr, X_val, X_test
+    return X_tr, X_val, X_test, data.y_test, data.image_shape
 
 
 def _validation(model, X):
@@ -303,9 +306,9 @@ def cmd_train(args):
     _check_out(out, args.force)
 
     # Everything that can fail on bad input happens before the disk is touched.
-    data, X_tr, X_val, X_test = _load_splits(config, download=args.download)
+    X_tr, X_val, X_test, y_test, image_shape = _load_splits(config, download=args.download)
     config["n_features"] = int(X_tr.shape[1])
-    config["image_shape"] = list(data.image_shape) if data.image_shape else None
+    config["image_shape"] = list(image_shape) if image_shape else None
     model = VAE(**_model_params(config)).initialize(X_tr.shape[1])
     model._validate_data(X_tr, reset=False)
 
@@ -319,7 +322,7 @@ def cmd_train(args):
           f"{config['dataset']} ({X_tr.shape[0]} train, {X_val.shape[0]} validation "
           f"examples) for {config['epochs']} epochs into {out}", flush=True)
     _checkpoint(model, out, [])
-    return _train_epochs(model, out, config, data, X_tr, X_val, X_test, [])
+    return _train_epochs(model, out, config, X_tr, X_val, X_test, y_test, [])
 
 
 def _model_params(config):
@@ -346,11 +349,11 @@ def _resume(args):
         print(f"{run} has already trained {model.n_iter_} epochs; pass --epochs N "
               f"with N > {model.n_iter_} to train more")
         return 0
-    data, X_tr, X_val, X_test = _load_splits(config, data_dir=args.data_dir)
+    X_tr, X_val, X_test, y_test, _ = _load_splits(config, data_dir=args.data_dir)
     model.set_params(epochs=config["epochs"])
     _write_json(run / "config.json", config)
     print(f"resuming {run} at epoch {model.n_iter_} of {config['epochs']}", flush=True)
-    return _train_epochs(model, run, config, data, X_tr, X_val, X_test, metrics)
+    return _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics)
 
 
 def _checkpoint(model, run, metrics):
@@ -365,7 +368,7 @@ def _checkpoint(model, run, metrics):
     return path
 
 
-def _train_epochs(model, run, config, data, X_tr, X_val, X_test, metrics):
+def _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics):
     n_batches = -(-X_tr.shape[0] // min(model.batch_size, X_tr.shape[0]))
     saved = model.n_iter_
     start = time.perf_counter()
@@ -406,7 +409,7 @@ def _train_epochs(model, run, config, data, X_tr, X_val, X_test, metrics):
         return 130
     elapsed = time.perf_counter() - start
     print(f"trained {config['epochs']} epochs in {elapsed:.1f} s; drawing figures", flush=True)
-    paths = _draw_run_figures(model, run, config, data, X_test, metrics)
+    paths = _draw_run_figures(model, run, config, X_test, y_test, metrics)
     print(f"run folder {run}: config.json, metrics.csv, checkpoints/, figures/")
     for path in paths:
         print(f"  figure {path}")
@@ -432,13 +435,13 @@ def _image_shape(config, required=False):
     return shape
 
 
-def _draw_run_figures(model, run, config, data, X_test, metrics):
+def _draw_run_figures(model, run, config, X_test, y_test, metrics):
     figures = run / "figures"
     figures.mkdir(exist_ok=True)
     paths = []
     if metrics:
         paths.append(plots.plot_loss_curves(metrics, figures / "loss.png"))
-    paths.append(plots.plot_latent(model.transform(X_test), data.y_test,
+    paths.append(plots.plot_latent(model.transform(X_test), y_test,
                                    figures / "latent.png"))
     shape = _image_shape(config)
     if shape is not None:
@@ -477,8 +480,7 @@ def _figure_path(args, run, name):
 
 
 def _test_data(args, config):
-    _, _, _, X_test = _load_splits(config, data_dir=args.data_dir)
-    return X_test
+    return _load_splits(config, data_dir=args.data_dir)[2]
 
 
 def cmd_evaluate(args):
