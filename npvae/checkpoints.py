@@ -23,6 +23,7 @@ array whose name, shape or dtype does not match it, non-finite values,
 object arrays and pickles, and an ``.npz`` that is not the one the
 ``.json`` describes.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -64,7 +65,9 @@ def atomic_write(path, write):
         os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        # A Ctrl-C can land just after the rename, when tmp is gone.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return path
 

@@ -20,12 +20,15 @@ epoch under way: a partial epoch cannot be resumed bit for bit, so it is
 dropped, and ``npvae train --resume RUN`` continues from the last whole one.
 """
 import argparse
+import contextlib
 import csv
 import io
 import json
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -356,6 +359,24 @@ def _resume(args):
     return _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics)
 
 
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Hold a Ctrl-C back until the block is done, then raise it: a
+    checkpoint is never cut in half, not even as temporary files. (Only
+    the main thread can handle signals; elsewhere the block runs as is.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _checkpoint(model, run, metrics):
     """Save the model with its metrics, then drop older checkpoints (only
     after the new one is complete)."""
@@ -386,9 +407,10 @@ def _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics):
                 # finite; numpy's overflow warnings on the way add nothing.
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     record = model.fit_epoch(X_epoch, callback=progress)
-            metrics = metrics + [_metrics_row(model, record, X_val)]
-            _checkpoint(model, run, metrics)
-            saved = model.n_iter_
+            with _ctrl_c_deferred():
+                metrics = metrics + [_metrics_row(model, record, X_val)]
+                _checkpoint(model, run, metrics)
+                saved = model.n_iter_
             m = metrics[-1]
             print(f"epoch {epoch:>{len(str(config['epochs']))}}/{config['epochs']}  "
                   f"train {m['train_loss']:.3f} (recon {m['train_recon']:.3f}, "
@@ -398,10 +420,11 @@ def _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics):
         if model.n_iter_ > saved:
             # Interrupted after an epoch ended but before its checkpoint was
             # complete: that state is whole, so save it.
-            if len(metrics) < model.n_iter_:
-                metrics = metrics + [_metrics_row(model, model.history_[-1], X_val)]
-            _checkpoint(model, run, metrics)
-            saved = model.n_iter_
+            with _ctrl_c_deferred():
+                if len(metrics) < model.n_iter_:
+                    metrics = metrics + [_metrics_row(model, model.history_[-1], X_val)]
+                _checkpoint(model, run, metrics)
+                saved = model.n_iter_
         # A partial epoch cannot be resumed bit for bit; the last whole one can.
         print(f"\nnpvae: interrupted; {run} is saved at epoch {saved} "
               f"({latest_checkpoint(run)}). Continue with: npvae train --resume {run}",

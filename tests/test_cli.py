@@ -210,6 +210,18 @@ def test_ctrl_c_while_saving_saves_the_finished_epoch(tmp_path, capsys, monkeypa
     assert model.n_iter_ == 2 and [m["epoch"] for m in extra["metrics"]] == [1, 2]
 
 
+def test_ctrl_c_is_held_back_until_the_block_is_done():
+    before = signal.getsignal(signal.SIGINT)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with cli._ctrl_c_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the signal has arrived by now
+            done.append("the checkpoint is written")
+    assert done == ["the checkpoint is written"]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def saved_epochs(run_dir):
     return [int(p.stem[6:]) for p in (run_dir / "checkpoints").glob("epoch-*.json")]
 
@@ -236,7 +248,10 @@ def test_sigint_to_a_real_process_stops_at_a_saved_epoch(tmp_path):
                 proc.wait()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "npvae train --resume" in err
-    # The run stopped there: one checkpoint, of the epoch the message names.
+    # The run stopped there: one checkpoint, of the epoch the message names,
+    # and no temporary file of an interrupted write.
+    assert sorted(p.suffix for p in (tmp_path / "B" / "checkpoints").iterdir()) == \
+        [".json", ".npz"]
     (epoch,) = saved_epochs(tmp_path / "B")
     assert epoch >= 2 and f"saved at epoch {epoch} " in err
     assert load_checkpoint(tmp_path / "B").n_iter_ == epoch
