@@ -15,9 +15,10 @@ A run folder holds::
     checkpoints/    the checkpoint of the last whole epoch (npvae.checkpoints)
     figures/        PNG figures
 
-A checkpoint is written after every epoch, so Ctrl-C loses at most the
-epoch under way: a partial epoch cannot be resumed bit for bit, so it is
-dropped, and ``npvae train --resume RUN`` continues from the last whole one.
+A checkpoint is written after every epoch (with Ctrl-C held back until
+it is complete), so Ctrl-C loses at most the epoch under way: a partial
+epoch cannot be resumed bit for bit, so it is dropped, and
+``npvae train --resume RUN`` continues from the last whole one.
 """
 import argparse
 import contextlib
