@@ -348,6 +348,23 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         """Same as :meth:`decode`: codes back to data space."""
         return self.decode(Z)
 
+    # ------------------------------------------------------------ persistence
+    def save(self, path):
+        """Write a checkpoint (``path`` + ``.npz`` and ``.json``, no pickle);
+        see :mod:`npvae.checkpoints`. Returns the ``.json`` path."""
+        from .checkpoints import save_checkpoint  # checkpoints imports this module
+        return save_checkpoint(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Rebuild a model saved by :meth:`save`, bit for bit; ``path`` is a
+        checkpoint file or a run folder (its latest checkpoint)."""
+        from .checkpoints import load_checkpoint
+        model = load_checkpoint(path)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X``, in nats; higher is better."""
         return float(np.mean(self.score_samples(X)))

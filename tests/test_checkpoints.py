@@ -1,0 +1,259 @@
+"""Tests of npvae.checkpoints and the models' save/load: bit-exact round
+trips, resumed training, and refusal of every kind of bad checkpoint."""
+import hashlib
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from npvae import VAE, Autoencoder
+from npvae import checkpoints
+from npvae.checkpoints import FORMAT_VERSION, latest_checkpoint, load_checkpoint, save_checkpoint
+
+RNG = np.random.default_rng(0)
+X = RNG.random((40, 12)).astype(np.float32)
+
+
+def fitted(cls=VAE, **kw):
+    params = dict(latent_dim=3, hidden_dims=(8,), epochs=2, batch_size=16, random_state=0)
+    params.update(kw)
+    return cls(**params).fit(X)
+
+
+def same_params(a, b):
+    return a.params_.keys() == b.params_.keys() and all(
+        np.array_equal(a.params_[k], b.params_[k]) for k in a.params_)
+
+
+@pytest.mark.parametrize("cls, kw", [
+    (VAE, {}),
+    (VAE, {"likelihood": "gaussian", "dtype": "float64"}),  # learned obs_logvar
+    (Autoencoder, {"likelihood": "gaussian", "obs_var": 0.5}),
+])
+def test_round_trip_is_bit_exact_and_training_continues_identically(tmp_path, cls, kw):
+    model = fitted(cls, **kw)
+    path = model.save(tmp_path / "ckpt")
+    assert path == tmp_path / "ckpt.json" and (tmp_path / "ckpt.npz").is_file()
+    loaded = cls.load(tmp_path / "ckpt.npz")
+    assert type(loaded) is cls and loaded.get_params() == model.get_params()
+    assert same_params(model, loaded)
+    assert loaded.n_iter_ == 2 and loaded.history_ == model.history_
+    assert loaded.optimizer_.t == model.optimizer_.t
+    assert np.array_equal(loaded.transform(X), model.transform(X))
+    assert np.array_equal(loaded.score_samples(X), model.score_samples(X))
+    if kw.get("likelihood") == "gaussian" and "obs_var" not in kw:
+        assert loaded.obs_logvar_ == model.obs_logvar_ != 0.0
+    # Same Adam moments and random generator: one more epoch stays identical.
+    model.fit_epoch(X)
+    loaded.fit_epoch(X)
+    assert same_params(model, loaded)
+
+
+def test_unfitted_but_initialised_model_round_trips(tmp_path):
+    model = VAE(latent_dim=2, hidden_dims=(), random_state=1).initialize(12)
+    model.save(tmp_path / "c")
+    loaded = VAE.load(tmp_path / "c.json")
+    assert loaded.optimizer_.t == 0 and loaded.n_iter_ == 0
+    model.fit_epoch(X)
+    loaded.fit_epoch(X)
+    assert same_params(model, loaded)
+
+
+def test_generator_random_state_is_stored_as_null(tmp_path):
+    model = fitted(random_state=np.random.default_rng(3))
+    meta = json.loads(model.save(tmp_path / "c").read_text())
+    assert meta["params"]["random_state"] is None
+    assert same_params(VAE.load(tmp_path / "c"), model)
+
+
+def test_extra_data_and_latest_checkpoint_of_a_run_folder(tmp_path):
+    model = fitted()
+    (tmp_path / "checkpoints").mkdir()
+    save_checkpoint(model, tmp_path / "checkpoints" / "epoch-0009", extra={"a": [1]})
+    model.fit_epoch(X)
+    save_checkpoint(model, tmp_path / "checkpoints" / "epoch-0010", extra={"a": [2]})
+    assert latest_checkpoint(tmp_path).name == "epoch-0010.json"  # by number, not text
+    loaded, extra = load_checkpoint(tmp_path, return_extra=True)
+    assert extra == {"a": [2]} and loaded.n_iter_ == 3
+    assert same_params(VAE.load(tmp_path), model)
+
+
+def test_load_checks_the_class(tmp_path):
+    fitted(Autoencoder).save(tmp_path / "ae")
+    with pytest.raises(TypeError, match="holds a Autoencoder, not a VAE"):
+        VAE.load(tmp_path / "ae")
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path)
+    fitted().save(tmp_path / "c")
+    (tmp_path / "c.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="c.npz"):
+        load_checkpoint(tmp_path / "c.json")
+
+
+# ------------------------------------------------------------ bad checkpoints
+def edit_json(path, change):
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))
+
+
+def rehash(tmp_path):
+    """Make the .json vouch for the current .npz, as a careful forger would."""
+    digest = hashlib.sha256((tmp_path / "c.npz").read_bytes()).hexdigest()
+    edit_json(tmp_path / "c.json", lambda m: m.update(npz_sha256=digest))
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    model = fitted(likelihood="gaussian")
+    model.save(tmp_path / "c")
+    return tmp_path, model
+
+
+def test_other_format_version_is_refused(ckpt):
+    tmp_path, _ = ckpt
+    edit_json(tmp_path / "c.json", lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ValueError, match="format version 2; this npvae reads version 1"):
+        load_checkpoint(tmp_path / "c")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(format="something"), "not an npvae checkpoint"),
+    (lambda m: m.update({"class": "PCA"}), "unknown class 'PCA'"),
+    (lambda m: m["params"].update(bogus=1), "malformed metadata"),
+    (lambda m: m.pop("rng_state"), "malformed metadata"),
+    (lambda m: m["rng_state"].update(bit_generator="MT19937"), "random generator 'MT19937'"),
+])
+def test_malformed_metadata_is_refused(ckpt, change, message):
+    tmp_path, _ = ckpt
+    edit_json(tmp_path / "c.json", change)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_not_json(ckpt):
+    tmp_path, _ = ckpt
+    (tmp_path / "c.json").write_text("{oops")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_checkpoint_of_another_architecture_is_refused(ckpt):
+    tmp_path, _ = ckpt
+    fitted(hidden_dims=(8, 8), likelihood="gaussian").save(tmp_path / "other")
+    (tmp_path / "other.npz").replace(tmp_path / "c.npz")
+    rehash(tmp_path)
+    with pytest.raises(ValueError, match=r"do not match a VAE with hidden_dims=\(8,\).*"
+                                         r"missing \[\], unexpected \['decoder.4.W', "
+                                         r"'decoder.4.b', 'encoder.2.W'"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_shape_mismatch_is_refused(ckpt):
+    tmp_path, _ = ckpt
+    fitted(latent_dim=4, likelihood="gaussian").save(tmp_path / "other")
+    (tmp_path / "other.npz").replace(tmp_path / "c.npz")
+    rehash(tmp_path)
+    with pytest.raises(ValueError, match=r"has shape \(8, 4\), the architecture needs \(8, 3\)"):
+        load_checkpoint(tmp_path / "c")
+
+
+def rewrite_npz(tmp_path, change):
+    with np.load(tmp_path / "c.npz") as npz:
+        arrays = dict(npz)
+    change(arrays)
+    np.savez(tmp_path / "c.npz", **arrays)
+
+
+def test_tampered_npz_fails_its_checksum(ckpt):
+    tmp_path, _ = ckpt
+    rewrite_npz(tmp_path, lambda a: a["param/mu.b"].__setitem__(0, 1.0))
+    with pytest.raises(ValueError, match="SHA-256 does not match"):
+        load_checkpoint(tmp_path / "c")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.__setitem__("param/mu.b", a["param/mu.b"].astype(np.float64)),
+     "'param/mu.b' is float64, the model's dtype is float32"),
+    (lambda a: a["param/mu.b"].__setitem__(0, np.nan), "'param/mu.b' has NaN"),
+    (lambda a: a.__setitem__("param/obs_logvar", np.array(np.inf, np.float32)),
+     "'param/obs_logvar' has NaN or infinite"),
+    (lambda a: a.__setitem__("param/mu.b", np.array([{}, 1, 2], dtype=object)),
+     "cannot be read safely.*allow_pickle=False"),
+])
+def test_bad_arrays_are_refused_even_with_a_matching_checksum(ckpt, change, message):
+    tmp_path, _ = ckpt
+    rewrite_npz(tmp_path, change)
+    rehash(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(tmp_path / "c")
+
+
+@pytest.mark.parametrize("payload, message", [
+    (pickle.dumps({"param/mu.b": np.zeros(3)}), "cannot be read safely.*pickled"),
+    (b"not a zip file at all", "cannot be read safely"),
+    (None, "not an .npz archive"),
+])
+def test_pickles_and_non_archives_are_refused(ckpt, payload, message):
+    tmp_path, _ = ckpt
+    if payload is None:
+        with open(tmp_path / "c.npz", "wb") as f:
+            np.save(f, np.zeros(3))
+    else:
+        (tmp_path / "c.npz").write_bytes(payload)
+    rehash(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(tmp_path / "c")
+
+
+# ------------------------------------------------------------ atomic writes
+def test_a_save_killed_midway_leaves_the_last_good_checkpoint(ckpt, monkeypatch):
+    tmp_path, model = ckpt
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    model.fit_epoch(X)
+
+    def dies_midway(f, **arrays):
+        f.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.np, "savez", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(tmp_path / "c")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
+    assert load_checkpoint(tmp_path / "c").n_iter_ == 2
+
+    # Killed after the .npz is replaced but before the .json: the old .json
+    # no longer vouches for the new .npz, and says so.
+    monkeypatch.undo()
+
+    def json_dies(path, write):
+        if str(path).endswith(".json"):
+            raise KeyboardInterrupt
+        return real_atomic_write(path, write)
+
+    real_atomic_write = checkpoints.atomic_write
+    monkeypatch.setattr(checkpoints, "atomic_write", json_dies)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(tmp_path / "c")
+    with pytest.raises(ValueError, match="SHA-256 does not match"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_atomic_write_keeps_old_content_on_error(tmp_path):
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+
+    def fails(f):
+        f.write(b"new, partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        checkpoints.atomic_write(target, fails)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+    checkpoints.atomic_write(target, lambda f: f.write(b"new"))
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
