@@ -231,8 +231,12 @@ def test_sigint_to_a_real_process_stops_at_a_saved_epoch(tmp_path):
     cmd = [sys.executable, "-m", "npvae", "train", "--hidden", "8", "--epochs", "100000",
            "--out", str(tmp_path / "B")]
     with open(tmp_path / "stdout.txt", "w") as stdout:
+        # A shell that runs the suite in the background (as CI may) hands its
+        # children SIGINT ignored, and Python keeps it so: restore the default
+        # so that the child installs its KeyboardInterrupt handler.
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=stdout,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 60
             while max(saved_epochs(tmp_path / "B") if (tmp_path / "B").exists() else [0],
