@@ -308,11 +308,6 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
                 totals[key] = totals.get(key, 0.0) + value * xb.shape[0]
             if callback is not None:
                 callback(i + 1, n_batches, totals["loss"] / ((i * bs) + xb.shape[0]))
-        for name, p in self.params_.items():
-            if not np.isfinite(p).all():
-                raise FloatingPointError(
-                    f"training diverged in epoch {self.n_iter_ + 1}: parameter "
-                    f"{name!r} is no longer finite. Try a smaller learning_rate.")
         self.n_iter_ += 1
         record = {key: value / n for key, value in totals.items()}
         self.history_.append({"epoch": self.n_iter_, **record})
