@@ -117,7 +117,8 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         # min and max are NaN or infinite exactly when some entry is, and,
         # unlike isfinite(X), allocate nothing the size of X (fit_epoch
         # validates every epoch).
-        if not (np.isfinite(converted.min()) and np.isfinite(converted.max())):
+        lo, hi = converted.min(), converted.max()
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             if np.isfinite(X).all():
                 raise ValueError(
                     f"X has values too large for {self.dtype} (largest magnitude "
@@ -129,12 +130,10 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
                              f"is expecting {self.n_features_in_} features as input")
-        if self.likelihood == "bernoulli":
-            lo, hi = X.min(), X.max()
-            if lo < 0 or hi > 1:
-                raise ValueError(
-                    f"the Bernoulli likelihood needs X in [0, 1], got values in "
-                    f"[{lo:.4g}, {hi:.4g}]; rescale X or use likelihood='gaussian'")
+        if self.likelihood == "bernoulli" and (lo < 0 or hi > 1):
+            raise ValueError(
+                f"the Bernoulli likelihood needs X in [0, 1], got values in "
+                f"[{lo:.4g}, {hi:.4g}]; rescale X or use likelihood='gaussian'")
         return X
 
     def _validate_codes(self, Z):
