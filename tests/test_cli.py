@@ -269,6 +269,15 @@ def test_python_m_npvae_help():
         assert command in result.stdout
 
 
+def test_the_command_imports_matplotlib_only_to_draw():
+    # matplotlib's import is a third of `npvae --help`'s start-up time.
+    code = "import sys, npvae.cli; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
 def test_help_returns_zero(capsys):
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0 and "--kl-warmup" in out and "--resume" in out
