@@ -144,6 +144,16 @@ def test_default_run_folder_is_numbered_never_overwritten(tmp_path, monkeypatch,
     assert (tmp_path / "runs" / "digits-vae-2" / "config.json").is_file()
 
 
+def test_a_data_set_name_in_capitals_is_the_same_data_set(tmp_path, monkeypatch, capsys,
+                                                          no_figures):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(cli.DEFAULT_EPOCHS, "digits", 1)  # 10 for other data sets
+    code, _, err = run(capsys, "train", "--dataset", "DIGITS", "--hidden", "8")
+    assert code == 0, err
+    config = json.loads((tmp_path / "runs" / "digits-vae" / "config.json").read_text())
+    assert config["dataset"] == "digits" and config["epochs"] == 1
+
+
 def test_same_seed_same_bits_other_seed_other_bits(trained, tmp_path, capsys, no_figures):
     assert run(capsys, "train", *TINY, "--out", tmp_path / "a")[0] == 0
     assert run(capsys, "train", *TINY, "--out", tmp_path / "b", "--seed", "1")[0] == 0
