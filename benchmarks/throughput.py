@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from npvae import VAE  # noqa: E402
+from npvae.checkpoints import atomic_write  # noqa: E402
 
 MODELS = {
     # name: (n_features, hidden_dims, latent_dim)
@@ -315,12 +316,10 @@ def main(argv=None):
     out = args.out or (Path(__file__).parent / "results" /
                        time.strftime("throughput-%Y%m%dT%H%M%S.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"machine": info, "n": args.n, "repeats": args.repeats,
-                               "load_average_before": load_before,
-                               "load_average_after": os.getloadavg(), "rows": rows},
-                              indent=1))
-    os.replace(tmp, out)
+    text = json.dumps({"machine": info, "n": args.n, "repeats": args.repeats,
+                       "load_average_before": load_before,
+                       "load_average_after": os.getloadavg(), "rows": rows}, indent=1)
+    atomic_write(out, lambda f: f.write(text.encode()))
     print(f"load average {os.getloadavg()[0]:.1f}; wrote {out}")
 
 
