@@ -297,8 +297,8 @@ def _validation(model, X):
 def cmd_train(args):
     if args.resume:
         return _resume(args)
-    config = {k: getattr(args, k) for k in DEFAULTS if k in vars(args)}
-    config = {k: DEFAULTS[k] if config.get(k) is None else config[k] for k in DEFAULTS}
+    config = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)
+              for k in DEFAULTS}
     # load_dataset takes names in any case; one spelling keeps the default
     # epochs and run-folder name the same for DIGITS as for digits.
     if config["dataset"].lower() in DATASETS:
