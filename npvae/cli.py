@@ -565,7 +565,7 @@ def cmd_gradcheck(args):
     print(report)
     ok = report.max_error <= args.threshold
     print(f"max relative error {report.max_error:.2e} "
-          f"{'<=' if ok else '>'} threshold {args.threshold:.0e}: {'passed' if ok else 'FAILED'}")
+          f"{'<=' if ok else '>'} threshold {args.threshold:g}: {'passed' if ok else 'FAILED'}")
     return 0 if ok else 1
 
 

@@ -362,6 +362,9 @@ def test_gradcheck_passes_and_prints_the_table(capsys):
     assert "encoder.0.W" in out and "decoder.2.b" in out and "passed" in out
     code, out, _ = run(capsys, "gradcheck", "--likelihood", "gaussian", "--hidden", "none")
     assert code == 0 and "obs_logvar" in out
+    # The threshold is printed as given, not rounded to one digit.
+    code, out, _ = run(capsys, "gradcheck", "--threshold", "1.5e-6")
+    assert code == 0 and "<= threshold 1.5e-06: passed" in out
 
 
 def test_gradcheck_fails_on_a_planted_bug(capsys, monkeypatch):
