@@ -200,14 +200,13 @@ def make_torch(n_features, hidden, latent, batch, dtype):
     def epoch(X):
         stamps = [time.perf_counter()]
         perm = torch.randperm(X.shape[0])
-        total = 0.0
         for i in range(0, X.shape[0], batch):
             xb = X[perm[i:i + batch]]
             opt.zero_grad()
             loss = model.loss(xb)
             loss.backward()
             opt.step()
-            total += loss.item()
+            loss.item()  # fit_epoch also reads each step's loss (for its callback)
             stamps.append(time.perf_counter())
         return stamps
     return epoch
