@@ -24,7 +24,6 @@ Usage::
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from npvae import VAE  # noqa: E402
+from npvae.checkpoints import atomic_write  # noqa: E402
 from npvae.datasets import MissingDataError, binarize, load_dataset  # noqa: E402
 from npvae.evaluation import importance_weighted_log_likelihood  # noqa: E402
 
@@ -192,10 +192,9 @@ def main(argv=None):
     out = args.out or ROOT / "benchmarks" / "results" / time.strftime(
         "quality-%Y%m%dT%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                               "rows": rows}, indent=1))
-    os.replace(tmp, out)
+    text = json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows},
+                      indent=1)
+    atomic_write(out, lambda f: f.write(text.encode()))
     print(f"wrote {out}")
     return 0
 

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from npvae import VAE  # noqa: E402
+from npvae.checkpoints import atomic_write  # noqa: E402
 
 BASE = {"n": 8000, "batch": 128, "width": 400, "latent": 20}
 SWEEPS = {
@@ -82,10 +83,8 @@ def plot(results, path):
         axes[1, j].legend(fontsize=8)
     fig.suptitle(f"npvae float32 VAE 784-width-latent, base {BASE}")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(argv=None):
@@ -115,10 +114,9 @@ def main(argv=None):
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out = args.out_dir / f"scaling-{stamp}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"base": BASE, "load_average": os.getloadavg(),
-                               "results": results}, indent=1))
-    os.replace(tmp, out)
+    text = json.dumps({"base": BASE, "load_average": os.getloadavg(), "results": results},
+                      indent=1)
+    atomic_write(out, lambda f: f.write(text.encode()))
     png = args.out_dir / f"scaling-{stamp}.png"
     plot(results, png)
     print(f"wrote {out} and {png}")

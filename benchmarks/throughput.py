@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from npvae import VAE  # noqa: E402
+from npvae.checkpoints import atomic_write  # noqa: E402
 
 MODELS = {
     # name: (n_features, hidden_dims, latent_dim)
@@ -199,14 +200,13 @@ def make_torch(n_features, hidden, latent, batch, dtype):
     def epoch(X):
         stamps = [time.perf_counter()]
         perm = torch.randperm(X.shape[0])
-        total = 0.0
         for i in range(0, X.shape[0], batch):
             xb = X[perm[i:i + batch]]
             opt.zero_grad()
             loss = model.loss(xb)
             loss.backward()
             opt.step()
-            total += loss.item()
+            loss.item()  # fit_epoch also reads each step's loss (for its callback)
             stamps.append(time.perf_counter())
         return stamps
     return epoch
@@ -315,12 +315,10 @@ def main(argv=None):
     out = args.out or (Path(__file__).parent / "results" /
                        time.strftime("throughput-%Y%m%dT%H%M%S.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"machine": info, "n": args.n, "repeats": args.repeats,
-                               "load_average_before": load_before,
-                               "load_average_after": os.getloadavg(), "rows": rows},
-                              indent=1))
-    os.replace(tmp, out)
+    text = json.dumps({"machine": info, "n": args.n, "repeats": args.repeats,
+                       "load_average_before": load_before,
+                       "load_average_after": os.getloadavg(), "rows": rows}, indent=1)
+    atomic_write(out, lambda f: f.write(text.encode()))
     print(f"load average {os.getloadavg()[0]:.1f}; wrote {out}")
 
 

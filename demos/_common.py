@@ -7,7 +7,6 @@ its headline numbers as ``name = value`` lines.
 """
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
+from npvae.checkpoints import atomic_write  # noqa: E402
 from npvae.datasets import load_dataset  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -70,20 +70,13 @@ def show_images(ax, images, ncols, title=None):
 
 
 def save_figure(fig, out, name):
-    """Write ``fig`` as ``out/name`` (PNG, modest dpi) through a temporary
-    file and ``os.replace``, so a crash never leaves half a file."""
+    """Write ``fig`` as ``out/name`` (PNG, modest dpi) with
+    :func:`npvae.checkpoints.atomic_write`, so a crash never leaves half a
+    file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for reading
-    try:
-        fig.savefig(tmp, dpi=72, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    path = atomic_write(out / name,
+                        lambda f: fig.savefig(f, format="png", dpi=72, bbox_inches="tight"))
     plt.close(fig)
     print(f"figure: {path}", flush=True)
     return path

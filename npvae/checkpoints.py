@@ -25,6 +25,7 @@ object arrays and pickles, and an ``.npz`` that is not the one the
 """
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -216,7 +217,9 @@ def _restore(meta, json_path, npz_path, return_extra):
     if opt["t"] > 0:
         expected.update({f"adam_{m}/{k}": v for m in "mv" for k, v in model.params_.items()})
     try:
-        loaded = np.load(npz_path, allow_pickle=False)
+        # The bytes whose hash was checked, not the file again: it may have
+        # been replaced in between.
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
                 arrays = {name: loaded[name] for name in loaded.files}

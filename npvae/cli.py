@@ -297,13 +297,17 @@ def _validation(model, X):
 def cmd_train(args):
     if args.resume:
         return _resume(args)
-    config = {k: getattr(args, k) for k in DEFAULTS if k in vars(args)}
-    config = {k: DEFAULTS[k] if config.get(k) is None else config[k] for k in DEFAULTS}
+    config = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)
+              for k in DEFAULTS}
+    # load_dataset takes names in any case; one spelling keeps the default
+    # epochs and run-folder name the same for DIGITS as for digits.
+    if config["dataset"].lower() in DATASETS:
+        config["dataset"] = config["dataset"].lower()
+    # Absolute paths, so that the run can be evaluated from any folder.
+    elif Path(config["dataset"]).exists():
+        config["dataset"] = str(Path(config["dataset"]).resolve())
     config["epochs"] = args.epochs if args.epochs is not None else \
         DEFAULT_EPOCHS.get(config["dataset"], 10)
-    # Absolute paths, so that the run can be evaluated from any folder.
-    if config["dataset"].lower() not in DATASETS and Path(config["dataset"]).exists():
-        config["dataset"] = str(Path(config["dataset"]).resolve())
     if config["data_dir"] is not None:
         config["data_dir"] = str(Path(config["data_dir"]).resolve())
     out = Path(args.out) if args.out else _default_run_dir(config["dataset"])
@@ -561,7 +565,7 @@ def cmd_gradcheck(args):
     print(report)
     ok = report.max_error <= args.threshold
     print(f"max relative error {report.max_error:.2e} "
-          f"{'<=' if ok else '>'} threshold {args.threshold:.0e}: {'passed' if ok else 'FAILED'}")
+          f"{'<=' if ok else '>'} threshold {args.threshold:g}: {'passed' if ok else 'FAILED'}")
     return 0 if ok else 1
 
 

@@ -112,9 +112,13 @@ def log_joint(model, X, Z, mask=None):
     -------
     ndarray of shape (n_samples,)
     """
-    X, Z, mask = _check_inputs(model, X, Z, mask)
+    return _log_joint(model, *_check_inputs(model, X, Z, mask))[0]
+
+
+def _log_joint(model, X, Z, mask):
+    """:math:`J(z)` per example and the decoder's output, for checked inputs."""
     out = model._decoder.forward(Z)
-    return np.sum(mask * _log_px_per_pixel(model, X, out), axis=1) + _log_prior(Z)
+    return np.sum(mask * _log_px_per_pixel(model, X, out), axis=1) + _log_prior(Z), out
 
 
 def log_joint_grad(model, X, Z, mask=None):
@@ -133,9 +137,11 @@ def log_joint_grad(model, X, Z, mask=None):
     values : ndarray of shape (n_samples,)
     grad_Z : ndarray of shape (n_samples, latent_dim)
     """
-    X, Z, mask = _check_inputs(model, X, Z, mask)
-    out = model._decoder.forward(Z)
-    values = np.sum(mask * _log_px_per_pixel(model, X, out), axis=1) + _log_prior(Z)
+    return _log_joint_grad(model, *_check_inputs(model, X, Z, mask))
+
+
+def _log_joint_grad(model, X, Z, mask):
+    values, out = _log_joint(model, X, Z, mask)
     grad_out = mask * _log_px_grad_out(model, X, out)
     return values, model._decoder.backward(grad_out) + _log_prior_grad(Z)
 
@@ -164,15 +170,16 @@ def fit_latent(model, X, mask=None, z0=None, steps=300, learning_rate=0.05):
         The codes found; ``model.decode(Z)`` completes the images.
     """
     check_is_fitted(model)
-    X = model._validate_data(X, reset=False)
-    if z0 is None:
-        z0 = np.zeros((X.shape[0], model.latent_dim), dtype=model.dtype)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    Z = np.array(model._validate_codes(z0))  # a copy: z0 stays as it was
+    if z0 is None:
+        z0 = np.zeros((model._validate_data(X, reset=False).shape[0], model.latent_dim))
+    # Checked once here, not at every step (which log_joint_grad would do).
+    X, Z, mask = _check_inputs(model, X, z0, mask)
+    Z = np.array(Z)  # a copy: z0 stays as it was
     optimizer = Adam(learning_rate=learning_rate)
     for _ in range(steps):
-        _, grad = log_joint_grad(model, X, Z, mask)
+        _, grad = _log_joint_grad(model, X, Z, mask)
         # Adam descends, so it is handed the gradient of -J.
         optimizer.step({"z": Z}, {"z": -grad})
     return Z

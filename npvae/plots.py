@@ -12,8 +12,6 @@ from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from .checkpoints import atomic_write
 
@@ -37,8 +35,20 @@ def infer_image_shape(n_features, image_shape=None):
     return (side, side) if side * side == n_features else None
 
 
-def _save(fig, path):
+def _figure(**kwargs):
+    """A new matplotlib ``Figure`` on an Agg canvas."""
+    # Imported here, not at the top: matplotlib takes ~0.3 s to import, which
+    # the commands that draw nothing (``npvae --help``, ``evaluate``,
+    # ``gradcheck``, any bad-input error) need not pay.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
     FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path):
     path = Path(path)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=_DPI))
     return path
@@ -76,7 +86,7 @@ def _image_figure(rows, image_shape, ncols, title, path):
     cell = 0.35  # inches per image height: 28 pixels at the 80 dpi of _DPI
     title_room = 0.35
     width, height = max(4.0, ncols * cell * w / h), nrows * cell + title_room
-    fig = Figure(figsize=(width, height))
+    fig = _figure(figsize=(width, height))
     ax = fig.add_axes((0.01, 0.01, 0.98, 1 - title_room / height - 0.01))
     _show(ax, grid, images)
     fig.suptitle(title, fontsize=9)
@@ -100,7 +110,7 @@ def plot_loss_curves(metrics, path):
     terms = [t for t in ("loss", "recon", "kl") if f"train_{t}" in metrics[0]]
     titles = {"loss": "loss (nats)", "recon": "reconstruction -log p(x|z)",
               "kl": "KL(q(z|x) || p(z))"}
-    fig = Figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
+    fig = _figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
     for i, t in enumerate(terms):
         ax = fig.add_subplot(1, len(terms), i + 1)
         for split, style in (("train", "-"), ("val", "--")):
@@ -160,7 +170,7 @@ def plot_latent(Z, labels, path):
         xlabel, ylabel = "z1", "z2"
     else:
         Z, xlabel, ylabel = _pca_2d(Z), "PC 1 of the means", "PC 2 of the means"
-    fig = Figure(figsize=(5, 4.2), layout="constrained")
+    fig = _figure(figsize=(5, 4.2), layout="constrained")
     ax = fig.add_subplot()
     if labels is None:
         ax.scatter(Z[:, 0], Z[:, 1], s=4, alpha=0.6)

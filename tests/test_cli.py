@@ -144,6 +144,16 @@ def test_default_run_folder_is_numbered_never_overwritten(tmp_path, monkeypatch,
     assert (tmp_path / "runs" / "digits-vae-2" / "config.json").is_file()
 
 
+def test_a_data_set_name_in_capitals_is_the_same_data_set(tmp_path, monkeypatch, capsys,
+                                                          no_figures):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(cli.DEFAULT_EPOCHS, "digits", 1)  # 10 for other data sets
+    code, _, err = run(capsys, "train", "--dataset", "DIGITS", "--hidden", "8")
+    assert code == 0, err
+    config = json.loads((tmp_path / "runs" / "digits-vae" / "config.json").read_text())
+    assert config["dataset"] == "digits" and config["epochs"] == 1
+
+
 def test_same_seed_same_bits_other_seed_other_bits(trained, tmp_path, capsys, no_figures):
     assert run(capsys, "train", *TINY, "--out", tmp_path / "a")[0] == 0
     assert run(capsys, "train", *TINY, "--out", tmp_path / "b", "--seed", "1")[0] == 0
@@ -269,6 +279,15 @@ def test_python_m_npvae_help():
         assert command in result.stdout
 
 
+def test_the_command_imports_matplotlib_only_to_draw():
+    # matplotlib's import is a third of `npvae --help`'s start-up time.
+    code = "import sys, npvae.cli; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
 def test_help_returns_zero(capsys):
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0 and "--kl-warmup" in out and "--resume" in out
@@ -343,6 +362,9 @@ def test_gradcheck_passes_and_prints_the_table(capsys):
     assert "encoder.0.W" in out and "decoder.2.b" in out and "passed" in out
     code, out, _ = run(capsys, "gradcheck", "--likelihood", "gaussian", "--hidden", "none")
     assert code == 0 and "obs_logvar" in out
+    # The threshold is printed as given, not rounded to one digit.
+    code, out, _ = run(capsys, "gradcheck", "--threshold", "1.5e-6")
+    assert code == 0 and "<= threshold 1.5e-06: passed" in out
 
 
 def test_gradcheck_fails_on_a_planted_bug(capsys, monkeypatch):

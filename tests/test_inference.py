@@ -105,6 +105,7 @@ def test_fit_latent_works_in_float32():
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"mask": np.ones((5, 3))}, ValueError, "does not match"),
+    ({"mask": np.ones((5, 3)), "steps": 0}, ValueError, "does not match"),
     ({"mask": np.full((5, 7), 0.5)}, ValueError, "only 0/1"),
     ({"mask": np.array(["a"] * 7)}, TypeError, "boolean or 0/1"),
     ({"z0": np.zeros((5, 2))}, ValueError, "Z must have shape"),
