@@ -559,3 +559,11 @@ def test_non_finite_user_array(tmp_path, capsys):
     assert_usage_error(run(capsys, "train", "--dataset", tmp_path / "x.npy",
                            "--out", tmp_path / "r"), "NaN")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(shutil.which("npvae") is None, reason="the package is not installed")
+def test_installed_console_script_runs(tmp_path):
+    result = subprocess.run(["npvae", "gradcheck"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "rel. error" in result.stdout and "decoder" in result.stdout
