@@ -60,9 +60,10 @@ def _mosaic(images, image_shape, ncols, pad=1):
 
 def _show(ax, grid, values):
     """Draw a mosaic in grey: [0, 1] data as it is, other data from its
-    1st to 99th percentile."""
-    lo, hi = (0.0, 1.0) if values.min() >= 0 and values.max() <= 1 \
-        else np.percentile(values, [1, 99])
+    1st to 99th percentile.  NaN cells (padding) are ignored: one NaN would
+    otherwise make the range NaN and the whole mosaic a blank canvas."""
+    lo, hi = (0.0, 1.0) if np.nanmin(values) >= 0 and np.nanmax(values) <= 1 \
+        else np.nanpercentile(values, [1, 99])
     ax.imshow(grid, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-12), interpolation="nearest")
     ax.set_axis_off()
 

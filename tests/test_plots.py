@@ -60,6 +60,13 @@ def test_reconstructions_of_non_square_images_keep_their_shape(tmp_path):
         plots.plot_reconstructions(X, X[:3], (28, 20), tmp_path / "bad.png")
 
 
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_reconstructions_that_do_not_fill_the_last_row_are_drawn(tmp_path, scale):
+    # 15 pairs at 10 a row pad the last row with NaN; the grey range must skip them.
+    X = RNG.random((15, 64)) * scale
+    read_png(plots.plot_reconstructions(X, X * 0.5, (8, 8), tmp_path / "r.png"))
+
+
 def test_samples_grid_uses_grey_levels_of_the_data(tmp_path):
     dark = plots.plot_samples(np.zeros((16, 64)) + np.eye(64)[:16], (8, 8), tmp_path / "a.png")
     img = read_png(dark)
