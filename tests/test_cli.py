@@ -368,6 +368,8 @@ def test_gradcheck_fails_on_a_planted_bug(capsys, monkeypatch):
     (["evaluate", "--k", "0", "x"], "argument --k"),
     (["evaluate", "no-such-run"], "no-such-run is not an npvae run folder"),
     (["gradcheck", "--threshold", "-1"], "argument --threshold"),
+    (["train", "--hidden", "100000000000"], "Unable to allocate"),
+    (["gradcheck", "--latent-dim", "10000000000000"], "Unable to allocate"),
 ])
 def test_nonsense_options(tmp_path, monkeypatch, capsys, argv, fragment):
     monkeypatch.chdir(tmp_path)
