@@ -169,7 +169,9 @@ def fit_latent(model, X, mask=None, z0=None, steps=300, learning_rate=0.05):
         z0 = np.zeros((X.shape[0], model.latent_dim), dtype=model.dtype)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    Z = np.array(model._validate_codes(z0))  # a copy: z0 stays as it was
+    # At the door, so that z0 and mask are checked even when steps is 0.
+    _, Z, _ = _check_inputs(model, X, z0, mask)
+    Z = np.array(Z)  # a copy: z0 stays as it was
     optimizer = Adam(learning_rate=learning_rate)
     for _ in range(steps):
         _, grad = log_joint_grad(model, X, Z, mask)
