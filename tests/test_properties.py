@@ -130,3 +130,16 @@ def test_autoencoder_output_shapes(s, likelihood):
     assert ae.inverse_transform(Z).shape == (n, d)
     assert ae.score_samples(X).shape == (n,)
     assert np.all(np.isfinite(ae.score_samples(X)))
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_decode_is_the_mean_of_the_likelihood_that_is_trained(cls, likelihood):
+    # Linear decoder: its output is Z W + b, the logits (Bernoulli) or the
+    # mean (Gaussian); decode must return sigmoid(logits) or the mean itself.
+    model = cls(latent_dim=3, hidden_dims=(), likelihood=likelihood, dtype="float64",
+                random_state=0).initialize(6)
+    Z = np.random.default_rng(1).normal(size=(5, 3))
+    out = Z @ model.params_["decoder.0.W"] + model.params_["decoder.0.b"]
+    expected = 1 / (1 + np.exp(-out)) if likelihood == "bernoulli" else out
+    assert np.allclose(model.decode(Z), expected, rtol=1e-12, atol=0)
