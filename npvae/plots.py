@@ -14,6 +14,7 @@ from statistics import NormalDist
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .checkpoints import atomic_write
 
@@ -109,6 +110,7 @@ def plot_loss_curves(metrics, path):
                     marker="." if len(epochs) < 30 else None, label=split)
         ax.set_title(titles[t], fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 0.96"
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8)
     return _save(fig, path)

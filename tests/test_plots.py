@@ -48,6 +48,17 @@ def test_loss_curves(tmp_path):
         plots.plot_loss_curves([], tmp_path / "x.png")
 
 
+@pytest.mark.parametrize("n_epochs", [1, 3, 40])
+def test_loss_curves_tick_whole_epochs(tmp_path, monkeypatch, n_epochs):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    metrics = [{"epoch": e, "train_loss": 1 / e, "val_loss": 2 / e} for e in range(1, n_epochs + 1)]
+    plots.plot_loss_curves(metrics, tmp_path / "loss.png")
+    (ax,) = figures[0].axes
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 def test_reconstructions_of_non_square_images_keep_their_shape(tmp_path):
     X = RNG.random((30, 560))
     tall = read_png(plots.plot_reconstructions(X, X * 0.5, (28, 20), tmp_path / "t.png", 30))
