@@ -130,3 +130,15 @@ def test_interpolations(tmp_path, model_28x20):
     only(tmp_path, "i.png")
     with pytest.raises(ValueError, match="differ in shape"):
         plots.plot_interpolations(model, X[:3], X[3:5], (28, 20), tmp_path / "x.png")
+
+
+def test_interpolation_rows_run_from_start_to_end(tmp_path, model_28x20, monkeypatch):
+    model, X = model_28x20
+    drawn = []
+    monkeypatch.setattr(plots, "_image_figure", lambda rows, *a: drawn.append(rows))
+    plots.plot_interpolations(model, X[:2], X[2:4], (28, 20), tmp_path / "i.png", steps=3)
+    rows = drawn[0].reshape(2, 5, -1)  # 2 pairs: start, 3 decoded steps, end
+    assert np.array_equal(rows[:, 0], X[:2]) and np.array_equal(rows[:, -1], X[2:4])
+    z0, z1 = model.transform(X[:2]), model.transform(X[2:4])
+    for j, t in enumerate((0.0, 0.5, 1.0)):
+        assert np.allclose(rows[:, 1 + j], model.decode((1 - t) * z0 + t * z1), atol=1e-6)
