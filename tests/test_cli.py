@@ -102,6 +102,11 @@ def test_train_writes_a_complete_run_folder(trained):
         ["epoch-0002.json", "epoch-0002.npz"]
     model = VAE.load(trained)
     assert model.n_iter_ == 2 and model.hidden_dims == (8,)
+    # The last validation row is the final model's ELBO terms on the validation split.
+    X_val = cli._load_splits(json.loads((trained / "config.json").read_text()))[1]
+    log_px, kl = model.elbo_terms(X_val, random_state=0)
+    assert float(rows[-1]["val_recon"]) == pytest.approx(-np.mean(log_px), rel=1e-6)
+    assert float(rows[-1]["val_kl"]) == pytest.approx(np.mean(kl), rel=1e-6)
     figures = sorted(p.name for p in (trained / "figures").iterdir())
     assert figures == ["interpolations.png", "latent.png", "loss.png", "manifold.png",
                        "reconstructions.png", "samples.png"]
