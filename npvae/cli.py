@@ -579,8 +579,9 @@ def main(argv=None):
         except SystemExit as e:  # --help and --version
             return e.code or 0
         return args.func(args)
-    except (ValueError, TypeError, OSError, DataError, FloatingPointError) as e:
-        message = " ".join(str(e).split())
+    except (ValueError, TypeError, OSError, DataError, FloatingPointError, MemoryError) as e:
+        # A too-large --hidden or --latent-dim shows up only as a MemoryError.
+        message = " ".join(str(e).split()) or "out of memory"
         print(f"npvae: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outside training, where there is nothing to save

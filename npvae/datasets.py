@@ -576,14 +576,26 @@ def _load_frey(data_dir, download, mirror):
     return Dataset("frey-face", X[:-n_test], None, X[-n_test:], None, (28, 20), False)
 
 
+_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}  # .npz is a zip archive
+
+
 def _load_file(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     y = None
+    suffix = path.suffix.lower()
+    if suffix in _MAGIC:
+        # np.load picks the format by content, not name: a zip called .npy
+        # came back as an NpzFile, and a file with neither magic got numpy's
+        # advice to load it as a pickle.
+        with open(path, "rb") as f:
+            if f.read(len(_MAGIC[suffix])) != _MAGIC[suffix]:
+                raise DataError(f"{path}: not a {suffix} file (it does not start with "
+                                f"the {suffix} signature)")
     try:
-        if path.suffix.lower() == ".csv":
+        if suffix == ".csv":
             X = _read_csv(path)
-        elif path.suffix.lower() == ".npy":
+        elif suffix == ".npy":
             X = np.load(path, allow_pickle=False)
         else:
             with np.load(path, allow_pickle=False) as npz:

@@ -273,6 +273,8 @@ def mlp(sizes, activation, rng, dtype=np.float64, final_activation=False):
         Name in ``ACTIVATIONS``, placed after each ``Dense``.
     rng : numpy.random.Generator
         Source of the initial weights.
+    dtype : numpy dtype
+        Floating type of the parameters.
     final_activation : bool
         Whether the last ``Dense`` is followed by the activation too.
     """

@@ -143,6 +143,8 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             raise TypeError(f"Z must be numeric, got an array of dtype {Z.dtype}")
         if Z.ndim != 2 or Z.shape[1] != self.latent_dim:
             raise ValueError(f"Z must have shape (n_samples, {self.latent_dim}), got {Z.shape}")
+        if Z.shape[0] == 0:
+            raise ValueError("Z is empty: 0 codes")
         Z = np.ascontiguousarray(Z, dtype=self.dtype)
         if not np.isfinite(Z).all():
             raise ValueError("Z contains NaN or infinity")
@@ -515,6 +517,8 @@ class VAE(_BaseAutoencoder):
         if eps.shape != (X.shape[0], self.latent_dim):
             raise ValueError(f"eps must have shape {(X.shape[0], self.latent_dim)}, "
                              f"got {eps.shape}")
+        if not np.isfinite(eps).all():
+            raise ValueError("eps contains NaN or infinity")
         return eps
 
     # ------------------------------------------------------------ for study

@@ -70,9 +70,10 @@ def _mosaic(images, image_shape, ncols, pad=1):
 
 def _show(ax, grid, values):
     """Draw a mosaic in grey: [0, 1] data as it is, other data from its
-    1st to 99th percentile."""
-    lo, hi = (0.0, 1.0) if values.min() >= 0 and values.max() <= 1 \
-        else np.percentile(values, [1, 99])
+    1st to 99th percentile.  NaN cells (padding) are ignored: one NaN would
+    otherwise make the range NaN and the whole mosaic a blank canvas."""
+    lo, hi = (0.0, 1.0) if np.nanmin(values) >= 0 and np.nanmax(values) <= 1 \
+        else np.nanpercentile(values, [1, 99])
     ax.imshow(grid, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-12), interpolation="nearest")
     ax.set_axis_off()
 
@@ -110,6 +111,8 @@ def plot_loss_curves(metrics, path):
     terms = [t for t in ("loss", "recon", "kl") if f"train_{t}" in metrics[0]]
     titles = {"loss": "loss (nats)", "recon": "reconstruction -log p(x|z)",
               "kl": "KL(q(z|x) || p(z))"}
+    from matplotlib.ticker import MaxNLocator  # matplotlib loads only to draw
+
     fig = _figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
     for i, t in enumerate(terms):
         ax = fig.add_subplot(1, len(terms), i + 1)
@@ -118,6 +121,7 @@ def plot_loss_curves(metrics, path):
                     marker="." if len(epochs) < 30 else None, label=split)
         ax.set_title(titles[t], fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 0.96"
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8)
     return _save(fig, path)

@@ -94,6 +94,7 @@ def test_bernoulli_needs_unit_interval_but_gaussian_does_not(method):
     (np.zeros(2), ValueError, r"Z must have shape \(n_samples, 2\), got \(2,\)"),
     (np.full((2, 2), np.nan), ValueError, "Z contains NaN or infinity"),
     (np.full((2, 2), "z"), TypeError, "Z must be numeric"),
+    (np.zeros((0, 2)), ValueError, "Z is empty"),
 ])
 def test_decode_rejects_bad_codes(fitted, Z, error, match):
     with pytest.raises(error, match=match):
@@ -177,6 +178,9 @@ def test_loss_rejects_noise_of_the_wrong_shape():
         vae.loss(X, np.zeros((20, 3)))
     with pytest.raises(ValueError, match=r"eps must have shape"):
         vae.loss_and_grads(X, np.zeros((19, 2)))
+    for call in (vae.loss, vae.loss_and_grads):
+        with pytest.raises(ValueError, match="eps contains NaN or infinity"):
+            call(X, np.full((20, 2), np.nan))
 
 
 def test_sparse_input_is_refused_with_advice():

@@ -102,6 +102,11 @@ def test_train_writes_a_complete_run_folder(trained):
         ["epoch-0002.json", "epoch-0002.npz"]
     model = VAE.load(trained)
     assert model.n_iter_ == 2 and model.hidden_dims == (8,)
+    # The last validation row is the final model's ELBO terms on the validation split.
+    X_val = cli._load_splits(json.loads((trained / "config.json").read_text()))[1]
+    log_px, kl = model.elbo_terms(X_val, random_state=0)
+    assert float(rows[-1]["val_recon"]) == pytest.approx(-np.mean(log_px), rel=1e-6)
+    assert float(rows[-1]["val_kl"]) == pytest.approx(np.mean(kl), rel=1e-6)
     figures = sorted(p.name for p in (trained / "figures").iterdir())
     assert figures == ["interpolations.png", "latent.png", "loss.png", "manifold.png",
                        "reconstructions.png", "samples.png"]
@@ -338,6 +343,27 @@ def test_evaluate(trained, capsys):
     assert again.rsplit("(", 1)[0] == out.rsplit("(", 1)[0]  # all but the timing
 
 
+def test_evaluate_prints_what_the_library_computes(trained, capsys, monkeypatch):
+    from npvae.datasets import load_dataset
+    from npvae.evaluation import active_units, kl_per_dimension
+
+    code, out, err = run(capsys, "evaluate", trained, "--k", "5", "--seed", "3")
+    assert code == 0, err
+    model, X = load_checkpoint(trained), load_dataset("digits").X_test
+    log_px, kl = model.elbo_terms(X, random_state=3)
+    numbers = out.split("ELBO")[1].replace("(", " ").replace(",", " ").replace(")", " ").split()
+    elbo, recon, kl_shown = float(numbers[0]), float(numbers[3]), float(numbers[5])
+    assert elbo == pytest.approx(np.mean(log_px - kl), abs=1e-3)
+    assert recon == pytest.approx(-np.mean(log_px), abs=1e-3)
+    assert kl_shown == pytest.approx(np.mean(kl), abs=1e-3)
+    assert int(out.split("active units")[1].split()[0]) == active_units(model, X)
+    per_dim = out.split("KL per dimension:")[1].split(")")[0].split()
+    assert [float(v) for v in per_dim] == pytest.approx(kl_per_dimension(model, X), abs=5e-3)
+    # Both units of this model are active; a stand-in count shows it is the one printed.
+    monkeypatch.setattr(cli, "active_units", lambda model, X: 1)
+    assert "active units               1 of 2" in run(capsys, "evaluate", trained, "--k", "1")[1]
+
+
 @pytest.mark.parametrize("verb, name, extra", [
     ("sample", "samples.png", ["--n", "25"]),
     ("reconstruct", "reconstructions.png", ["--n", "10"]),
@@ -394,6 +420,8 @@ def test_gradcheck_fails_on_a_planted_bug(capsys, monkeypatch):
     (["evaluate", "--k", "0", "x"], "argument --k"),
     (["evaluate", "no-such-run"], "no-such-run is not an npvae run folder"),
     (["gradcheck", "--threshold", "-1"], "argument --threshold"),
+    (["train", "--hidden", "100000000000"], "Unable to allocate"),
+    (["gradcheck", "--latent-dim", "10000000000000"], "Unable to allocate"),
 ])
 def test_nonsense_options(tmp_path, monkeypatch, capsys, argv, fragment):
     monkeypatch.chdir(tmp_path)

@@ -405,7 +405,12 @@ def test_npz_single_array_of_any_name(tmp_path):
     (lambda p: np.save(p / "f.npy", np.array([[1.0, np.inf], [0, 0]])), "NaN or infinite"),
     (lambda p: np.savez(p / "f.npz", X=np.ones((3, 2)), y=[0.5, 1, 2]), "integer class labels"),
     (lambda p: np.savez(p / "f.npz", X=np.ones((3, 2)), y=[0, 1]), r"shape \(3,\)"),
-    (lambda p: (p / "f.npy").write_bytes(b"not numpy"), "cannot read"),
+    (lambda p: (p / "f.npy").write_bytes(b"not numpy"), "not a .npy file"),
+    (lambda p: (p / "f.npz").write_bytes(b"not numpy"), "not a .npz file"),
+    (lambda p: np.savez(p / "f.npy", X=np.ones((3, 2))) or (p / "f.npy.npz").rename(p / "f.npy"),
+     "not a .npy file"),
+    (lambda p: np.save(p / "f.npy", np.ones((3, 2))) or (p / "f.npy").rename(p / "f.npz"),
+     "not a .npz file"),
 ])
 def test_bad_array_files(tmp_path, make, message):
     make(tmp_path)

@@ -110,6 +110,9 @@ def test_fit_latent_works_in_float32():
     ({"mask": np.array(["a"] * 7)}, TypeError, "boolean or 0/1"),
     ({"z0": np.zeros((5, 2))}, ValueError, "Z must have shape"),
     ({"steps": -1}, ValueError, "steps"),
+    # With no steps to take, bad z0 and mask must still be refused, not returned.
+    ({"z0": np.zeros((4, L)), "steps": 0}, ValueError, "as many rows"),
+    ({"mask": np.full((5, 7), 0.5), "steps": 0}, ValueError, "only 0/1"),
 ])
 def test_fit_latent_rejects_bad_input(kwargs, error, match):
     model, X, _, _ = _setup()

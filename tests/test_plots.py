@@ -48,6 +48,17 @@ def test_loss_curves(tmp_path):
         plots.plot_loss_curves([], tmp_path / "x.png")
 
 
+@pytest.mark.parametrize("n_epochs", [1, 3, 40])
+def test_loss_curves_tick_whole_epochs(tmp_path, monkeypatch, n_epochs):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    metrics = [{"epoch": e, "train_loss": 1 / e, "val_loss": 2 / e} for e in range(1, n_epochs + 1)]
+    plots.plot_loss_curves(metrics, tmp_path / "loss.png")
+    (ax,) = figures[0].axes
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 def test_reconstructions_of_non_square_images_keep_their_shape(tmp_path):
     X = RNG.random((30, 560))
     tall = read_png(plots.plot_reconstructions(X, X * 0.5, (28, 20), tmp_path / "t.png", 30))
@@ -58,6 +69,15 @@ def test_reconstructions_of_non_square_images_keep_their_shape(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.png", "w.png"]
     with pytest.raises(ValueError, match="differ in shape"):
         plots.plot_reconstructions(X, X[:3], (28, 20), tmp_path / "bad.png")
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_reconstructions_that_do_not_fill_the_last_row_are_drawn(tmp_path, scale):
+    # 15 pairs at 10 a row pad the last row with NaN; the grey range must skip them.
+    X = RNG.random((15, 64)) * scale
+    img = read_png(plots.plot_reconstructions(X, X * 0.5, (8, 8), tmp_path / "r.png"))
+    grey = img[..., 0]
+    assert ((grey > 0.2) & (grey < 0.8)).mean() > 0.1  # uniform data: many mid greys
 
 
 def test_samples_grid_uses_grey_levels_of_the_data(tmp_path):
@@ -110,3 +130,15 @@ def test_interpolations(tmp_path, model_28x20):
     only(tmp_path, "i.png")
     with pytest.raises(ValueError, match="differ in shape"):
         plots.plot_interpolations(model, X[:3], X[3:5], (28, 20), tmp_path / "x.png")
+
+
+def test_interpolation_rows_run_from_start_to_end(tmp_path, model_28x20, monkeypatch):
+    model, X = model_28x20
+    drawn = []
+    monkeypatch.setattr(plots, "_image_figure", lambda rows, *a: drawn.append(rows))
+    plots.plot_interpolations(model, X[:2], X[2:4], (28, 20), tmp_path / "i.png", steps=3)
+    rows = drawn[0].reshape(2, 5, -1)  # 2 pairs: start, 3 decoded steps, end
+    assert np.array_equal(rows[:, 0], X[:2]) and np.array_equal(rows[:, -1], X[2:4])
+    z0, z1 = model.transform(X[:2]), model.transform(X[2:4])
+    for j, t in enumerate((0.0, 0.5, 1.0)):
+        assert np.allclose(rows[:, 1 + j], model.decode((1 - t) * z0 + t * z1), atol=1e-6)

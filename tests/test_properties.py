@@ -130,3 +130,33 @@ def test_autoencoder_output_shapes(s, likelihood):
     assert ae.inverse_transform(Z).shape == (n, d)
     assert ae.score_samples(X).shape == (n,)
     assert np.all(np.isfinite(ae.score_samples(X)))
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_decode_is_the_mean_of_the_likelihood_that_is_trained(cls, likelihood):
+    # Linear decoder: its output is Z W + b, the logits (Bernoulli) or the
+    # mean (Gaussian); decode must return sigmoid(logits) or the mean itself.
+    model = cls(latent_dim=3, hidden_dims=(), likelihood=likelihood, dtype="float64",
+                random_state=0).initialize(6)
+    Z = np.random.default_rng(1).normal(size=(5, 3))
+    out = Z @ model.params_["decoder.0.W"] + model.params_["decoder.0.b"]
+    expected = 1 / (1 + np.exp(-out)) if likelihood == "bernoulli" else out
+    assert np.allclose(model.decode(Z), expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_score_samples_is_the_elbo_that_training_minimises(likelihood):
+    # With beta = 1 the mean training loss for the same eps is -ELBO, and the
+    # KL term is the closed form at the encoder's (mu, logvar).
+    model = VAE(latent_dim=2, hidden_dims=(5,), activation="tanh", likelihood=likelihood,
+                dtype="float64", random_state=0).initialize(6)
+    X = np.random.default_rng(2).random((7, 6))
+    eps = np.random.default_rng(3).standard_normal((7, 2))
+    log_px, kl = model.elbo_terms(X, random_state=3)
+    mu, logvar = model.encode(X)
+    assert np.allclose(kl, losses.kl_standard_normal(mu, logvar), rtol=1e-12)
+    assert np.isclose(-np.mean(log_px - kl), model.loss(X, eps), rtol=1e-12)
+    scores = model.score_samples(X)
+    assert np.allclose(scores, np.subtract(*model.elbo_terms(X)), rtol=1e-12)
+    assert np.isclose(model.score(X), scores.mean(), rtol=1e-12)

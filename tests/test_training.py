@@ -146,6 +146,19 @@ def test_kl_warmup_weights_the_kl_below_beta(digits):
     assert h["loss"] < h["recon"] + h["kl"] - 0.1 * h["kl"]
 
 
+def test_kl_warmup_rises_linearly_to_beta_over_its_epochs(digits, monkeypatch):
+    model = vae(beta=2.0, kl_warmup=4, epochs=2, batch_size=64)
+    assert [model._beta_at(p) for p in (0.0, 1.0, 3.0, 4.0, 9.0)] == [0.0, 0.5, 1.5, 2.0, 2.0]
+    seen = []
+    real_step = VAE._train_step
+    monkeypatch.setattr(VAE, "_train_step",
+                        lambda self, xb, progress: seen.append(progress) or
+                        real_step(self, xb, progress))
+    model.fit(digits[0][:256])  # 4 batches an epoch: progress in quarter epochs
+    assert seen == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert vae(beta=2.0)._beta_at(0.0) == 2.0  # no warm-up: beta from the start
+
+
 def all_finite(model):
     return all(np.isfinite(p).all() for p in model.params_.values())
 
