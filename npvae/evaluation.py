@@ -132,5 +132,8 @@ def active_units(model, X, threshold=0.01):
     int
     """
     _check_vae(model)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
     variances = model.transform(X).astype(np.float64).var(axis=0)
     return int(np.sum(variances > threshold))

@@ -78,6 +78,11 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         _check_int("epochs", self.epochs, 0)
         _check_int("batch_size", self.batch_size, 1)
         _check_positive("learning_rate", self.learning_rate)
+        if self.dtype in DTYPES and self.learning_rate >= float(np.finfo(self.dtype).max) / 10:
+            # An Adam step moves each parameter by up to about learning_rate:
+            # past this it overflows, and the parameters would be inf already.
+            raise ValueError(f"learning_rate {self.learning_rate!r} is too large for "
+                             f"{self.dtype}: one Adam step would overflow")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; "
                              f"choose one of {LR_SCHEDULES}")

@@ -210,3 +210,16 @@ def test_object_arrays_of_numbers_are_converted_not_refused():
     a = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(as_objects)
     b = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
     assert np.array_equal(a.transform(as_objects), b.transform(X))
+
+
+def test_a_learning_rate_that_would_overflow_the_dtype_is_refused():
+    with pytest.raises(ValueError, match="learning_rate 1e.40 is too large for float32"):
+        VAE(learning_rate=1e40, epochs=1).fit(X)
+    # float64 has the range for it: accepted, and whether or not training then
+    # stops at a non-finite loss, the parameters stay finite.
+    model = VAE(learning_rate=1e40, dtype="float64", hidden_dims=(4,), epochs=2, random_state=0)
+    try:
+        model.fit(X)
+    except FloatingPointError as err:
+        assert "diverged" in str(err)
+    assert all(np.isfinite(p).all() for p in model.params_.values())

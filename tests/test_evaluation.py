@@ -113,3 +113,10 @@ def test_evaluation_rejects_what_it_cannot_evaluate():
     ae = Autoencoder(latent_dim=2, hidden_dims=(), epochs=1).fit(np.random.default_rng(0).random((8, 4)))
     with pytest.raises(TypeError, match="VAE"):
         kl_per_dimension(ae, np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), -1.0, "x", None])
+def test_active_units_rejects_a_meaningless_threshold(threshold):
+    model, b, cov = exact_posterior_vae()
+    with pytest.raises(ValueError, match="threshold must be"):
+        active_units(model, np.zeros((3, D)), threshold=threshold)
