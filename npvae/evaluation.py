@@ -66,8 +66,8 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) \
             or batch_rows < 1:
         raise ValueError(f"batch_rows must be an integer >= 1, got {batch_rows!r}")
-    mu_all, logvar_all = model.encode(X)
     X = model._validate_data(X, reset=False)
+    mu_all, logvar_all = model._batched(X, model._encode)
     rng = np.random.default_rng(random_state)
     n, L = mu_all.shape
     # Each block holds `rows` examples times `chunk` samples of each.
