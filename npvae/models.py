@@ -208,17 +208,25 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return float(self._obs_logvar) if self._learn_obs_var else math.log(self.obs_var)
 
     # ------------------------------------------------------------ likelihood
-    def _log_px(self, x, out):
-        """:math:`\\log p(x \\mid z)` per example from the decoder output."""
+    def _log_px(self, x, out, for_backward=False):
+        """:math:`\\log p(x \\mid z)` per example from the decoder output;
+        ``for_backward`` caches what :meth:`_log_px_backward` needs."""
         if self.likelihood == "bernoulli":
+            if for_backward:
+                # The gradient shares the forward's exponentials: keep it.
+                log_px, self._residual = losses.bernoulli_log_likelihood_and_residual(x, out)
+                return log_px
             return losses.bernoulli_log_likelihood_fast(x, out)
         return losses.gaussian_log_likelihood(x, out, self._obs_logvar_value())
 
     def _log_px_backward(self, x, out, scale):
         """Backpropagate ``scale * sum log p(x|z)`` into the decoder output
-        (and into the learned noise variance); returns d/d out."""
+        (and into the learned noise variance); returns d/d out. Follows a
+        ``_log_px(x, out, for_backward=True)``."""
         if self.likelihood == "bernoulli":
-            return losses.bernoulli_log_likelihood_backward_fast(x, out, scale)
+            grad, self._residual = self._residual, None
+            grad *= scale
+            return grad
         g, g_logvar = losses.gaussian_log_likelihood_backward(
             x, out, self._obs_logvar_value())
         if self._learn_obs_var:
@@ -480,12 +488,13 @@ class VAE(_BaseAutoencoder):
         h = self._encoder.forward(X)
         return self._mu_head.forward(h), self._logvar_head.forward(h)
 
-    def _forward(self, X, eps):
+    def _forward(self, X, eps, for_backward=False):
         """Steps 1-4 for a batch; returns what the backward pass needs."""
         mu, logvar = self._encode(X)
         z = reparameterize(mu, logvar, eps)
         out = self._decoder.forward(z)
-        return mu, logvar, out, self._log_px(X, out), losses.kl_standard_normal(mu, logvar)
+        log_px = self._log_px(X, out, for_backward)
+        return mu, logvar, out, log_px, losses.kl_standard_normal(mu, logvar)
 
     def _loss_backward(self, X, mu, logvar, out, eps, beta):
         r"""Backward through steps 4 to 1 of the mean loss
@@ -507,7 +516,7 @@ class VAE(_BaseAutoencoder):
     def _train_step(self, xb, epoch_progress):
         eps = self.rng_.standard_normal((xb.shape[0], self.latent_dim), dtype=self.dtype)
         beta = self._beta_at(epoch_progress)
-        mu, logvar, out, log_px, kl = self._forward(xb, eps)
+        mu, logvar, out, log_px, kl = self._forward(xb, eps, for_backward=True)
         recon, kl_mean = -float(np.mean(log_px)), float(np.mean(kl))
         self._loss_backward(xb, mu, logvar, out, eps, beta)
         return {"loss": recon + beta * kl_mean, "recon": recon, "kl": kl_mean}
@@ -559,7 +568,7 @@ class VAE(_BaseAutoencoder):
         if eps is None:
             eps = self.rng_.standard_normal((X.shape[0], self.latent_dim), dtype=self.dtype)
         eps = self._check_eps(X, eps)
-        mu, logvar, out, log_px, kl = self._forward(X, eps)
+        mu, logvar, out, log_px, kl = self._forward(X, eps, for_backward=True)
         self._loss_backward(X, mu, logvar, out, eps, float(self.beta))
         loss = float(np.mean(-log_px + self.beta * kl))
         return loss, {name: g.copy() for name, g in self._grads.items()}
@@ -680,16 +689,16 @@ class Autoencoder(_BaseAutoencoder):
         yield from self._encoder.named_params("encoder.")
         yield from self._decoder_params()
 
-    def _forward(self, X):
+    def _forward(self, X, for_backward=False):
         out = self._decoder.forward(self._encoder.forward(X))
-        return out, self._log_px(X, out)
+        return out, self._log_px(X, out, for_backward)
 
     def _loss_backward(self, X, out):
         grad_out = self._log_px_backward(X, out, -1.0 / X.shape[0])
         self._encoder.backward(self._decoder.backward(grad_out), input_grad=False)
 
     def _train_step(self, xb, epoch_progress):
-        out, log_px = self._forward(xb)
+        out, log_px = self._forward(xb, for_backward=True)
         self._loss_backward(xb, out)
         recon = -float(np.mean(log_px))
         return {"loss": recon, "recon": recon}
@@ -706,7 +715,7 @@ class Autoencoder(_BaseAutoencoder):
         if not hasattr(self, "params_"):
             raise AttributeError("call initialize(n_features) or fit first")
         X = self._validate_data(X, reset=False)
-        out, log_px = self._forward(X)
+        out, log_px = self._forward(X, for_backward=True)
         self._loss_backward(X, out)
         return -float(np.mean(log_px)), {n: g.copy() for n, g in self._grads.items()}
 

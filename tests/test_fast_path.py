@@ -50,22 +50,29 @@ def test_fast_bernoulli_log_likelihood_broadcasts_like_reference():
     np.testing.assert_allclose(got, losses.bernoulli_log_likelihood(x, stacked), rtol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fast_bernoulli_backward_equals_scaled_reference_bit_for_bit(dtype):
+@pytest.mark.parametrize("dtype, atol", [(np.float32, 2 ** -24), (np.float64, 2 ** -53)])
+def test_fused_residual_equals_reference_gradient(dtype, atol):
+    """x - sigma(l) from the shared exponentials: within one rounding of 1
+    (absolute) of the reference, exact where sigma is 0, 1/2 or 1."""
     x, logits = logits_and_x(dtype)
-    scale = -1.0 / 7
-    got = losses.bernoulli_log_likelihood_backward_fast(x, logits, scale)
+    logits[2, :2] = [0.0, -0.0]
+    log_px, residual = losses.bernoulli_log_likelihood_and_residual(x, logits)
     ref = losses.bernoulli_log_likelihood_backward(x, logits)
-    ref *= scale
-    assert got.dtype == dtype
-    np.testing.assert_array_equal(got, ref)
+    assert residual.dtype == dtype and residual.shape == logits.shape
+    np.testing.assert_allclose(residual, ref, rtol=0, atol=2 * atol)
+    for col, value in enumerate(EXTREME):
+        if value in (-1e4, -800.0, 0.0, 800.0, 1e4):
+            assert residual[0, col] == ref[0, col]
+    assert (residual[2, :2] == x[2, :2] - 0.5).all()
+    # The value half is the value-only function's, bit for bit.
+    np.testing.assert_array_equal(log_px, losses.bernoulli_log_likelihood_fast(x, logits))
 
 
 def test_fast_bernoulli_does_not_modify_its_inputs():
     x, logits = logits_and_x(np.float32)
     x0, l0 = x.copy(), logits.copy()
     losses.bernoulli_log_likelihood_fast(x, logits)
-    losses.bernoulli_log_likelihood_backward_fast(x, logits, 0.5)
+    losses.bernoulli_log_likelihood_and_residual(x, logits)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(logits, l0)
 
