@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import VAE, Autoencoder
+from .models import FLAT, VAE, Autoencoder
 from .optimizers import Adam
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint",
@@ -112,8 +112,12 @@ def save_checkpoint(model, path, extra=None):
     stem = _stem(path)
     opt = model.optimizer_
     arrays = {f"param/{k}": v for k, v in model.params_.items()}
-    arrays.update({f"adam_m/{k}": v for k, v in opt.m.items()})
-    arrays.update({f"adam_v/{k}": v for k, v in opt.v.items()})
+    # Adam's moments are stored by parameter name whether the optimizer ran
+    # on the model's one parameter vector or on the arrays one by one.
+    for moment, state in (("m", opt.m), ("v", opt.v)):
+        if FLAT in state:
+            state = model._unflatten(state[FLAT])
+        arrays.update({f"adam_{moment}/{k}": v for k, v in state.items()})
     npz_path = atomic_write(stem.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
     meta = {
         "format": _FORMAT,
@@ -254,8 +258,9 @@ def _restore(meta, json_path, npz_path, return_extra):
                 beta2=opt["beta2"], eps=opt["eps"])
     adam.t = int(opt["t"])
     if adam.t > 0:
-        adam.m = {k: arrays[f"adam_m/{k}"].copy() for k in model.params_}
-        adam.v = {k: arrays[f"adam_v/{k}"].copy() for k in model.params_}
+        adam.m, adam.v = ({FLAT: np.concatenate([arrays[f"adam_{moment}/{k}"].ravel()
+                                                 for k in model.params_])}
+                          for moment in "mv")
     model.optimizer_ = adam
     state = meta["rng_state"]
     if state.get("bit_generator") != type(model.rng_.bit_generator).__name__:

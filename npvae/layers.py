@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = [
     "Dense", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "Identity",
-    "Sequential", "ACTIVATIONS", "make_activation", "mlp", "sigmoid",
+    "Sequential", "ACTIVATIONS", "make_activation", "mlp", "flatten_parameters", "sigmoid",
     "softplus", "reparameterize", "reparameterize_backward",
 ]
 
@@ -105,7 +105,7 @@ class Dense:
         layer of a network has no use for it) and ``None`` is returned.
         """
         np.matmul(self._x.T, grad_out, out=self.grads["W"])
-        np.sum(grad_out, axis=0, out=self.grads["b"])
+        grad_out.sum(axis=0, out=self.grads["b"])
         return grad_out @ self.params["W"].T if input_grad else None
 
 
@@ -254,11 +254,59 @@ class Sequential:
             grad_out = layer.backward(grad_out)
         return grad_out
 
+    def named_layers(self, prefix=""):
+        """Yield ``(prefix + "<index>.", layer)`` for every layer, in order."""
+        for i, layer in enumerate(self.layers):
+            yield f"{prefix}{i}.", layer
+
     def named_params(self, prefix=""):
         """Yield ``(name, param, grad)`` for every parameter, in order."""
-        for i, layer in enumerate(self.layers):
+        for layer_prefix, layer in self.named_layers(prefix):
             for key, value in layer.params.items():
-                yield f"{prefix}{i}.{key}", value, layer.grads[key]
+                yield f"{layer_prefix}{key}", value, layer.grads[key]
+
+
+def flatten_parameters(named_layers):
+    r"""Move every parameter and gradient of the layers into two flat
+    vectors :math:`\theta, \nabla_\theta L \in \mathbb{R}^P`; each layer's
+    ``params`` and ``grads`` entries become views into them.
+
+    The layers compute exactly as before; an optimizer can then update all
+    :math:`P` numbers in a dozen array operations rather than a dozen per
+    parameter array, which on a small network costs more than the
+    arithmetic.
+
+    Parameters
+    ----------
+    named_layers : iterable of (str, layer)
+        Name prefixes and layers with ``params``/``grads`` dicts of one
+        floating dtype; a parameter is named ``prefix + key``.
+
+    Returns
+    -------
+    params, grads : ndarray of shape (P,)
+        The vectors, in the order of ``named_layers``; ``grads`` starts at 0.
+    named : list of (str, ndarray, ndarray)
+        ``(name, param view, grad view)`` for every parameter.
+    """
+    entries = [(prefix + key, layer, key) for prefix, layer in named_layers
+               for key in layer.params]
+    dtypes = {layer.params[key].dtype for _, layer, key in entries}
+    if len(dtypes) != 1:
+        raise TypeError(f"parameters must share one dtype, got {sorted(map(str, dtypes))}")
+    sizes = [layer.params[key].size for _, layer, key in entries]
+    params = np.empty(sum(sizes), dtype=dtypes.pop())
+    grads = np.zeros_like(params)
+    named, start = [], 0
+    for (name, layer, key), size in zip(entries, sizes):
+        shape = layer.params[key].shape
+        p = params[start:start + size].reshape(shape)
+        p[...] = layer.params[key]
+        g = grads[start:start + size].reshape(shape)
+        layer.params[key], layer.grads[key] = p, g
+        named.append((name, p, g))
+        start += size
+    return params, grads, named
 
 
 def mlp(sizes, activation, rng, dtype=np.float64, final_activation=False):

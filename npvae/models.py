@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import losses
-from .layers import Dense, Sequential, mlp, ACTIVATIONS, sigmoid
+from .layers import Dense, Sequential, mlp, ACTIVATIONS, flatten_parameters, sigmoid
 from .layers import reparameterize, reparameterize_backward
 from .optimizers import Adam, learning_rate_at
 
@@ -34,6 +34,8 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 DTYPES = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
 _EVAL_BATCH = 4096
+# The optimizer's one key: all parameters as one vector (see initialize).
+FLAT = "parameters"
 
 
 def _check_int(name, value, low):
@@ -47,6 +49,16 @@ def _check_positive(name, value, allow_zero=False):
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+class _ObservationNoise:
+    r"""The learned :math:`\log\sigma^2` of the Gaussian decoder's isotropic
+    noise, held like a layer's parameter (its gradient comes from the
+    likelihood, see ``_log_px_backward``)."""
+
+    def __init__(self, dtype):
+        self.params = {"obs_logvar": np.zeros((), dtype=dtype)}
+        self.grads = {"obs_logvar": np.zeros((), dtype=dtype)}
 
 
 class _BaseAutoencoder(TransformerMixin, BaseEstimator):
@@ -175,29 +187,45 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         self.n_features_in_ = int(n_features)
         self.rng_ = np.random.default_rng(self.random_state)
         self._build(self.n_features_in_, hidden, self.rng_, np.dtype(self.dtype))
-        self._grads = {}
-        self.params_ = {}
-        for name, p, g in self._named_params():
-            self.params_[name] = p
-            self._grads[name] = g
+        # One vector of all parameters (and one of their gradients) lets
+        # Adam and the finiteness check run a few array operations per
+        # step instead of a few per parameter array; params_ holds views.
+        self._theta, self._theta_grad, named = flatten_parameters(self._param_layers())
+        self.params_ = {name: p for name, p, _ in named}
+        self._grads = {name: g for name, _, g in named}
         self.optimizer_ = Adam(learning_rate=self.learning_rate)
         self.n_iter_ = 0
         self.history_ = []
         return self
+
+    def __setstate__(self, state):
+        # A copy (copy.deepcopy, pickle) copies each view on its own: tie
+        # the layers' arrays to one parameter vector again.
+        super().__setstate__(state)
+        if hasattr(self, "params_"):
+            self._theta, self._theta_grad, named = flatten_parameters(self._param_layers())
+            self.params_ = {name: p for name, p, _ in named}
+            self._grads = {name: g for name, _, g in named}
 
     def _build_decoder(self, n_features, hidden, rng, dtype):
         self._decoder = mlp([self.latent_dim, *reversed(hidden), n_features],
                             self.activation, rng, dtype)
         self._learn_obs_var = self.likelihood == "gaussian" and self.obs_var is None
         if self._learn_obs_var:
-            # log sigma^2 of the isotropic observation noise, learned.
-            self._obs_logvar = np.zeros((), dtype=dtype)
-            self._obs_logvar_grad = np.zeros((), dtype=dtype)
+            self._noise = _ObservationNoise(dtype)
 
-    def _decoder_params(self):
-        yield from self._decoder.named_params("decoder.")
+    def _decoder_layers(self):
+        yield from self._decoder.named_layers("decoder.")
         if self._learn_obs_var:
-            yield "obs_logvar", self._obs_logvar, self._obs_logvar_grad
+            yield "", self._noise
+
+    def _unflatten(self, vector):
+        """Views of a parameter-shaped vector (an Adam moment), by name."""
+        views, start = {}, 0
+        for name, p in self.params_.items():
+            views[name] = vector[start:start + p.size].reshape(p.shape)
+            start += p.size
+        return views
 
     @property
     def obs_logvar_(self):
@@ -205,7 +233,9 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if self.likelihood != "gaussian":
             raise AttributeError("obs_logvar_ exists only for likelihood='gaussian'")
-        return float(self._obs_logvar) if self._learn_obs_var else math.log(self.obs_var)
+        if self._learn_obs_var:
+            return float(self._noise.params["obs_logvar"])
+        return math.log(self.obs_var)
 
     # ------------------------------------------------------------ likelihood
     def _log_px(self, x, out, for_backward=False):
@@ -230,13 +260,13 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         g, g_logvar = losses.gaussian_log_likelihood_backward(
             x, out, self._obs_logvar_value())
         if self._learn_obs_var:
-            self._obs_logvar_grad[...] = scale * g_logvar
+            self._noise.grads["obs_logvar"][...] = scale * g_logvar
         g *= scale
         return g
 
     def _obs_logvar_value(self):
         if self._learn_obs_var:
-            return self._obs_logvar
+            return self._noise.params["obs_logvar"]
         return np.asarray(math.log(self.obs_var), dtype=self.dtype)
 
     def _decode_mean(self, out):
@@ -309,7 +339,9 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             # A finite loss can still have an infinite gradient, and one Adam
             # step with it (inf / inf) would leave NaN parameters: check both.
             bad = None if math.isfinite(terms["loss"]) else f"the loss is {terms['loss']}"
-            if bad is None:
+            # |g|^2 is finite exactly when every entry is (squares cannot
+            # cancel), barring overflow, which the exact test then rules out.
+            if bad is None and not math.isfinite(np.dot(self._theta_grad, self._theta_grad)):
                 bad = next((f"the gradient of {name!r} is not finite"
                             for name, g in self._grads.items() if not np.isfinite(g).all()), None)
             if bad is not None:
@@ -317,7 +349,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
                     f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "
                     f"{bad}; the parameters are left as they were before this "
                     f"step. Try a smaller learning_rate.")
-            self.optimizer_.step(self.params_, self._grads)
+            self.optimizer_.step({FLAT: self._theta}, {FLAT: self._theta_grad})
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value * xb.shape[0]
             if callback is not None:
@@ -474,12 +506,11 @@ class VAE(_BaseAutoencoder):
         self._logvar_head = Dense(width, self.latent_dim, rng, "glorot", dtype)
         self._build_decoder(n_features, hidden, rng, dtype)
 
-    def _named_params(self):
-        yield from self._encoder.named_params("encoder.")
-        for head, layer in (("mu", self._mu_head), ("logvar", self._logvar_head)):
-            for key, p in layer.params.items():
-                yield f"{head}.{key}", p, layer.grads[key]
-        yield from self._decoder_params()
+    def _param_layers(self):
+        yield from self._encoder.named_layers("encoder.")
+        yield "mu.", self._mu_head
+        yield "logvar.", self._logvar_head
+        yield from self._decoder_layers()
 
     # ------------------------------------------------------------ the 4 steps
     def _encode(self, X):
@@ -517,7 +548,7 @@ class VAE(_BaseAutoencoder):
         eps = self.rng_.standard_normal((xb.shape[0], self.latent_dim), dtype=self.dtype)
         beta = self._beta_at(epoch_progress)
         mu, logvar, out, log_px, kl = self._forward(xb, eps, for_backward=True)
-        recon, kl_mean = -float(np.mean(log_px)), float(np.mean(kl))
+        recon, kl_mean = -float(log_px.mean()), float(kl.mean())
         self._loss_backward(xb, mu, logvar, out, eps, beta)
         return {"loss": recon + beta * kl_mean, "recon": recon, "kl": kl_mean}
 
@@ -685,9 +716,9 @@ class Autoencoder(_BaseAutoencoder):
                             rng, dtype)
         self._build_decoder(n_features, hidden, rng, dtype)
 
-    def _named_params(self):
-        yield from self._encoder.named_params("encoder.")
-        yield from self._decoder_params()
+    def _param_layers(self):
+        yield from self._encoder.named_layers("encoder.")
+        yield from self._decoder_layers()
 
     def _forward(self, X, for_backward=False):
         out = self._decoder.forward(self._encoder.forward(X))
@@ -700,7 +731,7 @@ class Autoencoder(_BaseAutoencoder):
     def _train_step(self, xb, epoch_progress):
         out, log_px = self._forward(xb, for_backward=True)
         self._loss_backward(xb, out)
-        recon = -float(np.mean(log_px))
+        recon = -float(log_px.mean())
         return {"loss": recon, "recon": recon}
 
     def loss(self, X, eps=None):

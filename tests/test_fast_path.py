@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from npvae import VAE, losses
+from npvae.models import FLAT
 from npvae.optimizers import Adam
 from npvae.layers import sigmoid
 
@@ -118,7 +119,7 @@ def test_float32_training_stays_float32_and_tracks_float64():
     f32, f64 = fits["float32"], fits["float64"]
     for name, p in f32.params_.items():
         assert p.dtype == np.float32, name
-        assert f32.optimizer_.m[name].dtype == f32.optimizer_.v[name].dtype == np.float32
+    assert f32.optimizer_.m[FLAT].dtype == f32.optimizer_.v[FLAT].dtype == np.float32
     mu, logvar, out, log_px, kl = f32._forward(X[:8].astype(np.float32),
                                               np.zeros((8, 3), np.float32))
     assert {a.dtype for a in (mu, logvar, out, log_px, kl)} == {np.dtype(np.float32)}
@@ -159,3 +160,25 @@ def test_in_place_adam_equals_textbook_expressions_bit_for_bit_and_survives_repl
             np.testing.assert_array_equal(params[k], ref[k], err_msg=f"{k} at step {t}")
             np.testing.assert_array_equal(opt.m[k], m[k])
             np.testing.assert_array_equal(opt.v[k], v[k])
+
+
+def test_flatten_parameters_leaves_views_the_layers_compute_with():
+    from npvae.layers import Dense, ReLU, flatten_parameters
+    rng = np.random.default_rng(0)
+    a, relu, b = Dense(3, 4, rng), ReLU(), Dense(4, 2, rng)
+    before = {k: (a.params[k].copy(), b.params[k].copy()) for k in ("W", "b")}
+    x = rng.standard_normal((5, 3))
+    y0 = b.forward(relu.forward(a.forward(x)))
+    theta, grad, named = flatten_parameters([("a.", a), ("r.", relu), ("b.", b)])
+    assert [n for n, *_ in named] == ["a.W", "a.b", "b.W", "b.b"]
+    assert theta.shape == grad.shape == (3 * 4 + 4 + 4 * 2 + 2,)
+    for k in ("W", "b"):
+        np.testing.assert_array_equal(a.params[k], before[k][0])
+        np.testing.assert_array_equal(b.params[k], before[k][1])
+    np.testing.assert_array_equal(b.forward(relu.forward(a.forward(x))), y0)
+    theta[:12] = 0.0                      # a.W through the vector ...
+    assert not a.params["W"].any()
+    b.backward(np.ones((5, 2)))           # ... and gradients into it
+    np.testing.assert_array_equal(grad[-2:], [5.0, 5.0])
+    with pytest.raises(TypeError, match="one dtype"):
+        flatten_parameters([("a.", Dense(2, 2, rng, dtype=np.float32)), ("b.", Dense(2, 2, rng))])

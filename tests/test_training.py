@@ -1,5 +1,6 @@
 """Training on scikit-learn's bundled digits: learning, determinism,
 callbacks and divergence."""
+import copy
 import math
 
 import numpy as np
@@ -191,6 +192,45 @@ def test_infinite_gradient_with_finite_loss_is_not_applied(digits, monkeypatch):
         model.fit_epoch(digits[0])
     assert all(np.array_equal(before[k], model.params_[k]) for k in before)
     assert model.optimizer_.t == 0 and model.n_iter_ == 0 and model.history_ == []
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("planted_value, raises", [(np.nan, True), (-np.inf, True), (1e30, False)])
+def test_finiteness_check_is_exact_despite_the_fast_norm(digits, monkeypatch, planted_value, raises):
+    """The step's check is |g|^2 over the parameter vector: NaN and -inf
+    must still stop the step, and a finite gradient whose square overflows
+    float32 (1e30^2) must not."""
+    original = losses.kl_standard_normal_backward
+
+    def planted(mu, logvar):
+        grad_mu, grad_logvar = original(mu, logvar)
+        grad_mu = grad_mu.copy()
+        grad_mu[0, 0] = planted_value
+        return grad_mu, grad_logvar
+    monkeypatch.setattr(losses, "kl_standard_normal_backward", planted)
+    model = vae(dtype="float32").initialize(64)
+    if raises:
+        with pytest.raises(FloatingPointError, match="the gradient of '.*' is not finite"):
+            model.fit_epoch(digits[0][:64])
+        assert model.optimizer_.t == 0
+    else:
+        model.fit_epoch(digits[0][:64])
+        assert model.optimizer_.t > 0 and all_finite(model)
+
+
+@pytest.mark.parametrize("cls, kw", [(VAE, {"likelihood": "gaussian"}), (Autoencoder, {})])
+def test_a_deep_copy_trains_on_exactly_like_the_original(digits, cls, kw):
+    """Parameters are views of one vector; a copy must be tied together
+    again, or Adam would update a vector the layers no longer read."""
+    X = digits[0][:200]
+    model = cls(latent_dim=2, hidden_dims=(8,), epochs=1, random_state=0, **kw).fit(X)
+    twin = copy.deepcopy(model)
+    model.fit_epoch(X)
+    twin.fit_epoch(X)
+    for name, p in model.params_.items():
+        np.testing.assert_array_equal(twin.params_[name], p, err_msg=name)
+    np.testing.assert_array_equal(twin.transform(X), model.transform(X))
+    assert np.shares_memory(twin.params_[name], twin._theta)
 
 
 def test_epochs_zero_only_initializes(digits):
