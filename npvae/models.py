@@ -459,13 +459,16 @@ class VAE(_BaseAutoencoder):
     Attributes
     ----------
     params_ : dict of str to ndarray
-        The live parameter arrays, by name.
+        The live parameter arrays, by name: views into one vector of all
+        parameters, so writing into them changes the model.
     n_features_in_ : int
     n_iter_ : int
         Epochs trained.
     history_ : list of dict
         Per-epoch means of ``loss``, ``recon`` (:math:`-\log p(x|z)`) and ``kl``.
     optimizer_ : Adam
+        Steps the parameter vector as a whole: its moments ``m`` and ``v``
+        are one vector each, under the key ``npvae.models.FLAT``.
     rng_ : numpy.random.Generator
         The generator of training, continued across ``fit_epoch`` calls.
     """
