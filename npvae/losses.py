@@ -83,13 +83,14 @@ def bernoulli_log_likelihood_and_residual(x, logits):
     .. math::
         \frac{\partial \log p(x \mid \ell)}{\partial \ell_d}
             = x_d - \sigma(\ell_d),
-        \qquad \sigma(\ell) = \tfrac12 + \operatorname{sign}(\ell)
-            \Big(\frac{1}{1 + e^{-|\ell|}} - \tfrac12\Big)
+        \qquad \sigma(\ell) = \frac{e^{\min(\ell, 0)}}{1 + e^{-|\ell|}},
+        \qquad e^{\min(\ell, 0)} = \max\big(e^{-|\ell|}, \operatorname{sign} \ell\big)
 
-    (:math:`\sigma(|\ell|)` reflected about :math:`\tfrac12` for negative
-    :math:`\ell`). For :math:`\ell \ll 0` this :math:`\sigma` is exact to
-    one rounding of 1 in absolute terms, not relative ones: the gradient's
-    error stays below the dtype's epsilon, which the loss cannot resolve.
+    The last identity reuses the forward's :math:`e^{-|\ell|}` (it is
+    :math:`e^{\ell}` for :math:`\ell < 0`, and :math:`\operatorname{sign}
+    \ell = 1` wins otherwise), so :math:`\sigma` is :func:`npvae.layers.sigmoid`
+    bit for bit, accurate relative to its size even where it underflows
+    towards 0.
 
     Returns
     -------
@@ -97,20 +98,19 @@ def bernoulli_log_likelihood_and_residual(x, logits):
     residual : ndarray of shape (n, d)
         A new array, :math:`x - \sigma(\ell)`.
     """
-    a = np.abs(logits)
-    relu_sum = 0.5 * (logits.sum(axis=-1) + a.sum(axis=-1))
-    np.negative(a, out=a)
-    np.exp(a, out=a)
-    a += 1                                   # 1 + e, shared by both halves
-    log_terms = np.log(a)
+    e = np.abs(logits)
+    relu_sum = 0.5 * (logits.sum(axis=-1) + e.sum(axis=-1))
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    denom = e + 1
+    work = np.log(denom)
     x_dot_logits = np.einsum("...d,...d->...", x, logits)
-    log_px = x_dot_logits - relu_sum - log_terms.sum(axis=-1)
-    residual = np.divide(1, a, out=log_terms)  # sigma(|l|)
-    residual -= 0.5
-    np.copysign(residual, logits, out=residual)
-    residual += 0.5                          # sigma(l)
-    np.subtract(x, residual, out=residual)
-    return log_px, residual
+    log_px = x_dot_logits - relu_sum - work.sum(axis=-1)
+    np.sign(logits, out=work)
+    np.maximum(e, work, out=work)              # exp(min(l, 0))
+    np.divide(work, denom, out=work)           # sigma(l)
+    np.subtract(x, work, out=work)
+    return log_px, work
 
 
 def gaussian_log_likelihood(x, mean, logvar):
