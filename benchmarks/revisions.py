@@ -37,7 +37,10 @@ def import_revision(rev, folder):
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "npvae"],
                              check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
+        # The "data" filter (refusing links out of the folder) is in
+        # Python >= 3.9.17 / 3.10.12 / 3.11.4; older ones extract as before.
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(folder, **safe)
     Path(folder, "npvae").rename(Path(folder, "npvae_at_rev"))
     sys.path.insert(0, str(folder))
     import npvae_at_rev

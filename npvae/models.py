@@ -199,10 +199,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return self
 
     def __setstate__(self, state):
-        # A copy (copy.deepcopy, pickle) copies each view on its own: tie
-        # the layers' arrays to one parameter vector again.
+        # A deep copy or an unpickled model has each view copied on its own:
+        # tie the layers' arrays to one parameter vector again.  A shallow
+        # copy shares the original's layers and vector, and must leave them.
         super().__setstate__(state)
-        if hasattr(self, "params_"):
+        if hasattr(self, "params_") and not np.shares_memory(
+                next(iter(self.params_.values())), self._theta):
             self._theta, self._theta_grad, named = flatten_parameters(self._param_layers())
             self.params_ = {name: p for name, p, _ in named}
             self._grads = {name: g for name, _, g in named}

@@ -233,6 +233,20 @@ def test_a_deep_copy_trains_on_exactly_like_the_original(digits, cls, kw):
     assert np.shares_memory(twin.params_[name], twin._theta)
 
 
+def test_a_shallow_copy_leaves_the_original_training(digits):
+    """copy.copy shares the layers: re-tying them to a new vector would
+    leave the original stepping a vector its layers no longer read."""
+    X = digits[0][:200]
+    model = VAE(latent_dim=2, hidden_dims=(8,), epochs=1, random_state=0).fit(X)
+    reference = copy.deepcopy(model)
+    copy.copy(model)
+    before = model.transform(X[:5])
+    model.fit_epoch(X)
+    reference.fit_epoch(X)
+    assert not np.array_equal(model.transform(X[:5]), before)
+    np.testing.assert_array_equal(model.transform(X), reference.transform(X))
+
+
 def test_epochs_zero_only_initializes(digits):
     model = vae(epochs=0).fit(digits[0])
     assert model.n_iter_ == 0 and model.history_ == []
