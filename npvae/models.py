@@ -187,12 +187,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         self.n_features_in_ = int(n_features)
         self.rng_ = np.random.default_rng(self.random_state)
         self._build(self.n_features_in_, hidden, self.rng_, np.dtype(self.dtype))
-        # One vector of all parameters (and one of their gradients) lets
-        # Adam and the finiteness check run a few array operations per
-        # step instead of a few per parameter array; params_ holds views.
-        self._theta, self._theta_grad, named = flatten_parameters(self._param_layers())
-        self.params_ = {name: p for name, p, _ in named}
-        self._grads = {name: g for name, _, g in named}
+        self._tie_parameters()
         self.optimizer_ = Adam(learning_rate=self.learning_rate)
         self.n_iter_ = 0
         self.history_ = []
@@ -205,9 +200,15 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         super().__setstate__(state)
         if hasattr(self, "params_") and not np.shares_memory(
                 next(iter(self.params_.values())), self._theta):
-            self._theta, self._theta_grad, named = flatten_parameters(self._param_layers())
-            self.params_ = {name: p for name, p, _ in named}
-            self._grads = {name: g for name, _, g in named}
+            self._tie_parameters()
+
+    def _tie_parameters(self):
+        # One vector of all parameters (and one of their gradients) lets
+        # Adam and the finiteness check run a few array operations per
+        # step instead of a few per parameter array; params_ holds views.
+        self._theta, self._theta_grad, named = flatten_parameters(self._param_layers())
+        self.params_ = {name: p for name, p, _ in named}
+        self._grads = {name: g for name, _, g in named}
 
     def _build_decoder(self, n_features, hidden, rng, dtype):
         self._decoder = mlp([self.latent_dim, *reversed(hidden), n_features],
