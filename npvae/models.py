@@ -241,21 +241,25 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return math.log(self.obs_var)
 
     # ------------------------------------------------------------ likelihood
-    def _log_px(self, x, out, for_backward=False):
-        """:math:`\\log p(x \\mid z)` per example from the decoder output;
-        ``for_backward`` caches what :meth:`_log_px_backward` needs."""
+    def _log_px(self, x, out):
+        """:math:`\\log p(x \\mid z)` per example from the decoder output."""
         if self.likelihood == "bernoulli":
-            if for_backward:
-                # The gradient shares the forward's exponentials: keep it.
-                log_px, self._residual = losses.bernoulli_log_likelihood_and_residual(x, out)
-                return log_px
             return losses.bernoulli_log_likelihood_fast(x, out)
         return losses.gaussian_log_likelihood(x, out, self._obs_logvar_value())
+
+    def _log_px_sum(self, x, out):
+        """:math:`\\sum_i \\log p(x_i \\mid z_i)` over the batch, caching what
+        :meth:`_log_px_backward` needs."""
+        if self.likelihood == "bernoulli":
+            # The gradient shares the forward's exponentials: keep it.
+            log_px, self._residual = losses.bernoulli_log_likelihood_and_residual(x, out)
+            return log_px
+        return float(self._log_px(x, out).sum())
 
     def _log_px_backward(self, x, out, scale):
         """Backpropagate ``scale * sum log p(x|z)`` into the decoder output
         (and into the learned noise variance); returns d/d out. Follows a
-        ``_log_px(x, out, for_backward=True)``."""
+        ``_log_px_sum(x, out)``."""
         if self.likelihood == "bernoulli":
             grad, self._residual = self._residual, None
             grad *= scale
@@ -526,12 +530,16 @@ class VAE(_BaseAutoencoder):
         return self._mu_head.forward(h), self._logvar_head.forward(h)
 
     def _forward(self, X, eps, for_backward=False):
-        """Steps 1-4 for a batch; returns what the backward pass needs."""
+        """Steps 1-4 for a batch: :math:`\\log p(x \\mid z)` and the KL per
+        example, or with ``for_backward`` their sums over the batch (all the
+        loss needs), caching what the backward pass needs."""
         mu, logvar = self._encode(X)
         z = reparameterize(mu, logvar, eps)
         out = self._decoder.forward(z)
-        log_px = self._log_px(X, out, for_backward)
-        return mu, logvar, out, log_px, losses.kl_standard_normal(mu, logvar)
+        kl = losses.kl_standard_normal(mu, logvar)
+        if for_backward:
+            return mu, logvar, out, self._log_px_sum(X, out), float(kl.sum())
+        return mu, logvar, out, self._log_px(X, out), kl
 
     def _loss_backward(self, X, mu, logvar, out, eps, beta):
         r"""Backward through steps 4 to 1 of the mean loss
@@ -554,7 +562,7 @@ class VAE(_BaseAutoencoder):
         eps = self.rng_.standard_normal((xb.shape[0], self.latent_dim), dtype=self.dtype)
         beta = self._beta_at(epoch_progress)
         mu, logvar, out, log_px, kl = self._forward(xb, eps, for_backward=True)
-        recon, kl_mean = -float(log_px.mean()), float(kl.mean())
+        recon, kl_mean = -log_px / xb.shape[0], kl / xb.shape[0]
         self._loss_backward(xb, mu, logvar, out, eps, beta)
         return {"loss": recon + beta * kl_mean, "recon": recon, "kl": kl_mean}
 
@@ -607,7 +615,7 @@ class VAE(_BaseAutoencoder):
         eps = self._check_eps(X, eps)
         mu, logvar, out, log_px, kl = self._forward(X, eps, for_backward=True)
         self._loss_backward(X, mu, logvar, out, eps, float(self.beta))
-        loss = float(np.mean(-log_px + self.beta * kl))
+        loss = (-log_px + self.beta * kl) / X.shape[0]
         return loss, {name: g.copy() for name, g in self._grads.items()}
 
     # ------------------------------------------------------------ public verbs
@@ -727,8 +735,9 @@ class Autoencoder(_BaseAutoencoder):
         yield from self._decoder_layers()
 
     def _forward(self, X, for_backward=False):
+        # Per example, or with for_backward the batch's sum (as the VAE's).
         out = self._decoder.forward(self._encoder.forward(X))
-        return out, self._log_px(X, out, for_backward)
+        return out, self._log_px_sum(X, out) if for_backward else self._log_px(X, out)
 
     def _loss_backward(self, X, out):
         grad_out = self._log_px_backward(X, out, -1.0 / X.shape[0])
@@ -737,7 +746,7 @@ class Autoencoder(_BaseAutoencoder):
     def _train_step(self, xb, epoch_progress):
         out, log_px = self._forward(xb, for_backward=True)
         self._loss_backward(xb, out)
-        recon = -float(log_px.mean())
+        recon = -log_px / xb.shape[0]
         return {"loss": recon, "recon": recon}
 
     def loss(self, X, eps=None):
@@ -754,7 +763,7 @@ class Autoencoder(_BaseAutoencoder):
         X = self._validate_data(X, reset=False)
         out, log_px = self._forward(X, for_backward=True)
         self._loss_backward(X, out)
-        return -float(np.mean(log_px)), {n: g.copy() for n, g in self._grads.items()}
+        return -log_px / X.shape[0], {n: g.copy() for n, g in self._grads.items()}
 
     def transform(self, X):
         """The code :math:`z = \\mathrm{enc}(x)`."""
