@@ -13,6 +13,8 @@ The reparameterization of the VAE lives here too: it is a layer with two
 inputs, :math:`\\mu` and :math:`\\log\\sigma^2`, and a noise tensor
 :math:`\\varepsilon` that is an argument rather than hidden state.
 """
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = [
@@ -103,10 +105,22 @@ class Dense:
 
         With ``input_grad=False`` the last product is skipped (the first
         layer of a network has no use for it) and ``None`` is returned.
+        The bias gradient, a column sum, is taken as the product
+        :math:`\mathbf{1}^\top \partial L/\partial y`: BLAS forms it in
+        about half the time of NumPy's reduction over rows.
         """
         np.matmul(self._x.T, grad_out, out=self.grads["W"])
-        grad_out.sum(axis=0, out=self.grads["b"])
+        np.matmul(_ones(grad_out.shape[0], grad_out.dtype), grad_out, out=self.grads["b"])
         return grad_out @ self.params["W"].T if input_grad else None
+
+
+@lru_cache(maxsize=16)
+def _ones(n, dtype):
+    """A read-only vector of ``n`` ones, shared by every call (batch sizes
+    repeat every step)."""
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 class Identity:
