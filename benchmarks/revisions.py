@@ -51,7 +51,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rev", required=True, help="git revision to compare against")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["mnist", "digits"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128, 512])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64, 128, 512])
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--n", type=int, default=5000, help="examples per epoch")
     parser.add_argument("--rounds", type=int, default=10, help="alternating epoch pairs")

@@ -48,11 +48,14 @@ MODELS = {
     "mnist": (784, (400,), 20),
     "digits": (64, (128,), 8),
 }
-# (model, dtype, batch) -> (min samples/s vs PyTorch, min fraction of roofline)
+# (model, dtype, batch) -> (min samples/s vs PyTorch, min fraction of roofline).
+# The issue states the digits model's figures at batch 64; its 4x is checked
+# at every batch size measured.
 TARGETS = {
     ("mnist", "float32", 128): (1.3, 0.60),
     ("mnist", "float32", 512): (1.1, 0.75),
     ("digits", "float32", 32): (4.0, None),
+    ("digits", "float32", 64): (4.0, None),
     ("digits", "float32", 128): (4.0, None),
     ("digits", "float32", 512): (4.0, None),
 }
@@ -279,6 +282,8 @@ def format_row(r):
         if need_r is not None:
             checks.append(frac >= need_r)
         verdict = ("met" if all(checks) else "MISSED") if checks else "n/a"
+        if r["torch"] is None:          # half a target is not a verdict on it
+            verdict = f"{verdict} (roofline only, no PyTorch)" if checks else verdict
         note = f"{verdict} (>= {need_t}x torch" + (
             f", >= {need_r:.0%} roof)" if need_r else ")")
     return (f"{r['model']:7} {r['dtype']:7} {r['batch']:5d} {r['npvae']:9.0f} {torch_s} "
@@ -294,7 +299,7 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"],
                    choices=["float32", "float64"])
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128, 512])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64, 128, 512])
     p.add_argument("--gemm-time", type=float, default=0.1,
                    help="seconds spent timing each matrix product")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")

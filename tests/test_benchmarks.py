@@ -1,0 +1,116 @@
+"""The benchmark scripts run, and what they count is what the step does.
+
+Their numbers are speeds, which no test asserts; these tests keep the
+scripts working and check the parts that could be wrong without being
+slow: the list of matrix products behind the roofline, the verdict against
+the targets, the files they write.
+"""
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npvae import VAE
+from npvae.layers import Dense
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+throughput = importlib.import_module("throughput")
+scaling = importlib.import_module("scaling")
+revisions = importlib.import_module("revisions")
+quality = importlib.import_module("quality")
+
+
+def step_flops(monkeypatch, n_features, hidden, latent, batch):
+    """Multiply-add FLOPs of the matrix products one training step makes,
+    recorded from the Dense layers' operand shapes as they run."""
+    flops = []
+    forward, backward = Dense.forward, Dense.backward
+
+    def counting_forward(self, x):
+        flops.append(2 * x.shape[0] * x.shape[1] * self.params["W"].shape[1])
+        return forward(self, x)
+
+    def counting_backward(self, grad_out, input_grad=True):
+        n, (fan_in, fan_out) = grad_out.shape[0], self.params["W"].shape
+        flops.append(2 * fan_in * n * fan_out)                 # x^T g
+        if input_grad:
+            flops.append(2 * n * fan_out * fan_in)             # g W^T
+        return backward(self, grad_out, input_grad)
+
+    monkeypatch.setattr(Dense, "forward", counting_forward)
+    monkeypatch.setattr(Dense, "backward", counting_backward)
+    model = VAE(latent_dim=latent, hidden_dims=hidden, batch_size=batch, epochs=1,
+                random_state=0).initialize(n_features)
+    X = np.random.default_rng(0).random((batch, n_features)).astype(np.float32)
+    model.fit_epoch(X)
+    return sum(flops)
+
+
+@pytest.mark.parametrize("n_features, hidden, latent, batch",
+                         [(784, (400,), 20, 16), (64, (128,), 8, 32), (30, (20, 10), 3, 8)])
+def test_roofline_counts_exactly_the_products_of_a_step(monkeypatch, n_features, hidden,
+                                                        latent, batch):
+    gemms = throughput.step_gemms(n_features, hidden, latent, batch)
+    listed = sum(2 * m * k * n for m, k, n, _ in gemms)
+    assert listed == step_flops(monkeypatch, n_features, hidden, latent, batch)
+
+
+def test_target_verdicts():
+    row = {"model": "mnist", "dtype": "float32", "batch": 128,
+           "npvae": 130.0, "torch": 100.0, "roofline": 200.0}
+    assert "met" in throughput.format_row(row)                 # 1.3x, 65 %
+    assert "MISSED" in throughput.format_row({**row, "npvae": 129.0})
+    assert "MISSED" in throughput.format_row({**row, "roofline": 220.0})   # 59 %
+    assert "met (roofline only, no PyTorch)" in throughput.format_row({**row, "torch": None})
+    digits = {**row, "model": "digits", "batch": 64, "npvae": 399.0}
+    assert "n/a" in throughput.format_row({**digits, "torch": None})
+    assert "MISSED" in throughput.format_row(digits)
+    assert "met" in throughput.format_row({**digits, "npvae": 400.0})
+    assert throughput.format_row({**row, "batch": 100}).rstrip().endswith("%")
+
+
+def test_throughput_writes_its_table(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    throughput.main(["--no-torch", "--models", "digits", "--dtypes", "float32",
+                     "--batch-sizes", "32", "--n", "256", "--repeats", "1",
+                     "--gemm-time", "0.001", "--out", str(out)])
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert (row["model"], row["dtype"], row["batch"]) == ("digits", "float32", 32)
+    assert row["npvae"] > 0 and row["roofline"] > 0 and row["torch"] is None
+    assert "digits  float32    32" in capsys.readouterr().out
+
+
+def test_scaling_memory_beyond_the_data_does_not_grow_with_n():
+    rng = np.random.default_rng(0)
+    small = scaling.measure(n=256, batch=64, width=32, latent=4, repeats=1, rng=rng)
+    large = scaling.measure(n=8192, batch=64, width=32, latent=4, repeats=1, rng=rng)
+    n_params = (784 * 32 + 32) + 2 * (32 * 4 + 4) + (4 * 32 + 32) + (32 * 784 + 784)
+    assert small["params"] == large["params"] == n_params
+    # Parameters, gradients and Adam's buffers dominate; the shuffle's index
+    # array (8 bytes per example) is the only part that grows with N.
+    assert small["peak_bytes"] > 5 * small["param_bytes"]
+    # (A temporary the size of X, say a bool mask of it, would add 6 MB.)
+    assert large["peak_bytes"] - small["peak_bytes"] <= 8 * (8192 - 256) + 16384
+
+
+def test_revisions_compares_a_revision_with_this_tree(capsys):
+    root = BENCHMARKS.parent
+    if subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    revisions.main(["--rev", "HEAD", "--models", "digits", "--batch-sizes", "32",
+                    "--n", "128", "--rounds", "1"])
+    line = capsys.readouterr().out.splitlines()[-1].split()
+    assert line[:2] == ["digits", "32"] and line[-1].endswith("x")
+    assert sys.modules["npvae_at_rev"].__file__ != sys.modules["npvae"].__file__
+
+
+def test_quality_skips_without_data(tmp_path, capsys):
+    assert quality.main(["--data-dir", str(tmp_path), "--no-torch"]) == 0
+    assert capsys.readouterr().out.startswith("skipped: MNIST is not in")
