@@ -27,6 +27,8 @@ from urllib.request import Request, urlopen
 
 import numpy as np
 
+from .rng import as_generator
+
 __all__ = [
     "DATASETS",
     "MIRRORS",
@@ -307,7 +309,7 @@ def train_val_split(X, y=None, val_fraction=0.1, random_state=None):
     if y is not None and len(y) != n:
         raise ValueError(f"X has {n} samples but y has {len(y)}")
     n_val = min(max(int(round(val_fraction * n)), 1), n - 1)
-    perm = np.random.default_rng(random_state).permutation(n)
+    perm = as_generator(random_state).permutation(n)
     # Sorting keeps each part in file order (e.g. Frey's frames stay in sequence).
     val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     if y is None:
@@ -338,7 +340,7 @@ def binarize(X, rng):
         raise ValueError("binarize needs values in [0, 1]")
     # Draw in float32 for float32 data: half the memory, same distribution to 2**-24.
     dtype = np.float32 if X.dtype == np.float32 else np.float64
-    u = np.random.default_rng(rng).random(X.shape, dtype=dtype)
+    u = as_generator(rng, "rng").random(X.shape, dtype=dtype)
     return (u < X).astype(X.dtype)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .losses import kl_standard_normal
 from .models import VAE
+from .rng import as_generator
 
 __all__ = ["importance_weighted_log_likelihood", "kl_per_dimension", "active_units"]
 
@@ -68,7 +69,7 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
         raise ValueError(f"batch_rows must be an integer >= 1, got {batch_rows!r}")
     X = model._validate_data(X, reset=False)
     mu_all, logvar_all = model._batched(X, model._encode)
-    rng = np.random.default_rng(random_state)
+    rng = as_generator(random_state)
     n, L = mu_all.shape
     # Each block holds `rows` examples times `chunk` samples of each.
     rows = max(1, min(n, batch_rows // min(k, batch_rows)))

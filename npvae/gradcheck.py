@@ -37,6 +37,8 @@ Example
 """
 import numpy as np
 
+from .rng import as_generator
+
 __all__ = ["numerical_gradient", "relative_error", "check_gradient",
            "check_model", "GradcheckReport"]
 
@@ -149,7 +151,7 @@ def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0):
     -------
     GradcheckReport
     """
-    rng = np.random.default_rng(random_state)
+    rng = as_generator(random_state)
     X = np.asarray(X, dtype=np.float64)
     if not hasattr(model, "params_"):
         model.initialize(X.shape[1])

@@ -27,6 +27,7 @@ from . import losses
 from .layers import Dense, Sequential, mlp, ACTIVATIONS, flatten_parameters, sigmoid
 from .layers import reparameterize, reparameterize_backward
 from .optimizers import Adam, learning_rate_at
+from .rng import as_generator
 
 __all__ = ["VAE", "Autoencoder"]
 
@@ -185,7 +186,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         hidden = self._check_params()
         _check_int("n_features", n_features, 1)
         self.n_features_in_ = int(n_features)
-        self.rng_ = np.random.default_rng(self.random_state)
+        self.rng_ = as_generator(self.random_state)
         self._build(self.n_features_in_, hidden, self.rng_, np.dtype(self.dtype))
         self._tie_parameters()
         self.optimizer_ = Adam(learning_rate=self.learning_rate)
@@ -638,7 +639,7 @@ class VAE(_BaseAutoencoder):
         r""":math:`z = \mu + \sigma \odot \varepsilon` with fresh noise
         (from ``random_state``, or the model's own ``rng_``)."""
         check_is_fitted(self)
-        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        rng = self.rng_ if random_state is None else as_generator(random_state)
         mu = np.asarray(mu, dtype=self.dtype)
         return reparameterize(mu, np.asarray(logvar, dtype=self.dtype),
                               rng.standard_normal(mu.shape, dtype=self.dtype))
@@ -659,7 +660,7 @@ class VAE(_BaseAutoencoder):
         """
         check_is_fitted(self)
         _check_int("n_samples", n_samples, 1)
-        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        rng = self.rng_ if random_state is None else as_generator(random_state)
         return self.decode(rng.standard_normal((n_samples, self.latent_dim),
                                                dtype=self.dtype))
 
@@ -680,7 +681,7 @@ class VAE(_BaseAutoencoder):
         """
         check_is_fitted(self)
         X = self._validate_data(X, reset=False)
-        rng = np.random.default_rng(random_state)
+        rng = as_generator(random_state)
 
         def terms(xb):
             eps = rng.standard_normal((xb.shape[0], self.latent_dim), dtype=self.dtype)
