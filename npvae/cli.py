@@ -352,6 +352,9 @@ def _resume(args):
     model, extra = load_checkpoint(run, return_extra=True)
     metrics = list(extra.get("metrics", []))
     if args.epochs is not None:
+        if args.epochs < model.n_iter_:
+            raise ValueError(f"--epochs is the new total, and {run} has already trained "
+                             f"{model.n_iter_} epochs; it cannot train fewer")
         config["epochs"] = args.epochs
     if model.n_iter_ >= config["epochs"]:
         print(f"{run} has already trained {model.n_iter_} epochs; pass --epochs N "

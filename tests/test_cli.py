@@ -184,6 +184,11 @@ def test_resume_gives_the_same_bits_as_one_run(tmp_path, capsys, no_figures):
     code, out, _ = run(capsys, "train", "--resume", tmp_path / "B")
     assert code == 0 and "already trained 4 epochs" in out
     assert snapshot(tmp_path / "B") == before
+    # Fewer epochs than done is a mistake, not a no-op.
+    code, out, err = run(capsys, "train", "--resume", tmp_path / "B", "--epochs", "3")
+    assert code == 2 and err.count("\n") == 1
+    assert "--epochs is the new total" in err and "already trained 4 epochs" in err
+    assert snapshot(tmp_path / "B") == before
 
 
 def test_ctrl_c_in_an_epoch_keeps_the_last_whole_epoch(tmp_path, capsys, monkeypatch, no_figures):
