@@ -98,6 +98,10 @@ def plot_loss_curves(metrics, path):
     """Training and validation curves per epoch: the loss, and its
     reconstruction (:math:`-\\log p(x \\mid z)`) and KL terms apart.
 
+    For a VAE the first panel compares the negative ELBO of both splits;
+    when the training objective weighs the KL otherwise (beta, warm-up) it
+    is drawn there too, dotted.
+
     Parameters
     ----------
     metrics : list of dict
@@ -114,11 +118,21 @@ def plot_loss_curves(metrics, path):
     from matplotlib.ticker import MaxNLocator  # matplotlib loads only to draw
 
     fig = _figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
+    marker = "." if len(epochs) < 30 else None
     for i, t in enumerate(terms):
         ax = fig.add_subplot(1, len(terms), i + 1)
+        curves = {split: [m[f"{split}_{t}"] for m in metrics] for split in ("train", "val")}
+        if t == "loss" and "train_kl" in metrics[0]:
+            # val_loss is the negative ELBO; the training objective weighs the
+            # KL by beta (and the warm-up), so compare like with like and
+            # draw the objective apart when it differs.
+            objective = curves["train"]
+            curves["train"] = [m["train_recon"] + m["train_kl"] for m in metrics]
+            titles["loss"] = "-ELBO (nats)"
+            if not np.allclose(objective, curves["train"], rtol=1e-12, atol=0):
+                ax.plot(epochs, objective, ":", marker=marker, label="train objective (beta)")
         for split, style in (("train", "-"), ("val", "--")):
-            ax.plot(epochs, [m[f"{split}_{t}"] for m in metrics], style,
-                    marker="." if len(epochs) < 30 else None, label=split)
+            ax.plot(epochs, curves[split], style, marker=marker, label=split)
         ax.set_title(titles[t], fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 0.96"

@@ -48,6 +48,24 @@ def test_loss_curves(tmp_path):
         plots.plot_loss_curves([], tmp_path / "x.png")
 
 
+@pytest.mark.parametrize("beta", [1.0, 4.0])
+def test_loss_panel_compares_the_negative_elbo_of_both_splits(tmp_path, monkeypatch, beta):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    metrics = [{"epoch": e, "train_loss": 8 / e + beta * 2.0, "train_recon": 8 / e,
+                "train_kl": 2.0, "val_loss": 11 / e, "val_recon": 9 / e, "val_kl": 2.0}
+               for e in range(1, 4)]
+    plots.plot_loss_curves(metrics, tmp_path / "loss.png")
+    lines = {line.get_label(): list(line.get_ydata()) for line in figures[0].axes[0].lines}
+    assert lines["train"] == pytest.approx([8 / e + 2.0 for e in range(1, 4)])
+    assert lines["val"] == pytest.approx([11 / e for e in range(1, 4)])
+    if beta == 1.0:
+        assert set(lines) == {"train", "val"}
+    else:                        # the objective minimised is shown, apart
+        assert lines["train objective (beta)"] == pytest.approx([8 / e + 8.0 for e in range(1, 4)])
+    assert figures[0].axes[0].get_title() == "-ELBO (nats)"
+
+
 @pytest.mark.parametrize("n_epochs", [1, 3, 40])
 def test_loss_curves_tick_whole_epochs(tmp_path, monkeypatch, n_epochs):
     figures = []
