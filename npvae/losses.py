@@ -52,7 +52,7 @@ def bernoulli_log_likelihood_backward(x, logits):
 
 
 def bernoulli_log_likelihood_fast(x, logits):
-    r""":func:`bernoulli_log_likelihood` for the training loop and the
+    r""":func:`bernoulli_log_likelihood` for scoring batches and the
     importance sampler: the same value (up to rounding), with one temporary
     array instead of eight.
 
