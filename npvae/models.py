@@ -339,7 +339,11 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         totals = {}
         for i in range(n_batches):
             rows = perm[i * bs:(i + 1) * bs]
-            xb = np.take(X, rows, axis=0, out=batch_buffer[:len(rows)])
+            # The rows come from a permutation, so they are always in range:
+            # mode="clip" changes no result, and spares take() the buffered
+            # copy it makes for out= under the default mode="raise" (with it
+            # the gather takes 2-5 times as long).
+            xb = np.take(X, rows, axis=0, out=batch_buffer[:len(rows)], mode="clip")
             progress = (self.n_iter_ + i / n_batches) / max(self.epochs, 1)
             self.optimizer_.learning_rate = learning_rate_at(
                 self.learning_rate, self.lr_schedule, progress)
