@@ -463,6 +463,11 @@ def _image_shape(config, required=False):
         if required:
             raise ValueError(f"{why}; there is nothing to draw")
         print(f"npvae: {why}: skipping the image figures", file=sys.stderr)
+    elif not config.get("image_shape"):
+        # Only the count says "image" here; a table of 16 columns is not one.
+        print(f"npvae: drawing the {config['n_features']} features as {shape[0]}x{shape[1]} "
+              "images, a guess from their count (save X as (samples, height, width) to "
+              "give the shape)", file=sys.stderr)
     return shape
 
 

@@ -191,7 +191,9 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
       as the test set. Values are kept as they are (no rescaling), so they
       may lie outside [0, 1]. An ``.npz`` supplies ``X`` (or its only array)
       and optional integer labels ``y``; a ``.csv`` is numbers separated by
-      commas, with an optional header row, and has no labels.
+      commas, with an optional header row, and has no labels. An ``X`` of
+      shape ``(n, height, width)`` is a set of images: it is flattened, and
+      its ``image_shape`` is ``(height, width)``.
     """
     name = str(name_or_path)
     if name.lower() in DATASETS:
@@ -612,12 +614,16 @@ def _load_file(path):
     except (ValueError, OSError, EOFError, zlib.error) as e:
         # np.load refuses pickled (object) arrays with a ValueError.
         raise DataError(f"{path}: cannot read: {e}") from None
+    image_shape = None
+    if X.ndim == 3:  # images: (samples, height, width)
+        image_shape = (int(X.shape[1]), int(X.shape[2]))
+        X = X.reshape(X.shape[0], X.shape[1] * X.shape[2])
     X = _check_features(X, path)
     if y is not None:
         y = _check_labels(y, X.shape[0], path)
     X_tr, X_te, y_tr, y_te = train_val_split(X, y, _HELD_OUT_FRACTION, _FILE_SPLIT_SEED)
     binary = bool(np.all((X == 0) | (X == 1)))
-    return Dataset(str(path), X_tr, y_tr, X_te, y_te, None, binary)
+    return Dataset(str(path), X_tr, y_tr, X_te, y_te, image_shape, binary)
 
 
 def _read_csv(path):
@@ -638,7 +644,8 @@ def _check_features(X, path):
     if X.dtype.kind not in "biuf":
         raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
     if X.ndim != 2:
-        raise DataError(f"{path}: X must be 2-D (samples, features), got shape {X.shape}")
+        raise DataError(f"{path}: X must be 2-D (samples, features) or 3-D (samples, "
+                        f"height, width), got shape {X.shape}")
     if X.shape[0] < 2 or X.shape[1] < 1:
         raise DataError(f"{path}: X of shape {X.shape} is too small (need 2+ rows, 1+ columns)")
     X = X.astype(np.float32)

@@ -21,7 +21,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from npvae import VAE, cli
+from npvae import VAE, cli, plots
 from npvae.checkpoints import load_checkpoint
 
 TINY = ["--hidden", "8", "--batch-size", "128", "--epochs", "2"]
@@ -331,6 +331,21 @@ def test_gaussian_likelihood_on_unscaled_csv(tmp_path, capsys):
                          "--likelihood", "gaussian", "--out", tmp_path / "r")
     assert code == 0, err
     assert_png(tmp_path / "r" / "figures" / "samples.png")  # 16 = 4 x 4
+    assert "drawing the 16 features as 4x4 images, a guess from their count" in err
+
+
+def test_images_saved_as_three_d_array_keep_their_shape(tmp_path, capsys, monkeypatch):
+    images = np.random.default_rng(0).random((60, 4, 6))
+    np.save(tmp_path / "x.npy", images)
+    shapes = []
+    real = plots.plot_samples
+    monkeypatch.setattr(plots, "plot_samples",
+                        lambda X, shape, path, **kw: shapes.append(shape) or real(X, shape, path, **kw))
+    code, out, err = run(capsys, "train", "--dataset", tmp_path / "x.npy", *TINY,
+                         "--out", tmp_path / "r")
+    assert code == 0, err
+    assert shapes == [(4, 6)] and "a guess" not in err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["image_shape"] == [4, 6]
 
 
 # ------------------------------------------------------------ the other verbs

@@ -395,11 +395,25 @@ def test_npz_single_array_of_any_name(tmp_path):
     assert_rows_kept(ds.load_dataset(tmp_path / "d.npz"), X)
 
 
+def test_three_d_array_file_is_images(tmp_path):
+    images = np.random.default_rng(0).random((10, 3, 5))
+    np.savez(tmp_path / "i.npz", X=images, y=np.arange(10) % 2)
+    d = ds.load_dataset(tmp_path / "i.npz")
+    assert d.image_shape == (3, 5) and d.X_train.shape[1] == 15
+    # Each row is one image, flattened row by row, with its own label.
+    flat = images.reshape(10, 15).astype(np.float32)
+    for X, y in ((d.X_train, d.y_train), (d.X_test, d.y_test)):
+        rows = [int(np.flatnonzero((flat == x).all(axis=1))[0]) for x in X]
+        assert list(y) == [r % 2 for r in rows]
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: np.savez(p / "f.npz", a=np.ones((3, 2)), b=np.ones((3, 2))), "expected one named 'X'"),
     (lambda p: np.savez(p / "f.npz", X=np.array([[1, None]], dtype=object)), "cannot read"),
     (lambda p: np.save(p / "f.npy", np.array([[1, "a"]], dtype=object)), "cannot read"),
-    (lambda p: np.save(p / "f.npy", np.ones(5)), "must be 2-D"),
+    (lambda p: np.save(p / "f.npy", np.ones(5)), "must be 2-D .* or 3-D"),
+    (lambda p: np.save(p / "f.npy", np.ones((3, 2, 2, 2))), r"got shape \(3, 2, 2, 2\)"),
+    (lambda p: np.save(p / "f.npy", np.ones((3, 0, 4))), "too small"),
     (lambda p: np.save(p / "f.npy", np.ones((1, 5))), "too small"),
     (lambda p: np.save(p / "f.npy", np.array([["a", "b"], ["c", "d"]])), "must be numeric"),
     (lambda p: np.save(p / "f.npy", np.array([[1.0, np.inf], [0, 0]])), "NaN or infinite"),
