@@ -620,7 +620,7 @@ class VAE(_BaseAutoencoder):
         eps = self._check_eps(X, eps)
         mu, logvar, out, log_px, kl = self._forward(X, eps, for_backward=True)
         self._loss_backward(X, mu, logvar, out, eps, float(self.beta))
-        loss = (-log_px + self.beta * kl) / X.shape[0]
+        loss = (-log_px + float(self.beta) * kl) / X.shape[0]
         return loss, {name: g.copy() for name, g in self._grads.items()}
 
     # ------------------------------------------------------------ public verbs
