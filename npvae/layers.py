@@ -116,11 +116,12 @@ class Dense:
 
 @lru_cache(maxsize=16)
 def _ones(n, dtype):
-    """A read-only vector of ``n`` ones, shared by every call (batch sizes
-    repeat every step)."""
+    """A vector of ``n`` ones, shared by every call (batch sizes repeat
+    every step): a view of a read-only array, which nothing can make
+    writeable again."""
     ones = np.ones(n, dtype=dtype)
     ones.flags.writeable = False
-    return ones
+    return ones[:]
 
 
 class Identity:
