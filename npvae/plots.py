@@ -122,6 +122,7 @@ def plot_loss_curves(metrics, path):
     for i, t in enumerate(terms):
         ax = fig.add_subplot(1, len(terms), i + 1)
         curves = {split: [m[f"{split}_{t}"] for m in metrics] for split in ("train", "val")}
+        objective = None
         if t == "loss" and "train_kl" in metrics[0]:
             # val_loss is the negative ELBO; the training objective weighs the
             # KL by beta (and the warm-up), so compare like with like and
@@ -129,10 +130,11 @@ def plot_loss_curves(metrics, path):
             objective = curves["train"]
             curves["train"] = [m["train_recon"] + m["train_kl"] for m in metrics]
             titles["loss"] = "-ELBO (nats)"
-            if not np.allclose(objective, curves["train"], rtol=1e-12, atol=0):
-                ax.plot(epochs, objective, ":", marker=marker, label="train objective (beta)")
         for split, style in (("train", "-"), ("val", "--")):
             ax.plot(epochs, curves[split], style, marker=marker, label=split)
+        if objective is not None and not np.allclose(objective, curves["train"],
+                                                     rtol=1e-9, atol=1e-9):
+            ax.plot(epochs, objective, ":", marker=marker, label="train objective (beta)")
         ax.set_title(titles[t], fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 0.96"

@@ -52,17 +52,21 @@ def test_loss_curves(tmp_path):
 def test_loss_panel_compares_the_negative_elbo_of_both_splits(tmp_path, monkeypatch, beta):
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
-    metrics = [{"epoch": e, "train_loss": 8 / e + beta * 2.0, "train_recon": 8 / e,
+    # Negative reconstruction terms (a Gaussian decoder's can be): nothing changes.
+    metrics = [{"epoch": e, "train_loss": 8 / e - 4.0 + beta * 2.0, "train_recon": 8 / e - 4.0,
                 "train_kl": 2.0, "val_loss": 11 / e, "val_recon": 9 / e, "val_kl": 2.0}
                for e in range(1, 4)]
     plots.plot_loss_curves(metrics, tmp_path / "loss.png")
     lines = {line.get_label(): list(line.get_ydata()) for line in figures[0].axes[0].lines}
-    assert lines["train"] == pytest.approx([8 / e + 2.0 for e in range(1, 4)])
+    # Every panel draws train first, val second: the colours mean the same in each.
+    for ax in figures[0].axes:
+        assert [line.get_label() for line in ax.lines][:2] == ["train", "val"]
+    assert lines["train"] == pytest.approx([8 / e - 2.0 for e in range(1, 4)])
     assert lines["val"] == pytest.approx([11 / e for e in range(1, 4)])
     if beta == 1.0:
         assert set(lines) == {"train", "val"}
     else:                        # the objective minimised is shown, apart
-        assert lines["train objective (beta)"] == pytest.approx([8 / e + 8.0 for e in range(1, 4)])
+        assert lines["train objective (beta)"] == pytest.approx([8 / e + 4.0 for e in range(1, 4)])
     assert figures[0].axes[0].get_title() == "-ELBO (nats)"
 
 
