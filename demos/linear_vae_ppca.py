@@ -37,7 +37,7 @@ def main():
     X = load_digits().data / 16.0
     pca = PCA(n_components=K).fit(X)
     vae = VAE(latent_dim=K, hidden_dims=(), likelihood="gaussian", obs_var=None,
-              epochs=20 if args.fast else 400, batch_size=64, learning_rate=0.01,
+              epochs=20 if args.fast else 800, batch_size=64, learning_rate=0.02,
               lr_schedule="cosine", dtype="float64", random_state=0).fit(X)
 
     pca_score = pca.score(X)

@@ -317,8 +317,7 @@ def cmd_train(args):
     X_tr, X_val, X_test, y_test, image_shape = _load_splits(config, download=args.download)
     config["n_features"] = int(X_tr.shape[1])
     config["image_shape"] = list(image_shape) if image_shape else None
-    model = VAE(**_model_params(config)).initialize(X_tr.shape[1])
-    model._validate_data(X_tr, reset=False)
+    model = VAE(**_model_params(config)).initialize(X_tr.shape[1], X_tr)
 
     if out.exists():
         shutil.rmtree(out)

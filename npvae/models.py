@@ -175,9 +175,22 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------ parameters
-    def initialize(self, n_features):
-        """Build fresh parameters for ``n_features`` inputs, and the
+    def initialize(self, n_features, X=None):
+        r"""Build fresh parameters for ``n_features`` inputs, and the
         optimizer and random generator of training; ``fit`` calls this.
+
+        Parameters
+        ----------
+        n_features : int
+        X : array-like of shape (n_samples, n_features), optional
+            The training data (validated here).  A learned Gaussian noise
+            variance then starts at the data's mean per-feature variance,
+            :math:`\sigma^2_0 = \frac1D \sum_d \operatorname{Var}(x_d)`, the
+            noise of a model that explains nothing, instead of 1: Adam
+            moves :math:`\log\sigma^2` by about ``learning_rate`` a step,
+            so from 1 it would take thousands of steps to reach the scale
+            of data in [0, 1], with the decoder's fit drowned in noise until
+            then.
 
         Returns
         -------
@@ -186,9 +199,15 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         hidden = self._check_params()
         _check_int("n_features", n_features, 1)
         self.n_features_in_ = int(n_features)
+        if X is not None:
+            X = self._validate_data(X, reset=False)
         self.rng_ = as_generator(self.random_state)
         self._build(self.n_features_in_, hidden, self.rng_, np.dtype(self.dtype))
         self._tie_parameters()
+        if X is not None and self._learn_obs_var:
+            variance = float(np.mean(np.var(X, axis=0, dtype=np.float64)))
+            if variance > 0:       # constant data: nothing to scale to
+                self._noise.params["obs_logvar"][...] = math.log(variance)
         self.optimizer_ = Adam(learning_rate=self.learning_rate)
         self.n_iter_ = 0
         self.history_ = []
@@ -295,7 +314,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         self
         """
         X = self._validate_data(X, reset=True)
-        self.initialize(X.shape[1])
+        self.initialize(X.shape[1], X)
         for _ in range(self.epochs):
             self.fit_epoch(X)
         return self

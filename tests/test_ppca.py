@@ -24,7 +24,7 @@ def fitted():
     X = load_digits().data / 16.0
     pca = PCA(n_components=K).fit(X)
     vae = VAE(latent_dim=K, hidden_dims=(), likelihood="gaussian", obs_var=None,
-              epochs=300, batch_size=64, learning_rate=0.01, lr_schedule="cosine",
+              epochs=300, batch_size=64, learning_rate=0.02, lr_schedule="cosine",
               dtype="float64", random_state=0).fit(X)
     return X, pca, vae
 
