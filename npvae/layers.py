@@ -117,8 +117,8 @@ class Dense:
 @lru_cache(maxsize=16)
 def _ones(n, dtype):
     """A vector of ``n`` ones, shared by every call (batch sizes repeat
-    every step): a view of a read-only array, which nothing can make
-    writeable again."""
+    every step): a view of a read-only array, which cannot be made
+    writeable through the view."""
     ones = np.ones(n, dtype=dtype)
     ones.flags.writeable = False
     return ones[:]

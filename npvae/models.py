@@ -52,6 +52,18 @@ def _check_positive(name, value, allow_zero=False):
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
+def _mean_feature_variance(X, block=4096):
+    r""":math:`\frac1D \sum_d \operatorname{Var}(x_d)`, accumulated in
+    float64 over row blocks (no copy of ``X``); inf if it overflows."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    total = 0.0
+    with np.errstate(over="ignore"):
+        for start in range(0, X.shape[0], block):
+            r = X[start:start + block] - mean
+            total += float(np.einsum("ij,ij->", r, r))
+    return total / X.size
+
+
 class _ObservationNoise:
     r"""The learned :math:`\log\sigma^2` of the Gaussian decoder's isotropic
     noise, held like a layer's parameter (its gradient comes from the
@@ -183,31 +195,42 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         ----------
         n_features : int
         X : array-like of shape (n_samples, n_features), optional
-            The training data (validated here).  A learned Gaussian noise
-            variance then starts at the data's mean per-feature variance,
+            The training data (validated here, before anything changes).  A
+            learned Gaussian noise variance then starts at the data's mean
+            per-feature variance,
             :math:`\sigma^2_0 = \frac1D \sum_d \operatorname{Var}(x_d)`, the
             noise of a model that explains nothing, instead of 1: Adam
             moves :math:`\log\sigma^2` by about ``learning_rate`` a step,
             so from 1 it would take thousands of steps to reach the scale
             of data in [0, 1], with the decoder's fit drowned in noise until
-            then.
+            then.  (Data on a scale far from 1 and not in [0, 1] is best
+            standardised first, as for any Gaussian model: the decoder's
+            initial outputs are of order 1.)
 
         Returns
         -------
         self
         """
-        hidden = self._check_params()
         _check_int("n_features", n_features, 1)
-        self.n_features_in_ = int(n_features)
         if X is not None:
-            X = self._validate_data(X, reset=False)
+            X = self._validate_data(X, reset=True)
+            if X.shape[1] != n_features:
+                raise ValueError(f"X has {X.shape[1]} features, but n_features is {n_features}")
+        return self._initialize(int(n_features), X)
+
+    def _initialize(self, n_features, X):
+        # X: validated training data, or None.
+        self.n_features_in_ = n_features
         self.rng_ = as_generator(self.random_state)
-        self._build(self.n_features_in_, hidden, self.rng_, np.dtype(self.dtype))
+        self._build(n_features, self._check_params(), self.rng_, np.dtype(self.dtype))
         self._tie_parameters()
         if X is not None and self._learn_obs_var:
-            variance = float(np.mean(np.var(X, axis=0, dtype=np.float64)))
-            if variance > 0:       # constant data: nothing to scale to
-                self._noise.params["obs_logvar"][...] = math.log(variance)
+            variance = _mean_feature_variance(X)
+            if 0 < variance < math.inf:     # constant data: nothing to scale to
+                # Kept where exp(-log sigma^2) and its square stay finite in the dtype.
+                bound = 0.5 * math.log(float(np.finfo(self.dtype).max))
+                self._noise.params["obs_logvar"][...] = min(max(math.log(variance), -bound),
+                                                            bound)
         self.optimizer_ = Adam(learning_rate=self.learning_rate)
         self.n_iter_ = 0
         self.history_ = []
@@ -314,7 +337,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         self
         """
         X = self._validate_data(X, reset=True)
-        self.initialize(X.shape[1], X)
+        self._initialize(X.shape[1], X)
         for _ in range(self.epochs):
             self.fit_epoch(X)
         return self
