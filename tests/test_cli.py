@@ -318,6 +318,15 @@ def test_user_array_without_image_shape_skips_image_figures(tmp_path, capsys, mo
     assert_usage_error(run(capsys, "sample", "r"), "not an image")
 
 
+def test_gaussian_run_starts_its_noise_variance_at_the_datas(tmp_path, capsys, no_figures):
+    """Two epochs move log sigma^2 by at most ~0.03 from its start: from 1
+    (log 0) it could not get near the digits' log 0.073 = -2.6."""
+    code, out, err = run(capsys, "train", *TINY, "--likelihood", "gaussian",
+                         "--out", tmp_path / "r")
+    assert code == 0, err
+    assert VAE.load(tmp_path / "r").obs_logvar_ < -2.0
+
+
 def test_gaussian_likelihood_on_unscaled_csv(tmp_path, capsys):
     X = np.random.default_rng(0).normal(50, 10, (60, 16))
     np.savetxt(tmp_path / "x.csv", X, delimiter=",")
