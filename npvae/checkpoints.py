@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import io
 import json
+import numbers
 import os
 import tempfile
 import zipfile
@@ -79,11 +80,16 @@ def _stem(path):
 
 
 def _json_param(name, value):
+    if name == "random_state" and value is not None:
+        # A seed is data (a NumPy integer or a sequence of ints as well as
+        # an int); a Generator is not: what continues training is rng_'s state.
+        seed = np.asarray(value) if isinstance(value, (numbers.Integral, list, tuple,
+                                                       np.ndarray)) else None
+        if seed is not None and seed.dtype.kind in "iu" and seed.ndim <= 1:
+            return seed.tolist()
+        return None
     if isinstance(value, tuple):
         return list(value)
-    if name == "random_state" and not (value is None or isinstance(value, int)):
-        # A Generator is not data; what continues training is rng_'s state.
-        return None
     return value
 
 

@@ -89,6 +89,17 @@ def test_generator_random_state_is_stored_as_null(tmp_path):
     assert same_params(VAE.load(tmp_path / "c"), model)
 
 
+@pytest.mark.parametrize("seed, stored", [(np.int64(3), 3), ([1, 2, 3], [1, 2, 3]),
+                                          (np.array([4, 5]), [4, 5]), ((6, 7), [6, 7])])
+def test_every_integer_seed_is_stored_and_refits_the_same(tmp_path, seed, stored):
+    model = fitted(random_state=seed)
+    meta = json.loads(model.save(tmp_path / "c").read_text())
+    assert meta["params"]["random_state"] == stored
+    loaded = VAE.load(tmp_path / "c")
+    assert same_params(loaded, model)
+    assert same_params(loaded.fit(X), fitted(random_state=seed))
+
+
 def test_extra_data_and_latest_checkpoint_of_a_run_folder(tmp_path):
     model = fitted()
     (tmp_path / "checkpoints").mkdir()
