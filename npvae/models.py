@@ -219,10 +219,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return self._initialize(int(n_features), X)
 
     def _initialize(self, n_features, X):
-        # X: validated training data, or None.
-        self.n_features_in_ = n_features
-        self.rng_ = as_generator(self.random_state)
-        self._build(n_features, self._check_params(), self.rng_, np.dtype(self.dtype))
+        # X: validated training data, or None.  Nothing changes before the
+        # hyper-parameters and the seed have passed their checks.
+        hidden = self._check_params()
+        rng = as_generator(self.random_state)
+        self.n_features_in_, self.rng_ = n_features, rng
+        self._build(n_features, hidden, rng, np.dtype(self.dtype))
         self._tie_parameters()
         if X is not None and self._learn_obs_var:
             variance = _mean_feature_variance(X)

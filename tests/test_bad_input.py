@@ -235,6 +235,18 @@ def test_random_state_that_cannot_seed_a_generator_is_named(seed, error, hint):
         VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=seed).fit(X)
 
 
+def test_bad_hyper_parameters_leave_a_fitted_model_as_it_was(fitted):
+    before = {k: p.copy() for k, p in fitted.params_.items()}
+    for bad in ({"random_state": "x"}, {"latent_dim": 0}):
+        old = fitted.get_params()
+        fitted.set_params(**bad)
+        with pytest.raises((TypeError, ValueError)):
+            fitted.initialize(7)
+        fitted.set_params(**old)
+        assert fitted.n_features_in_ == D
+        assert all(np.array_equal(p, before[k]) for k, p in fitted.params_.items())
+
+
 def test_random_state_arguments_of_the_verbs_are_checked_too(fitted):
     from npvae.datasets import binarize, train_val_split
     from npvae.evaluation import importance_weighted_log_likelihood
