@@ -33,15 +33,7 @@ from npvae.optimizers import Adam  # noqa: E402
 
 def operands(gemms, dtype, rng):
     """``(a, b, out)`` for every product, laid out as in the step."""
-    ops = []
-    for m, k, n, kind in gemms:
-        if kind == "weight":
-            a = rng.random((k, m), dtype=dtype).T
-        else:
-            a = rng.random((m, k), dtype=dtype)
-        b = rng.random((n, k), dtype=dtype).T if kind == "input" else rng.random((k, n), dtype=dtype)
-        ops.append((a, b, np.empty((m, n), dtype=dtype)))
-    return ops
+    return [throughput.gemm_operands(*gemm, dtype, rng) for gemm in gemms]
 
 
 def floor_epoch(ops, steps, adam=None, theta=None, grad=None):

@@ -107,8 +107,8 @@ def step_gemms(n_features, hidden, latent, batch):
     return gemms
 
 
-def time_gemm(m, k, n, kind, dtype, rng, min_time=0.05):
-    """Best time of one ``(m, k) @ (k, n)`` product laid out as in the step."""
+def gemm_operands(m, k, n, kind, dtype, rng):
+    """``(a, b, out)`` of one ``(m, k) @ (k, n)`` product laid out as in the step."""
     if kind == "weight":             # x^T g: x is (batch, fan_in), stored row-major
         a = rng.random((k, m), dtype=dtype).T
         b = rng.random((k, n), dtype=dtype)
@@ -118,7 +118,12 @@ def time_gemm(m, k, n, kind, dtype, rng, min_time=0.05):
     else:
         a = rng.random((m, k), dtype=dtype)
         b = rng.random((k, n), dtype=dtype)
-    out = np.empty((m, n), dtype=dtype)
+    return a, b, np.empty((m, n), dtype=dtype)
+
+
+def time_gemm(m, k, n, kind, dtype, rng, min_time=0.05):
+    """Best time of one ``(m, k) @ (k, n)`` product laid out as in the step."""
+    a, b, out = gemm_operands(m, k, n, kind, dtype, rng)
     np.matmul(a, b, out=out)
     reps, best, spent = 1, float("inf"), 0.0
     while spent < min_time:
