@@ -69,7 +69,7 @@ def main(argv=None):
         model = throughput.make_npvae(n_features, hidden, latent, batch, "float32")
         model.fit_epoch(X[:max(batch, args.n // 10)])
         ops = operands(throughput.step_gemms(n_features, hidden, latent, batch), dtype, rng)
-        theta, grad = np.zeros_like(model._theta), np.full_like(model._theta, 1e-3)
+        theta, grad = np.zeros_like(model.parameters_.theta), np.full_like(model.parameters_.theta, 1e-3)
         adam, steps = Adam(), max(1, args.n // batch)
         loops = {"products": lambda: steps * batch / floor_epoch(ops, steps),
                  "products+adam": lambda: steps * batch / floor_epoch(ops, steps, adam,

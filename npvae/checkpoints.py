@@ -122,7 +122,7 @@ def save_checkpoint(model, path, extra=None):
     # on the model's one parameter vector or on the arrays one by one.
     for moment, state in (("m", opt.m), ("v", opt.v)):
         if FLAT in state:
-            state = model._unflatten(state[FLAT])
+            state = model.parameters_.views(state[FLAT])
         arrays.update({f"adam_{moment}/{k}": v for k, v in state.items()})
     npz_path = atomic_write(stem.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
     meta = {

@@ -67,8 +67,8 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) \
             or batch_rows < 1:
         raise ValueError(f"batch_rows must be an integer >= 1, got {batch_rows!r}")
-    X = model._validate_data(X, reset=False)
-    mu_all, logvar_all = model._batched(X, model._encode)
+    X = model.check_data(X)
+    mu_all, logvar_all = model.encode(X)
     rng = as_generator(random_state)
     n, L = mu_all.shape
     # Each block holds `rows` examples times `chunk` samples of each.
@@ -86,8 +86,8 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
             c = min(chunk, k - done)
             eps = rng.standard_normal((c, b, L), dtype=model.dtype)
             z = mu + sigma * eps
-            out = model._decoder.forward(z.reshape(c * b, L)).reshape(c, b, -1)
-            log_px = model._log_px(x, out)
+            out = model.decoder_.forward(z.reshape(c * b, L)).reshape(c, b, -1)
+            log_px = model.likelihood_.log_prob(x, out)
             log_w = log_px - 0.5 * np.sum(z * z - eps * eps - logvar, axis=-1)
             log_w = log_w.astype(np.float64)
             new_max = np.maximum(running_max, log_w.max(axis=0))

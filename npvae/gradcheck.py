@@ -137,8 +137,9 @@ def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0):
         ``loss_and_grads(X, eps)`` and ``loss(X, eps)``.
     X : ndarray of shape (n, d)
     eps : ndarray, optional
-        Noise for the reparameterization; drawn from ``random_state``
-        when the model has a latent noise and none is given.
+        Noise for the reparameterization, of shape (n, latent_dim); drawn
+        from ``random_state`` when none is given (a model without latent
+        noise ignores it).
     max_entries : int
         Parameters with more entries are checked on a random subset of
         this size.
@@ -158,7 +159,7 @@ def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0):
     if getattr(model, "dtype", "float64") != "float64":
         raise ValueError("gradient checks need dtype='float64'; "
                          f"this model uses {model.dtype!r}")
-    if eps is None and getattr(model, "_noisy", False):
+    if eps is None:     # a model without latent noise ignores it
         eps = rng.standard_normal((X.shape[0], model.latent_dim))
     _, grads = model.loss_and_grads(X, eps=eps)
     rows = []

@@ -34,7 +34,6 @@ import math
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from . import losses
 from .optimizers import Adam
 
 __all__ = ["log_joint", "log_joint_grad", "fit_latent"]
@@ -44,8 +43,8 @@ _LOG_2PI = math.log(2 * math.pi)
 
 def _check_inputs(model, X, Z, mask):
     check_is_fitted(model)
-    X = model._validate_data(X, reset=False)
-    Z = model._validate_codes(Z)
+    X = model.check_data(X)
+    Z = model.check_codes(Z)
     if Z.shape[0] != X.shape[0]:
         raise ValueError(f"X and Z must have as many rows: {X.shape[0]} != {Z.shape[0]}")
     if mask is None:
@@ -66,18 +65,16 @@ def _check_inputs(model, X, Z, mask):
 
 def _log_px_per_pixel(model, X, out):
     """:math:`\\log p(x_d \\mid o_d)` for each pixel, shape of ``X``."""
-    # A trailing axis of length 1 makes the likelihoods' sums run over nothing.
-    if model.likelihood == "bernoulli":
-        return losses.bernoulli_log_likelihood(X[..., None], out[..., None])
-    return losses.gaussian_log_likelihood(X[..., None], out[..., None],
-                                          model._obs_logvar_value())
+    # A trailing axis of length 1 makes the likelihood's sum run over nothing.
+    return model.likelihood_.log_prob(X[..., None], out[..., None])
 
 
 def _log_px_grad_out(model, X, out):
-    r""":math:`\partial \log p(x_d \mid o_d) / \partial o_d` for each pixel."""
-    if model.likelihood == "bernoulli":
-        return losses.bernoulli_log_likelihood_backward(X, out)
-    return losses.gaussian_log_likelihood_backward(X, out, model._obs_logvar_value())[0]
+    r""":math:`\partial \log p(x_d \mid o_d) / \partial o_d` for each pixel:
+    the likelihood's backward pass for :math:`L = \sum \log p`, each pixel's
+    term depending on its own output only."""
+    model.likelihood_.forward(X, out)
+    return model.likelihood_.backward(1.0)
 
 
 def _log_prior(Z):
@@ -117,7 +114,7 @@ def log_joint(model, X, Z, mask=None):
 
 def _log_joint(model, X, Z, mask):
     """:math:`J(z)` per example and the decoder's output, for checked inputs."""
-    out = model._decoder.forward(Z)
+    out = model.decoder_.forward(Z)
     return np.sum(mask * _log_px_per_pixel(model, X, out), axis=1) + _log_prior(Z), out
 
 
@@ -143,7 +140,7 @@ def log_joint_grad(model, X, Z, mask=None):
 def _log_joint_grad(model, X, Z, mask):
     values, out = _log_joint(model, X, Z, mask)
     grad_out = mask * _log_px_grad_out(model, X, out)
-    return values, model._decoder.backward(grad_out) + _log_prior_grad(Z)
+    return values, model.decoder_.backward(grad_out) + _log_prior_grad(Z)
 
 
 def fit_latent(model, X, mask=None, z0=None, steps=300, learning_rate=0.05):
@@ -173,7 +170,7 @@ def fit_latent(model, X, mask=None, z0=None, steps=300, learning_rate=0.05):
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     if z0 is None:
-        z0 = np.zeros((model._validate_data(X, reset=False).shape[0], model.latent_dim))
+        z0 = np.zeros((model.check_data(X).shape[0], model.latent_dim))
     # Checked once here, not at every step (which log_joint_grad would do).
     X, Z, mask = _check_inputs(model, X, z0, mask)
     Z = np.array(Z)  # a copy: z0 stays as it was

@@ -19,8 +19,8 @@ import numpy as np
 
 __all__ = [
     "Dense", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "Identity",
-    "Sequential", "ACTIVATIONS", "make_activation", "mlp", "flatten_parameters", "sigmoid",
-    "softplus", "reparameterize", "reparameterize_backward",
+    "Sequential", "GaussianEncoder", "ACTIVATIONS", "make_activation", "mlp", "sigmoid",
+    "softplus", "column_sums", "reparameterize", "reparameterize_backward",
 ]
 
 
@@ -105,20 +105,27 @@ class Dense:
 
         With ``input_grad=False`` the last product is skipped (the first
         layer of a network has no use for it) and ``None`` is returned.
-        The bias gradient, a column sum, is taken as the product
-        :math:`\mathbf{1}^\top \partial L/\partial y`: BLAS forms it in
-        about half the time of NumPy's reduction over rows.
         """
         np.matmul(self._x.T, grad_out, out=self.grads["W"])
-        np.matmul(_ones(grad_out.shape[0], grad_out.dtype), grad_out, out=self.grads["b"])
+        column_sums(grad_out, out=self.grads["b"])
         return grad_out @ self.params["W"].T if input_grad else None
+
+
+def column_sums(g, out=None):
+    r""":math:`\sum_n g_n`, the sum of a batch's rows, as the product
+    :math:`\mathbf{1}^\top g`.
+
+    The textbook form is ``g.sum(axis=0)`` (equal up to rounding, see the
+    tests); BLAS's matrix-vector product is faster than NumPy's reduction
+    over rows.
+    """
+    return np.matmul(_ones(g.shape[0], g.dtype), g, out=out)
 
 
 @lru_cache(maxsize=16)
 def _ones(n, dtype):
-    """A vector of ``n`` ones, shared by every call (batch sizes repeat
-    every step): a view of a read-only array, which cannot be made
-    writeable through the view."""
+    # Batch sizes repeat every step, so one vector serves them all; a view
+    # of a read-only array, which nothing can make writeable again.
     ones = np.ones(n, dtype=dtype)
     ones.flags.writeable = False
     return ones[:]
@@ -281,49 +288,6 @@ class Sequential:
                 yield f"{layer_prefix}{key}", value, layer.grads[key]
 
 
-def flatten_parameters(named_layers):
-    r"""Move every parameter and gradient of the layers into two flat
-    vectors :math:`\theta, \nabla_\theta L \in \mathbb{R}^P`; each layer's
-    ``params`` and ``grads`` entries become views into them.
-
-    The layers compute exactly as before; an optimizer can then update all
-    :math:`P` numbers in a dozen array operations rather than a dozen per
-    parameter array, which on a small network costs more than the
-    arithmetic.
-
-    Parameters
-    ----------
-    named_layers : iterable of (str, layer)
-        Name prefixes and layers with ``params``/``grads`` dicts of one
-        floating dtype; a parameter is named ``prefix + key``.
-
-    Returns
-    -------
-    params, grads : ndarray of shape (P,)
-        The vectors, in the order of ``named_layers``; ``grads`` starts at 0.
-    named : list of (str, ndarray, ndarray)
-        ``(name, param view, grad view)`` for every parameter.
-    """
-    entries = [(prefix + key, layer, key) for prefix, layer in named_layers
-               for key in layer.params]
-    dtypes = {layer.params[key].dtype for _, layer, key in entries}
-    if len(dtypes) != 1:
-        raise TypeError(f"parameters must share one dtype, got {sorted(map(str, dtypes))}")
-    sizes = [layer.params[key].size for _, layer, key in entries]
-    params = np.empty(sum(sizes), dtype=dtypes.pop())
-    grads = np.zeros_like(params)
-    named, start = [], 0
-    for (name, layer, key), size in zip(entries, sizes):
-        shape = layer.params[key].shape
-        p = params[start:start + size].reshape(shape)
-        p[...] = layer.params[key]
-        g = grads[start:start + size].reshape(shape)
-        layer.params[key], layer.grads[key] = p, g
-        named.append((name, p, g))
-        start += size
-    return params, grads, named
-
-
 def mlp(sizes, activation, rng, dtype=np.float64, final_activation=False):
     """Build ``Dense -> activation -> ... -> Dense`` through ``sizes``.
 
@@ -350,6 +314,59 @@ def mlp(sizes, activation, rng, dtype=np.float64, final_activation=False):
         if activated:
             layers.append(make_activation(activation))
     return Sequential(layers)
+
+
+class GaussianEncoder:
+    r"""The encoder :math:`q(z \mid x) = N(\mu(x), \operatorname{diag}\sigma^2(x))`:
+    an MLP body, then two linear heads.
+
+    .. math::
+        h = \mathrm{body}(x), \qquad \mu = h W_\mu + b_\mu, \qquad
+        \log\sigma^2 = h W_{\log\sigma^2} + b_{\log\sigma^2}
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``[n_in, h_1, ..., h_k]``: the body's widths, every layer followed
+        by the activation (``[n_in]`` alone: no body, :math:`h = x`).
+    latent_dim : int
+    activation : str
+    rng : numpy.random.Generator
+    dtype : numpy dtype
+
+    Attributes
+    ----------
+    body : Sequential
+    mu, logvar : Dense
+        The two heads.
+    """
+
+    def __init__(self, sizes, latent_dim, activation, rng, dtype=np.float64):
+        self.body = mlp(sizes, activation, rng, dtype, final_activation=True)
+        self.mu = Dense(sizes[-1], latent_dim, rng, "glorot", dtype)
+        self.logvar = Dense(sizes[-1], latent_dim, rng, "glorot", dtype)
+
+    def forward(self, x):
+        r""":math:`(\mu, \log\sigma^2)` for a batch of rows ``x``."""
+        h = self.body.forward(x)
+        return self.mu.forward(h), self.logvar.forward(h)
+
+    def backward(self, grad_mu, grad_logvar, input_grad=True):
+        r"""Both heads read :math:`h`, so their gradients add:
+
+        .. math::
+            \frac{\partial L}{\partial h} = \frac{\partial L}{\partial \mu} W_\mu^\top
+                + \frac{\partial L}{\partial \log\sigma^2} W_{\log\sigma^2}^\top
+
+        then the body's backward pass; returns :math:`\partial L/\partial x`,
+        or ``None`` with ``input_grad=False``.
+        """
+        need_h = input_grad or bool(self.body.layers)
+        grad_h = self.mu.backward(grad_mu, input_grad=need_h)
+        grad_h_logvar = self.logvar.backward(grad_logvar, input_grad=need_h)
+        if not need_h:
+            return None
+        return self.body.backward(grad_h + grad_h_logvar, input_grad=input_grad)
 
 
 def reparameterize(mu, logvar, eps):

@@ -5,16 +5,14 @@ Both follow scikit-learn's conventions: hyper-parameters in ``__init__``
 returns ``self``, and the verbs ``transform``, ``inverse_transform``,
 ``score`` and (VAE) ``sample`` let them sit beside ``PCA`` in a pipeline.
 
-A VAE step reads as four steps, each a function with its equation:
-
-1. encode: :math:`(\mu, \log\sigma^2) = \mathrm{enc}(x)`;
-2. reparameterize: :math:`z = \mu + \sigma \odot \varepsilon`
-   (:func:`npvae.layers.reparameterize`);
-3. decode: :math:`p(x \mid z)` from :math:`\mathrm{dec}(z)`, Bernoulli logits
-   or Gaussian means (:mod:`npvae.losses`);
-4. loss: :math:`-\log p(x \mid z) + \beta\,\mathrm{KL}(q(z \mid x) \,\|\, N(0, I))`,
-
-and its backward pass runs the same steps in reverse.
+One training step is :meth:`VAE.train_step`, which reads as the
+derivation of docs/math.md: encode, reparameterize, decode, log-likelihood,
+KL, loss; the backward pass through the same pieces in reverse; then one
+Adam update.  Every call in it goes to a piece whose docstring carries its
+equation: :class:`npvae.layers.GaussianEncoder`, :func:`npvae.layers.reparameterize`,
+the decoder (:func:`npvae.layers.mlp`), a likelihood from
+:mod:`npvae.likelihoods`, :mod:`npvae.losses` for the KL, and
+:class:`npvae.optimizers.Adam`.
 """
 import math
 import numbers
@@ -24,18 +22,18 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import losses
-from .layers import Dense, Sequential, mlp, ACTIVATIONS, flatten_parameters, sigmoid
-from .layers import reparameterize, reparameterize_backward
+from .layers import ACTIVATIONS, GaussianEncoder, mlp, reparameterize, reparameterize_backward
+from .likelihoods import LIKELIHOODS, make_likelihood
 from .optimizers import Adam, learning_rate_at
+from .parameters import ParameterVector
 from .rng import as_generator
 
 __all__ = ["VAE", "Autoencoder"]
 
-LIKELIHOODS = ("bernoulli", "gaussian")
 DTYPES = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
 _EVAL_BATCH = 4096
-# The optimizer's one key: all parameters as one vector (see initialize).
+# The optimizer's one key: all parameters as one vector (npvae.parameters).
 FLAT = "parameters"
 
 
@@ -52,33 +50,18 @@ def _check_positive(name, value, allow_zero=False):
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
-def _mean_feature_variance(X, block=4096):
-    r""":math:`\frac1D \sum_d \operatorname{Var}(x_d)`, accumulated in
-    float64 over row blocks (no copy of ``X``); inf if it overflows."""
-    mean = X.mean(axis=0, dtype=np.float64)
-    total = 0.0
-    with np.errstate(over="ignore"):
-        for start in range(0, X.shape[0], block):
-            r = X[start:start + block] - mean
-            total += float(np.einsum("ij,ij->", r, r))
-    return total / X.size
-
-
-class _ObservationNoise:
-    r"""The learned :math:`\log\sigma^2` of the Gaussian decoder's isotropic
-    noise, held like a layer's parameter (its gradient comes from the
-    likelihood, see ``_log_px_backward``)."""
-
-    def __init__(self, dtype):
-        self.params = {"obs_logvar": np.zeros((), dtype=dtype)}
-        self.grads = {"obs_logvar": np.zeros((), dtype=dtype)}
+def _refuse_non_finite(loss, parameters):
+    """Raise FloatingPointError when the loss or a gradient is not finite:
+    one Adam step with it (inf / inf) would leave NaN parameters."""
+    problem = None if math.isfinite(loss) else f"the loss is {loss}"
+    problem = problem or parameters.gradient_error()
+    if problem is not None:
+        raise FloatingPointError(problem)
 
 
 class _BaseAutoencoder(TransformerMixin, BaseEstimator):
-    """What the VAE and the Autoencoder share: validation, the decoder's
-    likelihood, the mini-batch training loop and batched evaluation."""
-
-    _noisy = False  # whether the loss needs reparameterization noise
+    """What the VAE and the Autoencoder share: validation, the decoder and
+    its likelihood, the mini-batch training loop and batched evaluation."""
 
     # ------------------------------------------------------------ validation
     def _check_params(self):
@@ -97,7 +80,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
                              f"choose one of {sorted(ACTIVATIONS)}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {self.likelihood!r}; "
-                             f"choose one of {LIKELIHOODS}")
+                             f"choose one of {tuple(LIKELIHOODS)}")
         if self.obs_var is not None:
             _check_positive("obs_var", self.obs_var)
         _check_int("epochs", self.epochs, 0)
@@ -160,13 +143,20 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
                              f"is expecting {self.n_features_in_} features as input")
-        if self.likelihood == "bernoulli" and (lo < 0 or hi > 1):
-            raise ValueError(
-                f"the Bernoulli likelihood needs X in [0, 1], got values in "
-                f"[{lo:.4g}, {hi:.4g}]; rescale X or use likelihood='gaussian'")
         return X
 
-    def _validate_codes(self, Z):
+    def check_data(self, X):
+        """``X`` validated for this fitted model's likelihood: a C-contiguous
+        2-D array of its dtype and width, finite, and in the likelihood's
+        support (``[0, 1]`` for the Bernoulli); else a ValueError or
+        TypeError that names the problem."""
+        X = self._validate_data(X, reset=False)
+        self.likelihood_.check_support(X)
+        return X
+
+    def check_codes(self, Z):
+        """``Z`` validated as codes of this fitted model: a C-contiguous
+        array of shape (n_samples, latent_dim) in its dtype, finite."""
         check_is_fitted(self)
         Z = np.asarray(Z)
         if Z.dtype.kind not in "biuf":
@@ -195,17 +185,13 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         ----------
         n_features : int
         X : array-like of shape (n_samples, n_features), optional
-            The training data (validated here, before anything changes).  A
-            learned Gaussian noise variance then starts at the data's mean
-            per-feature variance,
-            :math:`\sigma^2_0 = \frac1D \sum_d \operatorname{Var}(x_d)`, the
-            noise of a model that explains nothing, instead of 1: Adam
-            moves :math:`\log\sigma^2` by about ``learning_rate`` a step,
-            so from 1 it would take thousands of steps to reach the scale
-            of data in [0, 1], with the decoder's fit drowned in noise until
-            then.  (Data on a scale far from 1 and not in [0, 1] is best
-            standardised first, as for any Gaussian model: the decoder's
-            initial outputs are of order 1.)
+            The training data (validated here, before anything changes).
+            The likelihood may start from it: a learned Gaussian noise
+            variance starts at the data's mean per-feature variance (see
+            :meth:`npvae.likelihoods.Gaussian.start_from`).  Data on a
+            scale far from 1 and not in [0, 1] is best standardised first,
+            as for any Gaussian model: the decoder's initial outputs are of
+            order 1.
 
         Returns
         -------
@@ -213,10 +199,15 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         """
         _check_int("n_features", n_features, 1)
         if X is not None:
-            X = self._validate_data(X, reset=True)
+            X = self._validate_fit_data(X)
             if X.shape[1] != n_features:
                 raise ValueError(f"X has {X.shape[1]} features, but n_features is {n_features}")
         return self._initialize(int(n_features), X)
+
+    def _validate_fit_data(self, X):
+        X = self._validate_data(X, reset=True)
+        LIKELIHOODS[self.likelihood].check_support(X)
+        return X
 
     def _initialize(self, n_features, X):
         # X: validated training data, or None.  Nothing changes before the
@@ -224,105 +215,45 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         hidden = self._check_params()
         rng = as_generator(self.random_state)
         self.n_features_in_, self.rng_ = n_features, rng
-        self._build(n_features, hidden, rng, np.dtype(self.dtype))
+        dtype = np.dtype(self.dtype)
+        self._build_encoder(n_features, hidden, rng, dtype)
+        self.decoder_ = mlp([self.latent_dim, *reversed(hidden), n_features],
+                            self.activation, rng, dtype)
+        self.likelihood_ = make_likelihood(self.likelihood, dtype, self.obs_var)
         self._tie_parameters()
-        if X is not None and self._learn_obs_var:
-            variance = _mean_feature_variance(X)
-            if 0 < variance < math.inf:     # constant data: nothing to scale to
-                # Kept where exp(-log sigma^2) and its square stay finite in the dtype.
-                bound = 0.5 * math.log(float(np.finfo(self.dtype).max))
-                self._noise.params["obs_logvar"][...] = min(max(math.log(variance), -bound),
-                                                            bound)
+        if X is not None:
+            self.likelihood_.start_from(X)
         self.optimizer_ = Adam(learning_rate=self.learning_rate)
         self.n_iter_ = 0
         self.history_ = []
         return self
+
+    def _named_layers(self):
+        yield from self._named_encoder_layers()
+        yield from self.decoder_.named_layers("decoder.")
+        yield "", self.likelihood_
+
+    def _tie_parameters(self):
+        self.parameters_ = ParameterVector(self._named_layers())
+        self.params_ = self.parameters_.params
 
     def __setstate__(self, state):
         # A deep copy or an unpickled model has each view copied on its own:
         # tie the layers' arrays to one parameter vector again.  A shallow
         # copy shares the original's layers and vector, and must leave them.
         super().__setstate__(state)
-        if hasattr(self, "params_") and not np.shares_memory(
-                next(iter(self.params_.values())), self._theta):
+        if hasattr(self, "parameters_") and not self.parameters_.is_tied():
             self._tie_parameters()
-
-    def _tie_parameters(self):
-        # One vector of all parameters (and one of their gradients) lets
-        # Adam and the finiteness check run a few array operations per
-        # step instead of a few per parameter array; params_ holds views.
-        self._theta, self._theta_grad, named = flatten_parameters(self._param_layers())
-        self.params_ = {name: p for name, p, _ in named}
-        self._grads = {name: g for name, _, g in named}
-
-    def _build_decoder(self, n_features, hidden, rng, dtype):
-        self._decoder = mlp([self.latent_dim, *reversed(hidden), n_features],
-                            self.activation, rng, dtype)
-        self._learn_obs_var = self.likelihood == "gaussian" and self.obs_var is None
-        if self._learn_obs_var:
-            self._noise = _ObservationNoise(dtype)
-
-    def _decoder_layers(self):
-        yield from self._decoder.named_layers("decoder.")
-        if self._learn_obs_var:
-            yield "", self._noise
-
-    def _unflatten(self, vector):
-        """Views of a parameter-shaped vector (an Adam moment), by name."""
-        views, start = {}, 0
-        for name, p in self.params_.items():
-            views[name] = vector[start:start + p.size].reshape(p.shape)
-            start += p.size
-        return views
 
     @property
     def obs_logvar_(self):
         r""":math:`\log\sigma^2` of the Gaussian observation noise (learned or fixed)."""
         check_is_fitted(self)
-        if self.likelihood != "gaussian":
+        logvar = getattr(self.likelihood_, "logvar", None)
+        if logvar is None:
             raise AttributeError("obs_logvar_ exists only for likelihood='gaussian'")
-        if self._learn_obs_var:
-            return float(self._noise.params["obs_logvar"])
-        return math.log(self.obs_var)
-
-    # ------------------------------------------------------------ likelihood
-    def _log_px(self, x, out):
-        """:math:`\\log p(x \\mid z)` per example from the decoder output."""
-        if self.likelihood == "bernoulli":
-            return losses.bernoulli_log_likelihood_fast(x, out)
-        return losses.gaussian_log_likelihood(x, out, self._obs_logvar_value())
-
-    def _log_px_sum(self, x, out):
-        """:math:`\\sum_i \\log p(x_i \\mid z_i)` over the batch, caching what
-        :meth:`_log_px_backward` needs."""
-        if self.likelihood == "bernoulli":
-            # The gradient shares the forward's exponentials: keep it.
-            log_px, self._residual = losses.bernoulli_log_likelihood_and_residual(x, out)
-            return log_px
-        return float(self._log_px(x, out).sum())
-
-    def _log_px_backward(self, x, out, scale):
-        """Backpropagate ``scale * sum log p(x|z)`` into the decoder output
-        (and into the learned noise variance); returns d/d out. Follows a
-        ``_log_px_sum(x, out)``."""
-        if self.likelihood == "bernoulli":
-            grad, self._residual = self._residual, None
-            grad *= scale
-            return grad
-        g, g_logvar = losses.gaussian_log_likelihood_backward(
-            x, out, self._obs_logvar_value())
-        if self._learn_obs_var:
-            self._noise.grads["obs_logvar"][...] = scale * g_logvar
-        g *= scale
-        return g
-
-    def _obs_logvar_value(self):
-        if self._learn_obs_var:
-            return self._noise.params["obs_logvar"]
-        return np.asarray(math.log(self.obs_var), dtype=self.dtype)
-
-    def _decode_mean(self, out):
-        return sigmoid(out) if self.likelihood == "bernoulli" else out
+        # A fixed variance is reported exactly, not as rounded to the dtype.
+        return float(logvar) if self.obs_var is None else math.log(self.obs_var)
 
     # ------------------------------------------------------------ training
     def fit(self, X, y=None):
@@ -338,7 +269,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        X = self._validate_data(X, reset=True)
+        X = self._validate_fit_data(X)
         self._initialize(X.shape[1], X)
         for _ in range(self.epochs):
             self.fit_epoch(X)
@@ -371,41 +302,28 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             When a mini-batch's loss or gradient is not finite; that step is
             not applied, so the parameters stay finite.
         """
-        check_is_fitted(self)
-        X = self._validate_data(X, reset=False)
+        X = self.check_data(X)
         n = X.shape[0]
         bs = min(self.batch_size, n)
         n_batches = -(-n // bs)
         perm = self.rng_.permutation(n)
-        # Each batch is gathered into one reused buffer: a fresh array per
-        # step costs more (page faults) than the copy itself.
+        # Each batch is gathered into one reused buffer; mode="clip" skips
+        # a bounds check that rows from a permutation never need.
         batch_buffer = np.empty((bs, X.shape[1]), dtype=X.dtype)
         totals = {}
         for i in range(n_batches):
             rows = perm[i * bs:(i + 1) * bs]
-            # The rows come from a permutation, so they are always in range:
-            # mode="clip" changes no result, and spares take() the buffered
-            # copy it makes for out= under the default mode="raise" (with it
-            # the gather takes 2-5 times as long).
             xb = np.take(X, rows, axis=0, out=batch_buffer[:len(rows)], mode="clip")
             progress = (self.n_iter_ + i / n_batches) / max(self.epochs, 1)
             self.optimizer_.learning_rate = learning_rate_at(
                 self.learning_rate, self.lr_schedule, progress)
-            terms = self._train_step(xb, self.n_iter_ + (i + 1) / n_batches)
-            # A finite loss can still have an infinite gradient, and one Adam
-            # step with it (inf / inf) would leave NaN parameters: check both.
-            bad = None if math.isfinite(terms["loss"]) else f"the loss is {terms['loss']}"
-            # |g|^2 is finite exactly when every entry is (squares cannot
-            # cancel), barring overflow, which the exact test then rules out.
-            if bad is None and not math.isfinite(np.dot(self._theta_grad, self._theta_grad)):
-                bad = next((f"the gradient of {name!r} is not finite"
-                            for name, g in self._grads.items() if not np.isfinite(g).all()), None)
-            if bad is not None:
+            try:
+                terms = self._train_batch(xb, self.n_iter_ + (i + 1) / n_batches)
+            except FloatingPointError as problem:
                 raise FloatingPointError(
                     f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "
-                    f"{bad}; the parameters are left as they were before this "
-                    f"step. Try a smaller learning_rate.")
-            self.optimizer_.step({FLAT: self._theta}, {FLAT: self._theta_grad})
+                    f"{problem}; the parameters are left as they were before this "
+                    f"step. Try a smaller learning_rate.") from None
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value * xb.shape[0]
             if callback is not None:
@@ -417,6 +335,13 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             parts = "  ".join(f"{k} {v:.4f}" for k, v in record.items())
             print(f"epoch {self.n_iter_}/{self.epochs}  {parts}", flush=True)
         return record
+
+    def _check_fitted_for_gradients(self):
+        if not hasattr(self, "params_"):
+            raise AttributeError("call initialize(n_features) or fit first")
+
+    def _grads_copy(self):
+        return {name: g.copy() for name, g in self.parameters_.grads.items()}
 
     # ------------------------------------------------------------ evaluation
     def _batched(self, X, fn):
@@ -438,8 +363,8 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_features)
         """
-        Z = self._validate_codes(Z)
-        return self._batched(Z, lambda z: self._decode_mean(self._decoder.forward(z)))
+        Z = self.check_codes(Z)
+        return self._batched(Z, lambda z: self.likelihood_.mean(self.decoder_.forward(z)))
 
     def inverse_transform(self, Z):
         """Same as :meth:`decode`: codes back to data space."""
@@ -514,9 +439,17 @@ class VAE(_BaseAutoencoder):
 
     Attributes
     ----------
+    encoder_ : npvae.layers.GaussianEncoder
+        :math:`x \mapsto (\mu, \log\sigma^2)`.
+    decoder_ : npvae.layers.Sequential
+        :math:`z \mapsto` the likelihood's parameters (logits or means).
+    likelihood_ : npvae.likelihoods.Bernoulli or Gaussian
+        :math:`p(x \mid z)` from the decoder's output.
+    parameters_ : npvae.parameters.ParameterVector
+        All parameters as one vector, and their gradients as another.
     params_ : dict of str to ndarray
-        The live parameter arrays, by name: views into one vector of all
-        parameters, so writing into them changes the model.
+        The live parameter arrays, by name: views into ``parameters_.theta``,
+        so writing into them changes the model.
     n_features_in_ : int
     n_iter_ : int
         Epochs trained.
@@ -528,8 +461,6 @@ class VAE(_BaseAutoencoder):
     rng_ : numpy.random.Generator
         The generator of training, continued across ``fit_epoch`` calls.
     """
-
-    _noisy = True
 
     def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, beta=1.0, kl_warmup=0,
@@ -557,63 +488,65 @@ class VAE(_BaseAutoencoder):
         _check_positive("kl_warmup", self.kl_warmup, allow_zero=True)
         return hidden
 
-    def _build(self, n_features, hidden, rng, dtype):
-        self._encoder = mlp([n_features, *hidden], self.activation, rng, dtype,
-                            final_activation=True)
-        width = hidden[-1] if hidden else n_features
-        self._mu_head = Dense(width, self.latent_dim, rng, "glorot", dtype)
-        self._logvar_head = Dense(width, self.latent_dim, rng, "glorot", dtype)
-        self._build_decoder(n_features, hidden, rng, dtype)
+    def _build_encoder(self, n_features, hidden, rng, dtype):
+        self.encoder_ = GaussianEncoder([n_features, *hidden], self.latent_dim,
+                                        self.activation, rng, dtype)
 
-    def _param_layers(self):
-        yield from self._encoder.named_layers("encoder.")
-        yield "mu.", self._mu_head
-        yield "logvar.", self._logvar_head
-        yield from self._decoder_layers()
+    def _named_encoder_layers(self):
+        # The names checkpoints have always used.
+        yield from self.encoder_.body.named_layers("encoder.")
+        yield "mu.", self.encoder_.mu
+        yield "logvar.", self.encoder_.logvar
 
-    # ------------------------------------------------------------ the 4 steps
-    def _encode(self, X):
-        r"""Step 1: :math:`h = \mathrm{enc}(x)`, :math:`\mu = h W_\mu + b_\mu`,
-        :math:`\log\sigma^2 = h W_{\log\sigma^2} + b_{\log\sigma^2}`."""
-        h = self._encoder.forward(X)
-        return self._mu_head.forward(h), self._logvar_head.forward(h)
+    # ------------------------------------------------------------ one step
+    def train_step(self, x, eps, beta=1.0, optimizer=None):
+        r"""One training step on the batch ``x`` with the noise ``eps``,
+        as docs/math.md derives it.
 
-    def _forward(self, X, eps, for_backward=False):
-        """Steps 1-4 for a batch: :math:`\\log p(x \\mid z)` and the KL per
-        example, or with ``for_backward`` their sums over the batch (all the
-        loss needs), caching what the backward pass needs."""
-        mu, logvar = self._encode(X)
+        Forward to the loss, the mean negative ELBO with the KL weighted by
+        :math:`\beta`,
+
+        .. math::
+            \mathcal{L} = \frac1n \sum_i -\log p(x_i \mid z_i)
+                + \beta\,\mathrm{KL}\big(q(z \mid x_i) \,\|\, N(0, I)\big),
+            \qquad z_i = \mu(x_i) + \sigma(x_i) \odot \varepsilon_i;
+
+        backward through the same pieces in reverse, filling the gradient of
+        every parameter (``parameters_.grads``); then, given an
+        ``optimizer``, one update of all parameters at once, refused with a
+        FloatingPointError when the loss or a gradient is not finite.
+
+        Returns
+        -------
+        dict
+            The batch's means: ``loss``, ``recon`` (:math:`-\log p(x \mid z)`)
+            and ``kl``, in nats.
+        """
+        n = x.shape[0]
+        # Forward: §1 encode, §2 reparameterize, §3 decode, §4-5 the loss.
+        mu, logvar = self.encoder_.forward(x)
         z = reparameterize(mu, logvar, eps)
-        out = self._decoder.forward(z)
-        kl = losses.kl_standard_normal(mu, logvar)
-        if for_backward:
-            return mu, logvar, out, self._log_px_sum(X, out), float(kl.sum())
-        return mu, logvar, out, self._log_px(X, out), kl
-
-    def _loss_backward(self, X, mu, logvar, out, eps, beta):
-        r"""Backward through steps 4 to 1 of the mean loss
-        :math:`\frac1n \sum_i -\log p(x_i \mid z_i) + \beta\,\mathrm{KL}_i`,
-        filling every parameter's gradient."""
-        n = X.shape[0]
-        grad_out = self._log_px_backward(X, out, -1.0 / n)
-        grad_z = self._decoder.backward(grad_out)
+        out = self.decoder_.forward(z)
+        log_px = self.likelihood_.forward(x, out)                  # sum of log p(x|z)
+        kl = float(losses.kl_standard_normal(mu, logvar).sum())    # sum of KL(q || p)
+        recon, kl = -log_px / n, kl / n
+        loss = recon + beta * kl
+        # Backward: the same steps in reverse, dL/d(sum log p) = -1/n.
+        grad_out = self.likelihood_.backward(-1.0 / n)
+        grad_z = self.decoder_.backward(grad_out)
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
         kl_mu, kl_logvar = losses.kl_standard_normal_backward(mu, logvar)
-        grad_mu = grad_mu + (beta / n) * kl_mu
-        grad_logvar = grad_logvar + (beta / n) * kl_logvar
-        need_x = bool(self._encoder.layers)
-        grad_h = self._mu_head.backward(grad_mu, input_grad=need_x)
-        grad_h_lv = self._logvar_head.backward(grad_logvar, input_grad=need_x)
-        if need_x:
-            self._encoder.backward(grad_h + grad_h_lv, input_grad=False)
+        self.encoder_.backward(grad_mu + (beta / n) * kl_mu,
+                               grad_logvar + (beta / n) * kl_logvar, input_grad=False)
+        # Update: Adam on all parameters as one vector.
+        if optimizer is not None:
+            _refuse_non_finite(loss, self.parameters_)
+            optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
+        return {"loss": loss, "recon": recon, "kl": kl}
 
-    def _train_step(self, xb, epoch_progress):
-        eps = self.rng_.standard_normal((xb.shape[0], self.latent_dim), dtype=self.dtype)
-        beta = self._beta_at(epoch_progress)
-        mu, logvar, out, log_px, kl = self._forward(xb, eps, for_backward=True)
-        recon, kl_mean = -log_px / xb.shape[0], kl / xb.shape[0]
-        self._loss_backward(xb, mu, logvar, out, eps, beta)
-        return {"loss": recon + beta * kl_mean, "recon": recon, "kl": kl_mean}
+    def _train_batch(self, x, epoch_progress):
+        eps = self.rng_.standard_normal((x.shape[0], self.latent_dim), dtype=self.dtype)
+        return self.train_step(x, eps, self._beta_at(epoch_progress), self.optimizer_)
 
     def _beta_at(self, epoch_progress):
         if self.kl_warmup > 0:
@@ -629,14 +562,21 @@ class VAE(_BaseAutoencoder):
             raise ValueError("eps contains NaN or infinity")
         return eps
 
+    def _elbo_terms(self, x, eps):
+        r""":math:`\log p(x \mid z)` and the KL per example, the forward
+        pass of :meth:`train_step` without its caches' use."""
+        mu, logvar = self.encoder_.forward(x)
+        out = self.decoder_.forward(reparameterize(mu, logvar, eps))
+        return self.likelihood_.log_prob(x, out), losses.kl_standard_normal(mu, logvar)
+
     # ------------------------------------------------------------ for study
     def loss(self, X, eps):
         r"""Mean training loss per example for a fixed noise ``eps``:
         :math:`\frac1n\sum_i -\log p(x_i \mid z_i) + \beta\,\mathrm{KL}_i`.
         A deterministic function of the parameters, for gradient checks."""
-        X = self._validate_data(X, reset=False)
+        X = self.check_data(X)
         eps = self._check_eps(X, eps)
-        *_, log_px, kl = self._forward(X, eps)
+        log_px, kl = self._elbo_terms(X, eps)
         return float(np.mean(-log_px + self.beta * kl))
 
     def loss_and_grads(self, X, eps=None):
@@ -656,16 +596,13 @@ class VAE(_BaseAutoencoder):
         grads : dict of str to ndarray
             Copies of the gradients, keyed like ``params_``.
         """
-        if not hasattr(self, "params_"):
-            raise AttributeError("call initialize(n_features) or fit first")
-        X = self._validate_data(X, reset=False)
+        self._check_fitted_for_gradients()
+        X = self.check_data(X)
         if eps is None:
             eps = self.rng_.standard_normal((X.shape[0], self.latent_dim), dtype=self.dtype)
         eps = self._check_eps(X, eps)
-        mu, logvar, out, log_px, kl = self._forward(X, eps, for_backward=True)
-        self._loss_backward(X, mu, logvar, out, eps, float(self.beta))
-        loss = (-log_px + float(self.beta) * kl) / X.shape[0]
-        return loss, {name: g.copy() for name, g in self._grads.items()}
+        terms = self.train_step(X, eps, float(self.beta))
+        return terms["loss"], self._grads_copy()
 
     # ------------------------------------------------------------ public verbs
     def encode(self, X):
@@ -675,9 +612,8 @@ class VAE(_BaseAutoencoder):
         -------
         mu, logvar : ndarray of shape (n_samples, latent_dim)
         """
-        check_is_fitted(self)
         X = self._validate_data(X, reset=False)
-        return self._batched(X, self._encode)
+        return self._batched(X, self.encoder_.forward)
 
     def transform(self, X):
         r"""The posterior means :math:`\mu(x)`, the VAE's code for ``X``."""
@@ -727,14 +663,12 @@ class VAE(_BaseAutoencoder):
         The noise comes from a generator seeded with ``random_state`` (0 by
         default), so repeated calls agree.
         """
-        check_is_fitted(self)
-        X = self._validate_data(X, reset=False)
+        X = self.check_data(X)
         rng = as_generator(random_state)
 
         def terms(xb):
             eps = rng.standard_normal((xb.shape[0], self.latent_dim), dtype=self.dtype)
-            *_, log_px, kl = self._forward(xb, eps)
-            return log_px, kl
+            return self._elbo_terms(xb, eps)
         return self._batched(X, terms)
 
     def score_samples(self, X):
@@ -774,55 +708,62 @@ class Autoencoder(_BaseAutoencoder):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _build(self, n_features, hidden, rng, dtype):
-        self._encoder = mlp([n_features, *hidden, self.latent_dim], self.activation,
+    def _build_encoder(self, n_features, hidden, rng, dtype):
+        self.encoder_ = mlp([n_features, *hidden, self.latent_dim], self.activation,
                             rng, dtype)
-        self._build_decoder(n_features, hidden, rng, dtype)
 
-    def _param_layers(self):
-        yield from self._encoder.named_layers("encoder.")
-        yield from self._decoder_layers()
+    def _named_encoder_layers(self):
+        return self.encoder_.named_layers("encoder.")
 
-    def _forward(self, X, for_backward=False):
-        # Per example, or with for_backward the batch's sum (as the VAE's).
-        out = self._decoder.forward(self._encoder.forward(X))
-        return out, self._log_px_sum(X, out) if for_backward else self._log_px(X, out)
+    def train_step(self, x, optimizer=None):
+        r"""One training step on the batch ``x``: forward to the mean
+        reconstruction loss :math:`\frac1n \sum_i -\log p(x_i \mid
+        \mathrm{dec}(\mathrm{enc}(x_i)))`, backward through the same pieces,
+        then, given an ``optimizer``, one update of all parameters.
 
-    def _loss_backward(self, X, out):
-        grad_out = self._log_px_backward(X, out, -1.0 / X.shape[0])
-        self._encoder.backward(self._decoder.backward(grad_out), input_grad=False)
-
-    def _train_step(self, xb, epoch_progress):
-        out, log_px = self._forward(xb, for_backward=True)
-        self._loss_backward(xb, out)
-        recon = -log_px / xb.shape[0]
+        Returns
+        -------
+        dict
+            ``loss`` and ``recon``, the same batch mean in nats.
+        """
+        n = x.shape[0]
+        code = self.encoder_.forward(x)
+        out = self.decoder_.forward(code)
+        recon = -self.likelihood_.forward(x, out) / n
+        grad_out = self.likelihood_.backward(-1.0 / n)
+        grad_code = self.decoder_.backward(grad_out)
+        self.encoder_.backward(grad_code, input_grad=False)
+        if optimizer is not None:
+            _refuse_non_finite(recon, self.parameters_)
+            optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": recon, "recon": recon}
+
+    def _train_batch(self, x, epoch_progress):
+        return self.train_step(x, self.optimizer_)
+
+    def _log_px(self, x):
+        return self.likelihood_.log_prob(x, self.decoder_.forward(self.encoder_.forward(x)))
 
     def loss(self, X, eps=None):
         r"""Mean reconstruction loss :math:`\frac1n \sum_i -\log p(x_i \mid
         \mathrm{dec}(\mathrm{enc}(x_i)))`; ``eps`` is ignored (no noise)."""
-        X = self._validate_data(X, reset=False)
-        return -float(np.mean(self._forward(X)[1]))
+        X = self.check_data(X)
+        return -float(np.mean(self._log_px(X)))
 
     def loss_and_grads(self, X, eps=None):
         """The mean reconstruction loss and its gradient for every parameter
         (copies keyed like ``params_``); ``eps`` is ignored."""
-        if not hasattr(self, "params_"):
-            raise AttributeError("call initialize(n_features) or fit first")
-        X = self._validate_data(X, reset=False)
-        out, log_px = self._forward(X, for_backward=True)
-        self._loss_backward(X, out)
-        return -log_px / X.shape[0], {n: g.copy() for n, g in self._grads.items()}
+        self._check_fitted_for_gradients()
+        X = self.check_data(X)
+        return self.train_step(X)["loss"], self._grads_copy()
 
     def transform(self, X):
         """The code :math:`z = \\mathrm{enc}(x)`."""
-        check_is_fitted(self)
         X = self._validate_data(X, reset=False)
-        return self._batched(X, self._encoder.forward)
+        return self._batched(X, self.encoder_.forward)
 
     def score_samples(self, X):
         r""":math:`\log p(x \mid \mathrm{dec}(\mathrm{enc}(x)))` per example, in
         nats. Not a bound on :math:`\log p(x)`: the Autoencoder has no prior."""
-        check_is_fitted(self)
-        X = self._validate_data(X, reset=False)
-        return self._batched(X, lambda xb: self._forward(xb)[1])
+        X = self.check_data(X)
+        return self._batched(X, self._log_px)

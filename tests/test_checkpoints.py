@@ -58,10 +58,10 @@ def test_adam_stepped_by_name_saves_like_adam_on_the_vector(tmp_path):
     by_vector, by_name = fitted(), fitted()
     eps = np.random.default_rng(5).standard_normal((len(X), 3)).astype(np.float32)
     by_vector.loss_and_grads(X, eps)                 # fills the gradient vector
-    by_vector.optimizer_.step({FLAT: by_vector._theta}, {FLAT: by_vector._theta_grad})
+    by_vector.optimizer_.step({FLAT: by_vector.parameters_.theta}, {FLAT: by_vector.parameters_.grad})
     _, grads = by_name.loss_and_grads(X, eps)
-    by_name.optimizer_.m = by_name._unflatten(by_name.optimizer_.m[FLAT].copy())
-    by_name.optimizer_.v = by_name._unflatten(by_name.optimizer_.v[FLAT].copy())
+    by_name.optimizer_.m = by_name.parameters_.views(by_name.optimizer_.m[FLAT].copy())
+    by_name.optimizer_.v = by_name.parameters_.views(by_name.optimizer_.v[FLAT].copy())
     by_name.optimizer_.step(by_name.params_, grads)
     assert same_params(by_vector, by_name)
     by_vector.save(tmp_path / "vector")

@@ -114,12 +114,12 @@ def test_fit_epoch_records_the_batch_loss_and_its_terms(cls, kw):
     record = model.fit_epoch(X)                  # one batch: all 40 rows, shuffled
     xb = X[before.rng_.permutation(40)]
     if cls is VAE:
-        log_px, kl = before._forward(xb, before.rng_.standard_normal((40, 2)))[3:]
+        log_px, kl = before._elbo_terms(xb, before.rng_.standard_normal((40, 2)))
         beta = float(kw.get("beta", 1.0))
         expected = {"recon": -log_px.mean(), "kl": kl.mean()}
         expected["loss"] = expected["recon"] + beta * expected["kl"]
     else:
-        recon = -before._forward(xb)[1].mean()
+        recon = -before.score_samples(xb).mean()
         expected = {"recon": recon, "loss": recon}
     assert record == pytest.approx(expected, rel=1e-12)
 
@@ -185,8 +185,10 @@ def test_float32_training_stays_float32_and_tracks_float64():
     for name, p in f32.params_.items():
         assert p.dtype == np.float32, name
     assert f32.optimizer_.m[FLAT].dtype == f32.optimizer_.v[FLAT].dtype == np.float32
-    mu, logvar, out, log_px, kl = f32._forward(X[:8].astype(np.float32),
-                                              np.zeros((8, 3), np.float32))
+    x8, eps8 = X[:8].astype(np.float32), np.zeros((8, 3), np.float32)
+    mu, logvar = f32.encoder_.forward(x8)
+    out = f32.decoder_.forward(f32.reparameterize(mu, logvar, random_state=0))
+    log_px, kl = f32._elbo_terms(x8, eps8)
     assert {a.dtype for a in (mu, logvar, out, log_px, kl)} == {np.dtype(np.float32)}
     for h32, h64 in zip(f32.history_, f64.history_):
         assert h32["loss"] == pytest.approx(h64["loss"], rel=0.05)
@@ -227,15 +229,18 @@ def test_in_place_adam_equals_textbook_expressions_bit_for_bit_and_survives_repl
             np.testing.assert_array_equal(opt.v[k], v[k])
 
 
-def test_flatten_parameters_leaves_views_the_layers_compute_with():
-    from npvae.layers import Dense, ReLU, flatten_parameters
+def test_parameter_vector_leaves_views_the_layers_compute_with():
+    from npvae.layers import Dense, ReLU
+    from npvae.parameters import ParameterVector
     rng = np.random.default_rng(0)
     a, relu, b = Dense(3, 4, rng), ReLU(), Dense(4, 2, rng)
     before = {k: (a.params[k].copy(), b.params[k].copy()) for k in ("W", "b")}
     x = rng.standard_normal((5, 3))
     y0 = b.forward(relu.forward(a.forward(x)))
-    theta, grad, named = flatten_parameters([("a.", a), ("r.", relu), ("b.", b)])
-    assert [n for n, *_ in named] == ["a.W", "a.b", "b.W", "b.b"]
+    vector = ParameterVector([("a.", a), ("r.", relu), ("b.", b)])
+    theta, grad = vector.theta, vector.grad
+    assert list(vector.params) == list(vector.grads) == ["a.W", "a.b", "b.W", "b.b"]
+    assert vector.is_tied()
     assert theta.shape == grad.shape == (3 * 4 + 4 + 4 * 2 + 2,)
     for k in ("W", "b"):
         np.testing.assert_array_equal(a.params[k], before[k][0])
@@ -246,4 +251,4 @@ def test_flatten_parameters_leaves_views_the_layers_compute_with():
     b.backward(np.ones((5, 2)))           # ... and gradients into it
     np.testing.assert_array_equal(grad[-2:], [5.0, 5.0])
     with pytest.raises(TypeError, match="one dtype"):
-        flatten_parameters([("a.", Dense(2, 2, rng, dtype=np.float32)), ("b.", Dense(2, 2, rng))])
+        ParameterVector([("a.", Dense(2, 2, rng, dtype=np.float32)), ("b.", Dense(2, 2, rng))])

@@ -211,7 +211,8 @@ def check_away_from_kinks(model, X, eps=None):
     network: the loss is then smooth on the whole segment [theta - h,
     theta + h] of every entry checked.
     """
-    units = [layer for net in (model._encoder, model._decoder) for layer in net.layers
+    nets = (getattr(model.encoder_, "body", model.encoder_), model.decoder_)  # VAE or AE
+    units = [layer for net in nets for layer in net.layers
              if isinstance(layer, (layers.ReLU, layers.LeakyReLU))]
     assert units
 
@@ -264,7 +265,7 @@ def test_a_check_at_a_kink_is_detected_and_fails():
     vae = VAE(latent_dim=2, hidden_dims=(4,), activation="relu", likelihood="gaussian",
               dtype="float64", random_state=0).initialize(5)
     X = data("gaussian")
-    first = vae._encoder.layers[0].params
+    first = vae.encoder_.body.layers[0].params
     first["b"][0] = -(X[0] @ first["W"][:, 0])
     report, crossed = check_away_from_kinks(vae, X, rng(7).standard_normal((X.shape[0], 2)))
     assert crossed

@@ -192,8 +192,8 @@ def test_kl_warmup_rises_linearly_to_beta_over_its_epochs(digits, monkeypatch):
     model = vae(beta=2.0, kl_warmup=4, epochs=2, batch_size=64)
     assert [model._beta_at(p) for p in (0.0, 1.0, 3.0, 4.0, 9.0)] == [0.0, 0.5, 1.5, 2.0, 2.0]
     seen = []
-    real_step = VAE._train_step
-    monkeypatch.setattr(VAE, "_train_step",
+    real_step = VAE._train_batch
+    monkeypatch.setattr(VAE, "_train_batch",
                         lambda self, xb, progress: seen.append(progress) or
                         real_step(self, xb, progress))
     model.fit(digits[0][:256])  # 4 batches an epoch: progress in quarter epochs
@@ -271,7 +271,7 @@ def test_a_deep_copy_trains_on_exactly_like_the_original(digits, cls, kw):
     for name, p in model.params_.items():
         np.testing.assert_array_equal(twin.params_[name], p, err_msg=name)
     np.testing.assert_array_equal(twin.transform(X), model.transform(X))
-    assert np.shares_memory(twin.params_[name], twin._theta)
+    assert np.shares_memory(twin.params_[name], twin.parameters_.theta)
 
 
 def test_a_shallow_copy_leaves_the_original_training(digits):
