@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Adam", "SGD", "learning_rate_at"]
+__all__ = ["Adam", "adam_step_textbook", "SGD", "learning_rate_at"]
 
 
 def _check_rate(learning_rate):
@@ -64,7 +64,9 @@ class Adam:
             \frac{m_t / (1 - \beta_1^t)}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
 
     :math:`\epsilon` is added after the square root of the bias-corrected
-    second moment, as PyTorch and Keras do.
+    second moment, as PyTorch and Keras do.  :func:`adam_step_textbook` is
+    this update written out as above; :meth:`step` runs the same update in
+    place (the tests show the two agree to rounding).
 
     Attributes
     ----------
@@ -112,8 +114,7 @@ class Adam:
             if name not in self._buf:
                 self._buf[name] = np.empty_like(p)
             m, v, buf = self.m[name], self.v[name], self._buf[name]
-            # The moments and the step are formed in place: a dozen passes
-            # over the parameters without a single temporary array.
+            # In place through one scratch buffer: no temporary arrays.
             m *= b1
             np.multiply(g, 1.0 - b1, out=buf)
             m += buf
@@ -126,6 +127,27 @@ class Adam:
             np.divide(m, buf, out=buf)
             buf *= step_size
             p -= buf
+
+
+def adam_step_textbook(theta, g, m, v, t, learning_rate=1e-3, beta1=0.9, beta2=0.999,
+                       eps=1e-8):
+    r"""One Adam step as Kingma & Ba write it, for reading and for testing
+    :meth:`Adam.step` against; returns the new :math:`(\theta, m, v)`.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g, \qquad
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g^2, \\
+        \hat m_t = \frac{m_t}{1 - \beta_1^t}, \qquad
+        \hat v_t = \frac{v_t}{1 - \beta_2^t}, \qquad
+        \theta_t = \theta_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}
+
+    ``t`` counts steps from 1.
+    """
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat = m / (1 - beta1 ** t)
+    v_hat = v / (1 - beta2 ** t)
+    return theta - learning_rate * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
 def learning_rate_at(base_rate, schedule, progress):

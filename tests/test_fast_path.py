@@ -162,6 +162,31 @@ def test_fit_epoch_equals_a_loop_of_loss_and_grads_and_adam():
         np.testing.assert_array_equal(p, by_hand.params_[name], err_msg=name)
 
 
+def test_kl_warmup_weighs_the_gradient_as_it_weighs_the_reported_loss():
+    """Two epochs inside a KL warm-up against a hand loop of loss_and_grads
+    with the warmed beta of each batch: the same parameters and losses."""
+    rng = np.random.default_rng(4)
+    X = rng.random((50, 9))
+    kw = dict(latent_dim=2, hidden_dims=(5,), batch_size=16, dtype="float64", random_state=7,
+              beta=2.0, kl_warmup=3, epochs=5)
+    fitted = VAE(**kw).initialize(9)
+    fitted.fit_epoch(X)
+    fitted.fit_epoch(X)
+    by_hand = VAE(**kw).initialize(9)
+    for epoch in range(2):
+        perm, total = by_hand.rng_.permutation(50), 0.0
+        for j, i in enumerate(range(0, 50, 16)):
+            xb = X[perm[i:i + 16]]
+            eps = by_hand.rng_.standard_normal((len(xb), 2))
+            warmed = 2.0 * min(1.0, (epoch + (j + 1) / 4) / 3)
+            loss, grads = by_hand.set_params(beta=warmed).loss_and_grads(xb, eps)
+            by_hand.optimizer_.step(by_hand.params_, grads)
+            total += loss * len(xb)
+        assert fitted.history_[epoch]["loss"] == pytest.approx(total / 50, rel=1e-12)
+    for name, p in fitted.params_.items():
+        np.testing.assert_array_equal(p, by_hand.params_[name], err_msg=name)
+
+
 def test_float32_gradients_match_float64_at_the_same_noise():
     rng = np.random.default_rng(0)
     X, eps = rng.random((64, 16)), rng.standard_normal((64, 3))

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from npvae.optimizers import SGD, Adam, learning_rate_at
+from npvae.optimizers import SGD, Adam, adam_step_textbook, learning_rate_at
 
 P0 = [1.0, -2.0, 0.5]
 GRADS = [[0.3, -1.0, 2.0], [-0.1, 0.5, 2.0], [0.2, 0.0, -4.0]]
@@ -63,6 +63,31 @@ def test_adam_matches_hand_computation(eps):
     _, states = run(opt)
     np.testing.assert_allclose(states, adam_by_hand(0.01, 0.8, 0.95, eps), rtol=1e-13)
     assert opt.t == 3 and set(opt.m) == set(opt.v) == {"w"}
+
+
+@pytest.mark.parametrize("eps", [1e-8, 0.5])
+def test_textbook_adam_in_the_package_matches_the_hand_computation(eps):
+    p, m, v = np.array(P0), np.zeros(3), np.zeros(3)
+    expected = adam_by_hand(0.01, 0.8, 0.95, eps)
+    for t, g in enumerate(GRADS, start=1):
+        p, m, v = adam_step_textbook(p, np.array(g), m, v, t, 0.01, 0.8, 0.95, eps)
+        np.testing.assert_allclose(p, expected[t - 1], rtol=1e-15)
+
+
+def test_in_place_adam_on_one_vector_equals_the_textbook_step():
+    """What training runs (Adam.step, in place, bias corrections folded into
+    two scalars) against the textbook form, over many steps in float64."""
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal(1000)
+    ref, m, v = theta.copy(), np.zeros(1000), np.zeros(1000)
+    opt = Adam(learning_rate=0.01, beta1=0.8, beta2=0.95, eps=1e-3)
+    for t in range(1, 31):
+        g = rng.standard_normal(1000) * 10.0 ** rng.integers(-4, 3)
+        opt.step({"theta": theta}, {"theta": g})
+        ref, m, v = adam_step_textbook(ref, g, m, v, t, 0.01, 0.8, 0.95, 1e-3)
+        np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(opt.m["theta"], m, rtol=1e-13)
+        np.testing.assert_allclose(opt.v["theta"], v, rtol=1e-13)
 
 
 def test_adam_first_step_is_learning_rate_times_sign():
