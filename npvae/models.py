@@ -16,10 +16,12 @@ the decoder (:func:`npvae.layers.mlp`), a likelihood from
 """
 import math
 import numbers
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import losses
 from .layers import ACTIVATIONS, GaussianEncoder, mlp, reparameterize, reparameterize_backward
@@ -42,14 +44,6 @@ def _check_int(name, value, low):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-def _check_positive(name, value, allow_zero=False):
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and math.isfinite(value) and (value >= 0 if allow_zero else value > 0))
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
 def _refuse_non_finite(loss, parameters):
     """Raise FloatingPointError when the loss or a gradient is not finite:
     one Adam step with it (inf / inf) would leave NaN parameters."""
@@ -64,86 +58,58 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
     its likelihood, the mini-batch training loop and batched evaluation."""
 
     # ------------------------------------------------------------ validation
+    _parameter_constraints = {
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_dims": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "obs_var": [Interval(Real, 0, None, closed="neither"), None],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
+        "dtype": [StrOptions(set(DTYPES))],
+        "random_state": "no_validation",     # npvae.rng.as_generator checks it
+        "verbose": ["verbose"],
+    }
+
     def _check_params(self):
-        _check_int("latent_dim", self.latent_dim, 1)
+        """Validate the hyper-parameters; return ``hidden_dims`` as a tuple."""
+        self._validate_params()
         hidden = self.hidden_dims
-        if isinstance(hidden, numbers.Integral):
-            hidden = (hidden,)
-        try:
-            hidden = tuple(hidden)
-        except TypeError:
-            raise ValueError(f"hidden_dims must be a tuple of ints, got {self.hidden_dims!r}") from None
+        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
         for h in hidden:
-            _check_int("each entry of hidden_dims", h, 1)
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; "
-                             f"choose one of {sorted(ACTIVATIONS)}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {self.likelihood!r}; "
-                             f"choose one of {tuple(LIKELIHOODS)}")
-        if self.obs_var is not None:
-            _check_positive("obs_var", self.obs_var)
-        _check_int("epochs", self.epochs, 0)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_positive("learning_rate", self.learning_rate)
-        if self.dtype in DTYPES and self.learning_rate >= float(np.finfo(self.dtype).max) / 10:
+            if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
+                raise ValueError(f"each entry of hidden_dims must be an integer >= 1, "
+                                 f"got {h!r}")
+        if self.learning_rate >= float(np.finfo(self.dtype).max) / 10:
             # An Adam step moves each parameter by up to about learning_rate:
             # past this it overflows, and the parameters would be inf already.
             raise ValueError(f"learning_rate {self.learning_rate!r} is too large for "
                              f"{self.dtype}: one Adam step would overflow")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; "
-                             f"choose one of {LR_SCHEDULES}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         return hidden
 
     def _validate_data(self, X, reset):
-        """Return ``X`` as a C-contiguous 2-D array of the model's dtype, or
-        raise an error that names what is wrong with it (or NotFittedError
-        when ``reset`` is false and the model has no parameters yet)."""
-        if not reset:
-            check_is_fitted(self)
-        if hasattr(X, "toarray"):
-            raise TypeError("sparse input is not supported; pass X.toarray()")
-        X = np.asarray(X)
-        if X.dtype.kind == "O":
-            # Numbers held as Python objects (say from a DataFrame) are fine.
-            try:
-                X = X.astype(np.float64)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f"X must be numeric; its object array does not "
-                                f"convert to numbers: {err}") from None
-        if X.dtype.kind == "c":
-            raise ValueError(f"Complex data not supported: X has dtype {X.dtype}")
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"X must be numeric, got an array of dtype {X.dtype}")
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}. "
-                             "Reshape your data: X.reshape(1, -1) for one sample")
-        for axis, what in ((0, "sample"), (1, "feature")):
-            if X.shape[axis] == 0:
-                raise ValueError(f"X is empty: 0 {what}(s) (shape={X.shape}) "
-                                 "while a minimum of 1 is required.")
-        with np.errstate(over="ignore"):  # reported below, by name
-            converted = np.ascontiguousarray(X, dtype=self.dtype)
-        # min and max are NaN or infinite exactly when some entry is, and,
-        # unlike isfinite(X), allocate nothing the size of X (fit_epoch
-        # validates every epoch).
-        lo, hi = converted.min(), converted.max()
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            if np.isfinite(X).all():
-                raise ValueError(
-                    f"X has values too large for {self.dtype} (largest magnitude "
-                    f"{np.abs(X).max():.4g}); rescale X or use dtype='float64'")
-            raise ValueError("X contains NaN or infinity")
-        X = converted
+        """Return ``X`` as a C-contiguous 2-D array of the model's dtype
+        (checked by scikit-learn's ``check_array``), or raise an error that
+        names the problem; nothing about the model changes here."""
         if reset:
             self._check_params()
-        elif X.shape[1] != self.n_features_in_:
+        else:
+            check_is_fitted(self)
+        X = check_array(X, dtype="numeric", input_name="X")
+        if not reset and X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
                              f"is expecting {self.n_features_in_} features as input")
-        return X
+        with np.errstate(over="ignore"):  # reported below, by name
+            converted = np.ascontiguousarray(X, dtype=self.dtype)
+        # min and max are infinite exactly when some entry overflowed, and
+        # allocate nothing the size of X (fit_epoch validates every epoch).
+        if not (np.isfinite(converted.min()) and np.isfinite(converted.max())):
+            raise ValueError(
+                f"X has values too large for {self.dtype} (largest magnitude "
+                f"{np.abs(X).max():.4g}); rescale X or use dtype='float64'")
+        return converted
 
     def check_data(self, X):
         """``X`` validated for this fitted model's likelihood: a C-contiguous
@@ -482,11 +448,11 @@ class VAE(_BaseAutoencoder):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        hidden = super()._check_params()
-        _check_positive("beta", self.beta, allow_zero=True)
-        _check_positive("kl_warmup", self.kl_warmup, allow_zero=True)
-        return hidden
+    _parameter_constraints = {
+        **_BaseAutoencoder._parameter_constraints,
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup": [Interval(Real, 0, None, closed="left")],
+    }
 
     def _build_encoder(self, n_features, hidden, rng, dtype):
         self.encoder_ = GaussianEncoder([n_features, *hidden], self.latent_dim,
