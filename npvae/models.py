@@ -24,12 +24,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import losses
+from .checkpoints import load_checkpoint, register_estimators, save_checkpoint
 from .layers import Dense, Sequential, mlp, ACTIVATIONS, flatten_parameters, sigmoid
 from .layers import reparameterize, reparameterize_backward
 from .optimizers import Adam, learning_rate_at
 from .rng import as_generator
 
-__all__ = ["VAE", "Autoencoder"]
+__all__ = ["VAE", "Autoencoder", "load_model"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 DTYPES = ("float32", "float64")
@@ -449,14 +450,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
     def save(self, path):
         """Write a checkpoint (``path`` + ``.npz`` and ``.json``, no pickle);
         see :mod:`npvae.checkpoints`. Returns the ``.json`` path."""
-        from .checkpoints import save_checkpoint  # checkpoints imports this module
         return save_checkpoint(self, path)
 
     @classmethod
     def load(cls, path):
         """Rebuild a model saved by :meth:`save`, bit for bit; ``path`` is a
         checkpoint file or a run folder (its latest checkpoint)."""
-        from .checkpoints import load_checkpoint
         model = load_checkpoint(path)
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
@@ -826,3 +825,12 @@ class Autoencoder(_BaseAutoencoder):
         check_is_fitted(self)
         X = self._validate_data(X, reset=False)
         return self._batched(X, lambda xb: self._forward(xb)[1])
+
+
+def load_model(path, return_extra=False):
+    """Any npvae estimator from a checkpoint file or a run folder (its
+    latest checkpoint); see :func:`npvae.checkpoints.load_checkpoint`."""
+    return load_checkpoint(path, return_extra=return_extra)
+
+
+register_estimators((VAE, Autoencoder), FLAT)

@@ -1,15 +1,19 @@
 """Tests of npvae.checkpoints and the models' save/load: bit-exact round
 trips, resumed training, and refusal of every kind of bad checkpoint."""
+import ast
+import errno
 import hashlib
 import json
+import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder
-from npvae import checkpoints
-from npvae.models import FLAT
+from npvae import checkpoints, files
+from npvae.models import FLAT, load_model
 from npvae.checkpoints import FORMAT_VERSION, latest_checkpoint, load_checkpoint, save_checkpoint
 
 RNG = np.random.default_rng(0)
@@ -110,6 +114,23 @@ def test_extra_data_and_latest_checkpoint_of_a_run_folder(tmp_path):
     loaded, extra = load_checkpoint(tmp_path, return_extra=True)
     assert extra == {"a": [2]} and loaded.n_iter_ == 3
     assert same_params(VAE.load(tmp_path), model)
+
+
+def test_checkpoints_do_not_import_the_models():
+    tree = ast.parse(Path(checkpoints.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported and not any("models" in (m or "") for m in imported)
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_load_model_returns_any_npvae_estimator(tmp_path, cls):
+    model = fitted(cls)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert type(loaded) is cls and same_params(loaded, model)
+    loaded, extra = load_model(tmp_path / "m.json", return_extra=True)
+    assert extra == {} and same_params(loaded, model)
 
 
 def test_load_checks_the_class(tmp_path):
@@ -259,21 +280,30 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(ckpt, monkeypatch)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
     assert load_checkpoint(tmp_path / "c").n_iter_ == 2
 
-    # Killed after the .npz is replaced but before the .json: the old .json
-    # no longer vouches for the new .npz, and says so.
-    monkeypatch.undo()
 
-    def json_dies(path, write):
-        if str(path).endswith(".json"):
-            raise KeyboardInterrupt
-        return real_atomic_write(path, write)
 
-    real_atomic_write = checkpoints.atomic_write
-    monkeypatch.setattr(checkpoints, "atomic_write", json_dies)
-    with pytest.raises(KeyboardInterrupt):
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   KeyboardInterrupt()])
+def test_a_save_failing_at_its_second_rename_keeps_the_last_good_checkpoint(
+        ckpt, monkeypatch, error):
+    tmp_path, model = ckpt
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    model.fit_epoch(X)
+    real_replace, calls = os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(Path(dst).name)
+        if len(calls) == 2:
+            raise error
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", second_fails)
+    with pytest.raises(type(error)):
         model.save(tmp_path / "c")
-    with pytest.raises(ValueError, match="SHA-256 does not match"):
-        load_checkpoint(tmp_path / "c")
+    monkeypatch.undo()
+    assert calls[:2] == ["c.npz", "c.json"]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
+    assert load_checkpoint(tmp_path / "c").n_iter_ == 2
 
 
 def test_atomic_write_keeps_old_content_on_error(tmp_path):
@@ -285,8 +315,8 @@ def test_atomic_write_keeps_old_content_on_error(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        checkpoints.atomic_write(target, fails)
+        files.atomic_write(target, fails)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-    checkpoints.atomic_write(target, lambda f: f.write(b"new"))
+    files.atomic_write(target, lambda f: f.write(b"new"))
     assert target.read_text() == "new"
     assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
