@@ -154,8 +154,10 @@ def save_checkpoint(model, path, extra=None):
         "params": params,
         "n_features_in_": int(model.n_features_in_),
         "n_iter_": int(model.n_iter_),
-        "optimizer": {"name": "Adam", "t": int(opt.t), "learning_rate": opt.learning_rate,
-                      "beta1": opt.beta1, "beta2": opt.beta2, "eps": opt.eps},
+        # The training loop may set a NumPy learning rate (from the model's).
+        "optimizer": {"name": "Adam", "t": int(opt.t),
+                      **{k: float(getattr(opt, k)) for k in ("learning_rate", "beta1",
+                                                             "beta2", "eps")}},
         "rng_state": model.rng_.bit_generator.state,
         "history_": model.history_,
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}

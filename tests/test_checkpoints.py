@@ -320,3 +320,53 @@ def test_atomic_write_keeps_old_content_on_error(tmp_path):
     files.atomic_write(target, lambda f: f.write(b"new"))
     assert target.read_text() == "new"
     assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
+
+
+# ------------------------------------------------------------ saving over a checkpoint
+@pytest.fixture
+def good(tmp_path):
+    fitted().save(tmp_path / "good")
+    return tmp_path / "good"
+
+
+def test_numpy_scalar_hyper_parameters_save_as_python_values(good):
+    model = fitted(latent_dim=np.int64(2), learning_rate=np.float32(1e-3),
+                   hidden_dims=np.array([8]), beta=np.float64(0.5), verbose=np.bool_(False))
+    meta = json.loads(model.save(good).read_text())
+    assert meta["params"]["latent_dim"] == 2 and type(meta["params"]["latent_dim"]) is int
+    assert meta["params"]["hidden_dims"] == [8] and meta["params"]["verbose"] is False
+    loaded = VAE.load(good)
+    assert same_params(loaded, model) and loaded.get_params() == model.get_params()
+
+
+def test_grid_search_best_estimator_saves(tmp_path):
+    from sklearn.model_selection import GridSearchCV
+    search = GridSearchCV(VAE(hidden_dims=(8,), epochs=1, batch_size=16, random_state=0),
+                          {"latent_dim": np.arange(2, 4)}, cv=2).fit(X)
+    assert isinstance(search.best_estimator_.latent_dim, np.integer)
+    search.best_estimator_.save(tmp_path / "best")
+    assert same_params(VAE.load(tmp_path / "best"), search.best_estimator_)
+
+
+def test_a_hyper_parameter_json_cannot_hold_fails_before_anything_is_written(good):
+    from fractions import Fraction
+    before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
+    model = fitted(likelihood="gaussian", obs_var=Fraction(1, 2))
+    with pytest.raises(TypeError, match=r"good.json: hyper-parameter obs_var=Fraction\(1, 2\) "
+                                        "cannot be stored as JSON"):
+        model.save(good)
+    assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
+    assert VAE.load(good).n_iter_ == 2
+
+
+def test_a_save_failing_in_json_keeps_the_last_good_checkpoint(good, monkeypatch):
+    def fails(*args, **kwargs):
+        raise ValueError("injected")
+
+    before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
+    monkeypatch.setattr(checkpoints.json, "dumps", fails)
+    with pytest.raises((TypeError, ValueError)):
+        fitted(latent_dim=2, random_state=1).save(good)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
+    assert VAE.load(good).n_iter_ == 2
