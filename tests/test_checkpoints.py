@@ -370,3 +370,47 @@ def test_a_save_failing_in_json_keeps_the_last_good_checkpoint(good, monkeypatch
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
     assert VAE.load(good).n_iter_ == 2
+
+
+# ------------------------------------------------------------ checkpoint names
+def test_a_dotted_name_keeps_its_dots(tmp_path):
+    a, b = fitted(beta=0.5), fitted(beta=0.25)
+    assert a.save(tmp_path / "vae_beta0.5") == tmp_path / "vae_beta0.5.json"
+    b.save(tmp_path / "vae_beta0.25")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "vae_beta0.25.json", "vae_beta0.25.npz", "vae_beta0.5.json", "vae_beta0.5.npz"]
+    assert VAE.load(tmp_path / "vae_beta0.5").beta == 0.5
+    assert VAE.load(tmp_path / "vae_beta0.25.npz").beta == 0.25
+    assert VAE.load(tmp_path / "vae_beta0.5.json").beta == 0.5
+
+
+def test_a_checkpoint_of_an_older_npvae_loads_by_its_name_and_is_not_guessed(tmp_path):
+    """Older npvae saved "vae_beta0.5" as vae_beta0.json/.npz: that file loads
+    by its own name, and "vae_beta0.5" points to it instead of loading it
+    (a "vae_beta0.25" may have been saved over it)."""
+    fitted(beta=0.5).save(tmp_path / "vae_beta0")
+    assert VAE.load(tmp_path / "vae_beta0").beta == 0.5
+    with pytest.raises(FileNotFoundError, match=r"vae_beta0\.5\.json does not exist; .*"
+                                                r"vae_beta0\.json may be the one"):
+        VAE.load(tmp_path / "vae_beta0.5")
+
+
+def test_a_name_of_both_a_run_folder_and_a_checkpoint_is_refused(tmp_path):
+    run_model, file_model = fitted(), fitted(random_state=1)
+    (tmp_path / "myrun" / "checkpoints").mkdir(parents=True)
+    save_checkpoint(run_model, tmp_path / "myrun" / "checkpoints" / "epoch-0002")
+    file_model.save(tmp_path / "myrun")
+    with pytest.raises(ValueError, match=r"myrun names both a run folder and the "
+                                         r"checkpoint .*myrun\.json: pass"):
+        VAE.load(tmp_path / "myrun")
+    assert same_params(VAE.load(tmp_path / "myrun.json"), file_model)
+    assert same_params(VAE.load(tmp_path / "myrun" / "checkpoints" / "epoch-0002.json"),
+                       run_model)
+
+
+@pytest.mark.parametrize("name", ["", ".", ".."])
+def test_a_name_without_a_stem_is_refused(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="is not a checkpoint name"):
+        fitted().save(name)
+    assert list(tmp_path.iterdir()) == []
