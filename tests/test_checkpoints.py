@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import pickle
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -414,3 +416,84 @@ def test_a_name_without_a_stem_is_refused(tmp_path, monkeypatch, name):
     with pytest.raises(ValueError, match="is not a checkpoint name"):
         fitted().save(name)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------ tampered metadata
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory):
+    """A VAE fitted for 2 epochs on the digits, saved once; tests edit copies."""
+    from sklearn.datasets import load_digits
+    X_digits = (load_digits().data / 16).astype(np.float32)
+    folder = tmp_path_factory.mktemp("digits")
+    VAE(hidden_dims=(8,), epochs=2, random_state=0).fit(X_digits).save(folder / "c")
+    return folder
+
+
+def set_key(key, value):
+    """An edit of the metadata: ``key`` ("a.b", or a tuple of keys and
+    indices) set to ``value``, or removed."""
+    def change(meta):
+        *outer, last = key.split(".") if isinstance(key, str) else key
+        for k in outer:
+            meta = meta[k]
+        if value is _REMOVE:
+            del meta[last]
+        else:
+            meta[last] = value
+    return change
+
+
+_REMOVE = object()
+_NESTED = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("change, message", [
+    (set_key("rng_state", [1, 2, 3]), "'rng_state' must be a random generator's state"),
+    (set_key("rng_state.state.state", 1.5), "'rng_state' is not the state of a PCG64"),
+    (set_key("rng_state.state.inc", -1), "'rng_state' is not a valid PCG64 state"),
+    (set_key("rng_state.uinteger", 2 ** 40), "'rng_state' is not a valid PCG64 state"),
+    (set_key("extra", None), "'extra' must be an object, got None"),
+    (set_key("optimizer.t", 10 ** 400), r"'optimizer.t' must be an integer in \[0, 2\*\*53\]"),
+    (set_key("optimizer.t", -5), r"'optimizer.t' must be an integer in \[0, 2\*\*53\], got -5"),
+    (set_key("optimizer.t", float("nan")), r"'optimizer.t' must be an integer .*, got nan"),
+    (set_key("optimizer.t", 28.0), r"'optimizer.t' must be an integer"),
+    (set_key("optimizer.eps", "x"), "'optimizer.eps' must be a finite number, got 'x'"),
+    (set_key("optimizer.beta1", 1.5), r"'optimizer': beta1 must be in \[0, 1\)"),
+    (set_key("optimizer", None), "'optimizer' must be an object"),
+    (set_key("params", "abc"), "'params' must be an object, got 'abc'"),
+    (set_key("params.beta", _REMOVE), r"'params' is missing \['beta'\]"),
+    (set_key("params.batch_size", _REMOVE), r"'params' is missing \['batch_size'\]"),
+    (set_key("params.latent_dim", 0), "'params' do not build a VAE: latent_dim must be"),
+    (set_key("params.hidden_dims", "abc"), "'params' do not build a VAE: each entry of hidden"),
+    (set_key("extra.metrics", "abc"), "'extra.metrics' must be a list of 2 rows"),
+    (set_key("extra.metrics", [{"epoch": 1, "val_loss": 3.0}, {"epoch": 1}]),
+     "'extra.metrics\\[1\\].epoch' must be 2, got 1"),
+    (set_key("extra.metrics", [{"epoch": 1}, {"epoch": 2, "val_loss": "junk"}]),
+     "'extra.metrics\\[1\\].val_loss' must be a finite number, got 'junk'"),
+    (set_key("history_", "abc"), "'history_' must be a list of 2 rows"),
+    (set_key(("history_", 0, "loss"), float("nan")), r"'history_\[0\].loss' must be a finite number, "
+                                                "got nan"),
+    (set_key(("history_", 1, "kl"), float("inf")), r"'history_\[1\].kl' must be a finite number"),
+    (set_key("n_iter_", -1), "'n_iter_' must be an integer >= 0, got -1"),
+    (set_key("n_iter_", 3), "'history_' must be a list of 3 rows"),
+    (set_key("n_features_in_", True), "'n_features_in_' must be an integer >= 1, got True"),
+    (set_key("class", 5), "unknown class 5"),
+    (set_key("npz_sha256", 123), "'npz_sha256' must be a SHA-256 in hex, got 123"),
+    (set_key("arrays", []), "'arrays' must be an object"),
+    (set_key(("arrays", "param/mu.b", "shape"), [4]), "'arrays' does not describe the arrays of c.npz"),
+    (set_key("history_", _REMOVE), "malformed metadata: missing 'history_'"),
+    (_NESTED, "not valid JSON \\(nested too deeply\\)"),
+    ("[1, 2]", "not an npvae checkpoint"),
+    ('{"a": NaN', "not valid JSON"),
+], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
+def test_tampered_metadata_is_refused_naming_the_file_and_the_key(
+        digits_checkpoint, tmp_path, change, message):
+    for suffix in (".json", ".npz"):
+        shutil.copy(digits_checkpoint / f"c{suffix}", tmp_path / f"c{suffix}")
+    if isinstance(change, str):
+        (tmp_path / "c.json").write_text(change)
+    else:
+        edit_json(tmp_path / "c.json", change)
+    with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(tmp_path / 'c.json'))}: "
+                                         f".*{message}"):
+        load_checkpoint(tmp_path / "c", return_extra=True)
