@@ -14,11 +14,13 @@ from pathlib import Path
 __all__ = ["atomic_write", "atomic_write_all"]
 
 
-def _naming_target(err, path):
-    """``err`` as an OSError of the same kind that names ``path``: a full
-    disk (ENOSPC, EFBIG) reports no file name, a failed rename the
-    temporary one."""
-    return type(err)(err.errno, err.strerror or str(err), str(path))
+def _raise_naming(err, path):
+    """Raise ``err`` as an OSError of the same kind that names ``path``: a
+    full disk (ENOSPC, EFBIG) reports no file name, a failed rename the
+    temporary one.  An error without an errno (a ``write``'s own) stays."""
+    if err.errno is None:
+        raise err
+    raise type(err)(err.errno, err.strerror or str(err), str(path)) from err
 
 
 def _write_temp(path, write):
@@ -28,7 +30,7 @@ def _write_temp(path, write):
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
-        raise _naming_target(err, path) from err
+        _raise_naming(err, path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -41,7 +43,7 @@ def _write_temp(path, write):
     except BaseException as err:
         _remove(tmp)
         if isinstance(err, OSError) and err.filename in (None, tmp):
-            raise _naming_target(err, path) from err
+            _raise_naming(err, path)
         raise
     return tmp
 
@@ -55,7 +57,7 @@ def _replace(tmp, path):
     try:
         os.replace(tmp, path)
     except OSError as err:
-        raise _naming_target(err, path) from err
+        _raise_naming(err, path)
 
 
 def atomic_write(path, write):
@@ -139,5 +141,5 @@ def _backup(path):
             shutil.copy2(path, backup)
         except OSError as err:
             _remove(backup)
-            raise _naming_target(err, path) from err
+            _raise_naming(err, path)
     return backup

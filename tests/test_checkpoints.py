@@ -497,3 +497,29 @@ def test_tampered_metadata_is_refused_naming_the_file_and_the_key(
     with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(tmp_path / 'c.json'))}: "
                                          f".*{message}"):
         load_checkpoint(tmp_path / "c", return_extra=True)
+
+
+# ------------------------------------------------------------ full disks
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
+def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(good, monkeypatch, code):
+    before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
+
+    def disk_full(fd):
+        raise OSError(code, os.strerror(code))       # as the kernel reports it: no file name
+
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    with pytest.raises(OSError) as info:
+        fitted(random_state=1).save(good)
+    monkeypatch.undo()
+    assert info.value.errno == code and info.value.filename == str(good) + ".npz"
+    assert f"{os.strerror(code)}: '{good}.npz'" in str(info.value)
+    assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
+    assert VAE.load(good).n_iter_ == 2
+
+
+def test_a_failed_rename_names_the_target_not_the_temporary_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        files.atomic_write(tmp_path / "d", lambda f: f.write(b"x"))
+    assert info.value.filename == str(tmp_path / "d") and ".tmp" not in str(info.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
