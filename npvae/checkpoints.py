@@ -125,6 +125,9 @@ def save_checkpoint(model, path, extra=None):
     TypeError
         The model is not an initialised npvae estimator, or a
         hyper-parameter or ``extra`` cannot be stored as JSON.
+    ValueError
+        ``extra`` is not a dict, or its ``metrics`` are not one row per
+        epoch trained.
     OSError
         The files cannot be written (naming the file); the previous
         checkpoint under this name is then left as it was.
@@ -165,12 +168,14 @@ def save_checkpoint(model, path, extra=None):
         "npz_sha256": hashlib.sha256(data).hexdigest(),
         "extra": extra if extra is not None else {},
     }
+    # Checked as a load would, so that no checkpoint is saved that cannot load.
+    _check_extra(json_path, meta["extra"], meta["n_iter_"])
     try:
         text = json.dumps(meta, indent=1, allow_nan=False)
     except (TypeError, ValueError) as e:
-        where = next((f"hyper-parameter {k}={v!r}" for k, v in params.items()
-                      if not _is_json(v)), "extra" if not _is_json(meta["extra"]) else "")
-        raise TypeError(f"cannot save {json_path}: {where or 'the metadata'} "
+        bad = [f"hyper-parameter {k}={v!r}" for k, v in params.items() if not _is_json(v)]
+        bad += [repr(k) for k, v in meta.items() if k != "params" and not _is_json(v)]
+        raise TypeError(f"cannot save {json_path}: {bad[0] if bad else 'the metadata'} "
                         f"cannot be stored as JSON ({e})") from None
     atomic_write_all([(npz_path, lambda f: f.write(data)),
                       (json_path, lambda f: f.write(text.encode()))])
@@ -203,15 +208,16 @@ def _fail(path, message):
 def _find(path):
     """The ``.json`` and ``.npz`` paths that ``path`` names."""
     given = Path(path)
-    json_path, npz_path = _paths(given)
     if given.is_dir():
-        if json_path.is_file():
+        json_path = _paths(given)[0] if given.name not in ("", "..") else None
+        if json_path is not None and json_path.is_file():
             raise ValueError(
                 f"{given} names both a run folder and the checkpoint {json_path}: "
                 f"pass {json_path} for that checkpoint, or a checkpoint file in "
                 f"{given / 'checkpoints'} for the run's")
         json_path = latest_checkpoint(given)
-        npz_path = json_path.with_suffix(".npz")
+        return json_path, json_path.with_suffix(".npz")
+    json_path, npz_path = _paths(given)
     if not json_path.is_file() and given.suffix not in ("", *_SUFFIXES):
         # npvae before 0.2 replaced a dotted part ("beta0.5" -> "beta0.json").
         legacy = given.with_suffix(".json")
@@ -322,8 +328,7 @@ def _check_metadata(meta, json_path):
     missing = [k for k in keys if k not in meta]
     if missing:
         _fail(json_path, f"malformed metadata: missing {', '.join(map(repr, missing))}")
-    cls, _ = _ESTIMATORS.get(meta["class"], (None, None)) if isinstance(
-        meta["class"], str) else (None, None)
+    cls = _ESTIMATORS[meta["class"]][0] if meta["class"] in _ESTIMATORS else None
     if cls is None:
         _fail(json_path, f"unknown class {_show(meta['class'])}; expected one of "
                          f"{sorted(_ESTIMATORS)}")
@@ -362,7 +367,10 @@ def _check_metadata(meta, json_path):
     _need(json_path, "npz_sha256",
           isinstance(digest, str) and re.fullmatch("[0-9a-f]{64}", digest) is not None,
           "a SHA-256 in hex", digest)
-    extra = meta.get("extra", {})
+    _check_extra(json_path, meta.get("extra", {}), n_iter)
+
+
+def _check_extra(json_path, extra, n_iter):
     _need(json_path, "extra", isinstance(extra, dict), "an object", extra)
     if "metrics" in extra:
         _check_rows(json_path, "extra.metrics", extra["metrics"], n_iter)

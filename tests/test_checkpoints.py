@@ -523,3 +523,26 @@ def test_a_failed_rename_names_the_target_not_the_temporary_file(tmp_path):
         files.atomic_write(tmp_path / "d", lambda f: f.write(b"x"))
     assert info.value.filename == str(tmp_path / "d") and ".tmp" not in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (5, "'extra' must be an object, got 5"),
+    ({"metrics": "abc"}, "'extra.metrics' must be a list of 2 rows"),
+    ({"metrics": [{"epoch": 1}, {"epoch": 2, "val_loss": float("nan")}]},
+     r"'extra.metrics\[1\].val_loss' must be a finite number, got nan"),
+])
+def test_extra_that_could_not_load_is_not_saved(good, extra, message):
+    before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
+    with pytest.raises(ValueError, match=message):
+        save_checkpoint(fitted(), good, extra=extra)
+    assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
+
+
+def test_a_run_folder_given_as_dot_loads_its_latest_checkpoint(tmp_path, monkeypatch):
+    model = fitted()
+    (tmp_path / "checkpoints").mkdir()
+    save_checkpoint(model, tmp_path / "checkpoints" / "epoch-0002")
+    monkeypatch.chdir(tmp_path)
+    assert same_params(load_checkpoint("."), model)
+    monkeypatch.chdir(tmp_path / "checkpoints")
+    assert same_params(load_checkpoint(".."), model)
