@@ -219,7 +219,7 @@ def _find(path):
         return json_path, json_path.with_suffix(".npz")
     json_path, npz_path = _paths(given)
     if not json_path.is_file() and given.suffix not in ("", *_SUFFIXES):
-        # npvae before 0.2 replaced a dotted part ("beta0.5" -> "beta0.json").
+        # Older npvae replaced a dotted part ("beta0.5" -> "beta0.json").
         legacy = given.with_suffix(".json")
         if legacy.is_file():
             raise FileNotFoundError(
@@ -328,7 +328,7 @@ def _check_metadata(meta, json_path):
     missing = [k for k in keys if k not in meta]
     if missing:
         _fail(json_path, f"malformed metadata: missing {', '.join(map(repr, missing))}")
-    cls = _ESTIMATORS[meta["class"]][0] if meta["class"] in _ESTIMATORS else None
+    cls = _ESTIMATORS.get(meta["class"], (None,))[0] if isinstance(meta["class"], str) else None
     if cls is None:
         _fail(json_path, f"unknown class {_show(meta['class'])}; expected one of "
                          f"{sorted(_ESTIMATORS)}")
@@ -396,7 +396,7 @@ def _restore(meta, json_path, npz_path):
     try:
         model = cls(**params).initialize(meta["n_features_in_"])
     except (ValueError, TypeError, OverflowError, MemoryError) as e:
-        _fail(json_path, f"'params' do not build a {cls.__name__}: {e}")
+        _fail(json_path, f"'params' and 'n_features_in_' do not build a {cls.__name__}: {e}")
 
     data = npz_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != meta["npz_sha256"]:
