@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from npvae import VAE  # noqa: E402
-from npvae.checkpoints import atomic_write  # noqa: E402
+from npvae.files import atomic_write  # noqa: E402
 from npvae.datasets import MissingDataError, binarize, load_dataset  # noqa: E402
 from npvae.evaluation import importance_weighted_log_likelihood  # noqa: E402
 

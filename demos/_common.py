@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from npvae.checkpoints import atomic_write  # noqa: E402
+from npvae.files import atomic_write  # noqa: E402
 from npvae.datasets import load_dataset  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -71,7 +71,7 @@ def show_images(ax, images, ncols, title=None):
 
 def save_figure(fig, out, name):
     """Write ``fig`` as ``out/name`` (PNG, modest dpi) with
-    :func:`npvae.checkpoints.atomic_write`, so a crash never leaves half a
+    :func:`npvae.files.atomic_write`, so a crash never leaves half a
     file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

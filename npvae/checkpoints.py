@@ -9,74 +9,77 @@ A checkpoint is two files beside each other:
   name, the hyper-parameters (``get_params()``), ``n_features_in_``,
   ``n_iter_``, Adam's step count and hyper-parameters, the state of the
   random generator ``rng_``, ``history_``, the name, shape and dtype of
-  every array and the SHA-256 of the ``.npz``.
+  every array, the SHA-256 of the ``.npz`` and ``extra`` (the CLI's
+  per-epoch ``metrics``).
 
-Each file is written to a temporary file and renamed into place, the
-``.npz`` first.  The ``npvae`` command saves every epoch under a new stem
-and deletes the previous checkpoint only once the new ``.json`` is in
-place, so a run killed at any moment keeps a whole checkpoint.  Saving over
-an existing stem that is killed between the two renames leaves a ``.json``
-whose SHA-256 no longer matches the ``.npz``: loading then fails with that
-message instead of mixing two checkpoints.
-Loading rebuilds the model from its hyper-parameters and refuses any
-array whose name, shape or dtype does not match it, non-finite values,
+Both files are built in full, then renamed into place, the ``.npz`` first;
+a save that fails (an error, a Ctrl-C) puts the previous ``.npz`` back, so
+the previous checkpoint stays loadable.  Only a process killed between the
+two renames leaves a ``.json`` whose SHA-256 no longer matches the
+``.npz``: loading then fails with that message instead of mixing two
+checkpoints.  (The ``npvae`` command saves every epoch under a new stem
+and deletes the previous checkpoint only once the new one is complete.)
+
+Loading rebuilds the model from its hyper-parameters and refuses metadata
+that does not fit the format (naming the file and the key), any array
+whose name, shape or dtype does not match the model, non-finite values,
 object arrays and pickles, and an ``.npz`` that is not the one the
 ``.json`` describes.
+
+This module knows the file format only; the estimator classes it can
+rebuild are registered by :mod:`npvae.models` (:func:`register_estimators`).
 """
-import contextlib
 import hashlib
 import io
 import json
+import math
 import numbers
-import os
-import tempfile
+import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .models import FLAT, VAE, Autoencoder
+from .files import atomic_write_all
 from .optimizers import Adam
 
-__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint",
-           "latest_checkpoint", "atomic_write"]
+__all__ = ["FORMAT_VERSION", "register_estimators", "save_checkpoint", "load_checkpoint",
+           "latest_checkpoint"]
 
 FORMAT_VERSION = 1
 _FORMAT = "npvae-checkpoint"
-_CLASSES = {cls.__name__: cls for cls in (VAE, Autoencoder)}
 _SUFFIXES = (".json", ".npz")
+# Class name -> (class, the key under which its training loop steps all
+# parameters as one vector with Adam).
+_ESTIMATORS = {}
+# Adam's step count is raised to the power of the betas as a float.
+_MAX_STEPS = 2 ** 53
 
 
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file beside ``path`` opened for
-    binary writing, then rename it to ``path``; return ``path``.
+def register_estimators(classes, optimizer_key):
+    """Let :func:`load_checkpoint` rebuild ``classes``, found by class name.
 
-    The rename is atomic, so ``path`` is always either its old content or
-    the complete new one; the temporary file is removed on any error.
+    Parameters
+    ----------
+    classes : iterable of estimator classes
+        Built as ``cls(**hyper_parameters).initialize(n_features)``.
+    optimizer_key : str
+        The one key of their ``optimizer_`` state: the loaded Adam moments
+        are put under it, as one vector of all parameters.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the usual permissions.
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        # A Ctrl-C can land just after the rename, when tmp is gone.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    for cls in classes:
+        _ESTIMATORS[cls.__name__] = (cls, optimizer_key)
 
 
-def _stem(path):
+def _paths(path):
+    """The ``.json`` and ``.npz`` paths of a checkpoint: the suffixes are
+    appended to the stem (``beta0.5`` -> ``beta0.5.json``), after dropping
+    a ``.json`` or ``.npz`` the path ends with."""
     path = Path(path)
-    return path.with_suffix("") if path.suffix in _SUFFIXES else path
+    stem = path.with_suffix("") if path.suffix in _SUFFIXES else path
+    if stem.name in ("", ".", ".."):
+        raise ValueError(f"{str(path)!r} is not a checkpoint name")
+    return stem.parent / f"{stem.name}.json", stem.parent / f"{stem.name}.npz"
 
 
 def _json_param(name, value):
@@ -88,61 +91,103 @@ def _json_param(name, value):
         if seed is not None and seed.dtype.kind in "iu" and seed.ndim <= 1:
             return seed.tolist()
         return None
-    if isinstance(value, tuple):
-        return list(value)
+    # NumPy scalars and arrays (from a grid search, say) as Python values.
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_json_param(None, v) for v in value]
     return value
 
 
 def save_checkpoint(model, path, extra=None):
-    """Write the training state of a fitted ``VAE`` or ``Autoencoder``.
+    """Write the training state of a fitted npvae estimator.
 
     Parameters
     ----------
     model : VAE or Autoencoder
         Fitted, or at least initialised.
     path : str or os.PathLike
-        The checkpoint's stem; ``.npz`` and ``.json`` are added (a given
-        ``.npz``/``.json`` suffix is replaced).
+        The checkpoint's stem; ``.npz`` and ``.json`` are appended (a
+        trailing ``.npz`` or ``.json`` is dropped first).
     extra : dict, optional
-        JSON-serialisable data stored with the checkpoint (the CLI keeps
-        the per-epoch metrics there), returned by :func:`load_checkpoint`.
+        JSON-serialisable data stored with the checkpoint, returned by
+        :func:`load_checkpoint`.  Its key ``metrics``, if given, holds one
+        row per epoch trained: a dict with the int ``epoch`` (1, 2, ...)
+        and finite numbers.
 
     Returns
     -------
     pathlib.Path
         The path of the ``.json`` file.
+
+    Raises
+    ------
+    TypeError
+        The model is not an initialised npvae estimator, or a
+        hyper-parameter or ``extra`` cannot be stored as JSON.
+    ValueError
+        ``extra`` is not a dict, or its ``metrics`` are not one row per
+        epoch trained.
+    OSError
+        The files cannot be written (naming the file); the previous
+        checkpoint under this name is then left as it was.
     """
-    if type(model).__name__ not in _CLASSES or not hasattr(model, "params_"):
-        raise TypeError(f"can only checkpoint an initialised VAE or Autoencoder, "
-                        f"got {type(model).__name__}")
-    stem = _stem(path)
+    name = type(model).__name__
+    if name not in _ESTIMATORS or not hasattr(model, "params_"):
+        raise TypeError(f"can only checkpoint an initialised npvae estimator "
+                        f"({', '.join(sorted(_ESTIMATORS))}), got {name}")
+    json_path, npz_path = _paths(path)
     opt = model.optimizer_
     arrays = {f"param/{k}": v for k, v in model.params_.items()}
     # Adam's moments are stored by parameter name whether the optimizer ran
     # on the model's one parameter vector or on the arrays one by one.
+    key = _ESTIMATORS[name][1]
     for moment, state in (("m", opt.m), ("v", opt.v)):
-        if FLAT in state:
-            state = model.parameters_.views(state[FLAT])
+        if key in state:
+            state = model.parameters_.views(state[key])
         arrays.update({f"adam_{moment}/{k}": v for k, v in state.items()})
-    npz_path = atomic_write(stem.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    data = buffer.getvalue()
+    params = {k: _json_param(k, v) for k, v in model.get_params().items()}
     meta = {
         "format": _FORMAT,
         "format_version": FORMAT_VERSION,
-        "class": type(model).__name__,
-        "params": {k: _json_param(k, v) for k, v in model.get_params().items()},
+        "class": name,
+        "params": params,
         "n_features_in_": int(model.n_features_in_),
         "n_iter_": int(model.n_iter_),
-        "optimizer": {"name": "Adam", "t": int(opt.t), "learning_rate": opt.learning_rate,
-                      "beta1": opt.beta1, "beta2": opt.beta2, "eps": opt.eps},
+        # The training loop may set a NumPy learning rate (from the model's).
+        "optimizer": {"name": "Adam", "t": int(opt.t),
+                      **{k: float(getattr(opt, k)) for k in ("learning_rate", "beta1",
+                                                             "beta2", "eps")}},
         "rng_state": model.rng_.bit_generator.state,
         "history_": model.history_,
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
                    for k, v in arrays.items()},
-        "npz_sha256": hashlib.sha256(npz_path.read_bytes()).hexdigest(),
+        "npz_sha256": hashlib.sha256(data).hexdigest(),
         "extra": extra if extra is not None else {},
     }
-    text = json.dumps(meta, indent=1, allow_nan=False)
-    return atomic_write(stem.with_suffix(".json"), lambda f: f.write(text.encode()))
+    # Checked as a load would, so that no checkpoint is saved that cannot load.
+    _check_extra(json_path, meta["extra"], meta["n_iter_"])
+    try:
+        text = json.dumps(meta, indent=1, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        bad = [f"hyper-parameter {k}={v!r}" for k, v in params.items() if not _is_json(v)]
+        bad += [repr(k) for k, v in meta.items() if k != "params" and not _is_json(v)]
+        raise TypeError(f"cannot save {json_path}: {bad[0] if bad else 'the metadata'} "
+                        f"cannot be stored as JSON ({e})") from None
+    atomic_write_all([(npz_path, lambda f: f.write(data)),
+                      (json_path, lambda f: f.write(text.encode()))])
+    return json_path
+
+
+def _is_json(value):
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def latest_checkpoint(run_dir):
@@ -158,6 +203,33 @@ def latest_checkpoint(run_dir):
 
 def _fail(path, message):
     raise ValueError(f"checkpoint {path}: {message}")
+
+
+def _find(path):
+    """The ``.json`` and ``.npz`` paths that ``path`` names."""
+    given = Path(path)
+    if given.is_dir():
+        json_path = _paths(given)[0] if given.name not in ("", "..") else None
+        if json_path is not None and json_path.is_file():
+            raise ValueError(
+                f"{given} names both a run folder and the checkpoint {json_path}: "
+                f"pass {json_path} for that checkpoint, or a checkpoint file in "
+                f"{given / 'checkpoints'} for the run's")
+        json_path = latest_checkpoint(given)
+        return json_path, json_path.with_suffix(".npz")
+    json_path, npz_path = _paths(given)
+    if not json_path.is_file() and given.suffix not in ("", *_SUFFIXES):
+        # Older npvae replaced a dotted part ("beta0.5" -> "beta0.json").
+        legacy = given.with_suffix(".json")
+        if legacy.is_file():
+            raise FileNotFoundError(
+                f"checkpoint file {json_path} does not exist; {legacy} may be the one "
+                f"an older npvae saved as {given.name!r} (or another saved over it under "
+                f"a name with the same prefix): load it by its own name")
+    for p in (json_path, npz_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"checkpoint file {p} does not exist")
+    return json_path, npz_path
 
 
 def load_checkpoint(path, return_extra=False):
@@ -184,39 +256,147 @@ def load_checkpoint(path, return_extra=False):
     FileNotFoundError
         No such checkpoint.
     ValueError
-        The checkpoint is of another format version or class, does not
-        match the architecture its hyper-parameters build, holds arrays of
-        the wrong dtype, non-finite values, object arrays or pickles, or
-        its ``.npz`` is not the one its ``.json`` describes.
+        ``path`` names both a run folder and a checkpoint; or the
+        checkpoint is of another format version or class, has metadata
+        that does not fit the format, does not match the architecture its
+        hyper-parameters build, holds arrays of the wrong dtype, non-finite
+        values, object arrays or pickles, or its ``.npz`` is not the one
+        its ``.json`` describes.
     """
-    path = Path(path)
-    json_path = latest_checkpoint(path) if path.is_dir() else _stem(path).with_suffix(".json")
-    npz_path = json_path.with_suffix(".npz")
-    for p in (json_path, npz_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"checkpoint file {p} does not exist")
+    json_path, npz_path = _find(path)
     try:
-        meta = json.loads(json_path.read_text())
+        meta = json.loads(json_path.read_bytes())
     except (ValueError, UnicodeDecodeError) as e:
         _fail(json_path, f"not valid JSON ({e})")
+    except RecursionError:
+        _fail(json_path, "not valid JSON (nested too deeply)")
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         _fail(json_path, "not an npvae checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
         _fail(json_path, f"format version {meta.get('format_version')!r}; this npvae "
                          f"reads version {FORMAT_VERSION}")
+    _check_metadata(meta, json_path)
+    model = _restore(meta, json_path, npz_path)
+    if return_extra:
+        return model, meta.get("extra", {})
+    return model
+
+
+# ------------------------------------------------------------ metadata schema
+def _show(value):
     try:
-        return _restore(meta, json_path, npz_path, return_extra)
-    except (KeyError, TypeError) as e:
-        _fail(json_path, f"malformed metadata ({type(e).__name__}: {e})")
+        text = repr(value)
+    except ValueError:          # an int too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _restore(meta, json_path, npz_path, return_extra):
-    cls = _CLASSES.get(meta["class"])
+def _need(json_path, key, ok, expected, value):
+    if not ok:
+        _fail(json_path, f"{key!r} must be {expected}, got {_show(value)}")
+
+
+def _is_int(value, low, high=math.inf):
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and low <= value <= high)
+
+
+def _is_finite(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _check_rows(json_path, key, rows, n_epochs):
+    """Per-epoch rows (``history_``, ``extra.metrics``): one per epoch,
+    ``epoch`` counting from 1, every other value a finite number."""
+    _need(json_path, key, isinstance(rows, list) and len(rows) == n_epochs,
+          f"a list of {n_epochs} rows (one per epoch trained, n_iter_)", rows)
+    for i, row in enumerate(rows):
+        where = f"{key}[{i}]"
+        _need(json_path, where, isinstance(row, dict), "an object", row)
+        _need(json_path, f"{where}.epoch", _is_int(row.get("epoch"), i + 1, i + 1),
+              f"{i + 1}", row.get("epoch"))
+        for k, v in row.items():
+            _need(json_path, f"{where}.{k}", _is_finite(v), "a finite number", v)
+
+
+def _check_metadata(meta, json_path):
+    """Refuse metadata that does not fit the format, naming the key; the
+    hyper-parameters' values are checked by the model they build."""
+    keys = ("class", "params", "n_features_in_", "n_iter_", "optimizer", "rng_state",
+            "history_", "arrays", "npz_sha256")
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        _fail(json_path, f"malformed metadata: missing {', '.join(map(repr, missing))}")
+    cls = _ESTIMATORS.get(meta["class"], (None,))[0] if isinstance(meta["class"], str) else None
     if cls is None:
-        _fail(json_path, f"unknown class {meta['class']!r}; expected one of {sorted(_CLASSES)}")
+        _fail(json_path, f"unknown class {_show(meta['class'])}; expected one of "
+                         f"{sorted(_ESTIMATORS)}")
+    params = meta["params"]
+    _need(json_path, "params", isinstance(params, dict), "an object", params)
+    expected = set(cls().get_params())
+    if set(params) != expected:
+        missing, unknown = sorted(expected - set(params)), sorted(set(params) - expected)
+        _fail(json_path, "malformed metadata: 'params' "
+                         + (f"is missing {missing}" if missing else "")
+                         + (" and " if missing and unknown else "")
+                         + (f"has unknown {unknown}" if unknown else ""))
+    _need(json_path, "n_features_in_", _is_int(meta["n_features_in_"], 1),
+          "an integer >= 1", meta["n_features_in_"])
+    n_iter = meta["n_iter_"]
+    _need(json_path, "n_iter_", _is_int(n_iter, 0), "an integer >= 0", n_iter)
+    opt = meta["optimizer"]
+    _need(json_path, "optimizer", isinstance(opt, dict), "an object", opt)
+    _need(json_path, "optimizer.name", opt.get("name") == "Adam", "'Adam'", opt.get("name"))
+    _need(json_path, "optimizer.t", _is_int(opt.get("t"), 0, _MAX_STEPS),
+          "an integer in [0, 2**53]", opt.get("t"))
+    for k in ("learning_rate", "beta1", "beta2", "eps"):
+        _need(json_path, f"optimizer.{k}", _is_finite(opt.get(k)), "a finite number",
+              opt.get(k))
+    _need(json_path, "rng_state", isinstance(meta["rng_state"], dict),
+          "a random generator's state (an object)", meta["rng_state"])
+    _check_rows(json_path, "history_", meta["history_"], n_iter)
+    arrays = meta["arrays"]
+    _need(json_path, "arrays", isinstance(arrays, dict), "an object", arrays)
+    for k, spec in arrays.items():
+        ok = (isinstance(spec, dict) and isinstance(spec.get("dtype"), str)
+              and isinstance(spec.get("shape"), list)
+              and all(_is_int(d, 0) for d in spec["shape"]))
+        _need(json_path, f"arrays.{k}", ok, "an object with a shape and a dtype", spec)
+    digest = meta["npz_sha256"]
+    _need(json_path, "npz_sha256",
+          isinstance(digest, str) and re.fullmatch("[0-9a-f]{64}", digest) is not None,
+          "a SHA-256 in hex", digest)
+    _check_extra(json_path, meta.get("extra", {}), n_iter)
+
+
+def _check_extra(json_path, extra, n_iter):
+    _need(json_path, "extra", isinstance(extra, dict), "an object", extra)
+    if "metrics" in extra:
+        _check_rows(json_path, "extra.metrics", extra["metrics"], n_iter)
+
+
+def _same_layout(value, template):
+    """Whether ``value`` has the keys and value types of ``template`` (a
+    random generator's state)."""
+    if isinstance(template, dict):
+        return (isinstance(value, dict) and value.keys() == template.keys()
+                and all(_same_layout(value[k], template[k]) for k in template))
+    if isinstance(template, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is type(template)
+
+
+# ------------------------------------------------------------ rebuilding
+def _restore(meta, json_path, npz_path):
+    cls, key = _ESTIMATORS[meta["class"]]
     params = dict(meta["params"])
-    params["hidden_dims"] = tuple(params["hidden_dims"])
-    model = cls(**params).initialize(meta["n_features_in_"])
+    if isinstance(params["hidden_dims"], list):
+        params["hidden_dims"] = tuple(params["hidden_dims"])
+    try:
+        model = cls(**params).initialize(meta["n_features_in_"])
+    except (ValueError, TypeError, OverflowError, MemoryError) as e:
+        _fail(json_path, f"'params' and 'n_features_in_' do not build a {cls.__name__}: {e}")
 
     data = npz_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != meta["npz_sha256"]:
@@ -256,25 +436,38 @@ def _restore(meta, json_path, npz_path, return_extra):
                             f"needs {ref.shape}")
         if not np.isfinite(arr).all():
             _fail(npz_path, f"array {name!r} has NaN or infinite values")
+    described = {name: {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+                 for name, arr in arrays.items()}
+    if meta["arrays"] != described:
+        _fail(json_path, f"'arrays' does not describe the arrays of {npz_path.name}")
 
     # Copy into the live arrays: the layers hold references to them.
     for name, p in model.params_.items():
         p[...] = arrays[f"param/{name}"]
-    adam = Adam(learning_rate=opt["learning_rate"], beta1=opt["beta1"],
-                beta2=opt["beta2"], eps=opt["eps"])
-    adam.t = int(opt["t"])
+    try:
+        adam = Adam(learning_rate=opt["learning_rate"], beta1=opt["beta1"],
+                    beta2=opt["beta2"], eps=opt["eps"])
+    except ValueError as e:
+        _fail(json_path, f"'optimizer': {e}")
+    adam.t = opt["t"]
     if adam.t > 0:
-        adam.m, adam.v = ({FLAT: np.concatenate([arrays[f"adam_{moment}/{k}"].ravel()
-                                                 for k in model.params_])}
+        adam.m, adam.v = ({key: np.concatenate([arrays[f"adam_{moment}/{k}"].ravel()
+                                                for k in model.params_])}
                           for moment in "mv")
     model.optimizer_ = adam
-    state = meta["rng_state"]
-    if state.get("bit_generator") != type(model.rng_.bit_generator).__name__:
-        _fail(json_path, f"random generator {state.get('bit_generator')!r} is not "
-                         f"{type(model.rng_.bit_generator).__name__}")
-    model.rng_.bit_generator.state = state
-    model.n_iter_ = int(meta["n_iter_"])
-    model.history_ = list(meta["history_"])
-    if return_extra:
-        return model, meta.get("extra", {})
+    state, generator = meta["rng_state"], model.rng_.bit_generator
+    if state.get("bit_generator") != type(generator).__name__:
+        _fail(json_path, f"random generator {_show(state.get('bit_generator'))} is not "
+                         f"{type(generator).__name__}")
+    if not _same_layout(state, generator.state):
+        _fail(json_path, f"'rng_state' is not the state of a {type(generator).__name__}")
+    try:
+        generator.state = state
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        _fail(json_path, f"'rng_state' is not a valid {type(generator).__name__} state ({e})")
+    if generator.state != state:
+        _fail(json_path, f"'rng_state' is not a valid {type(generator).__name__} state "
+                         "(values out of range)")
+    model.n_iter_ = meta["n_iter_"]
+    model.history_ = meta["history_"]
     return model

@@ -37,7 +37,8 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, plots
-from .checkpoints import atomic_write, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from .files import atomic_write
 from .datasets import DATASETS, DataError, binarize, load_dataset, train_val_split
 from .evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
 from .gradcheck import check_model

@@ -24,13 +24,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import losses
+from .checkpoints import load_checkpoint, register_estimators, save_checkpoint
 from .layers import ACTIVATIONS, GaussianEncoder, mlp, reparameterize, reparameterize_backward
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .optimizers import Adam, learning_rate_at
 from .parameters import ParameterVector
 from .rng import as_generator
 
-__all__ = ["VAE", "Autoencoder"]
+__all__ = ["VAE", "Autoencoder", "load_model"]
 
 DTYPES = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
@@ -340,14 +341,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
     def save(self, path):
         """Write a checkpoint (``path`` + ``.npz`` and ``.json``, no pickle);
         see :mod:`npvae.checkpoints`. Returns the ``.json`` path."""
-        from .checkpoints import save_checkpoint  # checkpoints imports this module
         return save_checkpoint(self, path)
 
     @classmethod
     def load(cls, path):
         """Rebuild a model saved by :meth:`save`, bit for bit; ``path`` is a
         checkpoint file or a run folder (its latest checkpoint)."""
-        from .checkpoints import load_checkpoint
         model = load_checkpoint(path)
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
@@ -733,3 +732,12 @@ class Autoencoder(_BaseAutoencoder):
         nats. Not a bound on :math:`\log p(x)`: the Autoencoder has no prior."""
         X = self.check_data(X)
         return self._batched(X, self._log_px)
+
+
+def load_model(path, return_extra=False):
+    """Any npvae estimator from a checkpoint file or a run folder (its
+    latest checkpoint); see :func:`npvae.checkpoints.load_checkpoint`."""
+    return load_checkpoint(path, return_extra=return_extra)
+
+
+register_estimators((VAE, Autoencoder), FLAT)

@@ -13,7 +13,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .checkpoints import atomic_write
+from .files import atomic_write
 
 __all__ = ["infer_image_shape", "plot_loss_curves", "plot_reconstructions",
            "plot_samples", "plot_latent", "plot_manifold", "plot_interpolations"]

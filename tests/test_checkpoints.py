@@ -1,15 +1,21 @@
 """Tests of npvae.checkpoints and the models' save/load: bit-exact round
 trips, resumed training, and refusal of every kind of bad checkpoint."""
+import ast
+import errno
 import hashlib
 import json
+import os
 import pickle
+import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder
-from npvae import checkpoints
-from npvae.models import FLAT
+from npvae import checkpoints, files
+from npvae.models import FLAT, load_model
 from npvae.checkpoints import FORMAT_VERSION, latest_checkpoint, load_checkpoint, save_checkpoint
 
 RNG = np.random.default_rng(0)
@@ -110,6 +116,23 @@ def test_extra_data_and_latest_checkpoint_of_a_run_folder(tmp_path):
     loaded, extra = load_checkpoint(tmp_path, return_extra=True)
     assert extra == {"a": [2]} and loaded.n_iter_ == 3
     assert same_params(VAE.load(tmp_path), model)
+
+
+def test_checkpoints_do_not_import_the_models():
+    tree = ast.parse(Path(checkpoints.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported and not any("models" in (m or "") for m in imported)
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_load_model_returns_any_npvae_estimator(tmp_path, cls):
+    model = fitted(cls)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert type(loaded) is cls and same_params(loaded, model)
+    loaded, extra = load_model(tmp_path / "m.json", return_extra=True)
+    assert extra == {} and same_params(loaded, model)
 
 
 def test_load_checks_the_class(tmp_path):
@@ -259,21 +282,30 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(ckpt, monkeypatch)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
     assert load_checkpoint(tmp_path / "c").n_iter_ == 2
 
-    # Killed after the .npz is replaced but before the .json: the old .json
-    # no longer vouches for the new .npz, and says so.
-    monkeypatch.undo()
 
-    def json_dies(path, write):
-        if str(path).endswith(".json"):
-            raise KeyboardInterrupt
-        return real_atomic_write(path, write)
 
-    real_atomic_write = checkpoints.atomic_write
-    monkeypatch.setattr(checkpoints, "atomic_write", json_dies)
-    with pytest.raises(KeyboardInterrupt):
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   KeyboardInterrupt()])
+def test_a_save_failing_at_its_second_rename_keeps_the_last_good_checkpoint(
+        ckpt, monkeypatch, error):
+    tmp_path, model = ckpt
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    model.fit_epoch(X)
+    real_replace, calls = os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(Path(dst).name)
+        if len(calls) == 2:
+            raise error
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", second_fails)
+    with pytest.raises(type(error)):
         model.save(tmp_path / "c")
-    with pytest.raises(ValueError, match="SHA-256 does not match"):
-        load_checkpoint(tmp_path / "c")
+    monkeypatch.undo()
+    assert calls[:2] == ["c.npz", "c.json"]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
+    assert load_checkpoint(tmp_path / "c").n_iter_ == 2
 
 
 def test_atomic_write_keeps_old_content_on_error(tmp_path):
@@ -285,8 +317,232 @@ def test_atomic_write_keeps_old_content_on_error(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        checkpoints.atomic_write(target, fails)
+        files.atomic_write(target, fails)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-    checkpoints.atomic_write(target, lambda f: f.write(b"new"))
+    files.atomic_write(target, lambda f: f.write(b"new"))
     assert target.read_text() == "new"
     assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
+
+
+# ------------------------------------------------------------ saving over a checkpoint
+@pytest.fixture
+def good(tmp_path):
+    fitted().save(tmp_path / "good")
+    return tmp_path / "good"
+
+
+def test_numpy_scalar_hyper_parameters_save_as_python_values(good):
+    model = fitted(latent_dim=np.int64(2), learning_rate=np.float32(1e-3),
+                   hidden_dims=np.array([8]), beta=np.float64(0.5), verbose=np.bool_(False))
+    meta = json.loads(model.save(good).read_text())
+    assert meta["params"]["latent_dim"] == 2 and type(meta["params"]["latent_dim"]) is int
+    assert meta["params"]["hidden_dims"] == [8] and meta["params"]["verbose"] is False
+    loaded = VAE.load(good)
+    assert same_params(loaded, model) and loaded.get_params() == model.get_params()
+
+
+def test_grid_search_best_estimator_saves(tmp_path):
+    from sklearn.model_selection import GridSearchCV
+    search = GridSearchCV(VAE(hidden_dims=(8,), epochs=1, batch_size=16, random_state=0),
+                          {"latent_dim": np.arange(2, 4)}, cv=2).fit(X)
+    assert isinstance(search.best_estimator_.latent_dim, np.integer)
+    search.best_estimator_.save(tmp_path / "best")
+    assert same_params(VAE.load(tmp_path / "best"), search.best_estimator_)
+
+
+def test_a_hyper_parameter_json_cannot_hold_fails_before_anything_is_written(good):
+    before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
+    model = fitted(hidden_dims=range(8, 9))     # array-like, but not JSON
+    with pytest.raises(TypeError, match=r"good.json: hyper-parameter hidden_dims=range\(8, 9\) "
+                                        "cannot be stored as JSON"):
+        model.save(good)
+    assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
+    assert VAE.load(good).n_iter_ == 2
+
+
+def test_a_save_failing_in_json_keeps_the_last_good_checkpoint(good, monkeypatch):
+    def fails(*args, **kwargs):
+        raise ValueError("injected")
+
+    before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
+    monkeypatch.setattr(checkpoints.json, "dumps", fails)
+    with pytest.raises((TypeError, ValueError)):
+        fitted(latent_dim=2, random_state=1).save(good)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
+    assert VAE.load(good).n_iter_ == 2
+
+
+# ------------------------------------------------------------ checkpoint names
+def test_a_dotted_name_keeps_its_dots(tmp_path):
+    a, b = fitted(beta=0.5), fitted(beta=0.25)
+    assert a.save(tmp_path / "vae_beta0.5") == tmp_path / "vae_beta0.5.json"
+    b.save(tmp_path / "vae_beta0.25")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "vae_beta0.25.json", "vae_beta0.25.npz", "vae_beta0.5.json", "vae_beta0.5.npz"]
+    assert VAE.load(tmp_path / "vae_beta0.5").beta == 0.5
+    assert VAE.load(tmp_path / "vae_beta0.25.npz").beta == 0.25
+    assert VAE.load(tmp_path / "vae_beta0.5.json").beta == 0.5
+
+
+def test_a_checkpoint_of_an_older_npvae_loads_by_its_name_and_is_not_guessed(tmp_path):
+    """Older npvae saved "vae_beta0.5" as vae_beta0.json/.npz: that file loads
+    by its own name, and "vae_beta0.5" points to it instead of loading it
+    (a "vae_beta0.25" may have been saved over it)."""
+    fitted(beta=0.5).save(tmp_path / "vae_beta0")
+    assert VAE.load(tmp_path / "vae_beta0").beta == 0.5
+    with pytest.raises(FileNotFoundError, match=r"vae_beta0\.5\.json does not exist; .*"
+                                                r"vae_beta0\.json may be the one"):
+        VAE.load(tmp_path / "vae_beta0.5")
+
+
+def test_a_name_of_both_a_run_folder_and_a_checkpoint_is_refused(tmp_path):
+    run_model, file_model = fitted(), fitted(random_state=1)
+    (tmp_path / "myrun" / "checkpoints").mkdir(parents=True)
+    save_checkpoint(run_model, tmp_path / "myrun" / "checkpoints" / "epoch-0002")
+    file_model.save(tmp_path / "myrun")
+    with pytest.raises(ValueError, match=r"myrun names both a run folder and the "
+                                         r"checkpoint .*myrun\.json: pass"):
+        VAE.load(tmp_path / "myrun")
+    assert same_params(VAE.load(tmp_path / "myrun.json"), file_model)
+    assert same_params(VAE.load(tmp_path / "myrun" / "checkpoints" / "epoch-0002.json"),
+                       run_model)
+
+
+@pytest.mark.parametrize("name", ["", ".", ".."])
+def test_a_name_without_a_stem_is_refused(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="is not a checkpoint name"):
+        fitted().save(name)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------ tampered metadata
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory):
+    """A VAE fitted for 2 epochs on the digits, saved once; tests edit copies."""
+    from sklearn.datasets import load_digits
+    X_digits = (load_digits().data / 16).astype(np.float32)
+    folder = tmp_path_factory.mktemp("digits")
+    VAE(hidden_dims=(8,), epochs=2, random_state=0).fit(X_digits).save(folder / "c")
+    return folder
+
+
+def set_key(key, value):
+    """An edit of the metadata: ``key`` ("a.b", or a tuple of keys and
+    indices) set to ``value``, or removed."""
+    def change(meta):
+        *outer, last = key.split(".") if isinstance(key, str) else key
+        for k in outer:
+            meta = meta[k]
+        if value is _REMOVE:
+            del meta[last]
+        else:
+            meta[last] = value
+    return change
+
+
+_REMOVE = object()
+_NESTED = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("change, message", [
+    (set_key("rng_state", [1, 2, 3]), "'rng_state' must be a random generator's state"),
+    (set_key("rng_state.state.state", 1.5), "'rng_state' is not the state of a PCG64"),
+    (set_key("rng_state.state.inc", -1), "'rng_state' is not a valid PCG64 state"),
+    (set_key("rng_state.uinteger", 2 ** 40), "'rng_state' is not a valid PCG64 state"),
+    (set_key("extra", None), "'extra' must be an object, got None"),
+    (set_key("optimizer.t", 10 ** 400), r"'optimizer.t' must be an integer in \[0, 2\*\*53\]"),
+    (set_key("optimizer.t", -5), r"'optimizer.t' must be an integer in \[0, 2\*\*53\], got -5"),
+    (set_key("optimizer.t", float("nan")), r"'optimizer.t' must be an integer .*, got nan"),
+    (set_key("optimizer.t", 28.0), r"'optimizer.t' must be an integer"),
+    (set_key("optimizer.eps", "x"), "'optimizer.eps' must be a finite number, got 'x'"),
+    (set_key("optimizer.beta1", 1.5), r"'optimizer': beta1 must be in \[0, 1\)"),
+    (set_key("optimizer", None), "'optimizer' must be an object"),
+    (set_key("params", "abc"), "'params' must be an object, got 'abc'"),
+    (set_key("params.beta", _REMOVE), r"'params' is missing \['beta'\]"),
+    (set_key("params.batch_size", _REMOVE), r"'params' is missing \['batch_size'\]"),
+    (set_key("params.latent_dim", 0), "'params' and 'n_features_in_' do not build a VAE: The 'latent_dim' parameter"),
+    (set_key("params.hidden_dims", "abc"), "'params' and 'n_features_in_' do not build a VAE: The 'hidden_dims' parameter"),
+    (set_key("extra.metrics", "abc"), "'extra.metrics' must be a list of 2 rows"),
+    (set_key("extra.metrics", [{"epoch": 1, "val_loss": 3.0}, {"epoch": 1}]),
+     "'extra.metrics\\[1\\].epoch' must be 2, got 1"),
+    (set_key("extra.metrics", [{"epoch": 1}, {"epoch": 2, "val_loss": "junk"}]),
+     "'extra.metrics\\[1\\].val_loss' must be a finite number, got 'junk'"),
+    (set_key("history_", "abc"), "'history_' must be a list of 2 rows"),
+    (set_key(("history_", 0, "loss"), float("nan")), r"'history_\[0\].loss' must be a finite number, "
+                                                "got nan"),
+    (set_key(("history_", 1, "kl"), float("inf")), r"'history_\[1\].kl' must be a finite number"),
+    (set_key("n_iter_", -1), "'n_iter_' must be an integer >= 0, got -1"),
+    (set_key("n_iter_", 3), "'history_' must be a list of 3 rows"),
+    (set_key("n_features_in_", True), "'n_features_in_' must be an integer >= 1, got True"),
+    (set_key("class", 5), "unknown class 5"),
+    (set_key("class", ["VAE"]), r"unknown class \['VAE'\]"),
+    (set_key("npz_sha256", 123), "'npz_sha256' must be a SHA-256 in hex, got 123"),
+    (set_key("arrays", []), "'arrays' must be an object"),
+    (set_key(("arrays", "param/mu.b", "shape"), [4]), "'arrays' does not describe the arrays of c.npz"),
+    (set_key("history_", _REMOVE), "malformed metadata: missing 'history_'"),
+    (_NESTED, "not valid JSON \\(nested too deeply\\)"),
+    ("[1, 2]", "not an npvae checkpoint"),
+    ('{"a": NaN', "not valid JSON"),
+], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
+def test_tampered_metadata_is_refused_naming_the_file_and_the_key(
+        digits_checkpoint, tmp_path, change, message):
+    for suffix in (".json", ".npz"):
+        shutil.copy(digits_checkpoint / f"c{suffix}", tmp_path / f"c{suffix}")
+    if isinstance(change, str):
+        (tmp_path / "c.json").write_text(change)
+    else:
+        edit_json(tmp_path / "c.json", change)
+    with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(tmp_path / 'c.json'))}: "
+                                         f".*{message}"):
+        load_checkpoint(tmp_path / "c", return_extra=True)
+
+
+# ------------------------------------------------------------ full disks
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
+def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(good, monkeypatch, code):
+    before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
+
+    def disk_full(fd):
+        raise OSError(code, os.strerror(code))       # as the kernel reports it: no file name
+
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    with pytest.raises(OSError) as info:
+        fitted(random_state=1).save(good)
+    monkeypatch.undo()
+    assert info.value.errno == code and info.value.filename == str(good) + ".npz"
+    assert f"{os.strerror(code)}: '{good}.npz'" in str(info.value)
+    assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
+    assert VAE.load(good).n_iter_ == 2
+
+
+def test_a_failed_rename_names_the_target_not_the_temporary_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        files.atomic_write(tmp_path / "d", lambda f: f.write(b"x"))
+    assert info.value.filename == str(tmp_path / "d") and ".tmp" not in str(info.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (5, "'extra' must be an object, got 5"),
+    ({"metrics": "abc"}, "'extra.metrics' must be a list of 2 rows"),
+    ({"metrics": [{"epoch": 1}, {"epoch": 2, "val_loss": float("nan")}]},
+     r"'extra.metrics\[1\].val_loss' must be a finite number, got nan"),
+])
+def test_extra_that_could_not_load_is_not_saved(good, extra, message):
+    before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
+    with pytest.raises(ValueError, match=message):
+        save_checkpoint(fitted(), good, extra=extra)
+    assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
+
+
+def test_a_run_folder_given_as_dot_loads_its_latest_checkpoint(tmp_path, monkeypatch):
+    model = fitted()
+    (tmp_path / "checkpoints").mkdir()
+    save_checkpoint(model, tmp_path / "checkpoints" / "epoch-0002")
+    monkeypatch.chdir(tmp_path)
+    assert same_params(load_checkpoint("."), model)
+    monkeypatch.chdir(tmp_path / "checkpoints")
+    assert same_params(load_checkpoint(".."), model)
