@@ -29,7 +29,7 @@ from .layers import ACTIVATIONS, GaussianEncoder, mlp, reparameterize, reparamet
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .optimizers import Adam, learning_rate_at
 from .parameters import ParameterVector
-from .rng import as_generator
+from .rng import as_generator, row_normals
 
 __all__ = ["VAE", "Autoencoder", "load_model"]
 
@@ -311,9 +311,11 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return {name: g.copy() for name, g in self.parameters_.grads.items()}
 
     # ------------------------------------------------------------ evaluation
-    def _batched(self, X, fn):
-        """Apply ``fn`` to row blocks of ``X`` and stack what it returns."""
-        parts = [fn(X[i:i + _EVAL_BATCH]) for i in range(0, X.shape[0], _EVAL_BATCH)]
+    def _batched(self, fn, *arrays):
+        """Apply ``fn`` to the same row blocks of each array and stack what
+        it returns."""
+        parts = [fn(*(a[i:i + _EVAL_BATCH] for a in arrays))
+                 for i in range(0, arrays[0].shape[0], _EVAL_BATCH)]
         if isinstance(parts[0], tuple):
             return tuple(np.concatenate(p) for p in zip(*parts))
         return np.concatenate(parts)
@@ -331,7 +333,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         ndarray of shape (n_samples, n_features)
         """
         Z = self.check_codes(Z)
-        return self._batched(Z, lambda z: self.likelihood_.mean(self.decoder_.forward(z)))
+        return self._batched(lambda z: self.likelihood_.mean(self.decoder_.forward(z)), Z)
 
     def inverse_transform(self, Z):
         """Same as :meth:`decode`: codes back to data space."""
@@ -578,7 +580,7 @@ class VAE(_BaseAutoencoder):
         mu, logvar : ndarray of shape (n_samples, latent_dim)
         """
         X = self._validate_data(X, reset=False)
-        return self._batched(X, self.encoder_.forward)
+        return self._batched(self.encoder_.forward, X)
 
     def transform(self, X):
         r"""The posterior means :math:`\mu(x)`, the VAE's code for ``X``."""
@@ -625,16 +627,14 @@ class VAE(_BaseAutoencoder):
 
         Notes
         -----
-        The noise comes from a generator seeded with ``random_state`` (0 by
-        default), so repeated calls agree.
+        Each row's noise :math:`\varepsilon` is a function of that row's
+        values and of ``random_state`` (0 by default;
+        :func:`npvae.rng.row_normals`), so repeated calls agree, and a row's
+        estimate is the same alone, in any batch and at any position.
         """
         X = self.check_data(X)
-        rng = as_generator(random_state)
-
-        def terms(xb):
-            eps = rng.standard_normal((xb.shape[0], self.latent_dim), dtype=self.dtype)
-            return self._elbo_terms(xb, eps)
-        return self._batched(X, terms)
+        eps = row_normals(X, self.latent_dim, random_state, self.dtype)
+        return self._batched(self._elbo_terms, X, eps)
 
     def score_samples(self, X):
         r"""ELBO per example, :math:`\log p(x \mid z) - \mathrm{KL}` with
@@ -725,13 +725,13 @@ class Autoencoder(_BaseAutoencoder):
     def transform(self, X):
         """The code :math:`z = \\mathrm{enc}(x)`."""
         X = self._validate_data(X, reset=False)
-        return self._batched(X, self.encoder_.forward)
+        return self._batched(self.encoder_.forward, X)
 
     def score_samples(self, X):
         r""":math:`\log p(x \mid \mathrm{dec}(\mathrm{enc}(x)))` per example, in
         nats. Not a bound on :math:`\log p(x)`: the Autoencoder has no prior."""
         X = self.check_data(X)
-        return self._batched(X, self._log_px)
+        return self._batched(self._log_px, X)
 
 
 def load_model(path, return_extra=False):

@@ -76,3 +76,32 @@ def test_grid_search_over_latent_dim_uses_the_elbo(digits):
     assert search.best_params_ == {"latent_dim": 6}
     assert scores[1] > scores[0] + 0.5
     assert search.best_estimator_.n_features_in_ == 64
+
+
+def test_grid_search_over_a_default_minmax_scaler_and_a_bernoulli_vae(digits):
+    """Test folds scaled by the training folds' range fall outside [0, 1]:
+    transform must take them (only the likelihood needs [0, 1])."""
+    X, y = digits
+    pipe = make_pipeline(MinMaxScaler(), VAE(hidden_dims=(16,), epochs=3, random_state=0),
+                         LogisticRegression(max_iter=300))
+    search = GridSearchCV(pipe, {"vae__latent_dim": [2, 4]}, cv=3, error_score="raise")
+    search.fit(X, y)
+    assert search.best_score_ > 0.3
+    outside = MinMaxScaler().fit(X[:100]).transform(X[100:])
+    assert outside.min() < 0 or outside.max() > 1
+    vae = search.best_estimator_[1]
+    assert np.isfinite(vae.transform(outside)).all()
+    with pytest.raises(ValueError, match=r"Bernoulli likelihood needs X in \[0, 1\]"):
+        vae.score(outside)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_a_rows_score_does_not_depend_on_the_other_rows(digits, cls):
+    X = digits[0][:50] / 16
+    model = cls(latent_dim=2, hidden_dims=(8,), epochs=2, random_state=0).fit(X)
+    together = model.score_samples(X)
+    alone = np.array([model.score_samples(X[i:i + 1])[0] for i in range(5)])
+    # Equal up to float32 rounding: BLAS rounds a product of 1 row and of
+    # 50 differently (a different noise would differ by nats).
+    np.testing.assert_allclose(alone, together[:5], rtol=1e-6)
+    np.testing.assert_allclose(model.score_samples(X[::-1])[::-1], together, rtol=1e-6)

@@ -92,3 +92,23 @@ def test_bernoulli_log_likelihood_is_the_bernoulli_log_pmf():
     logits = 4 * r.standard_normal((4, 6))
     expected = stats.bernoulli.logpmf(x, 1 / (1 + np.exp(-logits))).sum(axis=1)
     np.testing.assert_allclose(losses.bernoulli_log_likelihood(x, logits), expected, rtol=1e-12)
+
+
+def test_row_normals_are_standard_normal_independent_and_tied_to_rows():
+    from npvae.rng import row_normals
+    X = np.random.default_rng(0).random((20_000, 30))
+    Z = row_normals(X, 7, random_state=3)
+    assert Z.shape == (20_000, 7)
+    # Each column and all together: N(0, 1) by Kolmogorov-Smirnov.
+    for column in Z.T:
+        assert stats.kstest(column, "norm").pvalue > 1e-4
+    # Uncorrelated columns: |r| within 5 standard errors (1/sqrt(n)).
+    r = np.corrcoef(Z.T) - np.eye(7)
+    assert np.abs(r).max() < 5 / np.sqrt(len(Z))
+    # A planted bug, the same draws for every row, fails the first test.
+    assert stats.kstest(np.repeat(Z[:1, 0], len(Z)), "norm").pvalue < 1e-4
+    # Tied to the rows and the seed only.
+    np.testing.assert_array_equal(row_normals(X[7:9], 7, random_state=3), Z[7:9])
+    assert not np.allclose(row_normals(X[:5], 7, random_state=4), Z[:5])
+    np.testing.assert_array_equal(row_normals(X[:5], 7, random_state=np.random.default_rng(3)),
+                                  Z[:5])
