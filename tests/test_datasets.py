@@ -1,11 +1,11 @@
-"""Tests of npvae.datasets: real data sanity values, file formats, downloads, splits."""
+"""Tests of npvae.datasets: real data sanity values, named data sets from small files,
+the user's data files, downloads, splits."""
 import functools
 import gzip
 import hashlib
 import http.server
 import io
 import os
-import struct
 import threading
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from npvae import datasets as ds
 from npvae.datasets import DataError, MissingDataError
+from npvae.formats import read_idx, read_mat
+from test_formats import amat_bytes, idx_bytes, write
 
 
 # --------------------------------------------------------------------------
@@ -38,24 +40,6 @@ def real_dir(name):
     return root
 
 
-def idx_bytes(array, magic=None):
-    array = np.asarray(array, dtype=np.uint8)
-    magic = 0x800 + array.ndim if magic is None else magic
-    return struct.pack(f">I{array.ndim}i", magic, *array.shape) + array.tobytes()
-
-
-def write(path, data, gz=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if gz if gz is not None else path.suffix == ".gz":
-        data = gzip.compress(data)
-    path.write_bytes(data)
-    return path
-
-
-def amat_bytes(bits, sep=" ", newline="\n"):
-    return "".join(sep.join(str(int(v)) for v in row) + newline for row in bits).encode()
-
-
 def write_fake_mnist(folder, n_train=30, n_test=10, seed=0):
     """Write a small IDX data set; return the uint8 images and labels written."""
     rng = np.random.default_rng(seed)
@@ -71,28 +55,6 @@ def write_fake_mnist(folder, n_train=30, n_test=10, seed=0):
 
 def md5(data):
     return hashlib.md5(data).hexdigest()
-
-
-def mat_bytes(order, name, values, mx_class, mi_type):
-    """A hand-made uncompressed MAT-file with one matrix, in either byte order.
-
-    Lets the tests cover what scipy.io.savemat never writes: big-endian
-    files and a double matrix stored as bytes (as MATLAB does).
-    """
-    e = "<" if order == "little" else ">"
-
-    def element(mtype, payload):
-        padded = payload + b"\0" * (-len(payload) % 8)
-        return struct.pack(e + "II", mtype, len(payload)) + padded
-
-    values = np.asarray(values)
-    body = (element(6, struct.pack(e + "II", mx_class, 0))
-            + element(5, np.asarray(values.shape, e + "i4").tobytes())
-            + element(1, name.encode())
-            + element(mi_type, values.astype(e + {2: "u1", 9: "f8"}[mi_type]).tobytes(order="F")))
-    header = b"MATLAB 5.0 MAT-file".ljust(116) + b"\0" * 8
-    header += struct.pack(e + "H", 0x0100) + (b"IM" if order == "little" else b"MI")
-    return header + element(14, body)
 
 
 # --------------------------------------------------------------------------
@@ -118,7 +80,7 @@ def test_real_mnist_matches_readme_sanity_values(real_mnist):
 
 
 def test_real_mnist_raw_idx_pixel_sum():
-    raw = ds.read_idx(real_dir("mnist") / "mnist" / "train-images-idx3-ubyte.gz", ndim=3)
+    raw = read_idx(real_dir("mnist") / "mnist" / "train-images-idx3-ubyte.gz", ndim=3)
     assert raw.shape == (60000, 28, 28) and raw.dtype == np.uint8
     assert raw.sum(dtype=np.int64) == 1_567_298_545
 
@@ -154,7 +116,7 @@ def test_real_frey_face_matches_readme_and_scipy():
     scipy_io = pytest.importorskip("scipy.io")
     path = root / "frey-face" / "frey_rawface.mat"
     ff = scipy_io.loadmat(path)["ff"]
-    mine = ds.read_mat(path)["ff"]
+    mine = read_mat(path)["ff"]
     assert mine.dtype == ff.dtype == np.uint8 and np.array_equal(mine, ff)
     # Each column is one image stored row-major: the first test image is column 1769.
     assert np.array_equal(np.round(d.X_test[0] * 255).reshape(28, 20), ff[:, 1769].reshape(28, 20))
@@ -178,15 +140,7 @@ def test_digits_fixed_split():
 
 
 # --------------------------------------------------------------------------
-# IDX
-
-
-@pytest.mark.parametrize("gz", [True, False])
-def test_idx_round_trip(tmp_path, gz):
-    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    p = write(tmp_path / ("a.idx.gz" if gz else "a.idx"), idx_bytes(a))
-    out = ds.read_idx(p, ndim=3)
-    assert out.dtype == np.uint8 and np.array_equal(out, a)
+# IDX data sets (mnist, fashion-mnist)
 
 
 def test_mnist_from_small_idx_files(tmp_path):
@@ -210,29 +164,6 @@ def test_unzipped_idx_files_are_accepted(tmp_path):
     assert np.array_equal(d.y_test, written["t10k"][1])
 
 
-def test_idx_wrong_magic(tmp_path):
-    p = write(tmp_path / "x.gz", idx_bytes(np.zeros((2, 28, 28)), magic=0x801))
-    with pytest.raises(DataError, match=r"x\.gz: wrong IDX magic.*0x00000801.*0x00000803"):
-        ds.read_idx(p, ndim=3)
-
-
-@pytest.mark.parametrize("cut, message", [(-1, "truncated"), (-784, "truncated"),
-                                          (5, "has trailing bytes")])
-def test_idx_byte_count_must_match(tmp_path, cut, message):
-    data = idx_bytes(np.zeros((3, 28, 28)))
-    data = data[:cut] if cut < 0 else data + b"\0" * cut
-    p = write(tmp_path / "x.gz", data)
-    with pytest.raises(DataError, match=f"x.gz: {message}"):
-        ds.read_idx(p, ndim=3)
-
-
-def test_truncated_gzip_stream(tmp_path):
-    p = write(tmp_path / "x.gz", idx_bytes(np.ones((3, 28, 28))))
-    p.write_bytes(p.read_bytes()[:-20])
-    with pytest.raises(DataError, match="x.gz: cannot read"):
-        ds.read_idx(p, ndim=3)
-
-
 @pytest.mark.parametrize("bad", ["image_size", "label_count", "label_value"])
 def test_mnist_inconsistent_files(tmp_path, bad):
     folder = tmp_path / "mnist"
@@ -249,37 +180,7 @@ def test_mnist_inconsistent_files(tmp_path, bad):
 
 
 # --------------------------------------------------------------------------
-# .amat
-
-
-@pytest.mark.parametrize("name", ["b.amat", "b.amat.gz"])
-def test_amat_round_trip(tmp_path, name):
-    bits = np.random.default_rng(1).integers(0, 2, (5, 784))
-    out = ds.read_amat(write(tmp_path / name, amat_bytes(bits)))
-    assert out.dtype == np.float32 and np.array_equal(out, bits)
-
-
-def test_amat_other_whitespace_reads_the_same(tmp_path):
-    bits = np.random.default_rng(2).integers(0, 2, (4, 784))
-    p = write(tmp_path / "b.amat", amat_bytes(bits, sep="  ", newline="\r\n"))
-    assert np.array_equal(ds.read_amat(p), bits)
-
-
-@pytest.mark.parametrize("line, message", [
-    (" ".join(["0"] * 783 + ["2"]), "line 2 has a value other than 0 or 1: '2'"),
-    (" ".join(["1"] * 783), "line 2 has 783 values, expected 784"),
-    (" ".join(["0.5"] * 784), "line 2 has a value other than 0 or 1"),
-])
-def test_amat_bad_lines(tmp_path, line, message):
-    good = " ".join(["0"] * 784)
-    p = write(tmp_path / "b.amat", f"{good}\n{line}\n{good}\n".encode())
-    with pytest.raises(DataError, match=f"b.amat: {message}"):
-        ds.read_amat(p)
-
-
-def test_amat_empty(tmp_path):
-    with pytest.raises(DataError, match="no data"):
-        ds.read_amat(write(tmp_path / "b.amat", b"\n"))
+# binarized-mnist (.amat)
 
 
 def test_binarized_mnist_from_small_files(tmp_path):
@@ -296,53 +197,7 @@ def test_binarized_mnist_from_small_files(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# MAT-files
-
-
-@pytest.mark.parametrize("compress", [False, True])
-def test_read_mat_matches_scipy(tmp_path, compress):
-    scipy_io = pytest.importorskip("scipy.io")
-    rng = np.random.default_rng(4)
-    variables = {
-        "ff": rng.integers(0, 256, (56, 7), dtype=np.uint8),
-        "x": rng.normal(size=(3, 5)),
-        "a_longer_name": rng.normal(size=(2, 3, 4)).astype(np.float32),
-        "ints": rng.integers(-500, 500, (4, 1), dtype=np.int16),
-        "big": rng.integers(-2**40, 2**40, (2, 2), dtype=np.int64),
-        "scalar": 7.5,
-        "empty": np.zeros((0, 3)),
-        "text": "skipped",
-    }
-    p = tmp_path / "v.mat"
-    scipy_io.savemat(p, variables, do_compression=compress)
-    theirs, mine = scipy_io.loadmat(p), ds.read_mat(p)
-    assert set(mine) == set(variables) - {"text"}
-    for name, array in mine.items():
-        assert array.dtype == theirs[name].dtype, name
-        assert array.shape == theirs[name].shape, name
-        assert np.array_equal(array, theirs[name]), name
-
-
-@pytest.mark.parametrize("order", ["little", "big"])
-def test_read_mat_byte_order_and_stored_type(tmp_path, order):
-    values = np.array([[1.0, 2.0, 250.0], [4.0, 5.0, 6.0]])
-    # mxDOUBLE_CLASS (6) stored as miUINT8 (2): the reader must return doubles.
-    p = write(tmp_path / "m.mat", mat_bytes(order, "abcdefghij", values, 6, 2))
-    out = ds.read_mat(p)["abcdefghij"]
-    assert out.dtype == np.float64 and np.array_equal(out, values)
-    p = write(tmp_path / "d.mat", mat_bytes(order, "d", values / 7, 6, 9))
-    assert np.array_equal(ds.read_mat(p)["d"], values / 7)
-
-
-def test_read_mat_rejects_bad_files(tmp_path):
-    good = mat_bytes("little", "a", np.ones((4, 4)), 6, 9)
-    with pytest.raises(DataError, match="m.mat: corrupt MAT-file"):
-        ds.read_mat(write(tmp_path / "m.mat", good[:-40]))
-    with pytest.raises(DataError, match="n.mat: not a MATLAB 5 MAT-file"):
-        ds.read_mat(write(tmp_path / "n.mat", b"hello" * 40))
-    v73 = good[:124] + struct.pack("<H", 0x0200) + good[126:]
-    with pytest.raises(DataError, match="7.3"):
-        ds.read_mat(write(tmp_path / "h.mat", v73))
+# frey-face (MAT-file)
 
 
 def test_frey_face_from_small_mat_file(tmp_path):
