@@ -177,6 +177,8 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
       frames (196) are the test set. The frames come from one video, so
       neighbouring frames are near duplicates: a contiguous tail keeps them
       out of the test set, which a random split would not.
+      The file must be the published one (its md5 is checked before it is
+      read: SciPy's MAT-file reader is not safe on corrupt files).
     - a ``.npy``/``.npz``/``.csv`` file: a fixed-seed random 20% is held out
       as the test set. Values are kept as they are (no rescaling), so they
       may lie outside [0, 1]. An ``.npz`` supplies ``X`` (or its only array)
@@ -370,6 +372,8 @@ def _load_idx_dataset(name, data_dir, download, mirror):
 
 def _load_frey(data_dir, download, mirror):
     (path,) = _require("frey-face", ["frey_rawface.mat"], data_dir, download, mirror)
+    # SciPy's MAT reader can crash on a corrupt file: let it read only the published one.
+    _check_md5(path, MD5SUMS["frey-face"]["frey_rawface.mat"])
     ff = read_mat(path).get("ff")
     if ff is None or ff.dtype != np.uint8 or ff.ndim != 2 or ff.shape[0] != 28 * 20:
         what = "no variable 'ff'" if ff is None else f"'ff' is {ff.dtype} {ff.shape}"
@@ -408,6 +412,17 @@ def _require(name, files, data_dir, download_missing, mirror):
     for f in missing:
         _fetch(name, f, folder, mirror)
     return [_local_file(folder, f) for f in files]
+
+
+def _check_md5(path, expected):
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            md5.update(chunk)
+    if md5.hexdigest() != expected:
+        raise DataError(f"{path}: md5 {md5.hexdigest()}, expected {expected}: not the "
+                        "published file (corrupt or replaced); remove it and fetch it "
+                        "again (download=True, CLI: --download)")
 
 
 def _local_file(folder, fname):

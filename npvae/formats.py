@@ -1,7 +1,7 @@
 """The file formats npvae reads, each parsed into NumPy arrays.
 
 IDX (MNIST, Fashion-MNIST), Larochelle's ``.amat`` (binarized MNIST) and
-MATLAB 5 MAT-files (Frey faces) hold the named data sets; ``.npy``, ``.npz``
+MATLAB MAT-files (Frey faces, read by SciPy) hold the named data sets; ``.npy``, ``.npz``
 and ``.csv`` hold the user's own data. Every reader raises :class:`DataError`
 naming the file when it is corrupt, malformed or of the wrong kind. Where the
 files live and how they are split is :mod:`npvae.datasets`' business.
@@ -9,12 +9,14 @@ files live and how they are split is :mod:`npvae.datasets`' business.
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
 __all__ = ["DataError", "ARRAY_FILE_SUFFIXES", "read_idx", "read_amat", "read_mat",
            "read_array_file"]
@@ -115,21 +117,13 @@ def read_amat(path, n_features=784):
     return out
 
 
-# MAT-file data types (miXXX) and array classes (mxXXX_CLASS) as NumPy dtypes.
-_MI_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4",
-              7: "f4", 9: "f8", 12: "i8", 13: "u8"}
-_MX_DTYPES = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2",
-              12: "i4", 13: "u4", 14: "i8", 15: "u8"}
-_MI_UINT32, _MI_INT32, _MI_MATRIX, _MI_COMPRESSED = 6, 5, 14, 15
-_MX_COMPLEX_FLAG = 0x0800
-
-
 def read_mat(path):
-    """Read the numeric arrays of a MATLAB 5 (``-v6``/``-v7``) MAT-file.
+    """Read the variables of a MAT-file (MATLAB ``-v4``, ``-v6`` or ``-v7``).
 
-    A minimal reader for real numeric matrices, compressed or not, in either
-    byte order. Variables of other kinds (char, cell, struct, sparse,
-    complex) are skipped. MATLAB 7.3 files (HDF5) are not supported.
+    A thin wrapper of :func:`scipy.io.loadmat` that names the file in its
+    errors. SciPy's reader is not hardened against hostile files: some
+    corrupt files crash the interpreter instead of raising. Read only files
+    you trust; :mod:`npvae.datasets` checks the md5 of Frey's file first.
 
     Parameters
     ----------
@@ -138,80 +132,28 @@ def read_mat(path):
     Returns
     -------
     dict of str to numpy.ndarray
-        Each variable with its MATLAB dimensions (at least 2-D), like
-        ``scipy.io.loadmat`` returns it.
+        Each variable as ``scipy.io.loadmat`` returns it (at least 2-D, in
+        MATLAB's dimensions, of its MATLAB class's dtype in native byte
+        order), without the ``__header__``-style entries.
 
     Raises
     ------
     DataError
-        Not a MATLAB 5 MAT-file, or a corrupt one.
+        Not a MAT-file, a MATLAB 7.3 (HDF5) one, or a corrupt one.
     """
-    data = Path(path).read_bytes()
-    order = {b"IM": "little", b"MI": "big"}.get(data[126:128])
-    if len(data) < 128 or order is None:
-        raise DataError(f"{path}: not a MATLAB 5 MAT-file (no 'MI' marker in its header)")
-    version = int.from_bytes(data[124:126], order)
-    if version != 0x0100:
-        raise DataError(f"{path}: unsupported MAT-file version 0x{version:04x} "
-                        "(MATLAB 7.3/HDF5 files are not supported; save with -v7)")
-    arrays = {}
-    pos = 128
     try:
-        while pos < len(data):
-            mtype, body, pos = _mat_element(data, pos, order)
-            if mtype == _MI_COMPRESSED:
-                mtype, body, _ = _mat_element(zlib.decompress(body), 0, order)
-            if mtype == _MI_MATRIX and body:
-                name, array = _mat_matrix(body, order)
-                if array is not None:
-                    arrays[name] = array
-    except (ValueError, zlib.error) as e:
-        raise DataError(f"{path}: corrupt MAT-file: {e}") from None
-    return arrays
-
-
-def _mat_element(buf, pos, order):
-    """Return ``(type, payload, next_pos)`` of the data element at ``pos``."""
-    if pos + 8 > len(buf):
-        raise DataError(f"truncated element tag at byte {pos}")
-    word = int.from_bytes(buf[pos:pos + 4], order)
-    if word >> 16:
-        # Small data element: size in the upper half, payload in the next 4 bytes.
-        mtype, size = word & 0xFFFF, word >> 16
-        if size > 4:
-            raise DataError(f"small data element of {size} bytes at byte {pos}")
-        return mtype, buf[pos + 4:pos + 4 + size], pos + 8
-    mtype, size = word, int.from_bytes(buf[pos + 4:pos + 8], order)
-    start, end = pos + 8, pos + 8 + size
-    if end > len(buf):
-        raise DataError(f"element at byte {pos} needs {size} bytes, only {len(buf) - start} left")
-    # Elements are padded to 8 bytes, except compressed ones.
-    next_pos = end if mtype == _MI_COMPRESSED else start + -(-size // 8) * 8
-    return mtype, buf[start:end], next_pos
-
-
-def _mat_matrix(body, order):
-    """Decode an miMATRIX payload into ``(name, array)``; array is None if unsupported."""
-    e = "<" if order == "little" else ">"
-    ftype, flags, pos = _mat_element(body, 0, order)
-    dims_type, dims, pos = _mat_element(body, pos, order)
-    _, name, pos = _mat_element(body, pos, order)
-    if ftype != _MI_UINT32 or dims_type != _MI_INT32:
-        raise DataError("miMATRIX without array flags and dimensions")
-    flags = int.from_bytes(flags[:4], order)
-    dims = tuple(int(d) for d in np.frombuffer(dims, e + "i4"))
-    name = name.decode("latin-1")
-    mx_class = flags & 0xFF
-    if mx_class not in _MX_DTYPES or flags & _MX_COMPLEX_FLAG:
-        return name, None
-    rtype, real, _ = _mat_element(body, pos, order)
-    if rtype not in _MI_DTYPES:
-        raise DataError(f"variable {name!r}: unsupported data type {rtype}")
-    values = np.frombuffer(real, e + _MI_DTYPES[rtype])
-    if values.size != np.prod(dims):
-        raise DataError(f"variable {name!r}: {values.size} values for dimensions {dims}")
-    # MATLAB may store e.g. a double array as bytes; the class is what it means.
-    return name, values.astype(_MX_DTYPES[mx_class]).reshape(dims, order="F")
+        # mat_dtype: a double matrix MATLAB stored as bytes comes back as doubles.
+        variables = scipy.io.loadmat(os.fspath(path), mat_dtype=True, appendmat=False)
+    except FileNotFoundError:
+        raise
+    except NotImplementedError:
+        raise DataError(f"{path}: MATLAB 7.3 (HDF5) MAT-files are not supported; "
+                        "save it with -v7") from None
+    except Exception as e:  # loadmat raises a dozen kinds of error on corrupt files
+        raise DataError(f"{path}: not a MAT-file, or a corrupt one "
+                        f"({type(e).__name__}: {e})") from None
+    return {k: v.astype(v.dtype.newbyteorder("="), copy=False)  # a big-endian file's too
+            for k, v in variables.items() if not k.startswith("__")}
 
 
 # --------------------------------------------------------------------------
