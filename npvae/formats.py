@@ -9,6 +9,7 @@ files live and how they are split is :mod:`npvae.datasets`' business.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import warnings
@@ -47,7 +48,8 @@ def read_idx(path, ndim=None):
     Raises
     ------
     DataError
-        Wrong magic number, or a byte count that does not match the header.
+        Wrong magic number, a dimension of 0, or a byte count that does not
+        match the header.
     """
     data = _read_bytes(path)
     if len(data) < 4:
@@ -63,7 +65,9 @@ def read_idx(path, ndim=None):
     dims = struct.unpack(f">{data[3]}i", data[4:header])
     if any(d < 0 for d in dims):
         raise DataError(f"{path}: negative IDX dimensions {dims}")
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    if 0 in dims:  # a data set of no images is no data set
+        raise DataError(f"{path}: holds no data (IDX dimensions {dims})")
+    expected = header + math.prod(dims)
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
         raise DataError(f"{path}: {what}: {len(data)} bytes, expected {expected} for dims {dims}")

@@ -162,6 +162,12 @@ def test_unzipped_idx_files_are_accepted(tmp_path):
     assert np.array_equal(d.y_test, written["t10k"][1])
 
 
+def test_mnist_with_zero_test_images_names_the_file(tmp_path):
+    write_fake_mnist(tmp_path / "mnist", n_test=0)
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: holds no data"):
+        ds.load_dataset("mnist", tmp_path)
+
+
 @pytest.mark.parametrize("bad", ["image_size", "label_count", "label_value"])
 def test_mnist_inconsistent_files(tmp_path, bad):
     folder = tmp_path / "mnist"

@@ -82,6 +82,13 @@ def test_idx_byte_count_must_match(tmp_path, cut, message):
         formats.read_idx(p, ndim=3)
 
 
+@pytest.mark.parametrize("shape", [(0, 28, 28), (0,), (3, 0, 28)])
+def test_idx_holding_no_items_is_an_error(tmp_path, shape):
+    p = write(tmp_path / "empty.gz", idx_bytes(np.zeros(shape)))
+    with pytest.raises(DataError, match=r"empty.gz: holds no data \(IDX dimensions \(%s" % shape[0]):
+        formats.read_idx(p, ndim=len(shape))
+
+
 def test_truncated_gzip_stream(tmp_path):
     p = write(tmp_path / "x.gz", idx_bytes(np.ones((3, 28, 28))))
     p.write_bytes(p.read_bytes()[:-20])
