@@ -239,7 +239,8 @@ def read_array_file(path):
 
 
 def _read_csv(path):
-    with open(path, newline="") as f:
+    # utf-8-sig drops a byte-order mark, which made the first row look like a header.
+    with open(path, newline="", encoding="utf-8-sig") as f:
         first = f.readline()
     try:
         [float(v) for v in first.split(",")]
@@ -249,7 +250,8 @@ def _read_csv(path):
     with warnings.catch_warnings():
         # An empty file warns; _check_features reports it as an error instead.
         warnings.simplefilter("ignore", UserWarning)
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64,
+                          encoding="utf-8-sig")
 
 
 def _check_features(X, path):

@@ -315,11 +315,12 @@ def test_bad_array_files(tmp_path, make, message):
         ds.load_dataset(path)
 
 
+@pytest.mark.parametrize("bom", ["", "\ufeff"])  # a UTF-8 byte-order mark, as Excel writes
 @pytest.mark.parametrize("header", ["", "a,b,c\n"])
-def test_csv(tmp_path, header):
+def test_csv(tmp_path, header, bom):
     X = np.arange(30, dtype=float).reshape(10, 3) / 4
-    text = header + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X)
-    (tmp_path / "d.csv").write_text(text)
+    text = bom + header + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X)
+    (tmp_path / "d.csv").write_text(text, encoding="utf-8")
     d = ds.load_dataset(tmp_path / "d.csv")
     assert_rows_kept(d, X)
     assert d.y_train is None
