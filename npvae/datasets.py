@@ -16,6 +16,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
@@ -30,6 +31,7 @@ __all__ = [
     "DATASETS",
     "MIRRORS",
     "MD5SUMS",
+    "DOWNLOAD_DEADLINE",
     "DataError",
     "MissingDataError",
     "Dataset",
@@ -77,6 +79,10 @@ MD5SUMS = {
     },
     "frey-face": {"frey_rawface.mat": "5aeb024d42b8a6091f30e5eb18c8a48d"},
 }
+
+#: Seconds one file may take to download from one mirror; then the next mirror
+#: is tried. A mirror that trickles bytes would otherwise hold a download forever.
+DOWNLOAD_DEADLINE = 600.0
 
 # Fixed seeds of the built-in splits: they must not follow the user's seed.
 _DIGITS_SPLIT_SEED = 0
@@ -227,7 +233,7 @@ def load_binarized_mnist(data_dir=None, split="train", download=False, mirror=No
     return read_amat(path)
 
 
-def download(name, data_dir=None, mirror=None):
+def download(name, data_dir=None, mirror=None, deadline=None):
     """Fetch every missing file of a named data set into ``<data_dir>/<name>/``.
 
     Each file is streamed into a temporary file beside its target, its md5
@@ -240,6 +246,10 @@ def download(name, data_dir=None, mirror=None):
         A key of :data:`MIRRORS`.
     data_dir, mirror
         As in :func:`load_dataset`.
+    deadline : float, optional
+        Seconds each file may take from each mirror (checked between reads,
+        so it may overrun by one socket timeout, at most 60 s); defaults to
+        :data:`DOWNLOAD_DEADLINE`. The loaders always use the default.
 
     Returns
     -------
@@ -249,11 +259,14 @@ def download(name, data_dir=None, mirror=None):
     Raises
     ------
     DataError
-        No mirror delivered a file with the right md5.
+        No mirror delivered a file with the right md5 in time; the message
+        names each mirror's URL of the file and what went wrong there.
     """
     if name not in MD5SUMS:
         raise ValueError(f"nothing to download for {name!r}: expected one of {', '.join(MD5SUMS)}")
-    return _require(name, list(MD5SUMS[name]), data_dir, True, mirror)
+    if deadline is not None and not float(deadline) > 0:
+        raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
+    return _require(name, list(MD5SUMS[name]), data_dir, True, mirror, deadline)
 
 
 def resolve_data_dir(data_dir=None):
@@ -399,7 +412,7 @@ def _scale_bytes(a):
 # Locating and downloading files
 
 
-def _require(name, files, data_dir, download_missing, mirror):
+def _require(name, files, data_dir, download_missing, mirror, deadline=None):
     """Return local paths of ``files`` of data set ``name``, downloading if asked."""
     folder = resolve_data_dir(data_dir) / name
     paths = [_local_file(folder, f) for f in files]
@@ -410,7 +423,7 @@ def _require(name, files, data_dir, download_missing, mirror):
             f"there (from {_mirrors(name, mirror)[0]}), gzipped or not, or pass "
             "download=True (CLI: --download) to fetch them")
     for f in missing:
-        _fetch(name, f, folder, mirror)
+        _fetch(name, f, folder, mirror, deadline)
     return [_local_file(folder, f) for f in files]
 
 
@@ -441,27 +454,38 @@ def _mirrors(name, mirror):
     return list(MIRRORS[name])
 
 
-def _fetch(name, fname, folder, mirror):
+class _DeadlinePassed(Exception):
+    pass
+
+
+def _fetch(name, fname, folder, mirror, deadline=None):
     """Download one file into ``folder`` after checking its md5."""
     folder.mkdir(parents=True, exist_ok=True)
     expected = MD5SUMS[name][fname]
+    deadline = DOWNLOAD_DEADLINE if deadline is None else float(deadline)
     errors = []
     for base in _mirrors(name, mirror):
         url = base + fname
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
         try:
             md5 = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as out, \
-                    urlopen(Request(url, headers={"User-Agent": "npvae"}), timeout=60) as resp:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
+            stop = time.monotonic() + deadline
+            with os.fdopen(fd, "wb") as out, urlopen(Request(url, headers={"User-Agent": "npvae"}),
+                                                      timeout=min(60.0, deadline)) as resp:
+                # read1 returns what has arrived, so the deadline is checked while bytes trickle.
+                for chunk in iter(lambda: resp.read1(1 << 20), b""):
                     md5.update(chunk)
                     out.write(chunk)
+                    if time.monotonic() > stop:
+                        raise _DeadlinePassed
             if md5.hexdigest() != expected:
                 errors.append(f"{url}: md5 {md5.hexdigest()}, expected {expected}")
                 continue
             os.replace(tmp, folder / fname)
             tmp = None
             return
+        except _DeadlinePassed:
+            errors.append(f"{url}: timed out: not done after {deadline:g} s")
         except (OSError, URLError, http.client.HTTPException, ValueError) as e:
             errors.append(f"{url}: {e}")
         finally:

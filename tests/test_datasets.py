@@ -7,6 +7,7 @@ import http.server
 import io
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -400,6 +401,62 @@ def server(tmp_path, monkeypatch):
     httpd.shutdown()
     httpd.server_close()
     thread.join()
+
+
+class TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Promises 1000 bytes, then sends one every 0.1 s: a mirror that never quite stalls."""
+    stop = threading.Event()
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                if self.stop.wait(0.1):
+                    return
+                self.wfile.write(b"x")
+                self.wfile.flush()
+        except OSError:  # the client gave up
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickling_server(monkeypatch):
+    monkeypatch.delenv("NPVAE_DATA_MIRROR", raising=False)
+    for var in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    TrickleHandler.stop.clear()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TrickleHandler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    TrickleHandler.stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_download_from_a_trickling_mirror_stops_at_the_deadline(tmp_path, trickling_server,
+                                                                monkeypatch):
+    url = trickling_server
+    start = time.monotonic()
+    with pytest.raises(DataError, match=rf"could not download frey-face/frey_rawface.mat: "
+                                        rf"{url}/frey-face/frey_rawface.mat: timed out: "
+                                        r"not done after 0.8 s"):
+        ds.download("frey-face", tmp_path, mirror=url, deadline=0.8)
+    assert time.monotonic() - start < 5
+    assert list((tmp_path / "frey-face").iterdir()) == []  # no .part file left
+    # The loaders use the module's default.
+    monkeypatch.setattr(ds, "DOWNLOAD_DEADLINE", 0.5)
+    with pytest.raises(DataError, match="timed out: not done after 0.5 s"):
+        ds.load_dataset("mnist", tmp_path, download=True, mirror=url)
+    assert time.monotonic() - start < 8
+    with pytest.raises(ValueError, match="deadline must be a positive"):
+        ds.download("frey-face", tmp_path, mirror=url, deadline=0)
 
 
 def serve_frey(root, monkeypatch, n=20):
