@@ -88,6 +88,10 @@ DOWNLOAD_DEADLINE = 600.0
 _DIGITS_SPLIT_SEED = 0
 _FILE_SPLIT_SEED = 0
 _HELD_OUT_FRACTION = 0.2
+# A data file's test part has 2+ rows (`npvae train` draws interpolations between
+# test pairs), and its training part 2+ (the CLI splits a validation set off it).
+_MIN_TEST_ROWS = 2
+_MIN_FILE_ROWS = 4
 
 
 class MissingDataError(FileNotFoundError):
@@ -129,6 +133,10 @@ class Dataset:
                                  f"{self.X_train.shape} and {self.X_test.shape}")
             if y is not None and y.shape != (X.shape[0],):
                 raise ValueError(f"{self.name}: y of shape {y.shape} for X of shape {X.shape}")
+        if len(self.X_train) < 2 or len(self.X_test) < 1:
+            raise ValueError(f"{self.name}: {len(self.X_train)} training and {len(self.X_test)} "
+                             "test samples; need 2+ training samples (a validation set is split "
+                             "off them) and 1+ test sample")
         if self.image_shape is not None and np.prod(self.image_shape) != self.X_train.shape[1]:
             raise ValueError(f"{self.name}: image_shape {self.image_shape} does not "
                              f"match {self.X_train.shape[1]} features")
@@ -180,14 +188,14 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
     - ``binarized-mnist``: Larochelle's train (50000) and test (10000) files;
       the valid split is available through :func:`load_binarized_mnist`.
     - ``frey-face``: no official split exists; the last 10% of the 1965
-      frames (196) are the test set. The frames come from one video, so
+      frames (196; in a smaller file, at least 2) are the test set. The frames come from one video, so
       neighbouring frames are near duplicates: a contiguous tail keeps them
       out of the test set, which a random split would not.
       The file must be the published one (its md5 is checked before it is
       read: SciPy's MAT-file reader is not safe on corrupt files).
-    - a ``.npy``/``.npz``/``.csv`` file: a fixed-seed random 20% is held out
-      as the test set. Values are kept as they are (no rescaling), so they
-      may lie outside [0, 1]. An ``.npz`` supplies ``X`` (or its only array)
+    - a ``.npy``/``.npz``/``.csv`` file of 4 rows or more: a fixed-seed
+      random 20% (at least 2 rows) is held out as the test set. Values are
+      kept as they are (no rescaling), so they may lie outside [0, 1]. An ``.npz`` supplies ``X`` (or its only array)
       and optional integer labels ``y``; a ``.csv`` is numbers separated by
       commas, with an optional header row, and has no labels. An ``X`` of
       shape ``(n, height, width)`` is a set of images: it is flattened, and
@@ -391,14 +399,21 @@ def _load_frey(data_dir, download, mirror):
     if ff is None or ff.dtype != np.uint8 or ff.ndim != 2 or ff.shape[0] != 28 * 20:
         what = "no variable 'ff'" if ff is None else f"'ff' is {ff.dtype} {ff.shape}"
         raise DataError(f"{path}: {what}, expected uint8 of shape (560, n)")
+    if ff.shape[1] < _MIN_FILE_ROWS:
+        raise DataError(f"{path}: {ff.shape[1]} image(s) are too few: need {_MIN_FILE_ROWS} or more")
     X = _scale_bytes(ff.T)  # one column per 28x20 image, row-major
-    n_test = X.shape[0] // 10
+    n_test = max(X.shape[0] // 10, _MIN_TEST_ROWS)
     return Dataset("frey-face", X[:-n_test], None, X[-n_test:], None, (28, 20), False)
 
 
 def _load_file(path):
     X, y, image_shape = read_array_file(path)
-    X_tr, X_te, y_tr, y_te = train_val_split(X, y, _HELD_OUT_FRACTION, _FILE_SPLIT_SEED)
+    if len(X) < _MIN_FILE_ROWS:
+        raise DataError(f"{path}: {len(X)} row(s) are too few: need {_MIN_FILE_ROWS} or more "
+                        "(2 for the test set, 2 for training and validation)")
+    # From 8 rows on, this is the 20% alone (round(0.2 n) >= 2): those splits are unchanged.
+    fraction = max(_HELD_OUT_FRACTION, _MIN_TEST_ROWS / len(X))
+    X_tr, X_te, y_tr, y_te = train_val_split(X, y, fraction, _FILE_SPLIT_SEED)
     binary = bool(np.all((X == 0) | (X == 1)))
     return Dataset(str(path), X_tr, y_tr, X_te, y_te, image_shape, binary)
 

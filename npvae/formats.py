@@ -260,8 +260,8 @@ def _check_features(X, path):
     if X.ndim != 2:
         raise DataError(f"{path}: X must be 2-D (samples, features) or 3-D (samples, "
                         f"height, width), got shape {X.shape}")
-    if X.shape[0] < 2 or X.shape[1] < 1:
-        raise DataError(f"{path}: X of shape {X.shape} is too small (need 2+ rows, 1+ columns)")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise DataError(f"{path}: X of shape {X.shape} is too small (need 1+ rows, 1+ columns)")
     X = X.astype(np.float32)
     if not np.isfinite(X).all():
         raise DataError(f"{path}: X has NaN or infinite values (or values too large for float32)")

@@ -223,6 +223,13 @@ def test_frey_face_from_small_mat_file(tmp_path, monkeypatch):
     write_frey(tmp_path, ff.astype(float), monkeypatch)
     with pytest.raises(DataError, match="'ff' is float64"):
         ds.load_dataset("frey-face", tmp_path)
+    # Fewer than 20 frames still leave two for the test set (the last).
+    write_frey(tmp_path, ff[:, :5], monkeypatch)
+    d = ds.load_dataset("frey-face", tmp_path)
+    assert len(d.X_train) == 3 and np.array_equal(np.round(d.X_test * 255), ff[:, 3:5].T)
+    write_frey(tmp_path, ff[:, :3], monkeypatch)
+    with pytest.raises(DataError, match=r"frey_rawface.mat: 3 image\(s\) are too few"):
+        ds.load_dataset("frey-face", tmp_path)
 
 
 def test_frey_face_file_not_as_published_is_not_parsed(tmp_path, monkeypatch):
@@ -297,7 +304,9 @@ def test_three_d_array_file_is_images(tmp_path):
     (lambda p: np.save(p / "f.npy", np.ones(5)), "must be 2-D .* or 3-D"),
     (lambda p: np.save(p / "f.npy", np.ones((3, 2, 2, 2))), r"got shape \(3, 2, 2, 2\)"),
     (lambda p: np.save(p / "f.npy", np.ones((3, 0, 4))), "too small"),
-    (lambda p: np.save(p / "f.npy", np.ones((1, 5))), "too small"),
+    (lambda p: np.save(p / "f.npy", np.ones((0, 5))), "too small"),
+    (lambda p: np.save(p / "f.npy", np.ones((1, 5))), r"1 row\(s\) are too few: need 4 or more"),
+    (lambda p: np.save(p / "f.npy", np.ones((3, 5))), r"3 row\(s\) are too few: need 4 or more"),
     (lambda p: np.save(p / "f.npy", np.array([["a", "b"], ["c", "d"]])), "must be numeric"),
     (lambda p: np.save(p / "f.npy", np.array([[1.0, np.inf], [0, 0]])), "NaN or infinite"),
     (lambda p: np.savez(p / "f.npz", X=np.ones((3, 2)), y=[0.5, 1, 2]), "integer class labels"),
@@ -340,6 +349,15 @@ def test_bad_csv(tmp_path, text, message):
         ds.load_dataset(tmp_path / "d.csv")
 
 
+@pytest.mark.parametrize("n, n_test", [(4, 2), (7, 2), (8, 2), (10, 2), (13, 3)])
+def test_small_files_keep_two_test_rows_and_two_to_split(tmp_path, n, n_test):
+    np.save(tmp_path / "x.npy", np.arange(2.0 * n).reshape(n, 2))
+    d = ds.load_dataset(tmp_path / "x.npy")
+    assert len(d.X_test) == n_test and len(d.X_train) == n - n_test
+    X_tr, X_val, _, _ = ds.train_val_split(d.X_train, None, 0.1, 0)  # as the CLI splits it
+    assert len(X_tr) >= 1 and len(X_val) >= 1
+
+
 def test_unknown_name_and_missing_file(tmp_path):
     with pytest.raises(ValueError, match="unknown data set 'cifar'"):
         ds.load_dataset("cifar")
@@ -352,6 +370,9 @@ def test_dataset_checks_consistency():
         ds.Dataset("t", np.zeros((2, 6)), None, np.zeros((1, 6)), None, (2, 2), False)
     with pytest.raises(ValueError, match="inconsistent X shapes"):
         ds.Dataset("t", np.zeros((2, 6)), None, np.zeros((1, 5)), None, None, False)
+    for n_train, n_test in ((1, 1), (2, 0)):
+        with pytest.raises(ValueError, match=f"t: {n_train} training and {n_test} test samples"):
+            ds.Dataset("t", np.zeros((n_train, 6)), None, np.zeros((n_test, 6)), None, None, False)
 
 
 # --------------------------------------------------------------------------
