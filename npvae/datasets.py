@@ -12,6 +12,7 @@ test scores are comparable across runs.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
@@ -19,7 +20,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 import numpy as np
@@ -195,11 +195,12 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
       read: SciPy's MAT-file reader is not safe on corrupt files).
     - a ``.npy``/``.npz``/``.csv`` file of 4 rows or more: a fixed-seed
       random 20% (at least 2 rows) is held out as the test set. Values are
-      kept as they are (no rescaling), so they may lie outside [0, 1]. An ``.npz`` supplies ``X`` (or its only array)
-      and optional integer labels ``y``; a ``.csv`` is numbers separated by
-      commas, with an optional header row, and has no labels. An ``X`` of
-      shape ``(n, height, width)`` is a set of images: it is flattened, and
-      its ``image_shape`` is ``(height, width)``.
+      kept as they are (no rescaling), so they may lie outside [0, 1]. An
+      ``.npz`` supplies ``X`` (or its only array) and optional integer labels
+      ``y``; a ``.csv`` is numbers separated by commas, with an optional
+      header row, and has no labels. An ``X`` of shape ``(n, height, width)``
+      is a set of images: it is flattened, and its ``image_shape`` is
+      ``(height, width)``.
     """
     name = str(name_or_path)
     if name.lower() in DATASETS:
@@ -473,6 +474,10 @@ class _DeadlinePassed(Exception):
     pass
 
 
+# Errors of the local disk while a download is written (a socket never has these).
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
 def _fetch(name, fname, folder, mirror, deadline=None):
     """Download one file into ``folder`` after checking its md5."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -501,7 +506,12 @@ def _fetch(name, fname, folder, mirror, deadline=None):
             return
         except _DeadlinePassed:
             errors.append(f"{url}: timed out: not done after {deadline:g} s")
-        except (OSError, URLError, http.client.HTTPException, ValueError) as e:
+        except OSError as e:
+            if e.errno in _DISK_ERRNOS:  # no other mirror can help with a full disk
+                raise OSError(e.errno, f"cannot save {url}: {e.strerror}", str(folder / fname)) \
+                    from None
+            errors.append(f"{url}: {e}")
+        except (http.client.HTTPException, ValueError) as e:
             errors.append(f"{url}: {e}")
         finally:
             if tmp is not None:

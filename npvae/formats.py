@@ -214,6 +214,8 @@ def read_array_file(path):
         if suffix == ".csv":
             X = _read_csv(path)
         elif suffix == ".npy":
+            with open(path, "rb") as f:
+                _check_npy_header(f, path.stat().st_size, path)
             X = np.load(path, allow_pickle=False)
         else:
             with np.load(path, allow_pickle=False) as npz:
@@ -221,13 +223,15 @@ def read_array_file(path):
                 if "X" not in keys and len(keys) != 1:
                     raise DataError(f"{path}: holds arrays {keys}; expected one named 'X' "
                                     "or a single array")
-                X = npz["X" if "X" in keys else keys[0]]
-                y = npz["y"] if "X" in keys and "y" in keys else None
+                X = _npz_array(npz, "X" if "X" in keys else keys[0], path)
+                y = _npz_array(npz, "y", path) if "X" in keys and "y" in keys else None
     except DataError:
         raise
     except (ValueError, OSError, EOFError, zlib.error) as e:
         # np.load refuses pickled (object) arrays with a ValueError.
         raise DataError(f"{path}: cannot read: {e}") from None
+    except MemoryError as e:
+        raise MemoryError(f"{path}: {e}") from None
     image_shape = None
     if X.ndim == 3:  # images: (samples, height, width)
         image_shape = (int(X.shape[1]), int(X.shape[2]))
@@ -236,6 +240,34 @@ def read_array_file(path):
     if y is not None:
         y = _check_labels(y, X.shape[0], path)
     return X, y, image_shape
+
+
+def _check_npy_header(f, size, where):
+    """Refuse an .npy stream of ``size`` bytes whose header promises more data.
+
+    np.load allocates what the header says before it reads: a crafted header
+    in a file of a few bytes asked for terabytes.
+    """
+    version = np.lib.format.read_magic(f)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, _, dtype = read_header(f)
+    if dtype.hasobject:
+        return  # np.load refuses it without allow_pickle
+    promised, held = math.prod(shape) * dtype.itemsize, size - f.tell()
+    if promised > held:
+        raise DataError(f"{where}: truncated or corrupt: its header promises an array of "
+                        f"shape {shape} and dtype {dtype} ({promised} bytes), but the file "
+                        f"holds {held} bytes of data")
+
+
+def _npz_array(npz, key, path):
+    member = key + ".npy"
+    if member not in npz.zip.namelist():
+        raise DataError(f"{path}: {key!r} is not an .npy array in the archive")
+    with npz.zip.open(member) as f:
+        _check_npy_header(f, npz.zip.getinfo(member).file_size, f"{path} (array {key!r})")
+    return npz[key]
 
 
 def _read_csv(path):

@@ -1,5 +1,6 @@
 """Tests of npvae.datasets: real data sanity values, named data sets from small files,
 the user's data files, downloads, splits."""
+import errno
 import functools
 import gzip
 import hashlib
@@ -8,6 +9,7 @@ import io
 import os
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -325,6 +327,39 @@ def test_bad_array_files(tmp_path, make, message):
         ds.load_dataset(path)
 
 
+def npy_header(shape, descr="<f8"):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def write_zip(path, member, data):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(member, data)
+
+
+TERABYTES = (1 << 20, 1 << 19)  # 4 TiB of float64
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p / "f.npy").write_bytes(npy_header(TERABYTES) + bytes(64)),
+     r"f.npy: truncated or corrupt: its header promises an array of shape \(1048576, 524288\) "
+     r"and dtype float64 \(4398046511104 bytes\), but the file holds 64 bytes of data"),
+    (lambda p: (p / "f.npy").write_bytes(npy_header((10, 3)) + bytes(8 * 29)),
+     r"f.npy: truncated or corrupt: .*\(240 bytes\), but the file holds 232"),
+    (lambda p: write_zip(p / "f.npz", "X.npy", npy_header(TERABYTES)),
+     r"f.npz \(array 'X'\): truncated or corrupt: .*but the file holds 0 bytes"),
+    (lambda p: write_zip(p / "f.npz", "X", b"1234"),
+     r"f.npz: 'X' is not an .npy array in the archive"),
+])
+def test_array_file_promising_more_than_it_holds(tmp_path, make, message):
+    make(tmp_path)
+    (path,) = tmp_path.iterdir()
+    with pytest.raises(DataError, match=message):
+        ds.load_dataset(path)
+
+
 @pytest.mark.parametrize("bom", ["", "\ufeff"])  # a UTF-8 byte-order mark, as Excel writes
 @pytest.mark.parametrize("header", ["", "a,b,c\n"])
 def test_csv(tmp_path, header, bom):
@@ -517,6 +552,24 @@ def test_download_falls_back_to_next_mirror(tmp_path, server, monkeypatch):
     with pytest.raises(DataError, match="404"):
         ds.download("frey-face", tmp_path / "other")
     assert list((tmp_path / "other" / "frey-face").iterdir()) == []
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
+def test_download_onto_a_full_disk_names_the_path(tmp_path, server, monkeypatch, code):
+    root, url = server
+    serve_frey(root, monkeypatch)
+
+    class FullDisk(io.FileIO):
+        def write(self, b):
+            raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(fd, "wb"))
+    target = tmp_path / "data" / "frey-face" / "frey_rawface.mat"
+    with pytest.raises(OSError, match=f"cannot save {url}/frey-face/frey_rawface.mat: "
+                                      f"{os.strerror(code)}: '{target}'") as info:
+        ds.download("frey-face", tmp_path / "data", mirror=url)
+    assert info.value.errno == code
+    assert list(target.parent.iterdir()) == []  # the partial file is gone
 
 
 def test_download_idx_set_through_env_mirror(tmp_path, server, monkeypatch):
