@@ -155,8 +155,10 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
         One of :data:`DATASETS`, or a path ending in ``.npy``, ``.npz`` or
         ``.csv``.
     data_dir : str or os.PathLike, optional
-        Folder holding one sub-folder per data set (``<data_dir>/mnist/`` ...).
-        Defaults to ``$NPVAE_DATA_DIR``, else ``~/.npvae/data``.
+        Folder holding one sub-folder per data set (``<data_dir>/mnist/`` ...),
+        or the data set's own folder (``.../mnist``): see
+        :func:`resolve_data_dir`. Defaults to ``$NPVAE_DATA_DIR``, else
+        ``~/.npvae/data``.
     download : bool, default False
         Fetch missing files of a named data set (md5-checked). Ignored for
         ``digits`` (bundled with scikit-learn) and for file paths.
@@ -278,12 +280,17 @@ def download(name, data_dir=None, mirror=None, deadline=None):
     return _require(name, list(MD5SUMS[name]), data_dir, True, mirror, deadline)
 
 
-def resolve_data_dir(data_dir=None):
+def resolve_data_dir(data_dir=None, name=None):
     """Return the data folder: ``data_dir``, else ``$NPVAE_DATA_DIR``, else ``~/.npvae/data``.
 
     Parameters
     ----------
     data_dir : str or os.PathLike, optional
+    name : str, optional
+        A data set's name: return that data set's folder instead, which is
+        ``<data folder>/<name>``, or the data folder itself when it is named
+        ``name`` and has no sub-folder ``name`` (so that both ``~/data`` and
+        ``~/data/mnist`` find MNIST).
 
     Returns
     -------
@@ -291,7 +298,12 @@ def resolve_data_dir(data_dir=None):
     """
     if data_dir is None:
         data_dir = os.environ.get("NPVAE_DATA_DIR") or Path.home() / ".npvae" / "data"
-    return Path(data_dir).expanduser()
+    root = Path(data_dir).expanduser()
+    if name is None:
+        return root
+    if root.name == name and not (root / name).is_dir():
+        return root
+    return root / name
 
 
 def train_val_split(X, y=None, val_fraction=0.1, random_state=None):
@@ -430,7 +442,7 @@ def _scale_bytes(a):
 
 def _require(name, files, data_dir, download_missing, mirror, deadline=None):
     """Return local paths of ``files`` of data set ``name``, downloading if asked."""
-    folder = resolve_data_dir(data_dir) / name
+    folder = resolve_data_dir(data_dir, name)
     paths = [_local_file(folder, f) for f in files]
     missing = [f for f, p in zip(files, paths) if p is None]
     if missing and not download_missing:

@@ -437,6 +437,23 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
     assert ds.load_dataset("mnist").X_train.shape == (3, 784)
 
 
+def test_data_dir_may_be_the_data_sets_own_folder(tmp_path, monkeypatch):
+    written = write_fake_mnist(tmp_path / "data" / "mnist", n_train=5, n_test=3)
+    for data_dir in (tmp_path / "data", tmp_path / "data" / "mnist", str(tmp_path / "data/mnist/")):
+        d = ds.load_dataset("mnist", data_dir)
+        assert np.array_equal(d.y_test, written["t10k"][1]), data_dir
+        assert ds.resolve_data_dir(data_dir, "mnist") == tmp_path / "data" / "mnist"
+    monkeypatch.setenv("NPVAE_DATA_DIR", str(tmp_path / "data" / "mnist"))
+    assert ds.load_dataset("mnist").X_train.shape == (5, 784)
+    # Another data set's folder is not taken for this one's.
+    with pytest.raises(MissingDataError, match=str(tmp_path / "data" / "mnist" / "fashion-mnist")):
+        ds.load_dataset("fashion-mnist", tmp_path / "data" / "mnist")
+    # A sub-folder of the same name wins over the folder itself.
+    nested = write_fake_mnist(tmp_path / "data" / "mnist" / "mnist", n_train=4, n_test=2)
+    assert np.array_equal(ds.load_dataset("mnist", tmp_path / "data" / "mnist").y_test,
+                          nested["t10k"][1])
+
+
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
