@@ -190,11 +190,12 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
     - ``binarized-mnist``: Larochelle's train (50000) and test (10000) files;
       the valid split is available through :func:`load_binarized_mnist`.
     - ``frey-face``: no official split exists; the last 10% of the 1965
-      frames (196; in a smaller file, at least 2) are the test set. The frames come from one video, so
-      neighbouring frames are near duplicates: a contiguous tail keeps them
-      out of the test set, which a random split would not.
-      The file must be the published one (its md5 is checked before it is
-      read: SciPy's MAT-file reader is not safe on corrupt files).
+      frames (196; in a smaller file, at least 2) are the test set. The
+      frames come from one video, so neighbouring frames are near
+      duplicates: a contiguous tail keeps them out of the test set, which a
+      random split would not. The file must be the published one (its md5
+      is checked before it is read: SciPy's MAT-file reader is not safe on
+      corrupt files).
     - a ``.npy``/``.npz``/``.csv`` file of 4 rows or more: a fixed-seed
       random 20% (at least 2 rows) is held out as the test set. Values are
       kept as they are (no rescaling), so they may lie outside [0, 1]. An
@@ -413,7 +414,8 @@ def _load_frey(data_dir, download, mirror):
         what = "no variable 'ff'" if ff is None else f"'ff' is {ff.dtype} {ff.shape}"
         raise DataError(f"{path}: {what}, expected uint8 of shape (560, n)")
     if ff.shape[1] < _MIN_FILE_ROWS:
-        raise DataError(f"{path}: {ff.shape[1]} image(s) are too few: need {_MIN_FILE_ROWS} or more")
+        raise DataError(f"{path}: {ff.shape[1]} image(s) are too few: "
+                        f"need {_MIN_FILE_ROWS} or more")
     X = _scale_bytes(ff.T)  # one column per 28x20 image, row-major
     n_test = max(X.shape[0] // 10, _MIN_TEST_ROWS)
     return Dataset("frey-face", X[:-n_test], None, X[-n_test:], None, (28, 20), False)

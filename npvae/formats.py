@@ -1,10 +1,11 @@
 """The file formats npvae reads, each parsed into NumPy arrays.
 
 IDX (MNIST, Fashion-MNIST), Larochelle's ``.amat`` (binarized MNIST) and
-MATLAB MAT-files (Frey faces, read by SciPy) hold the named data sets; ``.npy``, ``.npz``
-and ``.csv`` hold the user's own data. Every reader raises :class:`DataError`
-naming the file when it is corrupt, malformed or of the wrong kind. Where the
-files live and how they are split is :mod:`npvae.datasets`' business.
+MATLAB MAT-files (Frey faces, read by SciPy) hold the named data sets;
+``.npy``, ``.npz`` and ``.csv`` hold the user's own data. Every reader raises
+:class:`DataError` naming the file when it is corrupt, malformed or of the
+wrong kind. Where the files live and how they are split is
+:mod:`npvae.datasets`' business.
 """
 from __future__ import annotations
 
@@ -138,7 +139,8 @@ def read_mat(path):
     dict of str to numpy.ndarray
         Each variable as ``scipy.io.loadmat`` returns it (at least 2-D, in
         MATLAB's dimensions, of its MATLAB class's dtype in native byte
-        order), without the ``__header__``-style entries.
+        order; a sparse one is a SciPy sparse matrix), without the
+        ``__header__``-style entries.
 
     Raises
     ------

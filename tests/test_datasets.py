@@ -246,7 +246,7 @@ def test_frey_face_file_not_as_published_is_not_parsed(tmp_path, monkeypatch):
         raise AssertionError("the file was parsed")
 
     monkeypatch.setattr(ds, "read_mat", parse)
-    with pytest.raises(DataError, match=f"{path}: md5 [0-9a-f]{{32}}, expected .*not the published"):
+    with pytest.raises(DataError, match=f"{path}: md5 [0-9a-f]{{32}}, expected .*not the publ"):
         ds.load_dataset("frey-face", tmp_path)
 
 

@@ -85,7 +85,8 @@ def test_idx_byte_count_must_match(tmp_path, cut, message):
 @pytest.mark.parametrize("shape", [(0, 28, 28), (0,), (3, 0, 28)])
 def test_idx_holding_no_items_is_an_error(tmp_path, shape):
     p = write(tmp_path / "empty.gz", idx_bytes(np.zeros(shape)))
-    with pytest.raises(DataError, match=r"empty.gz: holds no data \(IDX dimensions \(%s" % shape[0]):
+    with pytest.raises(DataError, match=r"empty.gz: holds no data \(IDX dimensions \(%d"
+                                        % shape[0]):
         formats.read_idx(p, ndim=len(shape))
 
 
