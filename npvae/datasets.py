@@ -1,10 +1,10 @@
-"""Data sets for npvae: loading, validation, splitting and binarisation.
+"""Data sets for npvae: the named data sets, where they live, downloads, splits.
 
 Every loader returns a :class:`Dataset` whose ``X`` arrays are float32,
 2-D ``(n_samples, n_features)`` and, for the named data sets, in [0, 1].
-The file formats (IDX, Larochelle's ``.amat``, MATLAB 5 MAT-files) are parsed
-here with NumPy alone, so this module imports nothing else from npvae and
-needs no dependency beyond NumPy and scikit-learn (for the bundled digits).
+Files are located in the data folder, downloaded from a mirror with their
+md5 checked, parsed by :mod:`npvae.formats`, and split into a training and a
+test part; :func:`binarize` draws binary data from probabilities.
 
 Randomness only comes from :class:`numpy.random.Generator` objects passed in
 or built from a seed; the fixed train/test splits use internal seeds so that
@@ -12,27 +12,26 @@ test scores are comparable across runs.
 """
 from __future__ import annotations
 
-import gzip
+import errno
 import hashlib
 import http.client
 import os
-import struct
 import tempfile
-import warnings
-import zlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 import numpy as np
 
+from .formats import ARRAY_FILE_SUFFIXES, DataError, read_amat, read_array_file, read_idx, read_mat
 from .rng import as_generator
 
 __all__ = [
     "DATASETS",
     "MIRRORS",
     "MD5SUMS",
+    "DOWNLOAD_DEADLINE",
     "DataError",
     "MissingDataError",
     "Dataset",
@@ -40,9 +39,6 @@ __all__ = [
     "load_binarized_mnist",
     "download",
     "resolve_data_dir",
-    "read_idx",
-    "read_amat",
-    "read_mat",
     "train_val_split",
     "binarize",
 ]
@@ -84,14 +80,18 @@ MD5SUMS = {
     "frey-face": {"frey_rawface.mat": "5aeb024d42b8a6091f30e5eb18c8a48d"},
 }
 
+#: Seconds one file may take to download from one mirror; then the next mirror
+#: is tried. A mirror that trickles bytes would otherwise hold a download forever.
+DOWNLOAD_DEADLINE = 600.0
+
 # Fixed seeds of the built-in splits: they must not follow the user's seed.
 _DIGITS_SPLIT_SEED = 0
 _FILE_SPLIT_SEED = 0
 _HELD_OUT_FRACTION = 0.2
-
-
-class DataError(ValueError):
-    """A data file or array is corrupt, malformed or of the wrong kind."""
+# A data file's test part has 2+ rows (`npvae train` draws interpolations between
+# test pairs), and its training part 2+ (the CLI splits a validation set off it).
+_MIN_TEST_ROWS = 2
+_MIN_FILE_ROWS = 4
 
 
 class MissingDataError(FileNotFoundError):
@@ -133,6 +133,10 @@ class Dataset:
                                  f"{self.X_train.shape} and {self.X_test.shape}")
             if y is not None and y.shape != (X.shape[0],):
                 raise ValueError(f"{self.name}: y of shape {y.shape} for X of shape {X.shape}")
+        if len(self.X_train) < 2 or len(self.X_test) < 1:
+            raise ValueError(f"{self.name}: {len(self.X_train)} training and {len(self.X_test)} "
+                             "test samples; need 2+ training samples (a validation set is split "
+                             "off them) and 1+ test sample")
         if self.image_shape is not None and np.prod(self.image_shape) != self.X_train.shape[1]:
             raise ValueError(f"{self.name}: image_shape {self.image_shape} does not "
                              f"match {self.X_train.shape[1]} features")
@@ -151,8 +155,10 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
         One of :data:`DATASETS`, or a path ending in ``.npy``, ``.npz`` or
         ``.csv``.
     data_dir : str or os.PathLike, optional
-        Folder holding one sub-folder per data set (``<data_dir>/mnist/`` ...).
-        Defaults to ``$NPVAE_DATA_DIR``, else ``~/.npvae/data``.
+        Folder holding one sub-folder per data set (``<data_dir>/mnist/`` ...),
+        or the data set's own folder (``.../mnist``): see
+        :func:`resolve_data_dir`. Defaults to ``$NPVAE_DATA_DIR``, else
+        ``~/.npvae/data``.
     download : bool, default False
         Fetch missing files of a named data set (md5-checked). Ignored for
         ``digits`` (bundled with scikit-learn) and for file paths.
@@ -184,16 +190,20 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
     - ``binarized-mnist``: Larochelle's train (50000) and test (10000) files;
       the valid split is available through :func:`load_binarized_mnist`.
     - ``frey-face``: no official split exists; the last 10% of the 1965
-      frames (196) are the test set. The frames come from one video, so
-      neighbouring frames are near duplicates: a contiguous tail keeps them
-      out of the test set, which a random split would not.
-    - a ``.npy``/``.npz``/``.csv`` file: a fixed-seed random 20% is held out
-      as the test set. Values are kept as they are (no rescaling), so they
-      may lie outside [0, 1]. An ``.npz`` supplies ``X`` (or its only array)
-      and optional integer labels ``y``; a ``.csv`` is numbers separated by
-      commas, with an optional header row, and has no labels. An ``X`` of
-      shape ``(n, height, width)`` is a set of images: it is flattened, and
-      its ``image_shape`` is ``(height, width)``.
+      frames (196; in a smaller file, at least 2) are the test set. The
+      frames come from one video, so neighbouring frames are near
+      duplicates: a contiguous tail keeps them out of the test set, which a
+      random split would not. The file must be the published one (its md5
+      is checked before it is read: SciPy's MAT-file reader is not safe on
+      corrupt files).
+    - a ``.npy``/``.npz``/``.csv`` file of 4 rows or more: a fixed-seed
+      random 20% (at least 2 rows) is held out as the test set. Values are
+      kept as they are (no rescaling), so they may lie outside [0, 1]. An
+      ``.npz`` supplies ``X`` (or its only array) and optional integer labels
+      ``y``; a ``.csv`` is numbers separated by commas, with an optional
+      header row, and has no labels. An ``X`` of shape ``(n, height, width)``
+      is a set of images: it is flattened, and its ``image_shape`` is
+      ``(height, width)``.
     """
     name = str(name_or_path)
     if name.lower() in DATASETS:
@@ -207,7 +217,7 @@ def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
         if name == "frey-face":
             return _load_frey(data_dir, download, mirror)
         return _load_idx_dataset(name, data_dir, download, mirror)
-    if Path(name).suffix.lower() in (".npy", ".npz", ".csv"):
+    if Path(name).suffix.lower() in ARRAY_FILE_SUFFIXES:
         return _load_file(Path(name))
     raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)} "
                      "or a path to a .npy, .npz or .csv file")
@@ -235,7 +245,7 @@ def load_binarized_mnist(data_dir=None, split="train", download=False, mirror=No
     return read_amat(path)
 
 
-def download(name, data_dir=None, mirror=None):
+def download(name, data_dir=None, mirror=None, deadline=None):
     """Fetch every missing file of a named data set into ``<data_dir>/<name>/``.
 
     Each file is streamed into a temporary file beside its target, its md5
@@ -248,6 +258,10 @@ def download(name, data_dir=None, mirror=None):
         A key of :data:`MIRRORS`.
     data_dir, mirror
         As in :func:`load_dataset`.
+    deadline : float, optional
+        Seconds each file may take from each mirror (checked between reads,
+        so it may overrun by one socket timeout, at most 60 s); defaults to
+        :data:`DOWNLOAD_DEADLINE`. The loaders always use the default.
 
     Returns
     -------
@@ -257,19 +271,27 @@ def download(name, data_dir=None, mirror=None):
     Raises
     ------
     DataError
-        No mirror delivered a file with the right md5.
+        No mirror delivered a file with the right md5 in time; the message
+        names each mirror's URL of the file and what went wrong there.
     """
     if name not in MD5SUMS:
         raise ValueError(f"nothing to download for {name!r}: expected one of {', '.join(MD5SUMS)}")
-    return _require(name, list(MD5SUMS[name]), data_dir, True, mirror)
+    if deadline is not None and not float(deadline) > 0:
+        raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
+    return _require(name, list(MD5SUMS[name]), data_dir, True, mirror, deadline)
 
 
-def resolve_data_dir(data_dir=None):
+def resolve_data_dir(data_dir=None, name=None):
     """Return the data folder: ``data_dir``, else ``$NPVAE_DATA_DIR``, else ``~/.npvae/data``.
 
     Parameters
     ----------
     data_dir : str or os.PathLike, optional
+    name : str, optional
+        A data set's name: return that data set's folder instead, which is
+        ``<data folder>/<name>``, or the data folder itself when it is named
+        ``name`` and has no sub-folder ``name`` (so that both ``~/data`` and
+        ``~/data/mnist`` find MNIST).
 
     Returns
     -------
@@ -277,7 +299,12 @@ def resolve_data_dir(data_dir=None):
     """
     if data_dir is None:
         data_dir = os.environ.get("NPVAE_DATA_DIR") or Path.home() / ".npvae" / "data"
-    return Path(data_dir).expanduser()
+    root = Path(data_dir).expanduser()
+    if name is None:
+        return root
+    if root.name == name and not (root / name).is_dir():
+        return root
+    return root / name
 
 
 def train_val_split(X, y=None, val_fraction=0.1, random_state=None):
@@ -347,197 +374,6 @@ def binarize(X, rng):
 
 
 # --------------------------------------------------------------------------
-# File formats
-
-
-def read_idx(path, ndim=None):
-    """Read an IDX file of unsigned bytes (plain or gzip-compressed).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    ndim : int, optional
-        Expected number of dimensions: 3 for images (magic 0x00000803),
-        1 for labels (magic 0x00000801).
-
-    Returns
-    -------
-    numpy.ndarray
-        uint8 array with the dimensions from the header.
-
-    Raises
-    ------
-    DataError
-        Wrong magic number, or a byte count that does not match the header.
-    """
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DataError(f"{path}: too short for an IDX file ({len(data)} bytes)")
-    magic = int.from_bytes(data[:4], "big")
-    # 0x08 in the third byte means unsigned bytes; the fourth is the rank.
-    if data[:3] != b"\x00\x00\x08" or (ndim is not None and data[3] != ndim):
-        expected = f"0x{0x800 + ndim:08x}" if ndim is not None else "0x000008NN"
-        raise DataError(f"{path}: wrong IDX magic number 0x{magic:08x}, expected {expected}")
-    header = 4 + 4 * data[3]
-    if len(data) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{data[3]}i", data[4:header])
-    if any(d < 0 for d in dims):
-        raise DataError(f"{path}: negative IDX dimensions {dims}")
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
-        raise DataError(f"{path}: {what}: {len(data)} bytes, expected {expected} for dims {dims}")
-    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
-
-
-def read_amat(path, n_features=784):
-    """Read a Larochelle ``.amat`` file of 0/1 values (plain or gzip-compressed).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    n_features : int, default 784
-        Number of values each line must have.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 array of shape ``(n_lines, n_features)``.
-
-    Raises
-    ------
-    DataError
-        A line with the wrong number of values, or a value other than 0 or 1.
-    """
-    data = _read_bytes(path)
-    line_len = 2 * n_features
-    raw = np.frombuffer(data, np.uint8)
-    # Fast path for the exact published layout: "d d ... d\n", one char per digit.
-    if data and raw.size % line_len == 0:
-        rows = raw.reshape(-1, line_len)
-        digits, seps = rows[:, 0::2], rows[:, 1::2]
-        if ((seps[:, :-1] == ord(" ")).all() and (seps[:, -1] == ord("\n")).all()
-                and (digits <= ord("1")).all() and (digits >= ord("0")).all()):
-            return (digits - ord("0")).astype(np.float32)
-    # Slow path: any whitespace; also finds the first bad line for the message.
-    # Line by line, so a large file never becomes millions of token objects.
-    lines = data.rstrip().splitlines()
-    if not lines:
-        raise DataError(f"{path}: no data")
-    out = np.empty((len(lines), n_features), np.float32)
-    for i, line in enumerate(lines):
-        tokens = line.split()
-        if len(tokens) != n_features:
-            raise DataError(f"{path}: line {i + 1} has {len(tokens)} values, expected {n_features}")
-        bad = set(tokens) - {b"0", b"1"}
-        if bad:
-            raise DataError(f"{path}: line {i + 1} has a value other than 0 or 1: "
-                            f"{min(bad).decode(errors='replace')!r}")
-        out[i] = np.frombuffer(b"".join(tokens), np.uint8) - ord("0")
-    return out
-
-
-# MAT-file data types (miXXX) and array classes (mxXXX_CLASS) as NumPy dtypes.
-_MI_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4",
-              7: "f4", 9: "f8", 12: "i8", 13: "u8"}
-_MX_DTYPES = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2",
-              12: "i4", 13: "u4", 14: "i8", 15: "u8"}
-_MI_UINT32, _MI_INT32, _MI_MATRIX, _MI_COMPRESSED = 6, 5, 14, 15
-_MX_COMPLEX_FLAG = 0x0800
-
-
-def read_mat(path):
-    """Read the numeric arrays of a MATLAB 5 (``-v6``/``-v7``) MAT-file.
-
-    A minimal reader for real numeric matrices, compressed or not, in either
-    byte order. Variables of other kinds (char, cell, struct, sparse,
-    complex) are skipped. MATLAB 7.3 files (HDF5) are not supported.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        Each variable with its MATLAB dimensions (at least 2-D), like
-        ``scipy.io.loadmat`` returns it.
-
-    Raises
-    ------
-    DataError
-        Not a MATLAB 5 MAT-file, or a corrupt one.
-    """
-    data = Path(path).read_bytes()
-    order = {b"IM": "little", b"MI": "big"}.get(data[126:128])
-    if len(data) < 128 or order is None:
-        raise DataError(f"{path}: not a MATLAB 5 MAT-file (no 'MI' marker in its header)")
-    version = int.from_bytes(data[124:126], order)
-    if version != 0x0100:
-        raise DataError(f"{path}: unsupported MAT-file version 0x{version:04x} "
-                        "(MATLAB 7.3/HDF5 files are not supported; save with -v7)")
-    arrays = {}
-    pos = 128
-    try:
-        while pos < len(data):
-            mtype, body, pos = _mat_element(data, pos, order)
-            if mtype == _MI_COMPRESSED:
-                mtype, body, _ = _mat_element(zlib.decompress(body), 0, order)
-            if mtype == _MI_MATRIX and body:
-                name, array = _mat_matrix(body, order)
-                if array is not None:
-                    arrays[name] = array
-    except (ValueError, zlib.error) as e:
-        raise DataError(f"{path}: corrupt MAT-file: {e}") from None
-    return arrays
-
-
-def _mat_element(buf, pos, order):
-    """Return ``(type, payload, next_pos)`` of the data element at ``pos``."""
-    if pos + 8 > len(buf):
-        raise DataError(f"truncated element tag at byte {pos}")
-    word = int.from_bytes(buf[pos:pos + 4], order)
-    if word >> 16:
-        # Small data element: size in the upper half, payload in the next 4 bytes.
-        mtype, size = word & 0xFFFF, word >> 16
-        if size > 4:
-            raise DataError(f"small data element of {size} bytes at byte {pos}")
-        return mtype, buf[pos + 4:pos + 4 + size], pos + 8
-    mtype, size = word, int.from_bytes(buf[pos + 4:pos + 8], order)
-    start, end = pos + 8, pos + 8 + size
-    if end > len(buf):
-        raise DataError(f"element at byte {pos} needs {size} bytes, only {len(buf) - start} left")
-    # Elements are padded to 8 bytes, except compressed ones.
-    next_pos = end if mtype == _MI_COMPRESSED else start + -(-size // 8) * 8
-    return mtype, buf[start:end], next_pos
-
-
-def _mat_matrix(body, order):
-    """Decode an miMATRIX payload into ``(name, array)``; array is None if unsupported."""
-    e = "<" if order == "little" else ">"
-    ftype, flags, pos = _mat_element(body, 0, order)
-    dims_type, dims, pos = _mat_element(body, pos, order)
-    _, name, pos = _mat_element(body, pos, order)
-    if ftype != _MI_UINT32 or dims_type != _MI_INT32:
-        raise DataError("miMATRIX without array flags and dimensions")
-    flags = int.from_bytes(flags[:4], order)
-    dims = tuple(int(d) for d in np.frombuffer(dims, e + "i4"))
-    name = name.decode("latin-1")
-    mx_class = flags & 0xFF
-    if mx_class not in _MX_DTYPES or flags & _MX_COMPLEX_FLAG:
-        return name, None
-    rtype, real, _ = _mat_element(body, pos, order)
-    if rtype not in _MI_DTYPES:
-        raise DataError(f"variable {name!r}: unsupported data type {rtype}")
-    values = np.frombuffer(real, e + _MI_DTYPES[rtype])
-    if values.size != np.prod(dims):
-        raise DataError(f"variable {name!r}: {values.size} values for dimensions {dims}")
-    # MATLAB may store e.g. a double array as bytes; the class is what it means.
-    return name, values.astype(_MX_DTYPES[mx_class]).reshape(dims, order="F")
-
-
-# --------------------------------------------------------------------------
 # Loaders of the named data sets
 
 
@@ -571,122 +407,44 @@ def _load_idx_dataset(name, data_dir, download, mirror):
 
 def _load_frey(data_dir, download, mirror):
     (path,) = _require("frey-face", ["frey_rawface.mat"], data_dir, download, mirror)
+    # SciPy's MAT reader can crash on a corrupt file: let it read only the published one.
+    _check_md5(path, MD5SUMS["frey-face"]["frey_rawface.mat"])
     ff = read_mat(path).get("ff")
     if ff is None or ff.dtype != np.uint8 or ff.ndim != 2 or ff.shape[0] != 28 * 20:
         what = "no variable 'ff'" if ff is None else f"'ff' is {ff.dtype} {ff.shape}"
         raise DataError(f"{path}: {what}, expected uint8 of shape (560, n)")
+    if ff.shape[1] < _MIN_FILE_ROWS:
+        raise DataError(f"{path}: {ff.shape[1]} image(s) are too few: "
+                        f"need {_MIN_FILE_ROWS} or more")
     X = _scale_bytes(ff.T)  # one column per 28x20 image, row-major
-    n_test = X.shape[0] // 10
+    n_test = max(X.shape[0] // 10, _MIN_TEST_ROWS)
     return Dataset("frey-face", X[:-n_test], None, X[-n_test:], None, (28, 20), False)
 
 
-_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}  # .npz is a zip archive
-
-
 def _load_file(path):
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    y = None
-    suffix = path.suffix.lower()
-    if suffix in _MAGIC:
-        # np.load picks the format by content, not name: a zip called .npy
-        # came back as an NpzFile, and a file with neither magic got numpy's
-        # advice to load it as a pickle.
-        with open(path, "rb") as f:
-            if f.read(len(_MAGIC[suffix])) != _MAGIC[suffix]:
-                raise DataError(f"{path}: not a {suffix} file (it does not start with "
-                                f"the {suffix} signature)")
-    try:
-        if suffix == ".csv":
-            X = _read_csv(path)
-        elif suffix == ".npy":
-            X = np.load(path, allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as npz:
-                keys = list(npz.keys())
-                if "X" not in keys and len(keys) != 1:
-                    raise DataError(f"{path}: holds arrays {keys}; expected one named 'X' "
-                                    "or a single array")
-                X = npz["X" if "X" in keys else keys[0]]
-                y = npz["y"] if "X" in keys and "y" in keys else None
-    except DataError:
-        raise
-    except (ValueError, OSError, EOFError, zlib.error) as e:
-        # np.load refuses pickled (object) arrays with a ValueError.
-        raise DataError(f"{path}: cannot read: {e}") from None
-    image_shape = None
-    if X.ndim == 3:  # images: (samples, height, width)
-        image_shape = (int(X.shape[1]), int(X.shape[2]))
-        X = X.reshape(X.shape[0], X.shape[1] * X.shape[2])
-    X = _check_features(X, path)
-    if y is not None:
-        y = _check_labels(y, X.shape[0], path)
-    X_tr, X_te, y_tr, y_te = train_val_split(X, y, _HELD_OUT_FRACTION, _FILE_SPLIT_SEED)
+    X, y, image_shape = read_array_file(path)
+    if len(X) < _MIN_FILE_ROWS:
+        raise DataError(f"{path}: {len(X)} row(s) are too few: need {_MIN_FILE_ROWS} or more "
+                        "(2 for the test set, 2 for training and validation)")
+    # From 8 rows on, this is the 20% alone (round(0.2 n) >= 2): those splits are unchanged.
+    fraction = max(_HELD_OUT_FRACTION, _MIN_TEST_ROWS / len(X))
+    X_tr, X_te, y_tr, y_te = train_val_split(X, y, fraction, _FILE_SPLIT_SEED)
     binary = bool(np.all((X == 0) | (X == 1)))
     return Dataset(str(path), X_tr, y_tr, X_te, y_te, image_shape, binary)
-
-
-def _read_csv(path):
-    with open(path, newline="") as f:
-        first = f.readline()
-    try:
-        [float(v) for v in first.split(",")]
-        skip = 0
-    except ValueError:
-        skip = 1  # a header row
-    with warnings.catch_warnings():
-        # An empty file warns; _check_features reports it as an error instead.
-        warnings.simplefilter("ignore", UserWarning)
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-
-
-def _check_features(X, path):
-    if X.dtype.kind not in "biuf":
-        raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
-    if X.ndim != 2:
-        raise DataError(f"{path}: X must be 2-D (samples, features) or 3-D (samples, "
-                        f"height, width), got shape {X.shape}")
-    if X.shape[0] < 2 or X.shape[1] < 1:
-        raise DataError(f"{path}: X of shape {X.shape} is too small (need 2+ rows, 1+ columns)")
-    X = X.astype(np.float32)
-    if not np.isfinite(X).all():
-        raise DataError(f"{path}: X has NaN or infinite values (or values too large for float32)")
-    return X
-
-
-def _check_labels(y, n, path):
-    if y.dtype.kind not in "biuf" or y.shape != (n,):
-        raise DataError(f"{path}: y must be numeric of shape ({n},), got {y.dtype} {y.shape}")
-    if not np.array_equal(y, np.round(y)):
-        raise DataError(f"{path}: y must hold integer class labels")
-    return y.astype(np.int64)
 
 
 def _scale_bytes(a):
     return a.astype(np.float32) / np.float32(255)
 
 
-def _read_bytes(path):
-    """Read a file, gunzipping it when its name ends in .gz."""
-    path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: cannot read: {e}") from None
-
 
 # --------------------------------------------------------------------------
 # Locating and downloading files
 
 
-def _require(name, files, data_dir, download_missing, mirror):
+def _require(name, files, data_dir, download_missing, mirror, deadline=None):
     """Return local paths of ``files`` of data set ``name``, downloading if asked."""
-    folder = resolve_data_dir(data_dir) / name
+    folder = resolve_data_dir(data_dir, name)
     paths = [_local_file(folder, f) for f in files]
     missing = [f for f, p in zip(files, paths) if p is None]
     if missing and not download_missing:
@@ -695,8 +453,19 @@ def _require(name, files, data_dir, download_missing, mirror):
             f"there (from {_mirrors(name, mirror)[0]}), gzipped or not, or pass "
             "download=True (CLI: --download) to fetch them")
     for f in missing:
-        _fetch(name, f, folder, mirror)
+        _fetch(name, f, folder, mirror, deadline)
     return [_local_file(folder, f) for f in files]
+
+
+def _check_md5(path, expected):
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            md5.update(chunk)
+    if md5.hexdigest() != expected:
+        raise DataError(f"{path}: md5 {md5.hexdigest()}, expected {expected}: not the "
+                        "published file (corrupt or replaced); remove it and fetch it "
+                        "again (download=True, CLI: --download)")
 
 
 def _local_file(folder, fname):
@@ -715,28 +484,48 @@ def _mirrors(name, mirror):
     return list(MIRRORS[name])
 
 
-def _fetch(name, fname, folder, mirror):
+class _DeadlinePassed(Exception):
+    pass
+
+
+# Errors of the local disk while a download is written (a socket never has these).
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _fetch(name, fname, folder, mirror, deadline=None):
     """Download one file into ``folder`` after checking its md5."""
     folder.mkdir(parents=True, exist_ok=True)
     expected = MD5SUMS[name][fname]
+    deadline = DOWNLOAD_DEADLINE if deadline is None else float(deadline)
     errors = []
     for base in _mirrors(name, mirror):
         url = base + fname
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
         try:
             md5 = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as out, \
-                    urlopen(Request(url, headers={"User-Agent": "npvae"}), timeout=60) as resp:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
+            stop = time.monotonic() + deadline
+            with os.fdopen(fd, "wb") as out, urlopen(Request(url, headers={"User-Agent": "npvae"}),
+                                                      timeout=min(60.0, deadline)) as resp:
+                # read1 returns what has arrived, so the deadline is checked while bytes trickle.
+                for chunk in iter(lambda: resp.read1(1 << 20), b""):
                     md5.update(chunk)
                     out.write(chunk)
+                    if time.monotonic() > stop:
+                        raise _DeadlinePassed
             if md5.hexdigest() != expected:
                 errors.append(f"{url}: md5 {md5.hexdigest()}, expected {expected}")
                 continue
             os.replace(tmp, folder / fname)
             tmp = None
             return
-        except (OSError, URLError, http.client.HTTPException, ValueError) as e:
+        except _DeadlinePassed:
+            errors.append(f"{url}: timed out: not done after {deadline:g} s")
+        except OSError as e:
+            if e.errno in _DISK_ERRNOS:  # no other mirror can help with a full disk
+                raise OSError(e.errno, f"cannot save {url}: {e.strerror}", str(folder / fname)) \
+                    from None
+            errors.append(f"{url}: {e}")
+        except (http.client.HTTPException, ValueError) as e:
             errors.append(f"{url}: {e}")
         finally:
             if tmp is not None:
