@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from npvae.rng import row_normals
 from npvae import VAE, Autoencoder, losses
+from npvae.rng import row_normals
 
 
 def test_the_deterministic_profile_is_loaded():
