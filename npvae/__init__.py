@@ -5,10 +5,11 @@ docstring, and every gradient is checked by finite differences
 (:mod:`npvae.gradcheck`).
 """
 from . import gradcheck, layers, losses
+from .conditional import ConditionalVAE
 from .layers import reparameterize, reparameterize_backward
 from .models import VAE, Autoencoder
 from .optimizers import SGD, Adam
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "Autoencoder", "Adam", "SGD", "reparameterize",
+__all__ = ["VAE", "Autoencoder", "ConditionalVAE", "Adam", "SGD", "reparameterize",
            "reparameterize_backward", "gradcheck", "layers", "losses"]

@@ -9,8 +9,10 @@ A checkpoint is two files beside each other:
   name, the hyper-parameters (``get_params()``), ``n_features_in_``,
   ``n_iter_``, Adam's step count and hyper-parameters, the state of the
   random generator ``rng_``, ``history_``, the name, shape and dtype of
-  every array, the SHA-256 of the ``.npz`` and ``extra`` (the CLI's
-  per-epoch ``metrics``).
+  every array, the SHA-256 of the ``.npz``, ``extra`` (the CLI's
+  per-epoch ``metrics``) and, for a model with ``init_args()`` (the
+  conditional VAE's ``classes_``), what ``initialize`` needs beyond
+  ``n_features``.
 
 Both files are built in full, then renamed into place, the ``.npz`` first;
 a save that fails (an error, a Ctrl-C) puts the previous ``.npz`` back, so
@@ -168,6 +170,9 @@ def save_checkpoint(model, path, extra=None):
         "npz_sha256": hashlib.sha256(data).hexdigest(),
         "extra": extra if extra is not None else {},
     }
+    if hasattr(model, "init_args"):
+        # What initialize needs beyond n_features (a conditional VAE's classes).
+        meta["init_args"] = model.init_args()
     # Checked as a load would, so that no checkpoint is saved that cannot load.
     _check_extra(json_path, meta["extra"], meta["n_iter_"])
     try:
@@ -368,6 +373,8 @@ def _check_metadata(meta, json_path):
           isinstance(digest, str) and re.fullmatch("[0-9a-f]{64}", digest) is not None,
           "a SHA-256 in hex", digest)
     _check_extra(json_path, meta.get("extra", {}), n_iter)
+    _need(json_path, "init_args", isinstance(meta.get("init_args", {}), dict), "an object",
+          meta.get("init_args"))
 
 
 def _check_extra(json_path, extra, n_iter):
@@ -394,9 +401,11 @@ def _restore(meta, json_path, npz_path):
     if isinstance(params["hidden_dims"], list):
         params["hidden_dims"] = tuple(params["hidden_dims"])
     try:
-        model = cls(**params).initialize(meta["n_features_in_"])
+        model = cls(**params).initialize(meta["n_features_in_"], **meta.get("init_args", {}))
     except (ValueError, TypeError, OverflowError, MemoryError) as e:
-        _fail(json_path, f"'params' and 'n_features_in_' do not build a {cls.__name__}: {e}")
+        given = ("'params', 'n_features_in_' and 'init_args'" if "init_args" in meta
+                 else "'params' and 'n_features_in_'")
+        _fail(json_path, f"{given} do not build a {cls.__name__}: {e}")
 
     data = npz_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != meta["npz_sha256"]:
