@@ -1,0 +1,31 @@
+"""Smoke-run demos/conditional.py in its fast mode (as tests/test_demos.py
+does for the other demos): it must finish, write its figure and print
+numbers that make sense."""
+import math
+import re
+import runpy
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Ranges any model, even one trained for three epochs, must land in; a
+# decoder that ignored the label would be recognised about 10 % of the time.
+RANGES = {"classifier_test_accuracy": (0.93, 1.0), "cvae_test_elbo_nats": (-40, -15),
+          "sample_accuracy": (0.3, 1.0), "transfer_accuracy": (0.3, 1.0),
+          **{f"sample_accuracy_class_{c}": (0.0, 1.0) for c in range(10)}}
+
+
+def test_conditional_demo_runs_fast_and_prints_sane_numbers(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["conditional.py", "--fast", "--out", str(tmp_path)])
+    monkeypatch.syspath_prepend(str(ROOT / "demos"))
+    runpy.run_path(str(ROOT / "demos" / "conditional.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    numbers = {name: float(value) for name, value in
+               re.findall(r"^(\w+) = (\S+)$", out, flags=re.M)}
+    assert set(numbers) == set(RANGES), out
+    assert all(math.isfinite(v) for v in numbers.values()), out
+    for name, (low, high) in RANGES.items():
+        assert low <= numbers[name] <= high, (name, numbers[name])
+    size = (tmp_path / "conditional.png").stat().st_size
+    assert 1000 < size < 150_000
