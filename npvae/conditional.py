@@ -199,6 +199,7 @@ class ConditionalVAE(VAE):
         self
         """
         X = self._validate_fit_data(X)
+        y = self._labels_array(y)        # once, not every epoch
         self._initialize(X.shape[1], X, self._fit_labels(y, X))
         for _ in range(self.epochs):
             self.fit_epoch(X, y)

@@ -9,7 +9,9 @@ import pickle
 
 import numpy as np
 import pytest
+from sklearn.exceptions import DataConversionWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import npvae.conditional
@@ -198,6 +200,20 @@ def test_fit_transform_is_fit_then_transform():
     kw = dict(latent_dim=2, hidden_dims=(8,), epochs=2, random_state=0)
     assert np.array_equal(ConditionalVAE(**kw).fit_transform(X, Y),
                           ConditionalVAE(**kw).fit(X, Y).transform(X, Y))
+
+
+def test_model_selection_scores_with_the_labels(digits):
+    # GridSearchCV passes each held-out fold's labels to score(X, y).
+    search = GridSearchCV(ConditionalVAE(hidden_dims=(16,), epochs=3, random_state=0),
+                          {"latent_dim": [1, 3]}, cv=2).fit(digits.X_train, digits.y_train)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.sample(2, 5).shape == (2, 64)
+
+
+def test_a_column_of_labels_warns_once():
+    with pytest.warns(DataConversionWarning) as record:
+        ConditionalVAE(hidden_dims=(4,), epochs=3).fit(X, Y[:, None])
+    assert len(record) == 1
 
 
 def test_what_the_x_only_checks_ask_holds_with_labels(fitted):
