@@ -21,7 +21,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from npvae import VAE, cli, plots
+from npvae import VAE, cli, plots, runs
 from npvae.checkpoints import load_checkpoint
 
 TINY = ["--hidden", "8", "--batch-size", "128", "--epochs", "2"]
@@ -73,7 +73,7 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def no_figures(monkeypatch):
     """Skip drawing in tests about other things: figures are the slow part."""
-    monkeypatch.setattr(cli, "_draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_train_writes_a_complete_run_folder(trained):
     model = VAE.load(trained)
     assert model.n_iter_ == 2 and model.hidden_dims == (8,)
     # The last validation row is the final model's ELBO terms on the validation split.
-    X_val = cli._load_splits(json.loads((trained / "config.json").read_text()))[1]
+    X_val = runs.load_splits(json.loads((trained / "config.json").read_text()))[1]
     log_px, kl = model.elbo_terms(X_val, random_state=0)
     assert float(rows[-1]["val_recon"]) == pytest.approx(-np.mean(log_px), rel=1e-6)
     assert float(rows[-1]["val_kl"]) == pytest.approx(np.mean(kl), rel=1e-6)
@@ -215,7 +215,7 @@ def test_ctrl_c_in_an_epoch_keeps_the_last_whole_epoch(tmp_path, capsys, monkeyp
 
 
 def test_ctrl_c_while_saving_saves_the_finished_epoch(tmp_path, capsys, monkeypatch, no_figures):
-    real = cli.save_checkpoint
+    real = runs.save_checkpoint
 
     def interrupted_at_epoch_2(model, path, extra=None):
         if model.n_iter_ == 2 and not hasattr(interrupted_at_epoch_2, "done"):
@@ -223,7 +223,7 @@ def test_ctrl_c_while_saving_saves_the_finished_epoch(tmp_path, capsys, monkeypa
             raise KeyboardInterrupt
         return real(model, path, extra)
 
-    monkeypatch.setattr(cli, "save_checkpoint", interrupted_at_epoch_2)
+    monkeypatch.setattr(runs, "save_checkpoint", interrupted_at_epoch_2)
     code, _, err = run(capsys, "train", *TINY, "--epochs", "4", "--out", tmp_path / "B")
     assert code == 130 and "saved at epoch 2" in err
     model, extra = load_checkpoint(tmp_path / "B", return_extra=True)
@@ -234,7 +234,7 @@ def test_ctrl_c_is_held_back_until_the_block_is_done():
     before = signal.getsignal(signal.SIGINT)
     done = []
     with pytest.raises(KeyboardInterrupt):
-        with cli._ctrl_c_deferred():
+        with runs.ctrl_c_deferred():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)  # the signal has arrived by now
             done.append("the checkpoint is written")
