@@ -43,7 +43,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------- option types
-def _int_at_least(low):
+#: Largest layer width, latent size or count of a figure: far above what a
+#: NumPy VAE trains, far below sizes NumPy cannot even allocate.
+MAX_SIZE = 1_000_000
+
+
+def _int_at_least(low, high=None):
     def parse(text):
         try:
             value = int(text)
@@ -51,8 +56,16 @@ def _int_at_least(low):
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
         return value
     return parse
+
+
+def _path(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _float_in(low, inclusive):
@@ -80,6 +93,8 @@ def _hidden(text):
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive widths such as 400 or 200,200 "
             f"('none' for a linear model), got {text!r}")
+    if max(widths) > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"each width must be <= {MAX_SIZE}, got {text}")
     return widths
 
 
@@ -94,9 +109,9 @@ def _parser():
                        description="Train a VAE; writes config.json, metrics.csv, "
                        "checkpoints/ and figures/ into the run folder. Options left out "
                        "take the defaults shown.")
-    t.add_argument("--dataset", help=f"one of {', '.join(DATASETS)}, or a .npy/.npz/.csv "
+    t.add_argument("--dataset", type=_path, help=f"one of {', '.join(DATASETS)}, or a .npy/.npz/.csv "
                    f"file (default {DEFAULTS['dataset']})")
-    t.add_argument("--data-dir", help="folder with one sub-folder per data set "
+    t.add_argument("--data-dir", type=_path, help="folder with one sub-folder per data set "
                    "(default $NPVAE_DATA_DIR, else ~/.npvae/data)")
     t.add_argument("--download", action="store_true",
                    help="fetch missing data files (md5-checked)")
@@ -105,11 +120,11 @@ def _parser():
                    "(data in [0, 1])")
     t.add_argument("--epochs", type=_int_at_least(0), help="total epochs (default 100 for "
                    "digits, else 10); with --resume, the new total")
-    t.add_argument("--batch-size", type=_int_at_least(1),
+    t.add_argument("--batch-size", type=_int_at_least(1, MAX_SIZE),
                    help=f"default {DEFAULTS['batch_size']}")
     t.add_argument("--lr", dest="learning_rate", type=_float_in(0, False), metavar="LR",
                    help=f"Adam's step size (default {DEFAULTS['learning_rate']})")
-    t.add_argument("--latent-dim", type=_int_at_least(1),
+    t.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE),
                    help=f"default {DEFAULTS['latent_dim']}")
     t.add_argument("--hidden", dest="hidden_dims", type=_hidden, metavar="WIDTHS",
                    help="encoder widths, e.g. 400 or 200,200; 'none' for linear "
@@ -125,17 +140,17 @@ def _parser():
     t.add_argument("--dtype", choices=DTYPES, help=f"default {DEFAULTS['dtype']}")
     t.add_argument("--seed", type=_int_at_least(0),
                    help=f"seeds everything; same seed, same bits (default {DEFAULTS['seed']})")
-    t.add_argument("--out", help="run folder (default runs/<dataset>-vae, numbered if taken)")
+    t.add_argument("--out", type=_path, help="run folder (default runs/<dataset>-vae, numbered if taken)")
     t.add_argument("--force", action="store_true",
                    help="replace the run folder given by --out if it exists")
-    t.add_argument("--resume", metavar="RUN",
+    t.add_argument("--resume", metavar="RUN", type=_path,
                    help="continue RUN from its checkpoint (only --epochs and --data-dir "
                    "may change)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set")
     _run_arguments(e)
-    e.add_argument("--k", type=_int_at_least(1), default=1000,
+    e.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=1000,
                    help="importance samples per example (default 1000)")
     e.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seed of the Monte Carlo estimates (default 0)")
@@ -143,30 +158,30 @@ def _parser():
 
     s = sub.add_parser("sample", help="draw a grid of samples from the prior")
     _run_arguments(s, figure=True)
-    s.add_argument("--n", type=_int_at_least(1), default=100, help="number of samples")
+    s.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=100, help="number of samples")
     s.add_argument("--seed", type=_int_at_least(0), default=0)
     s.set_defaults(func=cmd_sample)
 
     r = sub.add_parser("reconstruct", help="draw test images above their reconstructions")
     _run_arguments(r, figure=True)
-    r.add_argument("--n", type=_int_at_least(1), default=20, help="number of test images")
+    r.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=20, help="number of test images")
     r.set_defaults(func=cmd_reconstruct)
 
     i = sub.add_parser("interpolate", help="draw interpolations between test images")
     _run_arguments(i, figure=True)
-    i.add_argument("--pairs", type=_int_at_least(1), default=8)
-    i.add_argument("--steps", type=_int_at_least(2), default=8)
+    i.add_argument("--pairs", type=_int_at_least(1, MAX_SIZE), default=8)
+    i.add_argument("--steps", type=_int_at_least(2, MAX_SIZE), default=8)
     i.set_defaults(func=cmd_interpolate)
 
     g = sub.add_parser("gradcheck", help="check a small float64 VAE's gradients "
                        "by central differences; exit status 1 on failure")
-    g.add_argument("--latent-dim", type=_int_at_least(1), default=2)
+    g.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE), default=2)
     g.add_argument("--hidden", dest="hidden_dims", type=_hidden, default=[8], metavar="WIDTHS")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh",
                    help="default tanh (smooth; ReLU's kinks can fail a check)")
     g.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli")
-    g.add_argument("--features", type=_int_at_least(1), default=10)
-    g.add_argument("--samples", type=_int_at_least(1), default=16)
+    g.add_argument("--features", type=_int_at_least(1, MAX_SIZE), default=10)
+    g.add_argument("--samples", type=_int_at_least(1, MAX_SIZE), default=16)
     g.add_argument("--seed", type=_int_at_least(0), default=0)
     g.add_argument("--threshold", type=_float_in(0, False), default=1e-6,
                    help="largest relative error that passes (default 1e-6)")
@@ -175,10 +190,10 @@ def _parser():
 
 
 def _run_arguments(p, figure=False):
-    p.add_argument("run", metavar="RUN", help="run folder (or a checkpoint file in it)")
-    p.add_argument("--data-dir", help="where the run's data set is, if it has moved")
+    p.add_argument("run", metavar="RUN", type=_path, help="run folder (or a checkpoint file in it)")
+    p.add_argument("--data-dir", type=_path, help="where the run's data set is, if it has moved")
     if figure:
-        p.add_argument("--out", help="PNG path (default RUN/figures/<figure>.png)")
+        p.add_argument("--out", type=_path, help="PNG path (default RUN/figures/<figure>.png)")
 
 
 # ---------------------------------------------------------------- train
@@ -198,7 +213,7 @@ def cmd_train(args):
         DEFAULT_EPOCHS.get(config["dataset"], 10)
     if config["data_dir"] is not None:
         config["data_dir"] = str(Path(config["data_dir"]).resolve())
-    out = Path(args.out) if args.out else runs.default_run_dir(config["dataset"])
+    out = Path(args.out) if args.out else None
     return runs.create(config, out, force=args.force, download=args.download)
 
 
@@ -223,6 +238,9 @@ def _open_run(args):
 
 def _figure_path(args, run, name):
     path = Path(args.out) if args.out else run / "figures" / name
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "
+                         f"such as {path / name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -234,6 +252,13 @@ def _test_data(args, config):
 def cmd_evaluate(args):
     run, config, model = _open_run(args)
     X = _test_data(args, config)
+    if not isinstance(model, VAE):
+        # No prior, so no ELBO, KL or IWAE: only the reconstruction term.
+        print(f"{run}: a {type(model).__name__} (no prior: no ELBO, KL, active units or "
+              f"IWAE), epoch {model.n_iter_}, test set of {config['dataset']}: "
+              f"{X.shape[0]} examples, {X.shape[1]} features")
+        print(f"reconstruction -log p(x|dec(enc(x))) {-np.mean(model.score_samples(X)):.3f} nats")
+        return 0
     log_px, kl = model.elbo_terms(X, random_state=args.seed)
     per_dim = kl_per_dimension(model, X)
     units = active_units(model, X)
@@ -251,10 +276,13 @@ def cmd_evaluate(args):
     return 0
 
 
-def _figure_command(args, name, draw):
+def _figure_command(args, name, draw, draw_samples=False):
     """Open RUN, draw one figure with ``draw(model, config, shape, path)``
     and print its path."""
     run, config, model = _open_run(args)
+    if draw_samples and not isinstance(model, VAE):
+        raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
+                         "sample from; train a VAE to sample")
     shape = runs.image_shape(config, required=True)
     print(draw(model, config, shape, _figure_path(args, run, name)))
     return 0
@@ -262,7 +290,8 @@ def _figure_command(args, name, draw):
 
 def cmd_sample(args):
     return _figure_command(args, "samples.png", lambda model, config, shape, path: (
-        plots.plot_samples(model.sample(args.n, random_state=args.seed), shape, path)))
+        plots.plot_samples(model.sample(args.n, random_state=args.seed), shape, path)),
+        draw_samples=True)
 
 
 def cmd_reconstruct(args):

@@ -411,6 +411,14 @@ def test_figure_verbs_print_the_path(copy_of, tmp_path, capsys, verb, name, extr
     assert_png(target)
 
 
+@pytest.mark.parametrize("verb", ["sample", "reconstruct", "interpolate"])
+def test_figure_verbs_refuse_a_folder_as_out(copy_of, tmp_path, capsys, verb):
+    before = snapshot(tmp_path)
+    assert_usage_error(run(capsys, verb, copy_of, "--out", tmp_path),
+                       f"--out {tmp_path} is a folder; give the path of a PNG file")
+    assert snapshot(tmp_path) == before
+
+
 def test_gradcheck_passes_and_prints_the_table(capsys):
     code, out, _ = run(capsys, "gradcheck")
     assert code == 0
@@ -449,8 +457,15 @@ def test_gradcheck_fails_on_a_planted_bug(capsys, monkeypatch):
     (["evaluate", "--k", "0", "x"], "argument --k"),
     (["evaluate", "no-such-run"], "no-such-run is not an npvae run folder"),
     (["gradcheck", "--threshold", "-1"], "argument --threshold"),
-    (["train", "--hidden", "100000000000"], "Unable to allocate"),
-    (["gradcheck", "--latent-dim", "10000000000000"], "Unable to allocate"),
+    (["train", "--hidden", str(10**30)], "argument --hidden: each width must be <= 1000000"),
+    (["train", "--hidden", "100000000000"], "each width must be <= 1000000"),
+    (["train", "--latent-dim", str(10**30)], "argument --latent-dim: must be <= 1000000"),
+    (["gradcheck", "--latent-dim", "10000000000000"], "must be <= 1000000"),
+    (["sample", "x", "--n", str(10**12)], "argument --n: must be <= 1000000"),
+    (["train", "--out", ""], "argument --out: must not be empty"),
+    (["train", "--resume", " "], "argument --resume: must not be empty"),
+    (["train", "--dataset", ""], "argument --dataset: must not be empty"),
+    (["evaluate", ""], "argument RUN: must not be empty"),
 ])
 def test_nonsense_options(tmp_path, monkeypatch, capsys, argv, fragment):
     monkeypatch.chdir(tmp_path)
@@ -472,7 +487,7 @@ def test_existing_run_is_never_overwritten_without_force(copy_of, tmp_path, caps
     other.mkdir()
     (other / "precious.txt").write_text("keep")
     assert_usage_error(run(capsys, "train", *TINY, "--out", other, "--force"),
-                       "not an npvae run folder; refusing")
+                       "not an npvae run folder (no config.json", "refusing to replace it even")
     assert (other / "precious.txt").read_text() == "keep"
 
 
