@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, plots, runs
+from . import __version__, plots, recipes, runs
 from .checkpoints import load_checkpoint
 from .datasets import DATASETS, DataError
 from .evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
@@ -24,13 +24,13 @@ from .models import DTYPES, LIKELIHOODS, VAE
 
 __all__ = ["main"]
 
-#: Defaults of ``npvae train``, chosen so that a bare ``npvae train`` on the
-#: bundled digits finishes in seconds and can draw the 2-D manifold.
-DEFAULTS = {"dataset": "digits", "data_dir": None, "binarize": False, "seed": 0,
-            "latent_dim": 2, "hidden_dims": [128], "activation": "relu",
-            "likelihood": "bernoulli", "beta": 1.0, "kl_warmup": 0.0, "batch_size": 32,
-            "learning_rate": 1e-3, "dtype": "float32"}
-DEFAULT_EPOCHS = {"digits": 100}  # 10 for every other data set
+#: Defaults of ``npvae train`` that no recipe sets; the data set's recipe
+#: (npvae.recipes) gives the rest.  A bare ``npvae train`` trains the
+#: bundled digits in seconds and can draw the 2-D manifold.
+DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
+            "kl_warmup": 0.0, "dtype": "float32", "obs_var": None}
+#: Option names of the config keys whose names differ.
+_FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden"}
 
 
 class _UsageError(ValueError):
@@ -108,38 +108,44 @@ def _parser():
     t = sub.add_parser("train", help="train a VAE and write a run folder",
                        description="Train a VAE; writes config.json, metrics.csv, "
                        "checkpoints/ and figures/ into the run folder. Options left out "
-                       "take the defaults shown.")
-    t.add_argument("--dataset", type=_path, help=f"one of {', '.join(DATASETS)}, or a .npy/.npz/.csv "
-                   f"file (default {DEFAULTS['dataset']})")
+                       "take the data set's recipe (listed in npvae/recipes.py and the "
+                       "README) or the defaults shown; the settings used are printed first.")
+    t.add_argument("--dataset", type=_path, help=f"one of {', '.join(DATASETS)}, or a "
+                   f".npy/.npz/.csv file (default: {DEFAULTS['dataset']})")
     t.add_argument("--data-dir", type=_path, help="folder with one sub-folder per data set "
-                   "(default $NPVAE_DATA_DIR, else ~/.npvae/data)")
+                   "(default: $NPVAE_DATA_DIR, else ~/.npvae/data)")
     t.add_argument("--download", action="store_true",
                    help="fetch missing data files (md5-checked)")
-    t.add_argument("--binarize", action="store_const", const=True,
+    t.add_argument("--binarize", action=argparse.BooleanOptionalAction,
                    help="dynamic binarisation: draw 0/1 pixels anew each epoch "
-                   "(data in [0, 1])")
-    t.add_argument("--epochs", type=_int_at_least(0), help="total epochs (default 100 for "
-                   "digits, else 10); with --resume, the new total")
+                   "(data in [0, 1]) (default: the recipe's, on for mnist)")
+    t.add_argument("--epochs", type=_int_at_least(0), help="total epochs; with --resume, "
+                   "the new total (default: the recipe's, e.g. 100 for digits, 10 for a file)")
     t.add_argument("--batch-size", type=_int_at_least(1, MAX_SIZE),
-                   help=f"default {DEFAULTS['batch_size']}")
+                   help="examples per step (default: the recipe's)")
     t.add_argument("--lr", dest="learning_rate", type=_float_in(0, False), metavar="LR",
-                   help=f"Adam's step size (default {DEFAULTS['learning_rate']})")
+                   help="Adam's step size (default: the recipe's)")
     t.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE),
-                   help=f"default {DEFAULTS['latent_dim']}")
+                   help="dimension of z (default: the recipe's)")
     t.add_argument("--hidden", dest="hidden_dims", type=_hidden, metavar="WIDTHS",
                    help="encoder widths, e.g. 400 or 200,200; 'none' for linear "
-                   f"(default {','.join(map(str, DEFAULTS['hidden_dims']))})")
+                   "(default: the recipe's)")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS),
-                   help=f"default {DEFAULTS['activation']}")
+                   help="hidden layers' activation (default: the recipe's)")
     t.add_argument("--likelihood", choices=LIKELIHOODS,
-                   help=f"default {DEFAULTS['likelihood']}")
+                   help="p(x|z) (default: the recipe's)")
+    t.add_argument("--obs-var", type=_float_in(0, False), metavar="VAR",
+                   help="Gaussian likelihood: a fixed noise variance sigma^2 instead of a "
+                   "learned one (default: learned)")
     t.add_argument("--beta", type=_float_in(0, True),
-                   help=f"weight of the KL term (default {DEFAULTS['beta']})")
+                   help=f"weight of the KL term (default: {DEFAULTS['beta']})")
     t.add_argument("--kl-warmup", type=_float_in(0, True), metavar="EPOCHS",
-                   help="epochs over which the KL weight rises from 0 to beta (default 0)")
-    t.add_argument("--dtype", choices=DTYPES, help=f"default {DEFAULTS['dtype']}")
+                   help=f"epochs over which the KL weight rises from 0 to beta "
+                   f"(default: {DEFAULTS['kl_warmup']:g})")
+    t.add_argument("--dtype", choices=DTYPES,
+                   help=f"floating-point type of the model (default: {DEFAULTS['dtype']})")
     t.add_argument("--seed", type=_int_at_least(0),
-                   help=f"seeds everything; same seed, same bits (default {DEFAULTS['seed']})")
+                   help=f"seeds everything; same seed, same bits (default: {DEFAULTS['seed']})")
     t.add_argument("--out", type=_path, help="run folder (default runs/<dataset>-vae, numbered if taken)")
     t.add_argument("--force", action="store_true",
                    help="replace the run folder given by --out if it exists")
@@ -200,27 +206,48 @@ def _run_arguments(p, figure=False):
 def cmd_train(args):
     if args.resume:
         return _resume(args)
-    config = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)
-              for k in DEFAULTS}
-    # load_dataset takes names in any case; one spelling keeps the default
-    # epochs and run-folder name the same for DIGITS as for digits.
-    if config["dataset"].lower() in DATASETS:
-        config["dataset"] = config["dataset"].lower()
+    dataset = args.dataset if args.dataset is not None else DEFAULTS["dataset"]
+    # load_dataset takes names in any case; one spelling keeps the recipe
+    # and run-folder name the same for DIGITS as for digits.
+    if dataset.lower() in DATASETS:
+        dataset = dataset.lower()
     # Absolute paths, so that the run can be evaluated from any folder.
-    elif Path(config["dataset"]).exists():
-        config["dataset"] = str(Path(config["dataset"]).resolve())
-    config["epochs"] = args.epochs if args.epochs is not None else \
-        DEFAULT_EPOCHS.get(config["dataset"], 10)
+    elif Path(dataset).exists():
+        dataset = str(Path(dataset).resolve())
+    recipe = recipes.recipe(dataset)
+    config = {**DEFAULTS, **recipe, "dataset": dataset}
+    given = [k for k in config if k != "dataset" and getattr(args, k) is not None]
+    config.update({k: getattr(args, k) for k in given})
+    if config["obs_var"] is not None and config["likelihood"] != "gaussian":
+        raise ValueError("--obs-var is the noise variance of --likelihood gaussian; "
+                         f"the likelihood here is {config['likelihood']}")
     if config["data_dir"] is not None:
         config["data_dir"] = str(Path(config["data_dir"]).resolve())
+    print(_settings(config, given, "recipe" if dataset in recipes.RECIPES else
+                    "settings for a data file"), flush=True)
     out = Path(args.out) if args.out else None
     return runs.create(config, out, force=args.force, download=args.download)
 
 
+def _settings(config, given, source):
+    """One line of the settings a run trains with, as options."""
+    hidden = ",".join(map(str, config["hidden_dims"])) or "none"
+    noise = "" if config["likelihood"] != "gaussian" else \
+        f" --obs-var {config['obs_var']:g}" if config["obs_var"] else " (noise variance learned)"
+    line = (f"settings: --likelihood {config['likelihood']}{noise} --activation "
+            f"{config['activation']} --hidden {hidden} --latent-dim {config['latent_dim']} "
+            f"--epochs {config['epochs']} --batch-size {config['batch_size']} --lr "
+            f"{config['learning_rate']:g}{' --binarize' if config['binarize'] else ''} "
+            f"--seed {config['seed']}")
+    name = Path(config["dataset"]).name
+    flags = ", ".join("--" + _FLAGS.get(k, k).replace("_", "-") for k in given)
+    return f"{line} ({name} {source}{'; given: ' + flags if flags else ''})"
+
+
 def _resume(args):
-    flags = {"learning_rate": "lr", "hidden_dims": "hidden"}
-    given = [flags.get(k, k).replace("_", "-") for k in (*DEFAULTS, "out")
-             if k != "data_dir" and getattr(args, k) is not None]
+    keys = (*DEFAULTS, *recipes.FILE_RECIPE, "out")
+    given = [_FLAGS.get(k, k).replace("_", "-") for k in keys
+             if k not in ("data_dir", "epochs") and getattr(args, k) is not None]
     given += [k for k in ("force", "download") if getattr(args, k)]
     if given:
         names = ", ".join(f"--{k}" for k in given)

@@ -125,6 +125,8 @@ _CONFIG_SCHEMA = {
     "learning_rate": (True, lambda v: _is_number(v, 0, False), "a finite number > 0"),
     "dtype": (True, lambda v: v in DTYPES, f"one of {list(DTYPES)}"),
     "binarize": (False, lambda v: isinstance(v, bool), "true or false"),
+    "obs_var": (False, lambda v: v is None or _is_number(v, 0, False),
+                "null or a finite number > 0"),
     "data_dir": (False, lambda v: v is None or isinstance(v, str), "a path or null"),
     "n_features": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
     "image_shape": (False, lambda v: v is None or (isinstance(v, list) and len(v) == 2 and
@@ -319,6 +321,7 @@ def model_params(config):
     """The VAE's constructor arguments for a run's config."""
     params = {k: config[k] for k in MODEL_KEYS}
     params["hidden_dims"] = tuple(params["hidden_dims"])
+    params["obs_var"] = config.get("obs_var")  # runs before --obs-var have none
     return dict(params, epochs=config["epochs"], random_state=config["seed"])
 
 

@@ -21,7 +21,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from npvae import VAE, cli, plots, runs
+from npvae import VAE, cli, plots, recipes, runs
 from npvae.checkpoints import load_checkpoint
 
 TINY = ["--hidden", "8", "--batch-size", "128", "--epochs", "2"]
@@ -120,7 +120,12 @@ def test_bare_npvae_train_learns_the_digits_and_draws(tmp_path, monkeypatch, cap
     assert code == 0, err
     run_dir = tmp_path / "runs" / "digits-vae"
     config = json.loads((run_dir / "config.json").read_text())
-    assert {k: config[k] for k in cli.DEFAULTS} == cli.DEFAULTS and config["epochs"] == 100
+    # The settings before the recipes: the README's numbers come from them.
+    digits = {"dataset": "digits", "data_dir": None, "binarize": False, "seed": 0,
+              "latent_dim": 2, "hidden_dims": [128], "activation": "relu",
+              "likelihood": "bernoulli", "beta": 1.0, "kl_warmup": 0.0, "batch_size": 32,
+              "learning_rate": 1e-3, "dtype": "float32", "epochs": 100, "obs_var": None}
+    assert {k: config[k] for k in digits} == digits
     with open(run_dir / "metrics.csv") as f:
         val = [float(r["val_loss"]) for r in csv.DictReader(f)]
     assert len(val) == 100 and val[-1] < 26.0 < 30.0 < val[0]
@@ -152,7 +157,7 @@ def test_default_run_folder_is_numbered_never_overwritten(tmp_path, monkeypatch,
 def test_a_data_set_name_in_capitals_is_the_same_data_set(tmp_path, monkeypatch, capsys,
                                                           no_figures):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(cli.DEFAULT_EPOCHS, "digits", 1)  # 10 for other data sets
+    monkeypatch.setitem(recipes.RECIPES["digits"], "epochs", 1)  # 10 for a file
     code, _, err = run(capsys, "train", "--dataset", "DIGITS", "--hidden", "8")
     assert code == 0, err
     config = json.loads((tmp_path / "runs" / "digits-vae" / "config.json").read_text())
