@@ -42,6 +42,17 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends each option's default to its help, unless the help says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and "default" not in text
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
+            text += " (default: %(default)s)"
+        return text
+
+
 # ---------------------------------------------------------------- option types
 #: Largest layer width, latent size or count of a figure: far above what a
 #: NumPy VAE trains, far below sizes NumPy cannot even allocate.
@@ -101,11 +112,13 @@ def _hidden(text):
 # ---------------------------------------------------------------- the parser
 def _parser():
     parser = _Parser(prog="npvae", description="A Variational Autoencoder in NumPy: "
-                     "train, evaluate, draw and gradient-check.")
+                     "train, evaluate, draw and gradient-check. 'npvae COMMAND --help' "
+                     "lists a command's options.")
     parser.add_argument("--version", action="version", version=f"npvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a VAE and write a run folder",
+                       formatter_class=_HelpFormatter,
                        description="Train a VAE; writes config.json, metrics.csv, "
                        "checkpoints/ and figures/ into the run folder. Options left out "
                        "take the data set's recipe (listed in npvae/recipes.py and the "
@@ -146,60 +159,83 @@ def _parser():
                    help=f"floating-point type of the model (default: {DEFAULTS['dtype']})")
     t.add_argument("--seed", type=_int_at_least(0),
                    help=f"seeds everything; same seed, same bits (default: {DEFAULTS['seed']})")
-    t.add_argument("--out", type=_path, help="run folder (default runs/<dataset>-vae, numbered if taken)")
+    t.add_argument("--out", type=_path,
+                   help="run folder (default: runs/<dataset>-vae, numbered if taken)")
     t.add_argument("--force", action="store_true",
-                   help="replace the run folder given by --out if it exists")
+                   help="replace the run folder given by --out if it exists (only a run "
+                   "folder npvae wrote, never the working folder or a parent)")
     t.add_argument("--resume", metavar="RUN", type=_path,
-                   help="continue RUN from its checkpoint (only --epochs and --data-dir "
-                   "may change)")
+                   help="continue RUN from its checkpoint, or complete what a crash left "
+                   "out of a finished one; only --epochs and --data-dir may be given "
+                   "with it (default: a new run)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set")
+    e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set",
+                       formatter_class=_HelpFormatter)
     _run_arguments(e)
     e.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=1000,
-                   help="importance samples per example (default 1000)")
+                   help="importance samples per example")
     e.add_argument("--seed", type=_int_at_least(0), default=0,
-                   help="seed of the Monte Carlo estimates (default 0)")
+                   help="seed of the Monte Carlo estimates")
     e.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("sample", help="draw a grid of samples from the prior")
-    _run_arguments(s, figure=True)
-    s.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=100, help="number of samples")
-    s.add_argument("--seed", type=_int_at_least(0), default=0)
+    s = sub.add_parser("sample", help="draw a grid of samples from the prior into "
+                       "RUN/figures/samples-seed<SEED>.png", formatter_class=_HelpFormatter)
+    _run_arguments(s, "samples-seed<SEED>.png")
+    s.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=100,
+                   help="number of samples")
+    s.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the samples")
     s.set_defaults(func=cmd_sample)
 
-    r = sub.add_parser("reconstruct", help="draw test images above their reconstructions")
-    _run_arguments(r, figure=True)
-    r.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=20, help="number of test images")
+    r = sub.add_parser("reconstruct", help="draw test images above their reconstructions "
+                       "into RUN/figures/reconstructions-n<N>.png",
+                       formatter_class=_HelpFormatter)
+    _run_arguments(r, "reconstructions-n<N>.png")
+    r.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=20,
+                   help="number of test images (the first of the test set)")
     r.set_defaults(func=cmd_reconstruct)
 
-    i = sub.add_parser("interpolate", help="draw interpolations between test images")
-    _run_arguments(i, figure=True)
-    i.add_argument("--pairs", type=_int_at_least(1, MAX_SIZE), default=8)
-    i.add_argument("--steps", type=_int_at_least(2, MAX_SIZE), default=8)
+    i = sub.add_parser("interpolate", help="draw interpolations between test images into "
+                       "RUN/figures/interpolations-<PAIRS>x<STEPS>.png",
+                       formatter_class=_HelpFormatter)
+    _run_arguments(i, "interpolations-<PAIRS>x<STEPS>.png")
+    i.add_argument("--pairs", type=_int_at_least(1, MAX_SIZE), default=8,
+                   help="number of pairs of test images, one row each")
+    i.add_argument("--steps", type=_int_at_least(2, MAX_SIZE), default=8,
+                   help="images per row, both ends included")
     i.set_defaults(func=cmd_interpolate)
 
     g = sub.add_parser("gradcheck", help="check a small float64 VAE's gradients "
-                       "by central differences; exit status 1 on failure")
-    g.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE), default=2)
-    g.add_argument("--hidden", dest="hidden_dims", type=_hidden, default=[8], metavar="WIDTHS")
+                       "by central differences; exit status 1 on failure",
+                       formatter_class=_HelpFormatter)
+    g.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE), default=2,
+                   help="dimension of z")
+    g.add_argument("--hidden", dest="hidden_dims", type=_hidden, default=[8], metavar="WIDTHS",
+                   help="encoder widths, e.g. 8 or 8,6; 'none' for linear (default: 8)")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh",
-                   help="default tanh (smooth; ReLU's kinks can fail a check)")
-    g.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli")
-    g.add_argument("--features", type=_int_at_least(1, MAX_SIZE), default=10)
-    g.add_argument("--samples", type=_int_at_least(1, MAX_SIZE), default=16)
-    g.add_argument("--seed", type=_int_at_least(0), default=0)
+                   help="hidden layers' activation (tanh is smooth; ReLU's kinks can fail "
+                   "a check)")
+    g.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli", help="p(x|z)")
+    g.add_argument("--features", type=_int_at_least(1, MAX_SIZE), default=10,
+                   help="features of the random data checked on")
+    g.add_argument("--samples", type=_int_at_least(1, MAX_SIZE), default=16,
+                   help="rows of the random data checked on")
+    g.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seeds the model, the data and the noise")
     g.add_argument("--threshold", type=_float_in(0, False), default=1e-6,
-                   help="largest relative error that passes (default 1e-6)")
+                   help="largest relative error that passes")
     g.set_defaults(func=cmd_gradcheck)
     return parser
 
 
-def _run_arguments(p, figure=False):
-    p.add_argument("run", metavar="RUN", type=_path, help="run folder (or a checkpoint file in it)")
-    p.add_argument("--data-dir", type=_path, help="where the run's data set is, if it has moved")
+def _run_arguments(p, figure=None):
+    p.add_argument("run", metavar="RUN", type=_path,
+                   help="run folder (or a checkpoint file in it)")
+    p.add_argument("--data-dir", type=_path, help="where the run's data set is, if it has "
+                   "moved (default: where it was trained from)")
     if figure:
-        p.add_argument("--out", type=_path, help="PNG path (default RUN/figures/<figure>.png)")
+        p.add_argument("--out", type=_path, help=f"PNG file to write (default: "
+                       f"RUN/figures/{figure}, beside the figures train drew)")
 
 
 # ---------------------------------------------------------------- train
@@ -316,18 +352,18 @@ def _figure_command(args, name, draw, draw_samples=False):
 
 
 def cmd_sample(args):
-    return _figure_command(args, "samples.png", lambda model, config, shape, path: (
+    return _figure_command(args, f"samples-seed{args.seed}.png", lambda model, config, shape, path: (
         plots.plot_samples(model.sample(args.n, random_state=args.seed), shape, path)),
         draw_samples=True)
 
 
 def cmd_reconstruct(args):
-    return _figure_command(args, "reconstructions.png", lambda model, config, shape, path: (
+    return _figure_command(args, f"reconstructions-n{args.n}.png", lambda model, config, shape, path: (
         runs.draw_reconstructions(model, _test_data(args, config), shape, path, args.n)))
 
 
 def cmd_interpolate(args):
-    return _figure_command(args, "interpolations.png", lambda model, config, shape, path: (
+    return _figure_command(args, f"interpolations-{args.pairs}x{args.steps}.png", lambda model, config, shape, path: (
         runs.draw_interpolations(model, _test_data(args, config), shape, path,
                                  args.pairs, args.steps)))
 

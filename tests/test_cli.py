@@ -1,6 +1,7 @@
 """Tests of the ``npvae`` command, run in-process through ``main(argv)``
 (which returns the exit status), plus subprocesses for the entry point
 and a real Ctrl-C."""
+import argparse
 import csv
 import functools
 import gzip
@@ -399,21 +400,45 @@ def test_evaluate_prints_what_the_library_computes(trained, capsys, monkeypatch)
 
 
 @pytest.mark.parametrize("verb, name, extra", [
-    ("sample", "samples.png", ["--n", "25"]),
-    ("reconstruct", "reconstructions.png", ["--n", "10"]),
-    ("interpolate", "interpolations.png", ["--pairs", "3", "--steps", "5"]),
+    ("sample", "samples-seed3.png", ["--n", "25", "--seed", "3"]),
+    ("reconstruct", "reconstructions-n10.png", ["--n", "10"]),
+    ("interpolate", "interpolations-3x5.png", ["--pairs", "3", "--steps", "5"]),
 ])
 def test_figure_verbs_print_the_path(copy_of, tmp_path, capsys, verb, name, extra):
-    (copy_of / "figures" / name).unlink()
+    drawn_by_train = snapshot(copy_of / "figures")
     code, out, err = run(capsys, verb, copy_of, *extra)
     assert code == 0, err
     assert out == f"{copy_of / 'figures' / name}\n"
     assert_png(copy_of / "figures" / name)
+    # The figures train drew are left as they were, under their own names.
+    assert {k: v for k, v in snapshot(copy_of / "figures").items()
+            if k.name != name} == drawn_by_train
     target = tmp_path / "elsewhere" / "f.png"
     code, out, _ = run(capsys, verb, copy_of / "checkpoints" / "epoch-0002.json", *extra,
                        "--out", target)
     assert code == 0 and out == f"{target}\n"
     assert_png(target)
+
+
+def test_every_option_has_help_that_shows_its_default():
+    parser = cli._parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == {"train", "evaluate", "sample", "reconstruct",
+                                     "interpolate", "gradcheck"}
+    checked = 0
+    for name, sub in commands.choices.items():
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            text = formatter._get_help_string(action) if action.help else ""
+            assert len(text) > 5, f"{name} {action.dest} has no help"
+            if action.option_strings and action.nargs != 0:  # a flag is off by default
+                assert "default" in text, f"{name} {action.option_strings} hides its default"
+                checked += 1
+    assert checked >= 30
+    assert "--n N number of samples (default: 100)" in \
+        " ".join(commands.choices["sample"].format_help().split())
 
 
 @pytest.mark.parametrize("verb", ["sample", "reconstruct", "interpolate"])
