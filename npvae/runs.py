@@ -171,7 +171,7 @@ def _foreign_entries(run):
             found.append(folder)
             continue
         for entry in folder.iterdir():
-            if not sub and entry.name in _OWN_FILES and entry.name:
+            if not sub and entry.name in _OWN_FILES:
                 continue  # a sub-folder, checked in its turn
             temp = _TEMP_FILE.fullmatch(entry.name)
             name = temp["name"] if temp else entry.name
@@ -234,14 +234,14 @@ def check_out(out, force):
         return
     if out.is_symlink() or not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder; choose another --out")
-    if not any(out.iterdir()):
-        if not force:
-            raise ValueError(f"{out} already exists (empty); pass --force to train into it")
-        return
     here = Path.cwd().resolve()
     if out.resolve() == here or out.resolve() in here.parents:
         raise ValueError(f"{out} is the working folder or one of its parents; npvae never "
                          "replaces it, even with --force: choose another --out")
+    if not any(out.iterdir()):
+        if not force:
+            raise ValueError(f"{out} already exists (empty); pass --force to train into it")
+        return
     try:
         read_config(out)
     except (ValueError, OSError):

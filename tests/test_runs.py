@@ -90,6 +90,14 @@ def test_force_never_replaces_the_working_folder_or_a_parent(copy_of, capsys, mo
     assert snapshot(copy_of) == before
 
 
+def test_an_empty_working_folder_is_not_a_run_folder_either(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for force in ([], ["--force"]):
+        assert_usage_error(run(capsys, "train", *TINY, "--out", ".", *force),
+                           "is the working folder")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_force_replaces_an_npvae_run(copy_of, capsys, drawn):
     (copy_of / "figures").mkdir(exist_ok=True)
     (copy_of / "figures" / "samples.png").write_bytes(b"old")
