@@ -280,7 +280,6 @@ def _new_folder(out, dataset, force):
     with lock(out):
         if not created:
             check_out(out, force)  # what is there now that no one else writes
-            _remove_temp_files(out)
             for entry in out.iterdir():
                 if entry.name != LOCK_NAME:
                     (shutil.rmtree if entry.is_dir() else os.unlink)(entry)
