@@ -5,6 +5,12 @@ against plain NumPy or central differences, so executing it tests those
 functions as the student sees them; and it is stored with its outputs, so
 that it renders on a code host.  Needs the ``test`` extra (nbclient,
 nbformat, ipykernel); without it these tests skip.
+
+After editing the notebook, store its outputs again from a clean run::
+
+    python -c "import nbclient, nbformat; nb = nbformat.read('docs/tutorial.ipynb', 4); \
+    nbclient.NotebookClient(nb, kernel_name='python3', record_timing=False).execute(); \
+    nbformat.write(nb, 'docs/tutorial.ipynb')"
 """
 from pathlib import Path
 
