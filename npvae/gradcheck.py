@@ -109,6 +109,11 @@ class GradcheckReport:
         self.rows = rows
 
     @property
+    def errors(self):
+        """The relative error of each parameter, by name."""
+        return {name: err for name, *_, err in self.rows}
+
+    @property
     def max_error(self):
         """The largest relative error over all parameters."""
         return max(err for *_, err in self.rows)

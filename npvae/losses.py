@@ -64,7 +64,8 @@ def bernoulli_log_likelihood_fast(x, logits):
 
     :math:`\log(1 + e_d)` is formed as ``log(1 + e)``, not ``log1p(e)``:
     with :math:`e_d \le 1` both are exact to one unit of rounding of 1 (the
-    loss is a sum of such terms), and NumPy's ``log1p`` costs ~7 ``log`` s.
+    loss is a sum of such terms), and ``log`` is the faster
+    (benchmarks/README.md).
     """
     a = np.abs(logits)
     relu_sum = 0.5 * (logits.sum(axis=-1) + a.sum(axis=-1))

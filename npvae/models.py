@@ -45,13 +45,27 @@ def _check_int(name, value, low):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-def _refuse_non_finite(loss, parameters):
+def _refuse_non_finite(terms, parameters):
     """Raise FloatingPointError when the loss or a gradient is not finite:
     one Adam step with it (inf / inf) would leave NaN parameters."""
-    problem = None if math.isfinite(loss) else f"the loss is {loss}"
+    problem = None
+    if not math.isfinite(terms["loss"]):
+        parts = ", ".join(f"{key} {value}" for key, value in terms.items() if key != "loss")
+        problem = f"the loss is {terms['loss']} ({parts})"
     problem = problem or parameters.gradient_error()
     if problem is not None:
         raise FloatingPointError(problem)
+
+
+def _finite(values, what):
+    """``values``, or a ValueError when some entry is NaN or infinite (an
+    input far outside what the model was trained on, or parameters that a
+    diverged fit left huge)."""
+    if not np.isfinite(values).all():
+        raise ValueError(f"{what} is not finite for some rows: the model's "
+                         f"computation overflowed (inputs far outside the training "
+                         f"data's range, or parameters a diverged fit left huge)")
+    return values
 
 
 class _BaseAutoencoder(TransformerMixin, BaseEstimator):
@@ -287,6 +301,13 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             try:
                 terms = self._train_batch(xb, self.n_iter_ + (i + 1) / n_batches)
             except FloatingPointError as problem:
+                if self.optimizer_.t == 0:
+                    raise FloatingPointError(
+                        f"the first training step is not finite: {problem}, at the "
+                        f"initial parameters, so the data or the hyper-parameters "
+                        f"cause it, not the learning rate (largest |x| in the batch "
+                        f"{float(np.abs(xb).max()):.4g}; standardise the data, or "
+                        f"check obs_var and beta)") from None
                 raise FloatingPointError(
                     f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "
                     f"{problem}; the parameters are left as they were before this "
@@ -333,7 +354,9 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         ndarray of shape (n_samples, n_features)
         """
         Z = self.check_codes(Z)
-        return self._batched(lambda z: self.likelihood_.mean(self.decoder_.forward(z)), Z)
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+            means = self._batched(lambda z: self.likelihood_.mean(self.decoder_.forward(z)), Z)
+        return _finite(means, "decode(Z)")
 
     def inverse_transform(self, Z):
         """Same as :meth:`decode`: codes back to data space."""
@@ -507,7 +530,7 @@ class VAE(_BaseAutoencoder):
                                grad_logvar + (beta / n) * kl_logvar, input_grad=False)
         # Update: Adam on all parameters as one vector.
         if optimizer is not None:
-            _refuse_non_finite(loss, self.parameters_)
+            _refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
             optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": loss, "recon": recon, "kl": kl}
 
@@ -588,12 +611,20 @@ class VAE(_BaseAutoencoder):
 
     def reparameterize(self, mu, logvar, random_state=None):
         r""":math:`z = \mu + \sigma \odot \varepsilon` with fresh noise
-        (from ``random_state``, or the model's own ``rng_``)."""
-        check_is_fitted(self)
+        (from ``random_state``, or the model's own ``rng_``).
+
+        ``mu`` and ``logvar`` are checked like codes: shape (n_samples,
+        latent_dim), finite; a ``logvar`` so large that :math:`\sigma`
+        overflows is an error.
+        """
+        mu, logvar = self.check_codes(mu), self.check_codes(logvar)
+        if mu.shape != logvar.shape:
+            raise ValueError(f"mu and logvar must have the same shape, got {mu.shape} "
+                             f"and {logvar.shape}")
         rng = self.rng_ if random_state is None else as_generator(random_state)
-        mu = np.asarray(mu, dtype=self.dtype)
-        return reparameterize(mu, np.asarray(logvar, dtype=self.dtype),
-                              rng.standard_normal(mu.shape, dtype=self.dtype))
+        with np.errstate(over="ignore"):    # reported by _finite
+            z = reparameterize(mu, logvar, rng.standard_normal(mu.shape, dtype=self.dtype))
+        return _finite(z, "reparameterize(mu, logvar)")
 
     def sample(self, n_samples=1, random_state=None):
         r"""Decode draws from the prior: :math:`z \sim N(0, I)`, returning the
@@ -634,7 +665,9 @@ class VAE(_BaseAutoencoder):
         """
         X = self.check_data(X)
         eps = row_normals(X, self.latent_dim, random_state, self.dtype)
-        return self._batched(self._elbo_terms, X, eps)
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+            log_px, kl = self._batched(self._elbo_terms, X, eps)
+        return _finite(log_px, "log p(x|z)"), _finite(kl, "the KL term")
 
     def score_samples(self, X):
         r"""ELBO per example, :math:`\log p(x \mid z) - \mathrm{KL}` with
@@ -699,7 +732,7 @@ class Autoencoder(_BaseAutoencoder):
         grad_code = self.decoder_.backward(grad_out)
         self.encoder_.backward(grad_code, input_grad=False)
         if optimizer is not None:
-            _refuse_non_finite(recon, self.parameters_)
+            _refuse_non_finite({"loss": recon, "recon": recon}, self.parameters_)
             optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": recon, "recon": recon}
 
@@ -731,7 +764,8 @@ class Autoencoder(_BaseAutoencoder):
         r""":math:`\log p(x \mid \mathrm{dec}(\mathrm{enc}(x)))` per example, in
         nats. Not a bound on :math:`\log p(x)`: the Autoencoder has no prior."""
         X = self.check_data(X)
-        return self._batched(self._log_px, X)
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+            return _finite(self._batched(self._log_px, X), "log p(x | dec(enc(x)))")
 
 
 def load_model(path, return_extra=False):

@@ -2,15 +2,14 @@
 numbers the demos print hang together."""
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from npvae import VAE
 from npvae.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
 
 
 @pytest.fixture(scope="module")
-def trained():
-    X = load_digits().data[:500] / 16.0
+def trained(digits):
+    X = digits[0][:500]
     vae = VAE(latent_dim=6, hidden_dims=(32,), epochs=20, batch_size=32,
               learning_rate=3e-3, dtype="float64", random_state=0).fit(X[:400])
     return vae, X[400:]

@@ -269,7 +269,7 @@ def test_a_check_at_a_kink_is_detected_and_fails():
     first["b"][0] = -(X[0] @ first["W"][:, 0])
     report, crossed = check_away_from_kinks(vae, X, rng(7).standard_normal((X.shape[0], 2)))
     assert crossed
-    assert dict((name, err) for name, *_, err in report.rows)["encoder.0.b"] > BIG
+    assert report.errors["encoder.0.b"] > BIG
 
 
 def test_check_model_uses_a_subset_for_large_parameters():
@@ -382,7 +382,7 @@ def test_check_model_catches_scaled_activation_backward(monkeypatch):
                         lambda self, g: 1.01 * g * (1 - self._y ** 2))
     report = check_model(small_vae(), data("bernoulli"))
     assert report.max_error > BIG
-    errors = dict((name, err) for name, *_, err in report.rows)
+    errors = report.errors
     assert errors["decoder.2.W"] <= TOL  # no tanh between it and the loss
 
 
@@ -390,7 +390,7 @@ def test_check_model_catches_dropped_kl(monkeypatch):
     monkeypatch.setattr(losses, "kl_standard_normal_backward",
                         lambda mu, logvar: (np.zeros_like(mu), np.zeros_like(logvar)))
     report = check_model(small_vae(), data("bernoulli"))
-    errors = dict((name, err) for name, *_, err in report.rows)
+    errors = report.errors
     assert errors["mu.b"] > BIG and errors["logvar.b"] > BIG
     assert errors["decoder.0.W"] <= TOL
 
@@ -400,7 +400,7 @@ def test_check_model_catches_missing_half_in_reparameterize(monkeypatch):
     monkeypatch.setattr(npvae.models, "reparameterize_backward",
                         lambda g, logvar, eps: (g, g * np.exp(0.5 * logvar) * eps))
     report = check_model(small_vae(), data("bernoulli"))
-    errors = dict((name, err) for name, *_, err in report.rows)
+    errors = report.errors
     assert errors["logvar.b"] > BIG and errors["mu.b"] <= TOL
 
 
@@ -416,7 +416,7 @@ def test_check_model_catches_wrong_obs_logvar_gradient(monkeypatch):
     monkeypatch.setattr(losses, "gaussian_log_likelihood_backward",
                         lambda x, m, lv: (original(x, m, lv)[0], 2 * original(x, m, lv)[1]))
     report = check_model(small_vae(likelihood="gaussian"), data("gaussian"))
-    errors = dict((name, err) for name, *_, err in report.rows)
+    errors = report.errors
     assert errors["obs_logvar"] > BIG and errors["decoder.0.b"] <= TOL
 
 

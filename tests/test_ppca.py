@@ -10,7 +10,6 @@ between the two.
 import numpy as np
 import pytest
 from scipy.linalg import subspace_angles
-from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
 from npvae import VAE
@@ -20,8 +19,8 @@ K = 10
 
 
 @pytest.fixture(scope="module")
-def fitted():
-    X = load_digits().data / 16.0
+def fitted(digits):
+    X = digits[0]
     pca = PCA(n_components=K).fit(X)
     vae = VAE(latent_dim=K, hidden_dims=(), likelihood="gaussian", obs_var=None,
               epochs=300, batch_size=64, learning_rate=0.02, lr_schedule="cosine",
