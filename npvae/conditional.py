@@ -20,7 +20,7 @@ from . import losses
 from .checkpoints import register_estimators
 from .layers import GaussianEncoder, mlp, reparameterize, reparameterize_backward
 from .likelihoods import make_likelihood
-from .models import FLAT, VAE, _check_int, _refuse_non_finite
+from .models import FLAT, VAE, _check_int, _finite, _refuse_non_finite
 from .optimizers import Adam, learning_rate_at
 from .rng import as_generator, row_normals
 
@@ -229,6 +229,13 @@ class ConditionalVAE(VAE):
             try:
                 terms = self._train_batch(xb, yb, self.n_iter_ + (i + 1) / n_batches)
             except FloatingPointError as problem:
+                if self.optimizer_.t == 0:
+                    raise FloatingPointError(
+                        f"the first training step is not finite: {problem}, at the "
+                        f"initial parameters, so the data or the hyper-parameters "
+                        f"cause it, not the learning rate (largest |x| in the batch "
+                        f"{float(np.abs(xb).max()):.4g}; standardise the data, or "
+                        f"check obs_var and beta)") from None
                 raise FloatingPointError(
                     f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "
                     f"{problem}; the parameters are left as they were before this "
@@ -292,7 +299,7 @@ class ConditionalVAE(VAE):
                                grad_logvar + (beta / n) * kl_logvar, input_grad=False)
         # Update: Adam on all parameters as one vector.
         if optimizer is not None:
-            _refuse_non_finite(loss, self.parameters_)
+            _refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
             optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": loss, "recon": recon, "kl": kl}
 
@@ -354,9 +361,13 @@ class ConditionalVAE(VAE):
         ndarray of shape (n_samples, n_features)
         """
         Z = self.check_codes(Z)
-        Y = self.onehot(y, Z.shape[0])
-        return self._batched(
-            lambda z, t: self.likelihood_.mean(self.decoder_.forward(join(z, t))), Z, Y)
+        return self._decoded(Z, self.onehot(y, Z.shape[0]))
+
+    def _decoded(self, Z, Y):
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+            means = self._batched(
+                lambda z, t: self.likelihood_.mean(self.decoder_.forward(join(z, t))), Z, Y)
+        return _finite(means, "decode(Z, y)")
 
     def inverse_transform(self, Z, y=None):
         """Same as :meth:`decode`: codes back to data space."""
@@ -381,9 +392,8 @@ class ConditionalVAE(VAE):
         _check_int("n_samples", n_samples, 1)
         Y = self.onehot(y, n_samples)       # checked before any draw
         rng = self.rng_ if random_state is None else as_generator(random_state)
-        Z = rng.standard_normal((n_samples, self.latent_dim), dtype=self.dtype)
-        return self._batched(
-            lambda z, t: self.likelihood_.mean(self.decoder_.forward(join(z, t))), Z, Y)
+        return self._decoded(rng.standard_normal((n_samples, self.latent_dim),
+                                                 dtype=self.dtype), Y)
 
     def elbo_terms(self, X, y=None, random_state=0):
         r"""The two terms of the conditional ELBO per example, in nats:
@@ -393,7 +403,9 @@ class ConditionalVAE(VAE):
         X = self.check_data(X)
         Y = self.onehot(y, X.shape[0])
         eps = row_normals(X, self.latent_dim, random_state, self.dtype)
-        return self._batched(self._elbo_terms, X, Y, eps)
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+            log_px, kl = self._batched(self._elbo_terms, X, Y, eps)
+        return _finite(log_px, "log p(x|z,y)"), _finite(kl, "the KL term")
 
     def score_samples(self, X, y=None):
         r"""Conditional ELBO per example, :math:`\log p(x \mid z, y) -

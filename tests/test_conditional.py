@@ -92,7 +92,7 @@ def test_check_catches_a_split_that_takes_the_wrong_columns(monkeypatch):
     # The label's columns passed on as dL/dz: a plausible slip.
     monkeypatch.setattr(npvae.conditional, "join_backward",
                         lambda g, m: (g[:, -m:], g[:, :-m]))
-    errors = {name: err for name, *_, err in checked(small_cvae()).rows}
+    errors = checked(small_cvae()).errors
     assert errors["mu.b"] > BIG and errors["logvar.b"] > BIG
     assert errors["decoder.0.W"] <= TOL      # the decoder's own gradients are untouched
 
@@ -108,13 +108,15 @@ def test_train_step_loss_is_the_row_by_row_loss():
 
 # ------------------------------------------------------------ known answer
 @pytest.fixture(scope="module")
-def digits():
+def digits_dataset():
+    """The digits in [0, 1] with npvae.datasets' fixed train/test split."""
     return load_dataset("digits")
 
 
-def test_samples_of_each_class_are_recognised_as_that_class(digits):
+def test_samples_of_each_class_are_recognised_as_that_class(digits_dataset):
     """A classifier of real digits labels the model's samples of each class
     as that class at least 90 % of the time (about 1.5 s)."""
+    digits = digits_dataset
     clf = LogisticRegression(max_iter=2000).fit(digits.X_train, digits.y_train)
     assert clf.score(digits.X_test, digits.y_test) > 0.95
     model = ConditionalVAE(latent_dim=4, hidden_dims=(64,), epochs=60, learning_rate=3e-3,
@@ -185,6 +187,24 @@ def test_label_counts_and_types_are_checked(fitted):
         ConditionalVAE().initialize(12, classes=[1, 1, 2])
 
 
+def test_no_silent_inf_or_nan():
+    model = ConditionalVAE(likelihood="gaussian", hidden_dims=(8,), epochs=2,
+                           random_state=0).fit(X, Y)
+    with pytest.raises(ValueError, match=r"decode\(Z, y\) is not finite"):
+        model.decode(np.full((2, 2), 3e38), "cat")
+    with pytest.raises(ValueError, match=r"log p\(x\|z,y\) is not finite"):
+        model.score(X * 1e10, Y)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_step_that_is_not_finite_is_refused_naming_its_terms():
+    with pytest.raises(FloatingPointError, match=r"first training step .* \(recon inf"):
+        ConditionalVAE(likelihood="gaussian", obs_var=1e-45, epochs=1).fit(X, Y)
+    model = ConditionalVAE(learning_rate=10, epochs=5, random_state=0)
+    with pytest.raises(FloatingPointError, match="diverged at epoch"):
+        model.fit(X, Y)
+
+
 def test_sample_takes_one_label_or_one_per_sample(fitted):
     one = fitted.sample(3, "dog", random_state=1)
     each = fitted.sample(3, ["dog", "dog", "dog"], random_state=1)
@@ -202,7 +222,8 @@ def test_fit_transform_is_fit_then_transform():
                           ConditionalVAE(**kw).fit(X, Y).transform(X, Y))
 
 
-def test_model_selection_scores_with_the_labels(digits):
+def test_model_selection_scores_with_the_labels(digits_dataset):
+    digits = digits_dataset
     # GridSearchCV passes each held-out fold's labels to score(X, y).
     search = GridSearchCV(ConditionalVAE(hidden_dims=(16,), epochs=3, random_state=0),
                           {"latent_dim": [1, 3]}, cv=2).fit(digits.X_train, digits.y_train)
