@@ -93,6 +93,14 @@ class Bernoulli:
         r""":math:`\mathbb{E}[x \mid \ell] = \sigma(\ell)`, the pixel probabilities."""
         return sigmoid(logits)
 
+    @staticmethod
+    def output_for_mean(mean):
+        r"""The logits whose mean is ``mean``: :math:`\ell = \log\frac{m}{1 - m}`,
+        with :math:`m` clipped to [0.001, 0.999] so that the logits stay
+        within :math:`\pm 6.9`."""
+        m = np.clip(mean, 0.001, 0.999)
+        return np.log(m) - np.log1p(-m)
+
 
 class Gaussian:
     r"""Gaussian data around the decoder's output :math:`m`, with one
@@ -179,6 +187,11 @@ class Gaussian:
     def mean(self, out):
         r""":math:`\mathbb{E}[x \mid m] = m`."""
         return out
+
+    @staticmethod
+    def output_for_mean(mean):
+        """The decoder output whose mean is ``mean``: ``mean`` itself."""
+        return mean
 
 
 def _mean_feature_variance(X, block=4096):

@@ -84,9 +84,16 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
         "dtype": [StrOptions(set(DTYPES))],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "output_bias_init": [StrOptions({"zeros", "data"})],
         "random_state": "no_validation",     # npvae.rng.as_generator checks it
         "verbose": ["verbose"],
     }
+    # Hyper-parameters newer than the checkpoint format: a checkpoint that
+    # lacks one was written before it existed, with its default's behaviour.
+    _params_added_later = ("beta_1", "beta_2", "epsilon", "output_bias_init")
 
     def _check_params(self):
         """Validate the hyper-parameters; return ``hidden_dims`` as a tuple."""
@@ -204,7 +211,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         self._tie_parameters()
         if X is not None:
             self.likelihood_.start_from(X)
-        self.optimizer_ = Adam(learning_rate=self.learning_rate)
+            if self.output_bias_init == "data":
+                # The decoder then starts at the data's mean image.
+                mean = X.mean(axis=0, dtype=np.float64)
+                self.decoder_.layers[-1].params["b"][...] = self.likelihood_.output_for_mean(mean)
+        self.optimizer_ = Adam(learning_rate=self.learning_rate, beta1=self.beta_1,
+                               beta2=self.beta_2, eps=self.epsilon)
         self.n_iter_ = 0
         self.history_ = []
         return self
@@ -420,6 +432,13 @@ class VAE(_BaseAutoencoder):
         Adam's step size.
     lr_schedule : {"constant", "cosine"}, default="constant"
         ``"cosine"`` decays the step size to 0 over ``epochs``.
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's decay rates of the first and second moments and its
+        :math:`\epsilon` (the names of scikit-learn's ``MLPClassifier``).
+    output_bias_init : {"zeros", "data"}, default="zeros"
+        ``"data"`` starts the decoder's output bias where the decoder's mean
+        is the training data's mean per feature (Bernoulli: the logit of the
+        pixel means, clipped to [0.001, 0.999]), as Burda et al. do.
     dtype : {"float32", "float64"}, default="float32"
         float32 for speed, float64 for gradient checks.
     random_state : int, numpy.random.Generator or None
@@ -455,7 +474,8 @@ class VAE(_BaseAutoencoder):
     def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, beta=1.0, kl_warmup=0,
                  epochs=20, batch_size=128, learning_rate=1e-3,
-                 lr_schedule="constant", dtype="float32", random_state=None,
+                 lr_schedule="constant", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 output_bias_init="zeros", dtype="float32", random_state=None,
                  verbose=False):
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -468,6 +488,10 @@ class VAE(_BaseAutoencoder):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.output_bias_init = output_bias_init
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
@@ -691,7 +715,8 @@ class Autoencoder(_BaseAutoencoder):
 
     def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, epochs=20, batch_size=128,
-                 learning_rate=1e-3, lr_schedule="constant", dtype="float32",
+                 learning_rate=1e-3, lr_schedule="constant", beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, output_bias_init="zeros", dtype="float32",
                  random_state=None, verbose=False):
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -702,6 +727,10 @@ class Autoencoder(_BaseAutoencoder):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.output_bias_init = output_bias_init
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
