@@ -260,10 +260,9 @@ def _split(logits):
     forms are computed on every entry, each on harmless values, and
     ``np.where`` keeps the right one."""
     eta = np.asarray(logits)
-    a = np.abs(eta)
-    small = a < _SERIES_BELOW
+    small = np.abs(eta) < _SERIES_BELOW
     u = np.clip(eta, -_SERIES_BELOW, _SERIES_BELOW) * 0.5
-    np.maximum(a, _SERIES_BELOW, out=a)
+    a = np.maximum(np.abs(eta), _SERIES_BELOW)
     return eta, small, u, a, np.exp(-a), -np.expm1(-a)
 
 
