@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from npvae import VAE, Autoencoder, losses
+from npvae import VAE, Autoencoder, cli, losses
 from npvae.gradcheck import check_model, numerical_gradient, relative_error
 from npvae.inference import log_joint, log_joint_grad
 from npvae.layers import sigmoid, softplus
@@ -226,3 +226,8 @@ def test_checkpoint_round_trip(cls, tmp_path):
     model.fit_epoch(X)
     loaded.fit_epoch(X)
     assert all(np.array_equal(model.params_[k], loaded.params_[k]) for k in model.params_)
+
+
+def test_cli_takes_the_likelihood_from_the_registry(capsys):
+    assert cli.main(["gradcheck", "--likelihood", "continuous_bernoulli"]) == 0
+    assert "passed" in capsys.readouterr().out
