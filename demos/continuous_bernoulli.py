@@ -1,9 +1,9 @@
-"""Bernoulli against continuous Bernoulli on grey-level MNIST: how bright
+r"""Bernoulli against continuous Bernoulli on grey-level MNIST: how bright
 the reconstructions are, and test ELBOs that are real log-densities.
 
 Binary cross-entropy on grey pixels is the Bernoulli's formula without its
 normalising constant (docs/math.md, section 10): its "ELBO" is no bound on
-a density, and leaves out :math:`\\sum_d \\log C(\\eta_d) \\ge 784 \\log 2`
+a density, and leaves out :math:`\sum_d \log C(\eta_d) \ge 784 \log 2`
 nats per image.  The continuous Bernoulli puts the constant back, so its
 test ELBO is in the same units as a Gaussian decoder's (learned noise
 variance), also trained here.
