@@ -26,7 +26,7 @@ import numpy as np
 from . import losses
 from .layers import sigmoid
 
-__all__ = ["Bernoulli", "Gaussian", "LIKELIHOODS", "make_likelihood"]
+__all__ = ["Bernoulli", "Gaussian", "ContinuousBernoulli", "LIKELIHOODS", "make_likelihood"]
 
 
 class Bernoulli:

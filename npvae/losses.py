@@ -21,6 +21,9 @@ __all__ = [
     "bernoulli_log_likelihood_fast", "bernoulli_log_likelihood_and_residual",
     "gaussian_log_likelihood", "gaussian_log_likelihood_backward",
     "kl_standard_normal", "kl_standard_normal_backward",
+    "continuous_bernoulli_log_norm", "continuous_bernoulli_log_norm_backward",
+    "continuous_bernoulli_mean", "continuous_bernoulli_log_likelihood",
+    "continuous_bernoulli_log_likelihood_backward",
 ]
 
 _LOG_2PI = float(np.log(2 * np.pi))
@@ -221,12 +224,6 @@ def kl_standard_normal_backward(mu, logvar):
 
 # --------------------------------------------------------------------------
 # The continuous Bernoulli (Loaiza-Ganem & Cunningham, 2019): docs/math.md §10
-
-__all__ += [
-    "continuous_bernoulli_log_norm", "continuous_bernoulli_log_norm_backward",
-    "continuous_bernoulli_mean", "continuous_bernoulli_log_likelihood",
-    "continuous_bernoulli_log_likelihood_backward",
-]
 
 # The Taylor coefficients of the Langevin function coth(u) - 1/u, the
 # 2^{2k} B_{2k} / (2k)! of the Bernoulli numbers: eleven terms reach float64

@@ -416,9 +416,11 @@ class VAE(_BaseAutoencoder):
         ``()`` makes both encoder and decoder linear.
     activation : str, default="relu"
         One of ``npvae.layers.ACTIVATIONS``.
-    likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
-        :math:`p(x \mid z)`: Bernoulli with logits from the decoder (needs
-        :math:`x \in [0, 1]`), or Gaussian with the decoder's mean.
+    likelihood : {"bernoulli", "gaussian", "continuous_bernoulli"}, default="bernoulli"
+        :math:`p(x \mid z)` (:mod:`npvae.likelihoods`): Bernoulli with logits
+        from the decoder (needs :math:`x \in [0, 1]`), Gaussian with the
+        decoder's mean, or the continuous Bernoulli, the normalised density
+        on [0, 1] with logits from the decoder.
     obs_var : float or None, default=None
         Gaussian only: fixed observation variance :math:`\sigma^2`, or
         ``None`` to learn one isotropic :math:`\log\sigma^2`.
@@ -452,7 +454,7 @@ class VAE(_BaseAutoencoder):
         :math:`x \mapsto (\mu, \log\sigma^2)`.
     decoder_ : npvae.layers.Sequential
         :math:`z \mapsto` the likelihood's parameters (logits or means).
-    likelihood_ : npvae.likelihoods.Bernoulli or Gaussian
+    likelihood_ : a piece of npvae.likelihoods (Bernoulli, Gaussian, ContinuousBernoulli)
         :math:`p(x \mid z)` from the decoder's output.
     parameters_ : npvae.parameters.ParameterVector
         All parameters as one vector, and their gradients as another.
@@ -652,7 +654,7 @@ class VAE(_BaseAutoencoder):
 
     def sample(self, n_samples=1, random_state=None):
         r"""Decode draws from the prior: :math:`z \sim N(0, I)`, returning the
-        decoder's mean (Bernoulli probabilities or Gaussian means).
+        decoder's mean (:meth:`decode`).
 
         Parameters
         ----------
