@@ -354,8 +354,10 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return np.concatenate(parts)
 
     def decode(self, Z):
-        """Map codes to the decoder's mean: Bernoulli probabilities
-        :math:`\\sigma(\\mathrm{dec}(z))` or Gaussian means :math:`\\mathrm{dec}(z)`.
+        """Map codes to the decoder's mean, the likelihood's ``mean`` of
+        :math:`\\mathrm{dec}(z)`: Bernoulli probabilities
+        :math:`\\sigma(\\mathrm{dec}(z))`, Gaussian means :math:`\\mathrm{dec}(z)`,
+        or the continuous Bernoulli's mean.
 
         Parameters
         ----------
