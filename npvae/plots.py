@@ -87,7 +87,7 @@ def show_images(ax, images, image_shape, ncols):
     lo, hi = (0.0, 1.0) if np.nanmin(grid) >= 0 and np.nanmax(grid) <= 1 \
         else np.nanpercentile(grid, [1, 99])
     ax.imshow(grid, cmap=IMAGE_CMAP, vmin=lo, vmax=max(hi, lo + 1e-12),
-              interpolation="nearest", aspect="auto")
+              interpolation="nearest")  # square pixels
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():

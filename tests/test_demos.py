@@ -80,8 +80,9 @@ def test_demo_runs_fast_and_prints_sane_numbers(demo, tmp_path, monkeypatch, cap
     (fig,) = figures
     for image in (im for ax in fig.axes for im in ax.get_images()):
         assert image.get_cmap().name == plots.IMAGE_CMAP
-        inches = image.axes.get_window_extent().width / fig.dpi
-        assert inches * plots.DPI >= 2 * image.get_array().shape[1]
+        box, (rows, cols) = image.axes.get_window_extent(), image.get_array().shape
+        assert box.width / fig.dpi * plots.DPI >= 2 * cols
+        assert box.width / cols == pytest.approx(box.height / rows, rel=0.02)  # square pixels
 
 
 def test_demos_write_to_docs_only_when_asked(monkeypatch):
