@@ -275,8 +275,9 @@ def plot_latent(Z, labels, path, class_names=None):
             ax.scatter(Z[:, 0], Z[:, 1], c=[colours[i] for i in index], s=4, alpha=0.7)
             handles = [Line2D([], [], ls="", marker="o", ms=5, color=colours[i], label=name)
                        for i, name in enumerate(names)]
-            fig.legend(handles=handles, loc="outside right center", fontsize=8,
-                       frameon=False, title="label" if class_names is None else None)
+            ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                      fontsize=8, frameon=False,
+                      title="label" if class_names is None else None)
         else:
             points = ax.scatter(Z[:, 0], Z[:, 1], c=index, cmap="viridis", s=4, alpha=0.7)
             fig.colorbar(points, ax=ax, label="label")

@@ -220,7 +220,7 @@ def legend_of(tmp_path, monkeypatch, *args, **kwargs):
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
     plots.plot_latent(*args, tmp_path / "z.png", **kwargs)
-    (legend,) = figures[0].legends
+    legend = figures[0].axes[0].get_legend()
     return figures[0], [t.get_text() for t in legend.get_texts()], legend
 
 
@@ -234,7 +234,8 @@ def test_latent_scatter_names_the_classes(tmp_path, monkeypatch):
     assert names == FASHION
     # Each point has its class's colour, the one its legend entry shows.
     points = fig.axes[0].collections[0].get_facecolors()[:, :3]
-    entry = np.array([matplotlib.colors.to_rgb(h.get_color()) for h in legend.legend_handles])
+    handles = getattr(legend, "legend_handles", None) or legend.legendHandles  # matplotlib < 3.7
+    entry = np.array([matplotlib.colors.to_rgb(h.get_color()) for h in handles])
     assert np.allclose(points, entry[y])
     # Only the classes present are listed; without names, the labels themselves.
     _, names, _ = legend_of(tmp_path, monkeypatch, Z[y != 3], y[y != 3], class_names=FASHION)
@@ -249,7 +250,8 @@ def test_latent_scatter_of_many_classes_has_a_colour_bar(tmp_path, monkeypatch):
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
     plots.plot_latent(RNG.normal(size=(300, 2)), np.arange(300) % 25, tmp_path / "z.png")
-    assert not figures[0].legends and len(figures[0].axes) == 2  # the scatter, the bar
+    assert figures[0].axes[0].get_legend() is None
+    assert len(figures[0].axes) == 2  # the scatter, the colour bar
 
 
 def test_pca_projection_finds_the_spread_directions():
