@@ -289,9 +289,9 @@ def test_fashion_mnist_runs_name_their_classes_in_the_latent_figure(tmp_path, mo
         seen["names"] = class_names
         return path
     monkeypatch.setattr(plots, "plot_latent", fake_latent)
-    X = np.random.default_rng(0).random((6, 4))
+    X = np.random.default_rng(0).random((6, 5))     # 5 features: no image figures
     model = VAE(latent_dim=2, hidden_dims=(3,), epochs=1, random_state=0).fit(X)
     for dataset, names in (("fashion-mnist", "Ankle boot"), ("digits", None)):
-        runs.draw_run_figures(model, tmp_path, {"dataset": dataset, "image_shape": None}, X,
-                              np.arange(6) % 2, [])
+        config = {"dataset": dataset, "n_features": 5, "image_shape": None}
+        runs.draw_run_figures(model, tmp_path, config, X, np.arange(6) % 2, [])
         assert (seen["names"][-1] if seen["names"] else None) == names
