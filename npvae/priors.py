@@ -99,6 +99,10 @@ class StandardNormal:
         r""":math:`\log N(z \mid 0, I) = -\frac12 \sum_j (\log 2\pi + z_j^2)` per row."""
         return -0.5 * np.sum(_LOG_2PI + z * z, axis=-1)
 
+    def log_prob_grad(self, z):
+        r""":math:`\partial \log N(z \mid 0, I) / \partial z = -z`."""
+        return -z
+
     def sample(self, n, rng):
         r""":math:`n` draws :math:`z \sim N(0, I)` from the generator ``rng``."""
         return rng.standard_normal((n, self.latent_dim), dtype=self.dtype)
@@ -166,6 +170,13 @@ class GaussianMixture:
         r""":math:`\log p(z_n) = \log \sum_k e^{\ell_k(z_n)}` per row, by
         :func:`log_sum_exp`."""
         return log_sum_exp(self._log_joint(z)[0])
+
+    def log_prob_grad(self, z):
+        r""":math:`\partial \log p(z_n) / \partial z_n = -\sum_k r_{nk}\,
+        (z_n - m_k) / s_k^2`."""
+        log_joint, _, u = self._log_joint(z)
+        r = np.exp(log_joint - log_sum_exp(log_joint)[:, None])
+        return -np.einsum("nk,nkl->nl", r, u)
 
     def responsibilities(self, z):
         r""":math:`r_{nk} = p(k \mid z_n) = e^{\ell_k(z_n) - \log p(z_n)}`,
