@@ -2,8 +2,10 @@
 the tiling of images.
 
 Every demo takes ``--fast`` (a few epochs, for the smoke tests) and
-``--out DIR`` (where its figure goes, ``docs/`` by default), and prints
-its headline numbers as ``name = value`` lines.
+``--out DIR`` (where its figure goes: ``demo-output/`` in the current
+folder by default, so that a run never replaces the committed figures;
+``--out docs`` redraws those), and prints its headline numbers as
+``name = value`` lines and the path of its figure.
 """
 import argparse
 import os
@@ -15,10 +17,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
+from npvae import plots  # noqa: E402
 from npvae.files import atomic_write  # noqa: E402
 from npvae.datasets import load_dataset  # noqa: E402
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+OUT = Path("demo-output")
 SHAPE = (8, 8)
 
 
@@ -27,8 +30,9 @@ def parse_args(description):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--fast", action="store_true",
                         help="train for a few epochs only (smoke test)")
-    parser.add_argument("--out", type=Path, default=DOCS,
-                        help="folder for the figure (default: docs/)")
+    parser.add_argument("--out", type=Path, default=OUT,
+                        help="folder for the figure (default: %(default)s/ in the current "
+                             "folder; --out docs redraws the committed figures)")
     args = parser.parse_args()
     args.fast = args.fast or os.environ.get("NPVAE_DEMO_FAST") == "1"
     return args
@@ -54,29 +58,21 @@ def report(name, value):
 
 
 def show_images(ax, images, ncols, title=None):
-    """Tile ``images`` (rows of 64 pixels) into one grey picture on ``ax``."""
-    images = np.clip(np.asarray(images, dtype=float), 0, 1).reshape(-1, *SHAPE)
-    nrows = -(-len(images) // ncols)
-    h, w = SHAPE
-    canvas = np.ones((nrows * (h + 1) - 1, ncols * (w + 1) - 1))
-    for i, img in enumerate(images):
-        r, c = divmod(i, ncols)
-        canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = img
-    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    """Tile ``images`` (rows of 64 pixels, clipped to [0, 1]) on ``ax`` with
+    :func:`npvae.plots.show_images`, the colours of every npvae figure."""
+    plots.show_images(ax, np.clip(np.asarray(images, dtype=float), 0, 1), SHAPE, ncols)
     if title:
         ax.set_title(title, fontsize=9)
 
 
 def save_figure(fig, out, name):
-    """Write ``fig`` as ``out/name`` (PNG, modest dpi) with
+    """Write ``fig`` as ``out/name`` (PNG at :data:`npvae.plots.DPI`) with
     :func:`npvae.files.atomic_write`, so a crash never leaves half a
     file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = atomic_write(out / name,
-                        lambda f: fig.savefig(f, format="png", dpi=72, bbox_inches="tight"))
+                        lambda f: fig.savefig(f, format="png", dpi=plots.DPI, bbox_inches="tight"))
     plt.close(fig)
     print(f"figure: {path}", flush=True)
     return path

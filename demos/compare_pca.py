@@ -42,7 +42,7 @@ def main():
     kl = kl_per_dimension(models["VAE", sizes[-1]], X_test)
     report(f"vae_k{sizes[-1]}_dims_with_kl_over_0_1_nats", int(np.sum(kl > 0.1)))
 
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6.4))
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6.4), layout="constrained")
     ax = axes[0, 0]
     for name, errs in errors.items():
         ax.plot(sizes, errs, "o-", label=name)

@@ -339,7 +339,10 @@ def _check_metadata(meta, json_path):
                          f"{sorted(_ESTIMATORS)}")
     params = meta["params"]
     _need(json_path, "params", isinstance(params, dict), "an object", params)
-    expected = set(cls().get_params())
+    defaults = cls().get_params()
+    expected = set(defaults)
+    for key in getattr(cls, "_params_added_later", ()):
+        params.setdefault(key, defaults[key])     # written before the key existed
     if set(params) != expected:
         missing, unknown = sorted(expected - set(params)), sorted(set(params) - expected)
         _fail(json_path, "malformed metadata: 'params' "

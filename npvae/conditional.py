@@ -5,9 +5,11 @@ The label enters as a one-hot row :math:`e_y` *joined* to each network's
 input: the encoder reads :math:`[x, e_y]`, the decoder :math:`[z, e_y]`.
 The join is a concatenation of columns, so its backward pass is a split of
 the incoming gradient's columns (:func:`join`, :func:`join_backward`).
-Everything else is the VAE's: the prior stays :math:`N(0, I)`, so the code
-:math:`z` learns what the label does not say (the "style"), and decoding one
-code with every label transfers that style across the classes.
+Everything else is the VAE's.  The prior :math:`p(z)` does not see the
+label (:math:`N(0, I)`, or the VAE's learned mixture with
+``prior="mixture"``), so the code :math:`z` learns what the label does not
+say (the "style"), and decoding one code with every label transfers that
+style across the classes.
 
 :meth:`ConditionalVAE.train_step` is the one training step, line for line
 the VAE's with the two joins added; docs/math.md §11 derives it.
@@ -16,9 +18,8 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from . import losses
 from .checkpoints import register_estimators
-from .layers import GaussianEncoder, mlp, reparameterize, reparameterize_backward
+from .layers import mlp, reparameterize, reparameterize_backward
 from .likelihoods import make_likelihood
 from .models import FLAT, VAE, _check_int, _finite, _refuse_non_finite
 from .optimizers import Adam, learning_rate_at
@@ -64,7 +65,7 @@ class ConditionalVAE(VAE):
 
     .. math::
         \mathrm{ELBO}(x \mid y) = \mathbb{E}_{q(z \mid x, y)} \log p(x \mid z, y)
-            - \mathrm{KL}\big(q(z \mid x, y) \,\|\, N(0, I)\big) \le \log p(x \mid y)
+            - \mathrm{KL}\big(q(z \mid x, y) \,\|\, p(z)\big) \le \log p(x \mid y)
 
     The hyper-parameters are the :class:`npvae.VAE`'s.  Every verb takes the
     labels ``y`` beside the data or codes: ``fit(X, y)``, ``encode(X, y)``,
@@ -159,20 +160,25 @@ class ConditionalVAE(VAE):
         return self._initialize(int(n_features), X, classes)
 
     def _initialize(self, n_features, X, classes):
-        # The VAE's, with the label's columns added to each network's input.
+        # The VAE's (npvae.models), with the label's columns added to each
+        # network's input.
         hidden = self._check_params()
         rng = as_generator(self.random_state)
         self.n_features_in_, self.rng_, self.classes_ = n_features, rng, classes
         dtype, n_classes = np.dtype(self.dtype), len(classes)
-        self.encoder_ = GaussianEncoder([n_features + n_classes, *hidden], self.latent_dim,
-                                        self.activation, rng, dtype)
+        self._build_encoder(n_features + n_classes, hidden, rng, dtype)
         self.decoder_ = mlp([self.latent_dim + n_classes, *reversed(hidden), n_features],
                             self.activation, rng, dtype)
+        self._build_prior(rng, dtype)
         self.likelihood_ = make_likelihood(self.likelihood, dtype, self.obs_var)
         self._tie_parameters()
         if X is not None:
             self.likelihood_.start_from(X)
-        self.optimizer_ = Adam(learning_rate=self.learning_rate)
+            if self.output_bias_init == "data":
+                mean = X.mean(axis=0, dtype=np.float64)
+                self.decoder_.layers[-1].params["b"][...] = self.likelihood_.output_for_mean(mean)
+        self.optimizer_ = Adam(learning_rate=self.learning_rate, beta1=self.beta_1,
+                               beta2=self.beta_2, eps=self.epsilon)
         self.n_iter_ = 0
         self.history_ = []
         return self
@@ -266,11 +272,12 @@ class ConditionalVAE(VAE):
 
         .. math::
             \mathcal{L} = \frac1n \sum_i -\log p(x_i \mid z_i, y_i)
-                + \beta\,\mathrm{KL}\big(q(z \mid x_i, y_i) \,\|\, N(0, I)\big),
+                + \beta\,\mathrm{KL}\big(q(z \mid x_i, y_i) \,\|\, p(z)\big),
             \qquad z_i = \mu([x_i, e_{y_i}]) + \sigma([x_i, e_{y_i}]) \odot \varepsilon_i .
 
         Backward, the decoder's input gradient is split (:func:`join_backward`):
-        the :math:`z` columns go on to the reparameterization, the label's
+        the :math:`z` columns, with the KL's gradient through :math:`z` (the
+        mixture prior's), go on to the reparameterization; the label's
         columns are dropped (the label is data, not a parameter).  The
         encoder's input gradient is not needed at all.  Then, given an
         ``optimizer``, one update of all parameters at once, refused with a
@@ -287,16 +294,16 @@ class ConditionalVAE(VAE):
         z = reparameterize(mu, logvar, eps)
         out = self.decoder_.forward(join(z, y_onehot))
         log_px = self.likelihood_.forward(x, out)                  # sum of log p(x|z,y)
-        kl = float(losses.kl_standard_normal(mu, logvar).sum())    # sum of KL(q || p)
+        kl = self.prior_.forward(mu, logvar, z)                    # sum of KL(q || p)
         recon, kl = -log_px / n, kl / n
         loss = recon + beta * kl
-        # Backward: the same steps in reverse; the join's backward is a split.
+        # Backward: the same steps in reverse; the join's backward is a split,
+        # whose z columns join the KL's part through z (0 in closed form).
         grad_out = self.likelihood_.backward(-1.0 / n)
+        kl_mu, kl_logvar, kl_z = self.prior_.backward(beta / n)
         grad_z, _ = join_backward(self.decoder_.backward(grad_out), self.latent_dim)
-        grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
-        kl_mu, kl_logvar = losses.kl_standard_normal_backward(mu, logvar)
-        self.encoder_.backward(grad_mu + (beta / n) * kl_mu,
-                               grad_logvar + (beta / n) * kl_logvar, input_grad=False)
+        grad_mu, grad_logvar = reparameterize_backward(grad_z + kl_z, logvar, eps)
+        self.encoder_.backward(grad_mu + kl_mu, grad_logvar + kl_logvar, input_grad=False)
         # Update: Adam on all parameters as one vector.
         if optimizer is not None:
             _refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
@@ -307,8 +314,9 @@ class ConditionalVAE(VAE):
         r""":math:`\log p(x \mid z, y)` and the KL per example: the forward
         pass of :meth:`train_step`, row by row."""
         mu, logvar = self.encoder_.forward(join(x, y_onehot))
-        out = self.decoder_.forward(join(reparameterize(mu, logvar, eps), y_onehot))
-        return self.likelihood_.log_prob(x, out), losses.kl_standard_normal(mu, logvar)
+        z = reparameterize(mu, logvar, eps)
+        out = self.decoder_.forward(join(z, y_onehot))
+        return self.likelihood_.log_prob(x, out), self.prior_.kl(mu, logvar, z)
 
     # ------------------------------------------------------------ for study
     def loss(self, X, y, eps):
@@ -374,7 +382,8 @@ class ConditionalVAE(VAE):
         return self.decode(Z, y)
 
     def sample(self, n_samples=1, y=None, random_state=None):
-        r"""Draws of class ``y``: decode :math:`z \sim N(0, I)` with the labels.
+        r"""Draws of class ``y``: decode :math:`z \sim p(z)` (:math:`N(0, I)`
+        or the learned mixture) with the labels.
 
         Parameters
         ----------
@@ -392,8 +401,7 @@ class ConditionalVAE(VAE):
         _check_int("n_samples", n_samples, 1)
         Y = self.onehot(y, n_samples)       # checked before any draw
         rng = self.rng_ if random_state is None else as_generator(random_state)
-        return self._decoded(rng.standard_normal((n_samples, self.latent_dim),
-                                                 dtype=self.dtype), Y)
+        return self._decoded(self.prior_.sample(n_samples, rng), Y)
 
     def elbo_terms(self, X, y=None, random_state=0):
         r"""The two terms of the conditional ELBO per example, in nats:

@@ -29,6 +29,7 @@ from .rng import as_generator
 
 __all__ = [
     "DATASETS",
+    "CLASS_NAMES",
     "MIRRORS",
     "MD5SUMS",
     "DOWNLOAD_DEADLINE",
@@ -44,6 +45,12 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "binarized-mnist", "frey-face")
+
+#: Names of the classes 0-9, where they are not the digits themselves.
+CLASS_NAMES = {
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                      "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
 
 #: Base URLs tried in order by :func:`download`, per data set.
 MIRRORS = {

@@ -7,7 +7,7 @@ instead of asking it we search for the code that best explains the
 observed pixels under the decoder and the prior (a MAP estimate):
 
 .. math::
-    J(z) = \sum_d m_d \log p(x_d \mid z) + \log N(z \mid 0, I),
+    J(z) = \sum_d m_d \log p(x_d \mid z) + \log p(z),
     \qquad \hat z = \arg\max_z J(z),
 
 and decode :math:`\hat z` to fill in the unobserved pixels.  The gradient
@@ -17,7 +17,8 @@ backward passes that train the model, but stopping at :math:`z`:
 .. math::
     \frac{\partial J}{\partial z}
         = J_{\mathrm{dec}}(z)^\top \Big( m \odot
-          \frac{\partial \log p(x \mid o)}{\partial o} \Big) - z,
+          \frac{\partial \log p(x \mid o)}{\partial o} \Big)
+          + \frac{\partial \log p(z)}{\partial z},
     \qquad
     \frac{\partial \log p(x_d \mid o_d)}{\partial o_d} =
     \begin{cases}
@@ -25,21 +26,18 @@ backward passes that train the model, but stopping at :math:`z`:
         (x_d - o_d) / \sigma^2 & \text{Gaussian, means } o
     \end{cases}
 
-where :math:`o = \mathrm{dec}(z)` is the decoder's output and
-:math:`J_{\mathrm{dec}}` its Jacobian.  :math:`J` is separable over
+where :math:`o = \mathrm{dec}(z)` is the decoder's output,
+:math:`J_{\mathrm{dec}}` its Jacobian, and the prior's gradient is
+:math:`-z` for :math:`N(0, I)`.  :math:`J` is separable over
 examples, so one call fits a whole batch.
 """
-import math
-
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .optimizers import Adam
+from .priors import StandardNormal
 
 __all__ = ["log_joint", "log_joint_grad", "fit_latent"]
-
-_LOG_2PI = math.log(2 * math.pi)
-
 
 def _check_inputs(model, X, Z, mask):
     check_is_fitted(model)
@@ -77,22 +75,20 @@ def _log_px_grad_out(model, X, out):
     return model.likelihood_.backward(1.0)
 
 
-def _log_prior(Z):
-    r""":math:`\log N(z \mid 0, I) = -\frac12 \sum_j (\log 2\pi + z_j^2)`."""
-    return -0.5 * np.sum(_LOG_2PI + Z * Z, axis=1)
-
-
-def _log_prior_grad(Z):
-    r""":math:`\partial \log N(z \mid 0, I) / \partial z = -z`."""
-    return -Z
+def _prior(model):
+    """The model's prior p(z) (:mod:`npvae.priors`); :math:`N(0, I)` for an
+    Autoencoder, which has none of its own."""
+    return getattr(model, "prior_", None) or StandardNormal(model.latent_dim)
 
 
 def log_joint(model, X, Z, mask=None):
     r"""The objective :math:`J(z)` per example, in nats.
 
     .. math::
-        J(z) = \sum_d m_d \log p(x_d \mid z) - \frac12 \sum_j \big(\log 2\pi
-               + z_j^2\big)
+        J(z) = \sum_d m_d \log p(x_d \mid z) + \log p(z)
+
+    with the model's prior :math:`p(z)` (:mod:`npvae.priors`; :math:`N(0, I)`
+    for an Autoencoder, which has none).
 
     Parameters
     ----------
@@ -115,7 +111,7 @@ def log_joint(model, X, Z, mask=None):
 def _log_joint(model, X, Z, mask):
     """:math:`J(z)` per example and the decoder's output, for checked inputs."""
     out = model.decoder_.forward(Z)
-    return np.sum(mask * _log_px_per_pixel(model, X, out), axis=1) + _log_prior(Z), out
+    return np.sum(mask * _log_px_per_pixel(model, X, out), axis=1) + _prior(model).log_prob(Z), out
 
 
 def log_joint_grad(model, X, Z, mask=None):
@@ -140,7 +136,7 @@ def log_joint_grad(model, X, Z, mask=None):
 def _log_joint_grad(model, X, Z, mask):
     values, out = _log_joint(model, X, Z, mask)
     grad_out = mask * _log_px_grad_out(model, X, out)
-    return values, model.decoder_.backward(grad_out) + _log_prior_grad(Z)
+    return values, model.decoder_.backward(grad_out) + _prior(model).log_prob_grad(Z)
 
 
 def fit_latent(model, X, mask=None, z0=None, steps=300, learning_rate=0.05):

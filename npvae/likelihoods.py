@@ -26,7 +26,7 @@ import numpy as np
 from . import losses
 from .layers import sigmoid
 
-__all__ = ["Bernoulli", "Gaussian", "LIKELIHOODS", "make_likelihood"]
+__all__ = ["Bernoulli", "Gaussian", "ContinuousBernoulli", "LIKELIHOODS", "make_likelihood"]
 
 
 class Bernoulli:
@@ -92,6 +92,82 @@ class Bernoulli:
     def mean(self, logits):
         r""":math:`\mathbb{E}[x \mid \ell] = \sigma(\ell)`, the pixel probabilities."""
         return sigmoid(logits)
+
+    @staticmethod
+    def output_for_mean(mean):
+        r"""The logits whose mean is ``mean``: :math:`\ell = \log\frac{m}{1 - m}`,
+        with :math:`m` clipped to [0.001, 0.999] so that the logits stay
+        within :math:`\pm 6.9`."""
+        m = np.clip(mean, 0.001, 0.999)
+        return np.log(m) - np.log1p(-m)
+
+
+class ContinuousBernoulli:
+    r"""Continuous Bernoulli pixels (Loaiza-Ganem & Cunningham, 2019): the
+    normalised density on [0, 1] of the Bernoulli's formula, from the
+    decoder's logits :math:`\eta`.
+
+    .. math::
+        \log p(x \mid \eta) = \sum_d x_d \eta_d - \operatorname{softplus}(\eta_d)
+            + \log C(\eta_d),
+        \qquad
+        \frac{\partial \log p}{\partial \eta_d} = x_d - \mathbb{E}[x_d \mid \eta_d]
+
+    with :math:`C(\eta) = \eta / \tanh(\eta/2)` and
+    :math:`\mathbb{E}[x \mid \eta] = 1/(1 - e^{-\eta}) - 1/\eta`
+    (docs/math.md, section 10).
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        Unused: the continuous Bernoulli has no parameters of its own.
+    obs_var : None
+        Unused (a Gaussian's setting; accepted so every likelihood is built
+        alike).
+    """
+
+    params = grads = {}
+
+    def __init__(self, dtype=np.float64, obs_var=None):
+        self._cache = None
+
+    @staticmethod
+    def check_support(X):
+        """Refuse data outside [0, 1], where the density is not defined."""
+        lo, hi = X.min(), X.max()
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"the continuous Bernoulli likelihood needs X in [0, 1], got values "
+                f"in [{lo:.4g}, {hi:.4g}]; rescale X or use likelihood='gaussian'")
+
+    def start_from(self, X):
+        """Nothing to set from the training data."""
+
+    def forward(self, x, logits):
+        r""":math:`\sum_n \log p(x_n \mid \eta_n)` by
+        :func:`npvae.losses.continuous_bernoulli_log_likelihood`, caching
+        ``x`` and :math:`\eta`."""
+        self._cache = x, logits
+        return float(self.log_prob(x, logits).sum())
+
+    def backward(self, grad):
+        r""":math:`\partial L/\partial \eta = g\,(x - \mathbb{E}[x \mid \eta])` by
+        :func:`npvae.losses.continuous_bernoulli_log_likelihood_backward`,
+        with :math:`g = \partial L / \partial \sum_n \log p`."""
+        (x, logits), self._cache = self._cache, None
+        residual = losses.continuous_bernoulli_log_likelihood_backward(x, logits)
+        residual *= grad    # a new array, so scaled in place
+        return residual
+
+    def log_prob(self, x, logits):
+        r""":math:`\log p(x_n \mid \eta_n)` per example (summed over the last axis)."""
+        return losses.continuous_bernoulli_log_likelihood(x, logits)
+
+    def mean(self, logits):
+        r""":math:`\mathbb{E}[x \mid \eta] = 1/(1 - e^{-\eta}) - 1/\eta`, by
+        :func:`npvae.losses.continuous_bernoulli_mean`: pulled towards 1/2
+        from the Bernoulli's :math:`\sigma(\eta)`."""
+        return losses.continuous_bernoulli_mean(logits)
 
 
 class Gaussian:
@@ -180,6 +256,11 @@ class Gaussian:
         r""":math:`\mathbb{E}[x \mid m] = m`."""
         return out
 
+    @staticmethod
+    def output_for_mean(mean):
+        """The decoder output whose mean is ``mean``: ``mean`` itself."""
+        return mean
+
 
 def _mean_feature_variance(X, block=4096):
     r""":math:`\frac1D \sum_d \operatorname{Var}(x_d)`, accumulated in
@@ -193,7 +274,8 @@ def _mean_feature_variance(X, block=4096):
     return total / X.size
 
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian}
+LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian,
+               "continuous_bernoulli": ContinuousBernoulli}
 
 
 def make_likelihood(name, dtype, obs_var=None):

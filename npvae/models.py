@@ -11,7 +11,7 @@ KL, loss; the backward pass through the same pieces in reverse; then one
 Adam update.  Every call in it goes to a piece whose docstring carries its
 equation: :class:`npvae.layers.GaussianEncoder`, :func:`npvae.layers.reparameterize`,
 the decoder (:func:`npvae.layers.mlp`), a likelihood from
-:mod:`npvae.likelihoods`, :mod:`npvae.losses` for the KL, and
+:mod:`npvae.likelihoods`, a prior from :mod:`npvae.priors` for the KL, and
 :class:`npvae.optimizers.Adam`.
 """
 import math
@@ -23,12 +23,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from . import losses
 from .checkpoints import load_checkpoint, register_estimators, save_checkpoint
 from .layers import ACTIVATIONS, GaussianEncoder, mlp, reparameterize, reparameterize_backward
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .optimizers import Adam, learning_rate_at
 from .parameters import ParameterVector
+from .priors import PRIORS, make_prior
 from .rng import as_generator, row_normals
 
 __all__ = ["VAE", "Autoencoder", "load_model"]
@@ -84,9 +84,16 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
         "dtype": [StrOptions(set(DTYPES))],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "output_bias_init": [StrOptions({"zeros", "data"})],
         "random_state": "no_validation",     # npvae.rng.as_generator checks it
         "verbose": ["verbose"],
     }
+    # Hyper-parameters newer than the checkpoint format: a checkpoint that
+    # lacks one was written before it existed, with its default's behaviour.
+    _params_added_later = ("beta_1", "beta_2", "epsilon", "output_bias_init")
 
     def _check_params(self):
         """Validate the hyper-parameters; return ``hidden_dims`` as a tuple."""
@@ -200,14 +207,23 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         self._build_encoder(n_features, hidden, rng, dtype)
         self.decoder_ = mlp([self.latent_dim, *reversed(hidden), n_features],
                             self.activation, rng, dtype)
+        self._build_prior(rng, dtype)
         self.likelihood_ = make_likelihood(self.likelihood, dtype, self.obs_var)
         self._tie_parameters()
         if X is not None:
             self.likelihood_.start_from(X)
-        self.optimizer_ = Adam(learning_rate=self.learning_rate)
+            if self.output_bias_init == "data":
+                # The decoder then starts at the data's mean image.
+                mean = X.mean(axis=0, dtype=np.float64)
+                self.decoder_.layers[-1].params["b"][...] = self.likelihood_.output_for_mean(mean)
+        self.optimizer_ = Adam(learning_rate=self.learning_rate, beta1=self.beta_1,
+                               beta2=self.beta_2, eps=self.epsilon)
         self.n_iter_ = 0
         self.history_ = []
         return self
+
+    def _build_prior(self, rng, dtype):
+        """A model with a prior :math:`p(z)` builds it here."""
 
     def _named_layers(self):
         yield from self._named_encoder_layers()
@@ -342,8 +358,10 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return np.concatenate(parts)
 
     def decode(self, Z):
-        """Map codes to the decoder's mean: Bernoulli probabilities
-        :math:`\\sigma(\\mathrm{dec}(z))` or Gaussian means :math:`\\mathrm{dec}(z)`.
+        """Map codes to the decoder's mean, the likelihood's ``mean`` of
+        :math:`\\mathrm{dec}(z)`: Bernoulli probabilities
+        :math:`\\sigma(\\mathrm{dec}(z))`, Gaussian means :math:`\\mathrm{dec}(z)`,
+        or the continuous Bernoulli's mean.
 
         Parameters
         ----------
@@ -404,9 +422,11 @@ class VAE(_BaseAutoencoder):
         ``()`` makes both encoder and decoder linear.
     activation : str, default="relu"
         One of ``npvae.layers.ACTIVATIONS``.
-    likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
-        :math:`p(x \mid z)`: Bernoulli with logits from the decoder (needs
-        :math:`x \in [0, 1]`), or Gaussian with the decoder's mean.
+    likelihood : {"bernoulli", "gaussian", "continuous_bernoulli"}, default="bernoulli"
+        :math:`p(x \mid z)` (:mod:`npvae.likelihoods`): Bernoulli with logits
+        from the decoder (needs :math:`x \in [0, 1]`), Gaussian with the
+        decoder's mean, or the continuous Bernoulli, the normalised density
+        on [0, 1] with logits from the decoder.
     obs_var : float or None, default=None
         Gaussian only: fixed observation variance :math:`\sigma^2`, or
         ``None`` to learn one isotropic :math:`\log\sigma^2`.
@@ -414,12 +434,28 @@ class VAE(_BaseAutoencoder):
         Weight of the KL term in the training loss (:math:`\beta`-VAE).
     kl_warmup : float, default=0
         Epochs over which the KL weight rises linearly from 0 to ``beta``.
+    prior : {"standard_normal", "mixture"}, default="standard_normal"
+        :math:`p(z)`: :math:`N(0, I)` with the closed-form KL, or a learned
+        mixture of ``n_components`` diagonal Gaussians
+        (:class:`npvae.priors.GaussianMixture`), whose KL in the loss,
+        ``elbo_terms``, ``score_samples`` and ``score`` is the one-sample
+        estimate :math:`\log q(z \mid x) - \log p(z)` at the same
+        :math:`z` as the reconstruction term (docs/math.md, §12).
+    n_components : int, default=10
+        Number of mixture components :math:`K`; used with ``prior="mixture"``.
     epochs : int, default=20
     batch_size : int, default=128
     learning_rate : float, default=1e-3
         Adam's step size.
     lr_schedule : {"constant", "cosine"}, default="constant"
         ``"cosine"`` decays the step size to 0 over ``epochs``.
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's decay rates of the first and second moments and its
+        :math:`\epsilon` (the names of scikit-learn's ``MLPClassifier``).
+    output_bias_init : {"zeros", "data"}, default="zeros"
+        ``"data"`` starts the decoder's output bias where the decoder's mean
+        is the training data's mean per feature (Bernoulli: the logit of the
+        pixel means, clipped to [0.001, 0.999]), as Burda et al. do.
     dtype : {"float32", "float64"}, default="float32"
         float32 for speed, float64 for gradient checks.
     random_state : int, numpy.random.Generator or None
@@ -433,8 +469,11 @@ class VAE(_BaseAutoencoder):
         :math:`x \mapsto (\mu, \log\sigma^2)`.
     decoder_ : npvae.layers.Sequential
         :math:`z \mapsto` the likelihood's parameters (logits or means).
-    likelihood_ : npvae.likelihoods.Bernoulli or Gaussian
+    likelihood_ : a piece of npvae.likelihoods (Bernoulli, Gaussian, ContinuousBernoulli)
         :math:`p(x \mid z)` from the decoder's output.
+    prior_ : npvae.priors.StandardNormal or GaussianMixture
+        :math:`p(z)`; the mixture's parameters are ``prior.logits``,
+        ``prior.means`` and ``prior.logvars`` in ``params_``.
     parameters_ : npvae.parameters.ParameterVector
         All parameters as one vector, and their gradients as another.
     params_ : dict of str to ndarray
@@ -454,8 +493,10 @@ class VAE(_BaseAutoencoder):
 
     def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, beta=1.0, kl_warmup=0,
+                 prior="standard_normal", n_components=10,
                  epochs=20, batch_size=128, learning_rate=1e-3,
-                 lr_schedule="constant", dtype="float32", random_state=None,
+                 lr_schedule="constant", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 output_bias_init="zeros", dtype="float32", random_state=None,
                  verbose=False):
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -464,10 +505,16 @@ class VAE(_BaseAutoencoder):
         self.obs_var = obs_var
         self.beta = beta
         self.kl_warmup = kl_warmup
+        self.prior = prior
+        self.n_components = n_components
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.output_bias_init = output_bias_init
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
@@ -476,7 +523,10 @@ class VAE(_BaseAutoencoder):
         **_BaseAutoencoder._parameter_constraints,
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup": [Interval(Real, 0, None, closed="left")],
+        "prior": [StrOptions(set(PRIORS))],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
     }
+    _params_added_later = (*_BaseAutoencoder._params_added_later, "prior", "n_components")
 
     def _build_encoder(self, n_features, hidden, rng, dtype):
         self.encoder_ = GaussianEncoder([n_features, *hidden], self.latent_dim,
@@ -488,6 +538,15 @@ class VAE(_BaseAutoencoder):
         yield "mu.", self.encoder_.mu
         yield "logvar.", self.encoder_.logvar
 
+    def _build_prior(self, rng, dtype):
+        # Only the mixture draws from rng: the default VAE's initialisation
+        # stays what it was.
+        self.prior_ = make_prior(self.prior, self.latent_dim, self.n_components, rng, dtype)
+
+    def _named_layers(self):
+        yield from super()._named_layers()
+        yield "prior.", self.prior_
+
     # ------------------------------------------------------------ one step
     def train_step(self, x, eps, beta=1.0, optimizer=None):
         r"""One training step on the batch ``x`` with the noise ``eps``,
@@ -498,8 +557,11 @@ class VAE(_BaseAutoencoder):
 
         .. math::
             \mathcal{L} = \frac1n \sum_i -\log p(x_i \mid z_i)
-                + \beta\,\mathrm{KL}\big(q(z \mid x_i) \,\|\, N(0, I)\big),
-            \qquad z_i = \mu(x_i) + \sigma(x_i) \odot \varepsilon_i;
+                + \beta\,\mathrm{KL}\big(q(z \mid x_i) \,\|\, p(z)\big),
+            \qquad z_i = \mu(x_i) + \sigma(x_i) \odot \varepsilon_i,
+
+        the KL in closed form for :math:`p(z) = N(0, I)` and estimated at
+        :math:`z_i` for the mixture prior;
 
         backward through the same pieces in reverse, filling the gradient of
         every parameter (``parameters_.grads``); then, given an
@@ -518,16 +580,17 @@ class VAE(_BaseAutoencoder):
         z = reparameterize(mu, logvar, eps)
         out = self.decoder_.forward(z)
         log_px = self.likelihood_.forward(x, out)                  # sum of log p(x|z)
-        kl = float(losses.kl_standard_normal(mu, logvar).sum())    # sum of KL(q || p)
+        kl = self.prior_.forward(mu, logvar, z)                    # sum of KL(q || p)
         recon, kl = -log_px / n, kl / n
         loss = recon + beta * kl
-        # Backward: the same steps in reverse, dL/d(sum log p) = -1/n.
+        # Backward: the same steps in reverse, dL/d(sum log p) = -1/n,
+        # dL/d(sum KL) = beta/n; the KL's part through z (0 in closed form)
+        # joins the decoder's before the reparameterization.
         grad_out = self.likelihood_.backward(-1.0 / n)
-        grad_z = self.decoder_.backward(grad_out)
+        kl_mu, kl_logvar, kl_z = self.prior_.backward(beta / n)
+        grad_z = self.decoder_.backward(grad_out) + kl_z
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
-        kl_mu, kl_logvar = losses.kl_standard_normal_backward(mu, logvar)
-        self.encoder_.backward(grad_mu + (beta / n) * kl_mu,
-                               grad_logvar + (beta / n) * kl_logvar, input_grad=False)
+        self.encoder_.backward(grad_mu + kl_mu, grad_logvar + kl_logvar, input_grad=False)
         # Update: Adam on all parameters as one vector.
         if optimizer is not None:
             _refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
@@ -556,8 +619,9 @@ class VAE(_BaseAutoencoder):
         r""":math:`\log p(x \mid z)` and the KL per example, the forward
         pass of :meth:`train_step` without its caches' use."""
         mu, logvar = self.encoder_.forward(x)
-        out = self.decoder_.forward(reparameterize(mu, logvar, eps))
-        return self.likelihood_.log_prob(x, out), losses.kl_standard_normal(mu, logvar)
+        z = reparameterize(mu, logvar, eps)
+        out = self.decoder_.forward(z)
+        return self.likelihood_.log_prob(x, out), self.prior_.kl(mu, logvar, z)
 
     # ------------------------------------------------------------ for study
     def loss(self, X, eps):
@@ -627,8 +691,8 @@ class VAE(_BaseAutoencoder):
         return _finite(z, "reparameterize(mu, logvar)")
 
     def sample(self, n_samples=1, random_state=None):
-        r"""Decode draws from the prior: :math:`z \sim N(0, I)`, returning the
-        decoder's mean (Bernoulli probabilities or Gaussian means).
+        r"""Decode draws from the prior :math:`p(z)` (:math:`N(0, I)` or the
+        learned mixture), returning the decoder's mean (:meth:`decode`).
 
         Parameters
         ----------
@@ -643,8 +707,7 @@ class VAE(_BaseAutoencoder):
         check_is_fitted(self)
         _check_int("n_samples", n_samples, 1)
         rng = self.rng_ if random_state is None else as_generator(random_state)
-        return self.decode(rng.standard_normal((n_samples, self.latent_dim),
-                                               dtype=self.dtype))
+        return self.decode(self.prior_.sample(n_samples, rng))
 
     def elbo_terms(self, X, random_state=0):
         r"""The two terms of the ELBO per example, in nats.
@@ -654,7 +717,9 @@ class VAE(_BaseAutoencoder):
         log_px_given_z : ndarray of shape (n_samples,)
             One-sample estimate of :math:`\mathbb{E}_q \log p(x \mid z)`.
         kl : ndarray of shape (n_samples,)
-            :math:`\mathrm{KL}(q(z \mid x) \,\|\, N(0, I))`, exact.
+            :math:`\mathrm{KL}(q(z \mid x) \,\|\, N(0, I))`, exact; for the
+            mixture prior the estimate :math:`\log q(z \mid x) - \log p(z)`
+            at the same :math:`z`.
 
         Notes
         -----
@@ -691,7 +756,8 @@ class Autoencoder(_BaseAutoencoder):
 
     def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, epochs=20, batch_size=128,
-                 learning_rate=1e-3, lr_schedule="constant", dtype="float32",
+                 learning_rate=1e-3, lr_schedule="constant", beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, output_bias_init="zeros", dtype="float32",
                  random_state=None, verbose=False):
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -702,6 +768,10 @@ class Autoencoder(_BaseAutoencoder):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.output_bias_init = output_bias_init
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose

@@ -15,10 +15,16 @@ import numpy as np
 
 from .files import atomic_write
 
-__all__ = ["infer_image_shape", "plot_loss_curves", "plot_reconstructions",
-           "plot_samples", "plot_latent", "plot_manifold", "plot_interpolations"]
+__all__ = ["DPI", "IMAGE_CMAP", "infer_image_shape", "image_mosaic", "show_images",
+           "plot_loss_curves", "plot_reconstructions", "plot_samples", "plot_latent",
+           "plot_manifold", "plot_interpolations"]
 
-_DPI = 80
+DPI = 150
+#: Pixel values drawn as brightness, 0 black to 1 white, for every data set:
+#: digits appear white on black (as MNIST is usually shown) and Frey's faces
+#: as photographs, not negatives.
+IMAGE_CMAP = "gray"
+_MIN_TILE = 32  # figure pixels an image's shorter side is scaled up to, at least
 
 
 def infer_image_shape(n_features, image_shape=None):
@@ -36,27 +42,29 @@ def infer_image_shape(n_features, image_shape=None):
 
 
 def _figure(**kwargs):
-    """A new matplotlib ``Figure`` on an Agg canvas."""
+    """A new matplotlib ``Figure`` on an Agg canvas, at :data:`DPI`."""
     # Imported here, not at the top: matplotlib takes ~0.3 s to import, which
     # the commands that draw nothing (``npvae --help``, ``evaluate``,
     # ``gradcheck``, any bad-input error) need not pay.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(**kwargs)
+    fig = Figure(dpi=DPI, **kwargs)
     FigureCanvasAgg(fig)
     return fig
 
 
 def _save(fig, path):
     path = Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=_DPI))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
     return path
 
 
-def _mosaic(images, image_shape, ncols, pad=1):
-    """Tile rows of ``images`` into one 2-D array, ``ncols`` per row; gaps
-    and empty cells are NaN (drawn as the background)."""
+def image_mosaic(images, image_shape, ncols, pad=1):
+    """Tile ``images`` (one image a row, row-major ``image_shape``) into one
+    2-D array, ``ncols`` per row; gaps and empty cells are NaN (drawn as
+    the background)."""
+    images = np.asarray(images, dtype=np.float64)
     h, w = image_shape
     n = images.shape[0]
     nrows = -(-n // ncols)
@@ -68,29 +76,56 @@ def _mosaic(images, image_shape, ncols, pad=1):
     return grid
 
 
-def _show(ax, grid, values):
-    """Draw a mosaic in grey: [0, 1] data as it is, other data from its
-    1st to 99th percentile.  NaN cells (padding) are ignored: one NaN would
-    otherwise make the range NaN and the whole mosaic a blank canvas."""
-    lo, hi = (0.0, 1.0) if np.nanmin(values) >= 0 and np.nanmax(values) <= 1 \
-        else np.nanpercentile(values, [1, 99])
-    ax.imshow(grid, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-12), interpolation="nearest")
-    ax.set_axis_off()
+def show_images(ax, images, image_shape, ncols):
+    """Draw ``images`` as a mosaic (:func:`image_mosaic`) on the matplotlib
+    axes ``ax``, in :data:`IMAGE_CMAP`: data in [0, 1] as it is, other data
+    from its 1st to its 99th percentile.  The one way figures of npvae and
+    its demos draw images."""
+    grid = image_mosaic(images, image_shape, ncols)
+    # NaN cells (padding) are ignored: one NaN would otherwise make the
+    # range NaN and the whole mosaic a blank canvas.
+    lo, hi = (0.0, 1.0) if np.nanmin(grid) >= 0 and np.nanmax(grid) <= 1 \
+        else np.nanpercentile(grid, [1, 99])
+    ax.imshow(grid, cmap=IMAGE_CMAP, vmin=lo, vmax=max(hi, lo + 1e-12),
+              interpolation="nearest")  # square pixels
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return grid
 
 
-def _image_figure(rows, image_shape, ncols, title, path):
-    """One figure of a mosaic of images, ``ncols`` per row."""
+def _image_figure(rows, image_shape, ncols, title, path, min_tile=_MIN_TILE, grid_ticks=None):
+    """One figure of a mosaic of images, ``ncols`` per row, each data pixel
+    drawn as an ``s`` x ``s`` block of figure pixels (``s`` a whole number,
+    so that no pixel is resampled: an image at least ``min_tile`` pixels
+    on each side).  ``grid_ticks=(x_values, y_values, x_label, y_label)`` labels the
+    columns and rows of tiles (the manifold's z values)."""
     images = np.asarray(rows, dtype=np.float64)
-    grid = _mosaic(images, image_shape, ncols)
     h, w = image_shape
     nrows = -(-images.shape[0] // ncols)
-    cell = 0.35  # inches per image height: 28 pixels at the 80 dpi of _DPI
-    title_room = 0.35
-    width, height = max(4.0, ncols * cell * w / h), nrows * cell + title_room
-    fig = _figure(figsize=(width, height))
-    ax = fig.add_axes((0.01, 0.01, 0.98, 1 - title_room / height - 0.01))
-    _show(ax, grid, images)
-    fig.suptitle(title, fontsize=9)
+    s = max(1, math.ceil(min_tile / min(h, w)))
+    grid_h, grid_w = (nrows * (h + 1) - 1) * s, (ncols * (w + 1) - 1) * s
+    # Margins in figure pixels: a title line above, tick labels left and below.
+    top, side = 44, 8
+    left, bottom = (92, 60) if grid_ticks else (side, side)
+    width = max(grid_w + left + side, 480)
+    height = grid_h + top + bottom
+    x0 = left + (width - grid_w - left - side) // 2
+    # A hair over the whole size, because Agg truncates the canvas to whole pixels.
+    fig = _figure(figsize=((width + 1e-3) / DPI, (height + 1e-3) / DPI))
+    ax = fig.add_axes((x0 / width, bottom / height, grid_w / width, grid_h / height))
+    show_images(ax, images, image_shape, ncols)
+    if grid_ticks:
+        x_values, y_values, x_label, y_label = grid_ticks
+        ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(ncols)],
+                      [f"{v:.2f}" for v in x_values], fontsize=7)
+        ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(nrows)],
+                      [f"{v:.2f}" for v in y_values], fontsize=7)
+        ax.tick_params(length=2, pad=2)
+        ax.set_xlabel(x_label, fontsize=9)
+        ax.set_ylabel(y_label, fontsize=9)
+    fig.suptitle(title, fontsize=9, y=1 - 8 / height, va="top")
     return _save(fig, path)
 
 
@@ -130,17 +165,47 @@ def plot_loss_curves(metrics, path):
             objective = curves["train"]
             curves["train"] = [m["train_recon"] + m["train_kl"] for m in metrics]
             titles["loss"] = "-ELBO (nats)"
-        for split, style in (("train", "-"), ("val", "--")):
-            ax.plot(epochs, curves[split], style, marker=marker, label=split)
+        lines = [ax.plot(epochs, curves[split], style, marker=marker, label=split)[0]
+                 for split, style in (("train", "-"), ("val", "--"))]
         if objective is not None and not np.allclose(objective, curves["train"],
                                                      rtol=1e-9, atol=1e-9):
-            ax.plot(epochs, objective, ":", marker=marker, label="train objective (beta)")
-        ax.set_title(titles[t], fontsize=9)
+            lines += ax.plot(epochs, objective, ":", marker=marker, label="train objective (beta)")
+        clipped = _clip_first_epoch(ax, lines)
+        ax.set_title(titles[t] + (f"\n{clipped}" if clipped else ""), fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 0.96"
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _clip_first_epoch(ax, lines):
+    """Set the y range from the epochs after the first when the first is far
+    outside it (a Gaussian decoder's first epoch can be thousands of nats
+    above the rest and squash the curve flat); mark each clipped point by a
+    triangle on the edge and return a note of their values ("" if none)."""
+    values = np.array([line.get_ydata() for line in lines], dtype=np.float64)
+    if values.shape[1] < 3 or not np.all(np.isfinite(values)):
+        return ""
+    lo, hi = values[:, 1:].min(), values[:, 1:].max()
+    span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
+    first = values[:, 0]
+    # Clip only what would leave the later epochs under a quarter of the axis.
+    out = (first > hi + 3 * span) | (first < lo - 3 * span)
+    if not out.any():
+        return ""
+    kept = first[~out]
+    bottom = min(lo, kept.min(initial=lo)) - 0.08 * span
+    top = max(hi, kept.max(initial=hi)) + 0.08 * span
+    ax.set_ylim(bottom, top)
+    notes = []
+    x = lines[0].get_xdata()[0]
+    for line, value, is_out in zip(lines, first, out):
+        if is_out:
+            edge, marker = (top, "^") if value > top else (bottom, "v")
+            ax.plot([x], [edge], marker, color=line.get_color(), ms=7, clip_on=False)
+            notes.append(f"{line.get_label()} {value:.4g}")
+    return f"epoch {x:g} off scale: " + ", ".join(notes)
 
 
 def plot_reconstructions(originals, reconstructions, image_shape, path, ncols=10):
@@ -178,9 +243,14 @@ def _pca_2d(Z):
     return Zc @ Vt.T
 
 
-def plot_latent(Z, labels, path):
+def plot_latent(Z, labels, path, class_names=None):
     """Latent means of a data set, coloured by label when there are labels;
-    projected onto their two principal axes when ``latent_dim > 2``."""
+    projected onto their two principal axes when ``latent_dim > 2``.
+
+    With up to ten classes each has a colour and a legend entry, named
+    ``class_names[label]`` when given (labels are then integers indexing
+    it), else by the label itself; more classes are coloured along a
+    colour bar."""
     Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or Z.shape[1] < 1:
         raise ValueError(f"Z must be 2-D, got shape {Z.shape}")
@@ -190,18 +260,43 @@ def plot_latent(Z, labels, path):
         xlabel, ylabel = "z1", "z2"
     else:
         Z, xlabel, ylabel = _pca_2d(Z), "PC 1 of the means", "PC 2 of the means"
-    fig = _figure(figsize=(5, 4.2), layout="constrained")
+    fig = _figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.add_subplot()
     if labels is None:
         ax.scatter(Z[:, 0], Z[:, 1], s=4, alpha=0.6)
     else:
-        points = ax.scatter(Z[:, 0], Z[:, 1], c=np.asarray(labels), cmap="tab10", s=4,
-                            alpha=0.7, vmin=-0.5, vmax=9.5)
-        fig.colorbar(points, ax=ax, ticks=range(10), label="label")
+        classes, index = np.unique(np.asarray(labels), return_inverse=True)
+        names = _class_names(classes, class_names)
+        if len(classes) <= 10:
+            from matplotlib.lines import Line2D  # matplotlib loads only to draw
+
+            colours = [f"C{i}" for i in range(len(classes))]
+            # One scatter in data order, so that no class is drawn over the others.
+            ax.scatter(Z[:, 0], Z[:, 1], c=[colours[i] for i in index], s=4, alpha=0.7)
+            handles = [Line2D([], [], ls="", marker="o", ms=5, color=colours[i], label=name)
+                       for i, name in enumerate(names)]
+            ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                      fontsize=8, frameon=False,
+                      title="label" if class_names is None else None)
+        else:
+            points = ax.scatter(Z[:, 0], Z[:, 1], c=index, cmap="viridis", s=4, alpha=0.7)
+            fig.colorbar(points, ax=ax, label="label")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title("latent means of the test set", fontsize=9)
     return _save(fig, path)
+
+
+def _class_names(classes, class_names):
+    """The legend's name of each class: ``class_names[c]``, or ``c`` itself."""
+    if class_names is None:
+        return [str(c) for c in classes]
+    class_names = list(class_names)
+    if not np.issubdtype(classes.dtype, np.integer) or classes[0] < 0 \
+            or classes[-1] >= len(class_names):
+        raise ValueError(f"labels {classes[0]}..{classes[-1]} do not index the "
+                         f"{len(class_names)} class_names")
+    return [str(class_names[c]) for c in classes]
 
 
 def plot_manifold(model, image_shape, path, n=12):
@@ -216,7 +311,8 @@ def plot_manifold(model, image_shape, path, n=12):
     # Rows from top to bottom go down in z2, so the picture has z2 upwards.
     Z = np.array([[z1, z2] for z2 in reversed(ticks) for z1 in ticks])
     return _image_figure(model.decode(Z), image_shape, n,
-                         "decoded means over an inverse-normal-CDF grid of z", path)
+                         "decoded means over an inverse-normal-CDF grid of z", path,
+                         min_tile=48, grid_ticks=(ticks, ticks[::-1], "z1", "z2"))
 
 
 def plot_interpolations(model, starts, ends, image_shape, path, steps=8):

@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from . import __version__, plots
 from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
-from .datasets import DATASETS, binarize, load_dataset, train_val_split
+from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_split
 from .files import atomic_write
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
@@ -544,8 +544,8 @@ def draw_run_figures(model, run, config, X_test, y_test, metrics):
     paths = []
     if metrics:
         paths.append(plots.plot_loss_curves(metrics, figures / "loss.png"))
-    paths.append(plots.plot_latent(model.transform(X_test), y_test,
-                                   figures / "latent.png"))
+    paths.append(plots.plot_latent(model.transform(X_test), y_test, figures / "latent.png",
+                                   class_names=CLASS_NAMES.get(config.get("dataset"))))
     shape = image_shape(config)
     if shape is not None:
         paths.append(draw_reconstructions(model, X_test, shape,

@@ -126,3 +126,26 @@ def test_floor_runs_the_roofline_products_and_adam(capsys):
                          "--rounds", "1", "--no-torch"])
     assert row["batch"] == 16 and set(row) == {"batch", "products", "products+adam", "npvae"}
     assert all(row[k] > 0 for k in ("products", "products+adam", "npvae"))
+
+
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
+    reproduce = importlib.import_module("reproduce_iwae")
+    assert [e for e, _ in reproduce.stage_schedule(8)] == [1, 3, 9, 27, 81, 243, 729, 2187]
+    assert reproduce.stage_schedule(8)[1][1] == pytest.approx(7.2e-4)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["--smoke", "--data-dir", str(MNIST_DIR)]
+    reproduce.main(common + ["--out", str(straight)])
+    reproduce.main(common + ["--out", str(split), "--stages", "1"])   # stopped after stage 0
+    reproduce.main(common + ["--out", str(split)])                    # resumed
+    a, b = VAE.load(straight / "latest"), VAE.load(split / "latest")
+    assert a.n_iter_ == b.n_iter_ == 4
+    for name, p in a.params_.items():
+        np.testing.assert_array_equal(p, b.params_[name], err_msg=name)
+    rows = (split / "results.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith("0,1,") and rows[2].startswith("1,4,")
+    straight_rows = (straight / "results.csv").read_text().splitlines()
+    assert straight_rows[2].split(",")[3] == rows[2].split(",")[3]   # the same test NLL

@@ -546,3 +546,19 @@ def test_a_run_folder_given_as_dot_loads_its_latest_checkpoint(tmp_path, monkeyp
     assert same_params(load_checkpoint("."), model)
     monkeypatch.chdir(tmp_path / "checkpoints")
     assert same_params(load_checkpoint(".."), model)
+
+
+def test_a_checkpoint_from_before_the_adam_and_bias_settings_loads_with_their_defaults(tmp_path):
+    model = fitted()
+    json_path = model.save(tmp_path / "old")
+    meta = json.loads(Path(json_path).read_text())
+    for key in ("beta_1", "beta_2", "epsilon", "output_bias_init"):
+        del meta["params"][key]
+    Path(json_path).write_text(json.dumps(meta))
+    loaded = VAE.load(tmp_path / "old")
+    assert loaded.get_params() == model.get_params()
+    assert same_params(model, loaded)
+    del meta["params"]["beta"]                     # an older key is still required
+    Path(json_path).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"'params' is missing \['beta'\]"):
+        VAE.load(tmp_path / "old")

@@ -71,6 +71,7 @@ def test_join_backward_is_the_split_of_the_columns():
     {"likelihood": "gaussian"},                          # learned obs_logvar too
     {"hidden_dims": ()},                                 # linear: the join feeds the heads
     {"hidden_dims": (5, 4), "beta": 0.5},
+    {"prior": "mixture", "n_components": 3},             # the KL's gradient through z
 ])
 def test_every_parameter_passes_the_central_difference_check(kw):
     report = checked(small_cvae(**kw))

@@ -12,10 +12,10 @@ from npvae.inference import fit_latent, log_joint, log_joint_grad
 D, L = 7, 3
 
 
-def _setup(cls=VAE, likelihood="bernoulli", seed=0):
+def _setup(cls=VAE, likelihood="bernoulli", seed=0, **kw):
     rng = np.random.default_rng(seed)
     model = cls(latent_dim=L, hidden_dims=(6,), activation="tanh", likelihood=likelihood,
-                dtype="float64", random_state=seed).initialize(D)
+                dtype="float64", random_state=seed, **kw).initialize(D)
     if likelihood == "gaussian":
         model.params_["obs_logvar"][...] = -0.7
     X = rng.random((5, D))
@@ -36,13 +36,33 @@ def test_gradient_through_the_decoder_matches_central_differences(cls, likelihoo
     assert _grad_error(model, X, Z, mask) < 1e-7
 
 
-@pytest.mark.parametrize("name, planted", [
-    ("_log_prior_grad", lambda Z: 0 * Z),                     # the prior forgotten
-    ("_log_px_grad_out", lambda m, x, out: out - x),          # sign and sigmoid wrong
-])
-def test_gradient_check_catches_planted_bugs(monkeypatch, name, planted):
+def test_a_learned_mixture_prior_enters_the_objective_and_its_gradient():
+    model, X, Z, mask = _setup(prior="mixture", n_components=4)
+    assert _grad_error(model, X, Z, mask) < 1e-7
+    plain, *_ = _setup()
+    decoded = log_joint(model, X, Z, mask) - model.prior_.log_prob(Z)
+    np.testing.assert_allclose(decoded, log_joint(plain, X, Z, mask) - plain.prior_.log_prob(Z),
+                               rtol=1e-12)
+    assert not np.allclose(model.prior_.log_prob(Z), plain.prior_.log_prob(Z))
+
+
+def test_gradient_check_catches_a_forgotten_prior_gradient(monkeypatch):
     model, X, Z, mask = _setup()
-    monkeypatch.setattr(inference, name, planted)
+    real = inference._prior
+
+    class NoGradient:     # the prior's value kept, its gradient forgotten
+        def __init__(self, model):
+            self.log_prob = real(model).log_prob
+
+        def log_prob_grad(self, z):
+            return 0 * z
+    monkeypatch.setattr(inference, "_prior", NoGradient)
+    assert _grad_error(model, X, Z, mask) > 1e-2
+
+
+def test_gradient_check_catches_a_wrong_likelihood_gradient(monkeypatch):
+    model, X, Z, mask = _setup()
+    monkeypatch.setattr(inference, "_log_px_grad_out", lambda m, x, out: out - x)
     assert _grad_error(model, X, Z, mask) > 1e-2
 
 

@@ -1,5 +1,9 @@
 """Tests of npvae.plots: every figure is a real PNG with something drawn,
-written atomically, for square and non-square images."""
+written atomically, at the resolution promised, with image tiles that are
+the data pixel for pixel, for square and non-square images."""
+import math
+
+import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pytest
@@ -81,16 +85,110 @@ def test_loss_curves_tick_whole_epochs(tmp_path, monkeypatch, n_epochs):
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
-def test_reconstructions_of_non_square_images_keep_their_shape(tmp_path):
+def loss_panels(tmp_path, monkeypatch, metrics):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_loss_curves(metrics, tmp_path / "loss.png")
+    return figures[0].axes
+
+
+def test_loss_curve_stays_readable_when_the_first_epoch_is_far_above(tmp_path, monkeypatch):
+    # Frey Face with a Gaussian decoder: 2787 nats at epoch 1, then ~-100 to -300.
+    train = [2787.0] + [-100.0 - 20 * e for e in range(1, 10)]
+    val = [655.0] + [-110.0 - 20 * e for e in range(1, 10)]
+    metrics = [{"epoch": e + 1, "train_loss": t, "val_loss": v} for e, (t, v) in
+               enumerate(zip(train, val))]
+    (ax,) = loss_panels(tmp_path, monkeypatch, metrics)
+    bottom, top = ax.get_ylim()
+    later = train[1:] + val[1:]
+    # The later epochs fill the axis; both first points are marked on its top edge.
+    assert bottom < min(later) and max(later) < top < max(later) + 0.2 * np.ptp(later)
+    assert ax.get_title().endswith("epoch 1 off scale: train 2787, val 655")
+    marks = [line for line in ax.lines if line.get_marker() == "^"]
+    assert [(m.get_xdata()[0], m.get_ydata()[0]) for m in marks] == [(1, top), (1, top)]
+    assert [m.get_color() for m in marks] == [ax.lines[0].get_color(), ax.lines[1].get_color()]
+
+
+@pytest.mark.parametrize("first", [12.0, 50.0])
+def test_loss_curve_keeps_a_first_epoch_that_is_not_far_off(tmp_path, monkeypatch, first):
+    # Later epochs span 8..10.5: 12 is within three spans of them, 50 far beyond.
+    values = [first, 10.0, 9.0, 8.5, 8.0]
+    metrics = [{"epoch": e + 1, "train_loss": v, "val_loss": v + 0.5}
+               for e, v in enumerate(values)]
+    (ax,) = loss_panels(tmp_path, monkeypatch, metrics)
+    if first == 12.0:
+        assert ax.get_ylim()[1] > first + 0.5 and "off scale" not in ax.get_title()
+    else:
+        assert ax.get_ylim()[1] < first and "off scale" in ax.get_title()
+
+
+def drawn_mosaic(tmp_path, monkeypatch, draw):
+    """Call ``draw(path)``; return the PNG's pixels under the image's axes
+    (grey level, the red channel) and the array the axes show."""
+    figures = []
+    real_save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or real_save(fig, path))
+    path = draw(tmp_path / "f.png")
+    img = read_png(path)
+    from PIL import Image
+    with Image.open(path) as png:
+        assert png.info["dpi"] == pytest.approx((plots.DPI, plots.DPI), abs=0.1)
+    assert plots.DPI >= 150
+    (ax,) = figures[0].axes
+    box = ax.get_window_extent()
+    top, bottom = img.shape[0] - round(box.y1), img.shape[0] - round(box.y0)
+    return img[top:bottom, round(box.x0):round(box.x1), 0], ax.get_images()[0].get_array()
+
+
+def under_colour_map(grid):
+    """Grey level of each value of ``grid`` in [0, 1] under plots.IMAGE_CMAP;
+    NaN (padding) shows the white background."""
+    import matplotlib
+    grey = matplotlib.colormaps[plots.IMAGE_CMAP](np.nan_to_num(grid))[..., 0]
+    return np.where(np.isnan(grid), 1.0, grey)
+
+
+@pytest.mark.parametrize("shape, n, scale", [((8, 8), 16, 4), ((28, 20), 30, 2),
+                                             ((20, 28), 7, 2), ((28, 28), 100, 2)])
+def test_every_data_pixel_is_a_square_block_of_figure_pixels(tmp_path, monkeypatch,
+                                                             shape, n, scale):
+    X = RNG.random((n, shape[0] * shape[1]))
+    pixels, shown = drawn_mosaic(tmp_path, monkeypatch,
+                                 lambda path: plots.plot_samples(X, shape, path))
+    ncols = math.ceil(math.sqrt(n))
+    grid = plots.image_mosaic(X, shape, ncols)
+    assert np.array_equal(np.ma.filled(shown, np.nan), grid, equal_nan=True)
+    assert pixels.shape == (grid.shape[0] * scale, grid.shape[1] * scale)
+    # The first tile, and the whole mosaic, are the data under the colour map,
+    # each data pixel a scale x scale block: nothing resampled or smoothed.
+    expected = under_colour_map(np.kron(grid, np.ones((scale, scale))))
+    h, w = shape
+    first = pixels[:h * scale, :w * scale]
+    assert np.allclose(first, under_colour_map(np.kron(X[0].reshape(shape), np.ones((scale, scale)))),
+                       atol=1.5 / 255)
+    assert np.allclose(pixels, expected, atol=1.5 / 255)
+
+
+def test_reconstructions_of_non_square_images_keep_their_shape(tmp_path, monkeypatch):
     X = RNG.random((30, 560))
-    tall = read_png(plots.plot_reconstructions(X, X * 0.5, (28, 20), tmp_path / "t.png", 30))
-    wide = read_png(plots.plot_reconstructions(X, X * 0.5, (20, 28), tmp_path / "w.png", 30))
-    # One row of 30 pairs; cells are equally high, so widths go as w / h.
-    assert tall.shape[0] == wide.shape[0]
-    assert wide.shape[1] / tall.shape[1] == pytest.approx((28 / 20) / (20 / 28), rel=0.05)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.png", "w.png"]
+    pixels, _ = drawn_mosaic(tmp_path, monkeypatch, lambda path: plots.plot_reconstructions(
+        X, X * 0.5, (28, 20), path, 30))
+    # One row of 30 originals over one of 30 reconstructions, 28x20 each, at 2x.
+    assert pixels.shape == ((2 * 29 - 1) * 2, (30 * 21 - 1) * 2)
+    assert np.allclose(pixels[58:114:2, :40:2], under_colour_map(X[0].reshape(28, 20) * 0.5),
+                       atol=1.5 / 255)
     with pytest.raises(ValueError, match="differ in shape"):
         plots.plot_reconstructions(X, X[:3], (28, 20), tmp_path / "bad.png")
+
+
+def test_data_outside_the_unit_range_spans_its_percentiles(tmp_path, monkeypatch):
+    X = RNG.normal(100.0, 5.0, (9, 16))
+    pixels, _ = drawn_mosaic(tmp_path, monkeypatch,
+                             lambda path: plots.plot_samples(X, (4, 4), path))
+    lo, hi = np.percentile(X, [1, 99])
+    first = pixels[:32:8, :32:8]  # 4x4 images drawn at 8x
+    assert np.allclose(first, under_colour_map(np.clip((X[0].reshape(4, 4) - lo) / (hi - lo), 0, 1)),
+                       atol=1.5 / 255)
 
 
 @pytest.mark.parametrize("scale", [1.0, 3.0])
@@ -109,17 +207,51 @@ def test_samples_grid_uses_grey_levels_of_the_data(tmp_path):
     assert img[..., 0].min() < 0.02 and (img[..., 0] < 0.1).mean() > 0.15
 
 
-def test_samples_outside_unit_range_are_scaled(tmp_path):
-    samples = RNG.normal(100.0, 5.0, (9, 16))
-    read_png(plots.plot_samples(samples, (4, 4), tmp_path / "s.png"))
-
-
 @pytest.mark.parametrize("latent_dim, labels", [(1, None), (2, True), (5, True), (5, None)])
 def test_latent_scatter(tmp_path, latent_dim, labels):
     Z = RNG.normal(size=(200, latent_dim))
     y = RNG.integers(0, 10, 200) if labels else None
-    read_png(plots.plot_latent(Z, y, tmp_path / "z.png"))
+    img = read_png(plots.plot_latent(Z, y, tmp_path / "z.png"))
+    assert img.shape[:2] == (round(4.5 * plots.DPI), 6 * plots.DPI)
     only(tmp_path, "z.png")
+
+
+def legend_of(tmp_path, monkeypatch, *args, **kwargs):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_latent(*args, tmp_path / "z.png", **kwargs)
+    legend = figures[0].axes[0].get_legend()
+    return figures[0], [t.get_text() for t in legend.get_texts()], legend
+
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+           "Sneaker", "Bag", "Ankle boot"]
+
+
+def test_latent_scatter_names_the_classes(tmp_path, monkeypatch):
+    Z, y = RNG.normal(size=(300, 2)), RNG.integers(0, 10, 300)
+    fig, names, legend = legend_of(tmp_path, monkeypatch, Z, y, class_names=FASHION)
+    assert names == FASHION
+    # Each point has its class's colour, the one its legend entry shows.
+    points = fig.axes[0].collections[0].get_facecolors()[:, :3]
+    handles = getattr(legend, "legend_handles", None) or legend.legendHandles  # matplotlib < 3.7
+    entry = np.array([matplotlib.colors.to_rgb(h.get_color()) for h in handles])
+    assert np.allclose(points, entry[y])
+    # Only the classes present are listed; without names, the labels themselves.
+    _, names, _ = legend_of(tmp_path, monkeypatch, Z[y != 3], y[y != 3], class_names=FASHION)
+    assert "Dress" not in names and len(names) == 9
+    _, names, _ = legend_of(tmp_path, monkeypatch, Z, y)
+    assert names == [str(d) for d in range(10)]
+    with pytest.raises(ValueError, match="do not index the 3 class_names"):
+        plots.plot_latent(Z, y, tmp_path / "x.png", class_names=["a", "b", "c"])
+
+
+def test_latent_scatter_of_many_classes_has_a_colour_bar(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_latent(RNG.normal(size=(300, 2)), np.arange(300) % 25, tmp_path / "z.png")
+    assert figures[0].axes[0].get_legend() is None
+    assert len(figures[0].axes) == 2  # the scatter, the colour bar
 
 
 def test_pca_projection_finds_the_spread_directions():
@@ -142,6 +274,25 @@ def test_manifold_decodes_an_inverse_normal_cdf_grid(tmp_path, model_28x20, monk
     assert np.allclose(Z[::5, 1], ticks[::-1])  # z2 decreases down the rows
     with pytest.raises(ValueError, match="latent_dim=2"):
         plots.plot_manifold(VAE(latent_dim=3).initialize(4), (2, 2), tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("shape, scale", [((8, 8), 6), ((28, 20), 3)])
+def test_manifold_axes_show_the_z_of_each_tile(tmp_path, monkeypatch, shape, scale):
+    model = VAE(latent_dim=2, hidden_dims=(4,), random_state=0).initialize(shape[0] * shape[1])
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_manifold(model, shape, tmp_path / "m.png", n=5)
+    (ax,) = figures[0].axes
+    z = ["-1.28", "-0.52", "0.00", "0.52", "1.28"]  # Phi^-1(.1 .. .9)
+    assert [t.get_text() for t in ax.get_xticklabels()] == z
+    assert [t.get_text() for t in ax.get_yticklabels()] == z[::-1]  # z2 upwards
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("z1", "z2")
+    h, w = shape  # each tick at the centre of its tile (tiles one pixel apart)
+    assert np.allclose(ax.get_xticks(), [c * (w + 1) + (w - 1) / 2 for c in range(5)])
+    assert np.allclose(ax.get_yticks(), [r * (h + 1) + (h - 1) / 2 for r in range(5)])
+    box = ax.get_window_extent()  # figure pixels per data pixel: whole, >= 2
+    assert box.width == pytest.approx((5 * (w + 1) - 1) * scale, abs=0.01)
+    assert box.height == pytest.approx((5 * (h + 1) - 1) * scale, abs=0.01)
 
 
 def test_interpolations(tmp_path, model_28x20):

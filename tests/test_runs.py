@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npvae import Autoencoder, runs
+from npvae import VAE, Autoencoder, runs
 from npvae.checkpoints import load_checkpoint, save_checkpoint
 from npvae.datasets import load_dataset
 from test_cli import TINY, assert_usage_error, params_of, run, snapshot
@@ -279,3 +279,19 @@ def test_a_bad_seed_in_config_json_is_named(copy_of, capsys, seed):
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
     (copy_of / "config.json").write_text("[1, 2]")
     assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
+
+
+def test_fashion_mnist_runs_name_their_classes_in_the_latent_figure(tmp_path, monkeypatch):
+    from npvae import plots, runs
+    seen = {}
+
+    def fake_latent(Z, labels, path, class_names=None):
+        seen["names"] = class_names
+        return path
+    monkeypatch.setattr(plots, "plot_latent", fake_latent)
+    X = np.random.default_rng(0).random((6, 5))     # 5 features: no image figures
+    model = VAE(latent_dim=2, hidden_dims=(3,), epochs=1, random_state=0).fit(X)
+    for dataset, names in (("fashion-mnist", "Ankle boot"), ("digits", None)):
+        config = {"dataset": dataset, "n_features": 5, "image_shape": None}
+        runs.draw_run_figures(model, tmp_path, config, X, np.arange(6) % 2, [])
+        assert (seen["names"][-1] if seen["names"] else None) == names

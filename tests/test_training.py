@@ -313,3 +313,32 @@ def test_sklearn_clone_and_pipeline(digits_split):
     pipe.fit(digits_split[0][:200])
     assert pipe.transform(digits_split[1]).shape == (digits_split[1].shape[0], 3)
     assert np.isfinite(pipe.score(digits_split[1]))
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_adam_hyper_parameters_reach_the_optimizer(digits_split, cls):
+    X = digits_split[0][:200]
+    model = cls(latent_dim=2, hidden_dims=(8,), epochs=1, beta_1=0.5, beta_2=0.99, epsilon=1e-4,
+                random_state=0).fit(X)
+    opt = model.optimizer_
+    assert (opt.beta1, opt.beta2, opt.eps) == (0.5, 0.99, 1e-4)
+    default = cls(latent_dim=2, hidden_dims=(8,), epochs=1, random_state=0).fit(X)
+    assert not np.array_equal(default.params_["decoder.0.W"], model.params_["decoder.0.W"])
+
+
+@pytest.mark.parametrize("likelihood, expected", [
+    ("bernoulli", lambda m: np.clip(m, 0.001, 0.999)), ("gaussian", lambda m: m)])
+def test_output_bias_from_the_data_starts_the_decoder_at_the_mean_image(digits_split, likelihood,
+                                                                         expected):
+    X = digits_split[0]
+    kw = dict(latent_dim=2, hidden_dims=(8,), activation="tanh", epochs=0, likelihood=likelihood,
+              dtype="float64", random_state=0)
+    model = VAE(output_bias_init="data", **kw).fit(X)
+    # tanh(0) = 0: the code 0 decodes to the output bias alone.
+    np.testing.assert_allclose(model.decode(np.zeros((1, 2)))[0], expected(X.mean(axis=0)),
+                               rtol=1e-12, atol=1e-15)
+    plain = VAE(**kw).fit(X)
+    assert not plain.params_["decoder.2.b"].any()
+    for name, p in plain.params_.items():       # only the output bias differs
+        if name != "decoder.2.b":
+            np.testing.assert_array_equal(p, model.params_[name])
