@@ -167,7 +167,8 @@ def small_model(likelihood, activation, dtype="float64"):
 @pytest.mark.parametrize("likelihood, activation",
                          [("bernoulli", "relu"), ("bernoulli", "tanh"), ("gaussian", "softplus"),
                           ("gaussian", "leaky_relu")])
-@pytest.mark.parametrize("k, batch_rows", [(1, 1024), (7, 3), (13, 40), (50, 16), (200, 1024)])
+@pytest.mark.parametrize("k, batch_rows", [(1, 1024), (7, 3), (13, 40), (50, 16), (200, 1024),
+                                           (600, 8192)])
 def test_iwae_equals_the_reference_computation(likelihood, activation, k, batch_rows):
     model, X = small_model(likelihood, activation)
     np.testing.assert_allclose(
