@@ -57,8 +57,9 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     batch_rows : int
         How many (example, sample) pairs go through the decoder at once;
         memory is about ``batch_rows * (n_features + widest layer)`` floats,
-        whatever ``k`` and ``n_samples`` are.  The default was the fastest
-        of 256 to 8192 on MNIST's model (``benchmarks/README.md``).
+        whatever ``k`` and ``n_samples`` are.  Large blocks suit several
+        BLAS threads on a busy machine; on one thread any size from 512 up
+        runs about as fast (``benchmarks/README.md``).
     random_state : int or numpy.random.Generator
         Source of the samples; the default makes the estimate repeatable.
         With ``k >= batch_rows`` the estimate does not depend on
