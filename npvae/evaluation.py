@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .likelihoods import Bernoulli
 from .losses import kl_standard_normal
 from .models import VAE
 from .rng import as_generator
@@ -23,7 +24,8 @@ def _check_vae(model):
         raise TypeError(f"this needs a fitted VAE, got {type(model).__name__}")
 
 
-def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random_state=0):
+def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random_state=0,
+                                       callback=None):
     r"""Importance-weighted estimate of :math:`\log p(x)` per example.
 
     .. math::
@@ -38,9 +40,12 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
 
     .. math::
         \log w = \log p(x \mid z)
-            - \tfrac12 \sum_j \big(z_j^2 - \varepsilon_j^2 - \log\sigma_j^2\big),
+            - \tfrac12 \sum_j z_j^2 + \tfrac12 \sum_j \varepsilon_j^2
+            + \tfrac12 \sum_j \log\sigma_j^2,
 
-    the normalising constants of prior and posterior cancelling.
+    the normalising constants of prior and posterior cancelling.  The
+    decoder runs without the caches of training (``Sequential.predict``),
+    in the model's dtype; the log-weights are combined in float64.
 
     Parameters
     ----------
@@ -52,9 +57,17 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     batch_rows : int
         How many (example, sample) pairs go through the decoder at once;
         memory is about ``batch_rows * (n_features + widest layer)`` floats,
-        whatever ``k`` and ``n_samples`` are.
+        whatever ``k`` and ``n_samples`` are.  Large blocks suit several
+        BLAS threads on a busy machine; on one thread any size from 512 up
+        runs about as fast (``benchmarks/README.md``).
     random_state : int or numpy.random.Generator
         Source of the samples; the default makes the estimate repeatable.
+        With ``k >= batch_rows`` the estimate does not depend on
+        ``batch_rows``.
+    callback : callable, optional
+        Called as ``callback(done, total)`` after every block, with the
+        number of (example, sample) pairs done so far and ``n_samples * k``,
+        e.g. to drive a progress bar.
 
     Returns
     -------
@@ -67,6 +80,8 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) \
             or batch_rows < 1:
         raise ValueError(f"batch_rows must be an integer >= 1, got {batch_rows!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     X = model.check_data(X)
     mu_all, logvar_all = model.encode(X)
     rng = as_generator(random_state)
@@ -80,22 +95,77 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
         mu, logvar = mu_all[start:start + rows], logvar_all[start:start + rows]
         b = x.shape[0]
         sigma = np.exp(0.5 * logvar)
+        half_log_det = 0.5 * logvar.sum(axis=-1, dtype=np.float64)     # (b,)
         running_max = np.full(b, -np.inf)
         running_sum = np.zeros(b)
         for done in range(0, k, chunk):
             c = min(chunk, k - done)
             eps = rng.standard_normal((c, b, L), dtype=model.dtype)
             z = mu + sigma * eps
-            out = model.decoder_.forward(z.reshape(c * b, L)).reshape(c, b, -1)
-            log_px = model.likelihood_.log_prob(x, out)
-            log_w = log_px - 0.5 * np.sum(z * z - eps * eps - logvar, axis=-1)
-            log_w = log_w.astype(np.float64)
+            out = model.decoder_.predict(z.reshape(c * b, L)).reshape(c, b, -1)
+            log_w = _log_prob_in_place(model.likelihood_, x, out).astype(np.float64)
+            log_w -= 0.5 * (_row_sums(z * z) - _row_sums(eps * eps))
+            log_w += half_log_det
             new_max = np.maximum(running_max, log_w.max(axis=0))
-            running_sum = (running_sum * np.exp(running_max - new_max)
-                           + np.exp(log_w - new_max).sum(axis=0))
+            running_sum *= np.exp(running_max - new_max)
+            running_sum += np.exp(log_w - new_max).sum(axis=0)
             running_max = new_max
+            if callback is not None:
+                callback(start * k + b * (done + c), n * k)
         result[start:start + b] = running_max + np.log(running_sum) - math.log(k)
     return result
+
+
+def _log_prob_in_place(likelihood, x, out):
+    r""":math:`\log p(x_b \mid o_{cb})` of shape ``(c, b)`` for the decoder's
+    fresh outputs ``out`` of shape ``(c, b, d)`` and the examples ``x`` of
+    shape ``(b, d)``; the Bernoulli's overwrites ``out``."""
+    if isinstance(likelihood, Bernoulli):
+        return _bernoulli_log_prob_in_place(x, out)
+    return likelihood.log_prob(x, out)
+
+
+def _bernoulli_log_prob_in_place(x, logits, rows=512):
+    r""":func:`npvae.losses.bernoulli_log_likelihood` of every sample's
+    logits, in place of them:
+
+    .. math::
+        \log p(x \mid \ell) = \sum_d x_d \ell_d - \max(\ell_d, 0)
+            - \log\big(1 + e^{-|\ell_d|}\big)
+        = (x - \tfrac12) \cdot \ell - \tfrac12 \sum_d |\ell_d|
+            - \sum_d \log\big(1 + e^{-|\ell_d|}\big)
+
+    since :math:`\max(\ell, 0) = \frac12(\ell + |\ell|)`.  The dot products
+    and sums over :math:`d` are matrix-vector products (BLAS), the rest one
+    pass each over the logits, which are overwritten; about ``rows`` rows at
+    a time, so that the passes after the first find them in the CPU's cache.
+    """
+    value = np.empty(logits.shape[:-1], logits.dtype)
+    centred = x - 0.5
+    step = max(1, rows // logits.shape[1])
+    for i in range(0, logits.shape[0], step):
+        block = logits[i:i + step]
+        v = value[i:i + step]
+        v[...] = _row_dots(block, centred)
+        a = np.abs(block, out=block)
+        v -= 0.5 * _row_sums(a)
+        np.negative(a, out=a)
+        np.exp(a, out=a)
+        a += 1
+        np.log(a, out=a)       # log(1 + e), e <= 1: as exact as log1p, and faster
+        v -= _row_sums(a)
+    return value
+
+
+def _row_sums(a):
+    r""":math:`\sum_d a_{\dots d}` as the product with a vector of ones."""
+    return (a.reshape(-1, a.shape[-1]) @ np.ones(a.shape[-1], a.dtype)).reshape(a.shape[:-1])
+
+
+def _row_dots(a, v):
+    r""":math:`a_{cb} \cdot v_b` for ``a`` of shape ``(c, b, d)`` and ``v``
+    of shape ``(b, d)``: one matrix-vector product per example."""
+    return np.matmul(a.transpose(1, 0, 2), v[:, :, None])[..., 0].T
 
 
 def kl_per_dimension(model, X):

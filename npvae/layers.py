@@ -93,6 +93,12 @@ class Dense:
         y += self.params["b"]
         return y
 
+    def predict(self, x):
+        r""":math:`y = x W + b` for inference: nothing is cached."""
+        y = x @ self.params["W"]
+        y += self.params["b"]
+        return y
+
     def backward(self, grad_out, input_grad=True):
         r"""Gradients of :math:`y = xW + b` for a batch of rows.
 
@@ -155,6 +161,11 @@ class ReLU:
         self._mask = x > 0
         return x * self._mask
 
+    def forward_in_place(self, x):
+        r""":math:`x \leftarrow \max(x, 0)` for inference, overwriting ``x``
+        (the same product with the mask as ``forward``, nothing cached)."""
+        return np.multiply(x, x > 0, out=x)
+
     def backward(self, grad_out):
         r""":math:`\partial L/\partial x = [x > 0] \, \partial L/\partial y`
         (the subgradient 0 is taken at the kink)."""
@@ -175,6 +186,11 @@ class LeakyReLU:
         self._slope = np.where(x > 0, 1.0, self.alpha).astype(x.dtype)
         return x * self._slope
 
+    def forward_in_place(self, x):
+        r""":math:`x \leftarrow x \, s(x)` for inference, overwriting ``x``."""
+        x *= np.where(x > 0, 1.0, self.alpha).astype(x.dtype)
+        return x
+
     def backward(self, grad_out):
         r""":math:`\partial L/\partial x = s(x) \, \partial L/\partial y`."""
         return grad_out * self._slope
@@ -189,6 +205,10 @@ class Tanh:
         r""":math:`y = \tanh x`, caching :math:`y`."""
         self._y = np.tanh(x)
         return self._y
+
+    def forward_in_place(self, x):
+        r""":math:`x \leftarrow \tanh x` for inference, overwriting ``x``."""
+        return np.tanh(x, out=x)
 
     def backward(self, grad_out):
         r""":math:`\partial L/\partial x = (1 - y^2) \, \partial L/\partial y`."""
@@ -205,6 +225,11 @@ class Sigmoid:
         self._y = sigmoid(x)
         return self._y
 
+    def forward_in_place(self, x):
+        r""":math:`x \leftarrow \sigma(x)` for inference, overwriting ``x``."""
+        x[...] = sigmoid(x)
+        return x
+
     def backward(self, grad_out):
         r""":math:`\partial L/\partial x = y (1 - y) \, \partial L/\partial y`."""
         return grad_out * self._y * (1 - self._y)
@@ -219,6 +244,11 @@ class Softplus:
         r""":math:`y = \operatorname{softplus}(x)`, caching :math:`x`."""
         self._x = x
         return softplus(x)
+
+    def forward_in_place(self, x):
+        r""":math:`x \leftarrow \operatorname{softplus}(x)` for inference, overwriting ``x``."""
+        x[...] = softplus(x)
+        return x
 
     def backward(self, grad_out):
         r""":math:`\partial L/\partial x = \sigma(x) \, \partial L/\partial y`."""
@@ -260,6 +290,19 @@ class Sequential:
         r""":math:`y = f_L(\dots f_2(f_1(x)))`."""
         for layer in self.layers:
             x = layer.forward(x)
+        return x
+
+    def predict(self, x):
+        r""":math:`y = f_L(\dots f_2(f_1(x)))` for inference (sampling,
+        scoring): nothing is cached for ``backward``, and each activation
+        overwrites the fresh output of the layer before it instead of
+        allocating its own; ``x`` itself is never written."""
+        given = x
+        for layer in self.layers:
+            if hasattr(layer, "forward_in_place"):
+                x = layer.forward_in_place(x.copy() if x is given else x)
+            else:
+                x = getattr(layer, "predict", layer.forward)(x)
         return x
 
     def backward(self, grad_out, input_grad=True):

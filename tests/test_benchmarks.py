@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from npvae import VAE
+from npvae.evaluation import importance_weighted_log_likelihood
 from npvae.layers import Dense
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -24,6 +25,7 @@ scaling = importlib.import_module("scaling")
 revisions = importlib.import_module("revisions")
 quality = importlib.import_module("quality")
 floor = importlib.import_module("floor")
+evaluation_benchmark = importlib.import_module("evaluation")
 
 
 def step_flops(monkeypatch, n_features, hidden, latent, batch):
@@ -149,3 +151,25 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
     assert len(rows) == 3 and rows[1].startswith("0,1,") and rows[2].startswith("1,4,")
     straight_rows = (straight / "results.csv").read_text().splitlines()
     assert straight_rows[2].split(",")[3] == rows[2].split(",")[3]   # the same test NLL
+
+
+def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsys):
+    rows = evaluation_benchmark.main(["--smoke", "--data-dir", str(tmp_path)])
+    assert [(r["model"], r["data"]) for r in rows] == [("mnist", "random"), ("digits", "digits")]
+    assert all(r["estimate"] > 0 and r["floor"] > 0 for r in rows)
+    assert "of floor" in capsys.readouterr().out
+    # The floor runs the decoder's products for exactly the estimate's blocks.
+    model = VAE(latent_dim=3, hidden_dims=(16, 8), random_state=0).initialize(12)
+    X = np.random.default_rng(0).random((9, 12))
+    steps = []
+    importance_weighted_log_likelihood(model, X, k=7, batch_rows=10,
+                                       callback=lambda done, _: steps.append(done))
+    blocks = evaluation_benchmark.decoder_blocks(importance_weighted_log_likelihood, model, X,
+                                                 7, batch_rows=10)
+    assert blocks == list(np.diff([0] + steps))
+    ops = evaluation_benchmark.floor_operands(model, blocks, np.random.default_rng(0))
+    assert {rows: [(a.shape, W.shape, out.shape) for a, W, out in chain]
+            for rows, chain in ops.items()} == \
+        {rows: [((rows, 3), (3, 8), (rows, 8)), ((rows, 8), (8, 16), (rows, 16)),
+                ((rows, 16), (16, 12), (rows, 12))] for rows in set(blocks)}
+    assert "predict" not in vars(model.decoder_) and "forward" not in vars(model.decoder_)

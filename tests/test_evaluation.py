@@ -120,3 +120,113 @@ def test_active_units_rejects_a_meaningless_threshold(threshold):
     model, b, cov = exact_posterior_vae()
     with pytest.raises(ValueError, match="threshold must be"):
         active_units(model, np.zeros((3, D)), threshold=threshold)
+
+
+def reference_iwae(model, X, k, batch_rows, random_state=0):
+    """The estimate as npvae computed it before its inference fast path
+    (fe30f97): the training forward, the likelihood's own log_prob, and
+    the log-weight's terms summed elementwise."""
+    X = model.check_data(X)
+    mu_all, logvar_all = model.encode(X)
+    rng = np.random.default_rng(random_state)
+    n, latent = mu_all.shape
+    rows = max(1, min(n, batch_rows // min(k, batch_rows)))
+    chunk = max(1, min(k, batch_rows // rows))
+    result = np.empty(n)
+    for start in range(0, n, rows):
+        x = X[start:start + rows]
+        mu, logvar = mu_all[start:start + rows], logvar_all[start:start + rows]
+        b = x.shape[0]
+        sigma = np.exp(0.5 * logvar)
+        running_max, running_sum = np.full(b, -np.inf), np.zeros(b)
+        for done in range(0, k, chunk):
+            c = min(chunk, k - done)
+            eps = rng.standard_normal((c, b, latent), dtype=model.dtype)
+            z = mu + sigma * eps
+            out = model.decoder_.forward(z.reshape(c * b, latent)).reshape(c, b, -1)
+            log_w = model.likelihood_.log_prob(x, out) \
+                - 0.5 * np.sum(z * z - eps * eps - logvar, axis=-1)
+            new_max = np.maximum(running_max, log_w.max(axis=0))
+            running_sum = (running_sum * np.exp(running_max - new_max)
+                           + np.exp(log_w - new_max).sum(axis=0))
+            running_max = new_max
+        result[start:start + b] = running_max + np.log(running_sum) - np.log(k)
+    return result
+
+
+def small_model(likelihood, activation, dtype="float64"):
+    rng = np.random.default_rng(8)
+    X = rng.random((30, 12))
+    if likelihood == "bernoulli":
+        X = (X < 0.4).astype(float)
+    model = VAE(latent_dim=3, hidden_dims=(16, 8), activation=activation, likelihood=likelihood,
+                epochs=3, batch_size=10, dtype=dtype, random_state=0).fit(X)
+    return model, X
+
+
+@pytest.mark.parametrize("likelihood, activation",
+                         [("bernoulli", "relu"), ("bernoulli", "tanh"), ("gaussian", "softplus"),
+                          ("gaussian", "leaky_relu")])
+@pytest.mark.parametrize("k, batch_rows", [(1, 1024), (7, 3), (13, 40), (50, 16), (200, 1024),
+                                           (600, 8192)])
+def test_iwae_equals_the_reference_computation(likelihood, activation, k, batch_rows):
+    model, X = small_model(likelihood, activation)
+    np.testing.assert_allclose(
+        importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows, random_state=3),
+        reference_iwae(model, X, k, batch_rows, random_state=3), rtol=0, atol=1e-10)
+
+
+def test_iwae_in_float32_is_the_float64_estimate_to_float32_rounding():
+    model, X = small_model("bernoulli", "relu", dtype="float32")
+    got = importance_weighted_log_likelihood(model, X, k=100, batch_rows=64)
+    np.testing.assert_allclose(got, reference_iwae(model, X, 100, 64), rtol=1e-5)
+
+
+def test_iwae_does_not_depend_on_the_block_when_k_fills_it():
+    # One example per block: the samples are drawn in the same order
+    # whatever the block's size, so the default block may change freely.
+    model, X = small_model("bernoulli", "relu")
+    a = importance_weighted_log_likelihood(model, X, k=300, batch_rows=300)
+    for batch_rows in (7, 64, 100):
+        np.testing.assert_allclose(
+            importance_weighted_log_likelihood(model, X, k=300, batch_rows=batch_rows),
+            a, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("n, k, batch_rows", [(30, 7, 3), (30, 50, 16), (30, 5, 1024),
+                                              (1, 1, 1), (30, 13, 40)])
+def test_iwae_reports_its_progress(n, k, batch_rows):
+    model, X = small_model("bernoulli", "relu")
+    calls = []
+    importance_weighted_log_likelihood(model, X[:n], k=k, batch_rows=batch_rows,
+                                       callback=lambda done, total: calls.append((done, total)))
+    done = [d for d, _ in calls]
+    assert {t for _, t in calls} == {n * k}
+    assert done[-1] == n * k
+    assert all(0 < a < b for a, b in zip(done, done[1:]))
+    # One call a block: the steps are the blocks' rows, none above batch_rows.
+    assert np.diff([0] + done).max() <= batch_rows
+
+
+def test_iwae_refuses_a_callback_that_cannot_be_called():
+    model, X = small_model("bernoulli", "relu")
+    with pytest.raises(TypeError, match="callback must be callable"):
+        importance_weighted_log_likelihood(model, X, k=2, callback=5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "leaky_relu", "sigmoid", "softplus",
+                                        "identity"])
+def test_inference_forward_is_the_training_forward_and_leaves_its_input(activation):
+    model, X = small_model("gaussian", activation)
+    z = np.random.default_rng(9).standard_normal((25, 3))
+    z_before = z.copy()
+    decoder = model.decoder_
+    expected = decoder.forward(z.copy())
+    caches = {i: dict(vars(layer)) for i, layer in enumerate(decoder.layers)}
+    got = decoder.predict(z)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(z, z_before)
+    # Nothing a backward pass would read has been replaced.
+    for i, layer in enumerate(decoder.layers):
+        for key, value in caches[i].items():
+            assert vars(layer)[key] is value, (i, key)
