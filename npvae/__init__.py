@@ -7,8 +7,9 @@ docstring, and every gradient is checked by finite differences
 from . import gradcheck, layers, losses
 from .layers import reparameterize, reparameterize_backward
 from .models import VAE, Autoencoder
+from .iwae import IWAE
 from .optimizers import SGD, Adam
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "Autoencoder", "Adam", "SGD", "reparameterize",
+__all__ = ["VAE", "IWAE", "Autoencoder", "Adam", "SGD", "reparameterize",
            "reparameterize_backward", "gradcheck", "layers", "losses"]
