@@ -170,7 +170,8 @@ n_iter_, optimizer_, rng_
         Per-epoch means of ``loss`` (:math:`-\mathcal{L}_k` with the
         epoch's :math:`\beta`), ``recon`` (:math:`-\log p(x \mid z_i)`
         over all :math:`k` codes) and ``kl`` (closed form): ``recon + kl``
-        is the negative ELBO, which ``loss`` undercuts by the bound's gain.
+        is the negative ELBO, which ``loss`` undercuts on average by the
+        bound's gain.
     """
 
     def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
