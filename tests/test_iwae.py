@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.stats import multivariate_normal, norm
 from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -179,6 +179,57 @@ def test_k1_is_the_vae_loss_with_the_kl_of_the_same_sample():
     expected = vae.loss(X, eps[0]) - np.mean(closed) + np.mean(sampled)
     assert abs(iwae.loss(X, eps) - expected) <= 1e-12 * abs(expected)
     assert abs(iwae.loss_and_grads(X, eps)[0] - expected) <= 1e-12 * abs(expected)
+
+
+def linear_gaussian_iwae(k, obs_var=0.5, seed=8):
+    """A linear IWAE (probabilistic PCA, docs/math.md §7) whose encoder is
+    set to the exact posterior, with the log-likelihood of X in closed form:
+    p(x) = N(b, W W^T + s2 I).  The decoder's rows are orthogonal, so the
+    posterior covariance s2 (W^T W + s2 I)^-1 is diagonal."""
+    r = rng(seed)
+    n_features, latent = 5, 2
+    model = IWAE(latent_dim=latent, hidden_dims=(), likelihood="gaussian", obs_var=obs_var,
+                 k=k, dtype="float64", random_state=0).initialize(n_features)
+    q, _ = np.linalg.qr(r.standard_normal((n_features, n_features)))
+    W = q[:, :latent] * [1.5, 0.7]                  # x = W z + b + noise
+    b = r.standard_normal(n_features)
+    m_diag = (W * W).sum(axis=0) + obs_var          # W^T W + s2 I, diagonal
+    p = model.params_
+    p["decoder.0.W"][...], p["decoder.0.b"][...] = W.T, b
+    p["mu.W"][...], p["mu.b"][...] = W / m_diag, -(b @ W) / m_diag
+    p["logvar.W"][...], p["logvar.b"][...] = 0.0, np.log(obs_var / m_diag)
+    X = r.multivariate_normal(b, W @ W.T + obs_var * np.eye(n_features), size=40)
+    exact = multivariate_normal(b, W @ W.T + obs_var * np.eye(n_features)).logpdf(X)
+    return model, X, exact
+
+
+def test_with_the_exact_posterior_every_weight_is_the_evidence():
+    """q(z|x) = p(z|x) makes w = p(x, z) / q(z | x) = p(x) for every z: L_k
+    is log p(x) exactly for any k and any noise, which checks the
+    log-weight with all its constants."""
+    for k in (1, 7):
+        model, X, exact = linear_gaussian_iwae(k)
+        eps = rng(9).standard_normal((k, len(X), 2))
+        assert -model.loss(X, eps) == pytest.approx(exact.mean(), rel=1e-12)
+        log_w = model._log_weights(X, eps, 1.0)
+        np.testing.assert_allclose(log_w, np.broadcast_to(exact, log_w.shape), rtol=1e-12)
+
+
+def test_with_a_poorer_posterior_the_bound_rises_to_the_evidence():
+    """The posterior's variances halved: the bound is below log p(x) and
+    closes the gap as k grows (measured, mean +- standard error over 20
+    draws: 0.19 +- 0.02, 0.044 +- 0.010, 0.0055 +- 0.0034 nats at
+    k = 1, 10, 100)."""
+    model, X, exact = linear_gaussian_iwae(1)
+    model.params_["logvar.b"] -= math.log(2)
+    r = rng(10)
+    gaps = []
+    for k in (1, 10, 100):
+        draws = [exact.mean() + model.loss(X, r.standard_normal((k, len(X), 2)))
+                 for _ in range(20)]
+        gaps.append(np.mean(draws))
+        assert np.mean(draws) > -3 * np.std(draws) / math.sqrt(20)   # a bound: gap >= 0
+    assert gaps[0] > 0.1 and gaps[0] > 3 * gaps[1] and gaps[1] > 3 * gaps[2], gaps
 
 
 def test_scores_are_the_vaes_elbo():
