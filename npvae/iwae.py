@@ -163,9 +163,11 @@ class IWAE(VAE):
 
     Attributes
     ----------
-    encoder_, decoder_, likelihood_, parameters_, params_, n_features_in_, \
-n_iter_, optimizer_, rng_
+    encoder_, decoder_, likelihood_, parameters_, params_, optimizer_, rng_
         As for :class:`~npvae.models.VAE`.
+    n_features_in_ : int
+    n_iter_ : int
+        Epochs trained.
     history_ : list of dict
         Per-epoch means of ``loss`` (:math:`-\mathcal{L}_k` with the
         epoch's :math:`\beta`), ``recon`` (:math:`-\log p(x \mid z_i)`
