@@ -121,8 +121,8 @@ class IWAE(VAE):
         \log w_i = \log p(x \mid z_i) - \beta \big(\log q(z_i \mid x) - \log p(z_i)\big),
         \qquad z_i = \mu(x) + \sigma(x) \odot \varepsilon_i,
 
-    which is at least the ELBO and at most :math:`\log p(x)` (for
-    :math:`\beta = 1`), tighter as :math:`k` grows.  Its gradient is
+    whose expectation lies between the ELBO and :math:`\log p(x)` (for
+    :math:`\beta = 1`), rising with :math:`k`.  Its gradient is
     :math:`\sum_i \tilde w_i \nabla \log w_i` with the normalised weights
     :math:`\tilde w_i = w_i / \sum_l w_l` treated as constants:
 
@@ -237,7 +237,7 @@ class IWAE(VAE):
         kl_z, kl_logvar = sampled_kl_backward(z)
         grad_z -= (beta * g) * kl_z                                    # log p(z_i)
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
-        grad_logvar = grad_logvar.sum(axis=0) - beta * kl_logvar * g.sum(axis=0)  # log q
+        grad_logvar = grad_logvar.sum(axis=0) - beta * (g * kl_logvar).sum(axis=0)  # log q
         self.encoder_.backward(grad_mu.sum(axis=0), grad_logvar, input_grad=False)
         # Update: Adam on all parameters as one vector.
         if optimizer is not None:
