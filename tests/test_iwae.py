@@ -1,7 +1,9 @@
 """npvae.IWAE: its gradient by central differences (and planted bugs the
 check catches), the known answers a gradient check cannot give (k = 1 is
-the VAE with a sampled KL; the bound rises with k), the per-row gradient it
-needs from the likelihood, scikit-learn's checks, checkpoints and the demo."""
+the VAE with a sampled KL; with the exact posterior of a linear Gaussian
+model the bound is log p(x); the bound rises with k), the per-row gradient
+it needs from the likelihood, scikit-learn's checks, checkpoints and the
+demo."""
 import math
 import re
 import runpy
