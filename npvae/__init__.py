@@ -8,8 +8,9 @@ from . import gradcheck, layers, losses
 from .conditional import ConditionalVAE
 from .layers import reparameterize, reparameterize_backward
 from .models import VAE, Autoencoder
+from .iwae import IWAE
 from .optimizers import SGD, Adam
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "Autoencoder", "ConditionalVAE", "Adam", "SGD", "reparameterize",
+__all__ = ["VAE", "IWAE", "Autoencoder", "ConditionalVAE", "Adam", "SGD", "reparameterize",
            "reparameterize_backward", "gradcheck", "layers", "losses"]

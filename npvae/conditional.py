@@ -21,7 +21,8 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from .checkpoints import register_estimators
 from .layers import mlp, reparameterize, reparameterize_backward
 from .likelihoods import make_likelihood
-from .models import FLAT, VAE, _check_int, _finite, _refuse_non_finite
+from .models import FLAT, VAE
+from .validation import check_finite, check_int, refuse_non_finite
 from .optimizers import Adam, learning_rate_at
 from .rng import as_generator, row_normals
 
@@ -144,7 +145,7 @@ class ConditionalVAE(VAE):
         -------
         self
         """
-        _check_int("n_features", n_features, 1)
+        check_int("n_features", n_features, 1)
         if classes is None:
             raise ValueError(f"{type(self).__name__}.initialize needs classes, the label "
                              f"values (fit finds them in y)")
@@ -306,7 +307,7 @@ class ConditionalVAE(VAE):
         self.encoder_.backward(grad_mu + kl_mu, grad_logvar + kl_logvar, input_grad=False)
         # Update: Adam on all parameters as one vector.
         if optimizer is not None:
-            _refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
+            refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
             optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": loss, "recon": recon, "kl": kl}
 
@@ -372,10 +373,10 @@ class ConditionalVAE(VAE):
         return self._decoded(Z, self.onehot(y, Z.shape[0]))
 
     def _decoded(self, Z, Y):
-        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
             means = self._batched(
                 lambda z, t: self.likelihood_.mean(self.decoder_.forward(join(z, t))), Z, Y)
-        return _finite(means, "decode(Z, y)")
+        return check_finite(means, "decode(Z, y)")
 
     def inverse_transform(self, Z, y=None):
         """Same as :meth:`decode`: codes back to data space."""
@@ -398,7 +399,7 @@ class ConditionalVAE(VAE):
         ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        _check_int("n_samples", n_samples, 1)
+        check_int("n_samples", n_samples, 1)
         Y = self.onehot(y, n_samples)       # checked before any draw
         rng = self.rng_ if random_state is None else as_generator(random_state)
         return self._decoded(self.prior_.sample(n_samples, rng), Y)
@@ -411,9 +412,9 @@ class ConditionalVAE(VAE):
         X = self.check_data(X)
         Y = self.onehot(y, X.shape[0])
         eps = row_normals(X, self.latent_dim, random_state, self.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
             log_px, kl = self._batched(self._elbo_terms, X, Y, eps)
-        return _finite(log_px, "log p(x|z,y)"), _finite(kl, "the KL term")
+        return check_finite(log_px, "log p(x|z,y)"), check_finite(kl, "the KL term")
 
     def score_samples(self, X, y=None):
         r"""Conditional ELBO per example, :math:`\log p(x \mid z, y) -

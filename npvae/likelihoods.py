@@ -7,7 +7,9 @@ over the data:
 * ``forward(x, o)`` returns :math:`\sum_n \log p(x_n \mid o_n)` over the
   batch, in nats, caching what ``backward`` needs;
 * ``backward(grad)`` takes :math:`\partial L / \partial \sum_n \log p`
-  (a number: :math:`-1/n` for the mean negative log-likelihood) and
+  (a number: :math:`-1/n` for the mean negative log-likelihood), or one
+  :math:`\partial L / \partial \log p_n` per row as an array of shape
+  (rows, 1) (the IWAE weighs each code's row), and
   returns :math:`\partial L / \partial o`, filling ``grads`` for the
   likelihood's own parameters (the Gaussian's learned noise);
 * ``log_prob(x, o)`` gives :math:`\log p(x_n \mid o_n)` per example, for
@@ -239,11 +241,17 @@ class Gaussian:
             \qquad
             \frac{\partial L}{\partial \log\sigma^2}
                 = g \sum_{n, d} \Big(\frac{(x_{nd} - m_{nd})^2}{2\sigma^2} - \frac12\Big)
+
+        with :math:`g` a number, or one :math:`g_n` per row inside the sum.
         """
         (x, mean), self._cache = self._cache, None
         grad_mean, grad_logvar = losses.gaussian_log_likelihood_backward(x, mean, self.logvar)
         if self._fixed_logvar is None:
-            self.grads["obs_logvar"][...] = grad * grad_logvar
+            if np.ndim(grad):   # each row's share weighed by its own g_n
+                grad_logvar = np.sum(grad * (0.5 * (x - mean) * grad_mean - 0.5))
+            else:
+                grad_logvar = grad * grad_logvar
+            self.grads["obs_logvar"][...] = grad_logvar
         grad_mean *= grad
         return grad_mean
 

@@ -15,7 +15,6 @@ the decoder (:func:`npvae.layers.mlp`), a likelihood from
 :class:`npvae.optimizers.Adam`.
 """
 import math
-import numbers
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,6 +29,7 @@ from .optimizers import Adam, learning_rate_at
 from .parameters import ParameterVector
 from .priors import PRIORS, make_prior
 from .rng import as_generator, row_normals
+from .validation import check_finite, check_int, refuse_non_finite
 
 __all__ = ["VAE", "Autoencoder", "load_model"]
 
@@ -38,34 +38,6 @@ LR_SCHEDULES = ("constant", "cosine")
 _EVAL_BATCH = 4096
 # The optimizer's one key: all parameters as one vector (npvae.parameters).
 FLAT = "parameters"
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _refuse_non_finite(terms, parameters):
-    """Raise FloatingPointError when the loss or a gradient is not finite:
-    one Adam step with it (inf / inf) would leave NaN parameters."""
-    problem = None
-    if not math.isfinite(terms["loss"]):
-        parts = ", ".join(f"{key} {value}" for key, value in terms.items() if key != "loss")
-        problem = f"the loss is {terms['loss']} ({parts})"
-    problem = problem or parameters.gradient_error()
-    if problem is not None:
-        raise FloatingPointError(problem)
-
-
-def _finite(values, what):
-    """``values``, or a ValueError when some entry is NaN or infinite (an
-    input far outside what the model was trained on, or parameters that a
-    diverged fit left huge)."""
-    if not np.isfinite(values).all():
-        raise ValueError(f"{what} is not finite for some rows: the model's "
-                         f"computation overflowed (inputs far outside the training "
-                         f"data's range, or parameters a diverged fit left huge)")
-    return values
 
 
 class _BaseAutoencoder(TransformerMixin, BaseEstimator):
@@ -185,7 +157,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        _check_int("n_features", n_features, 1)
+        check_int("n_features", n_features, 1)
         if X is not None:
             X = self._validate_fit_data(X)
             if X.shape[1] != n_features:
@@ -372,9 +344,9 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         ndarray of shape (n_samples, n_features)
         """
         Z = self.check_codes(Z)
-        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
             means = self._batched(lambda z: self.likelihood_.mean(self.decoder_.forward(z)), Z)
-        return _finite(means, "decode(Z)")
+        return check_finite(means, "decode(Z)")
 
     def inverse_transform(self, Z):
         """Same as :meth:`decode`: codes back to data space."""
@@ -593,7 +565,7 @@ class VAE(_BaseAutoencoder):
         self.encoder_.backward(grad_mu + kl_mu, grad_logvar + kl_logvar, input_grad=False)
         # Update: Adam on all parameters as one vector.
         if optimizer is not None:
-            _refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
+            refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
             optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": loss, "recon": recon, "kl": kl}
 
@@ -686,9 +658,9 @@ class VAE(_BaseAutoencoder):
             raise ValueError(f"mu and logvar must have the same shape, got {mu.shape} "
                              f"and {logvar.shape}")
         rng = self.rng_ if random_state is None else as_generator(random_state)
-        with np.errstate(over="ignore"):    # reported by _finite
+        with np.errstate(over="ignore"):    # reported by check_finite
             z = reparameterize(mu, logvar, rng.standard_normal(mu.shape, dtype=self.dtype))
-        return _finite(z, "reparameterize(mu, logvar)")
+        return check_finite(z, "reparameterize(mu, logvar)")
 
     def sample(self, n_samples=1, random_state=None):
         r"""Decode draws from the prior :math:`p(z)` (:math:`N(0, I)` or the
@@ -705,7 +677,7 @@ class VAE(_BaseAutoencoder):
         ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        _check_int("n_samples", n_samples, 1)
+        check_int("n_samples", n_samples, 1)
         rng = self.rng_ if random_state is None else as_generator(random_state)
         return self.decode(self.prior_.sample(n_samples, rng))
 
@@ -730,9 +702,9 @@ class VAE(_BaseAutoencoder):
         """
         X = self.check_data(X)
         eps = row_normals(X, self.latent_dim, random_state, self.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
             log_px, kl = self._batched(self._elbo_terms, X, eps)
-        return _finite(log_px, "log p(x|z)"), _finite(kl, "the KL term")
+        return check_finite(log_px, "log p(x|z)"), check_finite(kl, "the KL term")
 
     def score_samples(self, X):
         r"""ELBO per example, :math:`\log p(x \mid z) - \mathrm{KL}` with
@@ -802,7 +774,7 @@ class Autoencoder(_BaseAutoencoder):
         grad_code = self.decoder_.backward(grad_out)
         self.encoder_.backward(grad_code, input_grad=False)
         if optimizer is not None:
-            _refuse_non_finite({"loss": recon, "recon": recon}, self.parameters_)
+            refuse_non_finite({"loss": recon, "recon": recon}, self.parameters_)
             optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": recon, "recon": recon}
 
@@ -834,8 +806,8 @@ class Autoencoder(_BaseAutoencoder):
         r""":math:`\log p(x \mid \mathrm{dec}(\mathrm{enc}(x)))` per example, in
         nats. Not a bound on :math:`\log p(x)`: the Autoencoder has no prior."""
         X = self.check_data(X)
-        with np.errstate(over="ignore", invalid="ignore"):   # reported by _finite
-            return _finite(self._batched(self._log_px, X), "log p(x | dec(enc(x)))")
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
+            return check_finite(self._batched(self._log_px, X), "log p(x | dec(enc(x)))")
 
 
 def load_model(path, return_extra=False):
