@@ -9,9 +9,11 @@ import math
 
 import numpy as np
 
+from .conditional import ConditionalVAE
 from .likelihoods import Bernoulli
 from .losses import kl_standard_normal
 from .models import VAE
+from .priors import StandardNormal
 from .rng import as_generator
 
 __all__ = ["importance_weighted_log_likelihood", "kl_per_dimension", "active_units"]
@@ -22,6 +24,20 @@ _LOG_2PI = math.log(2 * math.pi)
 def _check_vae(model):
     if not isinstance(model, VAE):
         raise TypeError(f"this needs a fitted VAE, got {type(model).__name__}")
+    if isinstance(model, ConditionalVAE):
+        raise TypeError("this takes no labels, which a ConditionalVAE needs: use its "
+                        "score(X, y) and transform(X, y)")
+
+
+def _log_prior_minus_log_q(prior, z, eps, half_log_det):
+    r""":math:`\log p(z) - \log q(z \mid x)` for :math:`z = \mu + \sigma
+    \odot \varepsilon`; with :math:`N(0, I)` the constants cancel to
+    :math:`-\tfrac12 \sum_j (z_j^2 - \varepsilon_j^2) + \tfrac12 \sum_j \log\sigma_j^2`."""
+    if isinstance(prior, StandardNormal):
+        return half_log_det - 0.5 * (_row_sums(z * z) - _row_sums(eps * eps))
+    c, b, L = z.shape
+    log_q = -0.5 * (L * _LOG_2PI + _row_sums(eps * eps)) - half_log_det
+    return prior.log_prob(z.reshape(c * b, L)).reshape(c, b).astype(np.float64) - log_q
 
 
 def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random_state=0,
@@ -104,8 +120,7 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
             z = mu + sigma * eps
             out = model.decoder_.predict(z.reshape(c * b, L)).reshape(c, b, -1)
             log_w = _log_prob_in_place(model.likelihood_, x, out).astype(np.float64)
-            log_w -= 0.5 * (_row_sums(z * z) - _row_sums(eps * eps))
-            log_w += half_log_det
+            log_w += _log_prior_minus_log_q(model.prior_, z, eps, half_log_det)
             new_max = np.maximum(running_max, log_w.max(axis=0))
             running_sum *= np.exp(running_max - new_max)
             running_sum += np.exp(log_w - new_max).sum(axis=0)
@@ -183,6 +198,9 @@ def kl_per_dimension(model, X):
     ndarray of shape (latent_dim,)
     """
     _check_vae(model)
+    if not isinstance(model.prior_, StandardNormal):
+        raise ValueError("the KL per dimension exists for the standard normal prior only; "
+                         "a mixture prior does not factorise over dimensions")
     mu, logvar = model.encode(X)
     # A trailing axis of length 1 makes the KL's sum run over nothing.
     per_dim = kl_standard_normal(mu[..., None].astype(np.float64),

@@ -230,3 +230,33 @@ def test_inference_forward_is_the_training_forward_and_leaves_its_input(activati
     for i, layer in enumerate(decoder.layers):
         for key, value in caches[i].items():
             assert vars(layer)[key] is value, (i, key)
+
+
+def test_the_estimate_uses_a_learned_mixture_prior():
+    """A one-component mixture at N(0, I) gives the standard normal's
+    estimate; moved away, it gives another."""
+    rng = np.random.default_rng(0)
+    X = rng.random((6, 5))
+    kw = dict(latent_dim=2, hidden_dims=(4,), activation="tanh", dtype="float64", random_state=0)
+    plain = VAE(**kw).initialize(5)
+    mixed = VAE(prior="mixture", n_components=1, **kw).initialize(5)
+    for name, p in plain.params_.items():
+        mixed.params_[name][...] = p
+    mixed.params_["prior.means"][...] = 0.0
+    mixed.params_["prior.logvars"][...] = 0.0
+    a = importance_weighted_log_likelihood(plain, X, k=50, random_state=1)
+    b = importance_weighted_log_likelihood(mixed, X, k=50, random_state=1)
+    np.testing.assert_allclose(b, a, rtol=1e-12)
+    mixed.params_["prior.means"][...] = 1.5
+    assert not np.allclose(importance_weighted_log_likelihood(mixed, X, k=50, random_state=1), a)
+    with pytest.raises(ValueError, match="standard normal prior only"):
+        kl_per_dimension(mixed, X)
+
+
+def test_a_conditional_vae_is_refused_with_a_pointer_to_its_own_verbs():
+    from npvae import ConditionalVAE
+    X = np.random.default_rng(0).random((8, 5))
+    model = ConditionalVAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(
+        X, np.arange(8) % 2)
+    with pytest.raises(TypeError, match=r"ConditionalVAE needs.*score\(X, y\)"):
+        importance_weighted_log_likelihood(model, X, k=5)
