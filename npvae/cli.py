@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from . import __version__, plots, recipes, runs
 from .checkpoints import load_checkpoint
@@ -29,9 +30,10 @@ __all__ = ["main"]
 #: (npvae.recipes) gives the rest.  A bare ``npvae train`` trains the
 #: bundled digits in seconds and can draw the 2-D manifold.
 DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
-            "kl_warmup": 0.0, "dtype": "float32", "obs_var": None}
+            "kl_warmup": 0.0, "dtype": "float32", "obs_var": None, "model": "vae", "k": 5,
+            "prior": "standard_normal", "n_components": 10}
 #: Option names of the config keys whose names differ.
-_FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden"}
+_FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
 
 
 class _UsageError(ValueError):
@@ -156,6 +158,17 @@ def _parser():
     t.add_argument("--kl-warmup", type=_float_in(0, True), metavar="EPOCHS",
                    help=f"epochs over which the KL weight rises from 0 to beta "
                    f"(default: {DEFAULTS['kl_warmup']:g})")
+    t.add_argument("--model", choices=("vae", "iwae"),
+                   help=f"train on the ELBO (vae) or the importance-weighted bound (iwae) "
+                   f"(default: {DEFAULTS['model']})")
+    t.add_argument("--k", type=_int_at_least(1, MAX_SIZE),
+                   help=f"--model iwae: importance samples per example (default: {DEFAULTS['k']})")
+    t.add_argument("--prior", choices=("standard_normal", "mixture"),
+                   help=f"p(z): N(0, I), or a learned mixture of Gaussians (--model vae) "
+                   f"(default: {DEFAULTS['prior']})")
+    t.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
+                   help=f"--prior mixture: its number of components "
+                   f"(default: {DEFAULTS['n_components']})")
     t.add_argument("--dtype", choices=DTYPES,
                    help=f"floating-point type of the model (default: {DEFAULTS['dtype']})")
     t.add_argument("--seed", type=_int_at_least(0),
@@ -258,6 +271,8 @@ def cmd_train(args):
     if config["obs_var"] is not None and config["likelihood"] != "gaussian":
         raise ValueError("--obs-var is the noise variance of --likelihood gaussian; "
                          f"the likelihood here is {config['likelihood']}")
+    if config["model"] == "iwae" and config["prior"] != "standard_normal":
+        raise ValueError("--model iwae trains with --prior standard_normal only")
     if config["data_dir"] is not None:
         config["data_dir"] = str(Path(config["data_dir"]).resolve())
     print(_settings(config, given, "recipe" if dataset in recipes.RECIPES else
@@ -324,17 +339,24 @@ def cmd_evaluate(args):
         print(f"reconstruction -log p(x|dec(enc(x))) {-np.mean(model.score_samples(X)):.3f} nats")
         return 0
     log_px, kl = model.elbo_terms(X, random_state=args.seed)
-    per_dim = kl_per_dimension(model, X)
+    mixture = config.get("prior", "standard_normal") != "standard_normal"
+    per_dim = None if mixture else kl_per_dimension(model, X)
     units = active_units(model, X)
     binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
     print(f"{run}: epoch {model.n_iter_}, test set of {config['dataset']}: "
           f"{X.shape[0]} examples, {X.shape[1]} features{binarized}")
     print(f"ELBO                  {np.mean(log_px - kl):10.3f} nats  "
           f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
-    print(f"active units          {units:>6d} of {model.latent_dim}  (KL per dimension: "
-          f"{' '.join(f'{v:.2f}' for v in per_dim)})", flush=True)
+    detail = ("KL sampled: the mixture prior has no KL per dimension" if mixture else
+              f"KL per dimension: {' '.join(f'{v:.2f}' for v in per_dim)}")
+    print(f"active units          {units:>6d} of {model.latent_dim}  ({detail})", flush=True)
     start = time.perf_counter()
-    iw = importance_weighted_log_likelihood(model, X, k=args.k, random_state=args.seed)
+    with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample",
+              unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5,
+              disable=None) as bar:
+        iw = importance_weighted_log_likelihood(
+            model, X, k=args.k, random_state=args.seed,
+            callback=lambda done, total: bar.update(done - bar.n))
     elapsed = time.perf_counter() - start
     print(f"log p(x), IWAE k={args.k:<5d}{np.mean(iw):10.3f} nats  ({elapsed:.1f} s)")
     return 0

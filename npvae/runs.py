@@ -53,7 +53,9 @@ from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_s
 from .files import atomic_write
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
+from .iwae import IWAE
 from .models import DTYPES, VAE
+from .priors import PRIORS
 
 try:
     import fcntl
@@ -62,7 +64,7 @@ except ImportError:  # Windows
     import msvcrt
 
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "read_config", "default_run_dir", "check_out",
-           "lock", "load_splits", "model_params", "create", "resume", "ctrl_c_deferred",
+           "lock", "load_splits", "model_params", "new_model", "create", "resume", "ctrl_c_deferred",
            "image_shape", "draw_run_figures", "draw_reconstructions", "draw_interpolations"]
 
 VAL_FRACTION = 0.1
@@ -134,6 +136,10 @@ _CONFIG_SCHEMA = {
     "image_shape": (False, lambda v: v is None or (isinstance(v, list) and len(v) == 2 and
                                                    all(_is_int(w, 1) for w in v)),
                     "null or [height, width]"),
+    "model": (False, lambda v: v in ("vae", "iwae"), "'vae' or 'iwae'"),
+    "k": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
+    "prior": (False, lambda v: v in PRIORS, f"one of {list(PRIORS)}"),
+    "n_components": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
 }
 
 
@@ -322,8 +328,19 @@ def model_params(config):
     """The VAE's constructor arguments for a run's config."""
     params = {k: config[k] for k in MODEL_KEYS}
     params["hidden_dims"] = tuple(params["hidden_dims"])
-    params["obs_var"] = config.get("obs_var")  # runs before --obs-var have none
+    # Runs from before these options have none of them.
+    params["obs_var"] = config.get("obs_var")
+    params["prior"] = config.get("prior", "standard_normal")
+    params["n_components"] = config.get("n_components", 10)
     return dict(params, epochs=config["epochs"], random_state=config["seed"])
+
+
+def new_model(config):
+    """A new, unfitted estimator for a run's config: a VAE, or an IWAE with
+    ``config["k"]`` importance samples."""
+    if config.get("model", "vae") == "iwae":
+        return IWAE(k=config["k"], **model_params(config))
+    return VAE(**model_params(config))
 
 
 # ---------------------------------------------------------------- train
@@ -336,7 +353,7 @@ def create(config, out=None, force=False, download=False):
     X_tr, X_val, X_test, y_test, shape = load_splits(config, download=download)
     config["n_features"] = int(X_tr.shape[1])
     config["image_shape"] = list(shape) if shape else None
-    model = VAE(**model_params(config)).initialize(X_tr.shape[1], X_tr)
+    model = new_model(config).initialize(X_tr.shape[1], X_tr)
     config["npvae_version"] = __version__
     with _new_folder(out, config["dataset"], force) as out:
         (out / "checkpoints").mkdir()
@@ -366,7 +383,7 @@ def resume(run, epochs=None, data_dir=None):
             # Killed before its first checkpoint: its config.json is whole,
             # and a new start from it is the run it would have been.
             X_tr, X_val, X_test, y_test, _ = load_splits(config, data_dir=data_dir)
-            model = VAE(**model_params(config)).initialize(X_tr.shape[1], X_tr)
+            model = new_model(config).initialize(X_tr.shape[1], X_tr)
             (run / "checkpoints").mkdir(exist_ok=True)
             _write_json(run / "config.json", config)
             print(f"{run} has no checkpoint (it was stopped before its first): "

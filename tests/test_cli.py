@@ -669,3 +669,24 @@ def test_installed_console_script_runs(tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "rel. error" in result.stdout and "decoder" in result.stdout
+
+
+def test_iwae_and_mixture_prior_runs_train_resume_and_evaluate(tmp_path, capsys, monkeypatch):
+    from npvae import IWAE
+    from npvae.models import load_model
+    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    iwae, mixture = tmp_path / "iwae", tmp_path / "mixture"
+    assert run(capsys, "train", *TINY, "--model", "iwae", "--k", "3", "--out", iwae)[0] == 0
+    model = load_model(iwae)
+    assert isinstance(model, IWAE) and model.k == 3
+    assert run(capsys, "train", "--resume", iwae, "--epochs", "3")[0] == 0
+    assert load_model(iwae).n_iter_ == 3
+    code, out, _ = run(capsys, "evaluate", iwae, "--k", "10")
+    assert code == 0 and "log p(x), IWAE k=10" in out
+    assert run(capsys, "train", *TINY, "--prior", "mixture", "--components", "3",
+               "--out", mixture)[0] == 0
+    assert load_model(mixture).prior_.n_components == 3
+    code, out, _ = run(capsys, "evaluate", mixture, "--k", "10")
+    assert code == 0 and "KL sampled" in out
+    assert_usage_error(run(capsys, "train", *TINY, "--model", "iwae", "--prior", "mixture",
+                           "--out", tmp_path / "no"), "standard_normal only")
