@@ -536,7 +536,7 @@ class VAE(_BaseAutoencoder):
         :math:`z_i` for the mixture prior;
 
         backward through the same pieces in reverse, filling the gradient of
-        every parameter (``parameters_.grads``); then, given an
+        every parameter (views of ``parameters_.grad``); then, given an
         ``optimizer``, one update of all parameters at once, refused with a
         FloatingPointError when the loss or a gradient is not finite.
 
@@ -551,10 +551,10 @@ class VAE(_BaseAutoencoder):
         mu, logvar = self.encoder_.forward(x)
         z = reparameterize(mu, logvar, eps)
         out = self.decoder_.forward(z)
-        log_px = self.likelihood_.forward(x, out)                  # sum of log p(x|z)
-        kl = self.prior_.forward(mu, logvar, z)                    # sum of KL(q || p)
-        recon, kl = -log_px / n, kl / n
-        loss = recon + beta * kl
+        log_px_sum = self.likelihood_.forward(x, out)              # sum of log p(x|z)
+        kl_sum = self.prior_.forward(mu, logvar, z)                # sum of KL(q || p)
+        recon, kl = -log_px_sum / n, kl_sum / n
+        loss = recon + beta * kl                   # (1/n) sum_i (-log p(x_i|z_i) + beta KL_i)
         # Backward: the same steps in reverse, dL/d(sum log p) = -1/n,
         # dL/d(sum KL) = beta/n; the KL's part through z (0 in closed form)
         # joins the decoder's before the reparameterization.
@@ -563,7 +563,9 @@ class VAE(_BaseAutoencoder):
         grad_z = self.decoder_.backward(grad_out) + kl_z
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
         self.encoder_.backward(grad_mu + kl_mu, grad_logvar + kl_logvar, input_grad=False)
-        # Update: Adam on all parameters as one vector.
+        # Update: every backward above wrote its parameters' gradients into
+        # views of parameters_.grad; Adam steps all of theta at once (one
+        # key, FLAT, so that a checkpoint stores its moments as one vector).
         if optimizer is not None:
             refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
             optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})

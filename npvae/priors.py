@@ -90,7 +90,8 @@ class StandardNormal:
     def backward(self, scale):
         r"""By :func:`npvae.losses.kl_standard_normal_backward`:
         :math:`(s\,\mu,\ \frac s2 (\sigma^2 - 1),\ 0)` for ``scale`` :math:`s`;
-        the closed form does not depend on :math:`z`."""
+        the closed form does not depend on :math:`z`, so its gradient there
+        is the number 0, which adds nothing to the decoder's."""
         (mu, logvar), self._cache = self._cache, None
         grad_mu, grad_logvar = losses.kl_standard_normal_backward(mu, logvar)
         return scale * grad_mu, scale * grad_logvar, 0
