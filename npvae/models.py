@@ -560,7 +560,8 @@ class VAE(_BaseAutoencoder):
         # joins the decoder's before the reparameterization.
         grad_out = self.likelihood_.backward(-1.0 / n)
         kl_mu, kl_logvar, kl_z = self.prior_.backward(beta / n)
-        grad_z = self.decoder_.backward(grad_out) + kl_z
+        grad_z = self.decoder_.backward(grad_out)
+        grad_z += kl_z                              # the decoder's array is a new one
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
         self.encoder_.backward(grad_mu + kl_mu, grad_logvar + kl_logvar, input_grad=False)
         # Update: every backward above wrote its parameters' gradients into
