@@ -31,6 +31,7 @@ Usage::
     python benchmarks/reproduce_iwae.py --model vae --out runs/iwae-table1-vae
     python benchmarks/reproduce_iwae.py --model iwae --k 5 --stages 6 --out runs/iwae-k5
     python benchmarks/reproduce_iwae.py --smoke --out /tmp/smoke
+    python benchmarks/reproduce_iwae.py --plot docs/reproduction.png --runs runs/iwae-table1-vae ...
 """
 import argparse
 import csv
@@ -47,6 +48,8 @@ from npvae.datasets import binarize, load_dataset  # noqa: E402
 from npvae.evaluation import active_units, importance_weighted_log_likelihood  # noqa: E402
 
 N_TRAIN = 59_600
+#: Table 1's test NLL after the full schedule (one stochastic layer, MNIST).
+PAPER_NLL = {"VAE": 86.76, "IWAE, k = 5": 85.54, "IWAE, k = 50": 84.78}
 FIELDS = ["stage", "epochs", "learning_rate", "test_nll", "test_elbo", "active_units",
           "train_seconds", "eval_seconds"]
 
@@ -106,6 +109,26 @@ def append_row(path, row):
         writer.writerow(row)
 
 
+def plot(run_folders, path):
+    """Draw the test NLL of each run against its epochs, with the paper's
+    final numbers as dashed lines, into ``path``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for folder in run_folders:
+        rows = done_rows(Path(folder) / "results.csv")
+        ax.plot([int(r["epochs"]) for r in rows], [float(r["test_nll"]) for r in rows],
+                "o-", label=Path(folder).name)
+    for (name, nll), colour in zip(PAPER_NLL.items(), ("C0", "C1", "C2")):
+        ax.axhline(nll, ls="--", lw=1, color=colour, label=f"paper, {name}: {nll}")
+    ax.set(xscale="log", xlabel="epochs", ylabel="test NLL, IWAE k = 5000 (nats)",
+           title="Burda et al. Table 1 set-up, MNIST")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=150)
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -118,10 +141,16 @@ def main(argv=None):
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding mnist/")
     p.add_argument("--seed", type=int, default=0, help="initialisation and noise")
-    p.add_argument("--out", required=True, help="folder for checkpoints and results.csv")
+    p.add_argument("--out", help="folder for checkpoints and results.csv")
+    p.add_argument("--plot", metavar="PNG", help="only draw the NLL of --runs against epochs")
+    p.add_argument("--runs", nargs="+", default=[], help="run folders for --plot")
     p.add_argument("--smoke", action="store_true",
                    help="seconds: 200 images, 2 stages, k = 5 in evaluation")
     args = p.parse_args(argv)
+    if args.plot:
+        return plot(args.runs, args.plot)
+    if args.out is None:
+        p.error("--out is required to train")
     if args.smoke:
         args.stages, args.eval_k = 2, 5
     out = Path(args.out)

@@ -151,6 +151,8 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
     assert len(rows) == 3 and rows[1].startswith("0,1,") and rows[2].startswith("1,4,")
     straight_rows = (straight / "results.csv").read_text().splitlines()
     assert straight_rows[2].split(",")[3] == rows[2].split(",")[3]   # the same test NLL
+    figure = reproduce.main(["--plot", str(tmp_path / "nll.png"), "--runs", str(straight)])
+    assert Path(figure).stat().st_size > 0
 
 
 def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsys):
