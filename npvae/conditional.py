@@ -19,12 +19,10 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from .checkpoints import register_estimators
-from .layers import mlp, reparameterize, reparameterize_backward
-from .likelihoods import make_likelihood
+from .layers import reparameterize, reparameterize_backward
 from .models import FLAT, VAE
-from .validation import check_finite, check_int, refuse_non_finite
-from .optimizers import Adam, learning_rate_at
 from .rng import as_generator, row_normals
+from .validation import check_finite, check_int, refuse_non_finite
 
 __all__ = ["ConditionalVAE", "join", "join_backward"]
 
@@ -161,27 +159,9 @@ class ConditionalVAE(VAE):
         return self._initialize(int(n_features), X, classes)
 
     def _initialize(self, n_features, X, classes):
-        # The VAE's (npvae.models), with the label's columns added to each
-        # network's input.
-        hidden = self._check_params()
-        rng = as_generator(self.random_state)
-        self.n_features_in_, self.rng_, self.classes_ = n_features, rng, classes
-        dtype, n_classes = np.dtype(self.dtype), len(classes)
-        self._build_encoder(n_features + n_classes, hidden, rng, dtype)
-        self.decoder_ = mlp([self.latent_dim + n_classes, *reversed(hidden), n_features],
-                            self.activation, rng, dtype)
-        self._build_prior(rng, dtype)
-        self.likelihood_ = make_likelihood(self.likelihood, dtype, self.obs_var)
-        self._tie_parameters()
-        if X is not None:
-            self.likelihood_.start_from(X)
-            if self.output_bias_init == "data":
-                mean = X.mean(axis=0, dtype=np.float64)
-                self.decoder_.layers[-1].params["b"][...] = self.likelihood_.output_for_mean(mean)
-        self.optimizer_ = Adam(learning_rate=self.learning_rate, beta1=self.beta_1,
-                               beta2=self.beta_2, eps=self.epsilon)
-        self.n_iter_ = 0
-        self.history_ = []
+        # The VAE's, with the label's columns joined to each network's input.
+        super()._initialize(n_features, X, condition_dim=len(classes))
+        self.classes_ = classes
         return self
 
     def init_args(self):
@@ -221,43 +201,7 @@ class ConditionalVAE(VAE):
         continuing from the current state; as :meth:`npvae.VAE.fit_epoch`,
         with each mini-batch's labels beside its rows."""
         X = self.check_data(X)
-        Y = self.onehot(y, X.shape[0])
-        n = X.shape[0]
-        bs = min(self.batch_size, n)
-        n_batches = -(-n // bs)
-        perm = self.rng_.permutation(n)
-        totals = {}
-        for i in range(n_batches):
-            rows = perm[i * bs:(i + 1) * bs]
-            xb, yb = X[rows], Y[rows]
-            progress = (self.n_iter_ + i / n_batches) / max(self.epochs, 1)
-            self.optimizer_.learning_rate = learning_rate_at(
-                self.learning_rate, self.lr_schedule, progress)
-            try:
-                terms = self._train_batch(xb, yb, self.n_iter_ + (i + 1) / n_batches)
-            except FloatingPointError as problem:
-                if self.optimizer_.t == 0:
-                    raise FloatingPointError(
-                        f"the first training step is not finite: {problem}, at the "
-                        f"initial parameters, so the data or the hyper-parameters "
-                        f"cause it, not the learning rate (largest |x| in the batch "
-                        f"{float(np.abs(xb).max()):.4g}; standardise the data, or "
-                        f"check obs_var and beta)") from None
-                raise FloatingPointError(
-                    f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "
-                    f"{problem}; the parameters are left as they were before this "
-                    f"step. Try a smaller learning_rate.") from None
-            for key, value in terms.items():
-                totals[key] = totals.get(key, 0.0) + value * xb.shape[0]
-            if callback is not None:
-                callback(i + 1, n_batches, totals["loss"] / ((i * bs) + xb.shape[0]))
-        self.n_iter_ += 1
-        record = {key: value / n for key, value in totals.items()}
-        self.history_.append({"epoch": self.n_iter_, **record})
-        if self.verbose:
-            parts = "  ".join(f"{k} {v:.4f}" for k, v in record.items())
-            print(f"epoch {self.n_iter_}/{self.epochs}  {parts}", flush=True)
-        return record
+        return self._epoch(X, (self.onehot(y, X.shape[0]),), callback)
 
     def _train_batch(self, x, y_onehot, epoch_progress):
         eps = self.rng_.standard_normal((x.shape[0], self.latent_dim), dtype=self.dtype)

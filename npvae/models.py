@@ -169,15 +169,17 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         LIKELIHOODS[self.likelihood].check_support(X)
         return X
 
-    def _initialize(self, n_features, X):
-        # X: validated training data, or None.  Nothing changes before the
-        # hyper-parameters and the seed have passed their checks.
+    def _initialize(self, n_features, X, condition_dim=0):
+        # X: validated training data, or None; condition_dim: columns joined
+        # to both networks' inputs (a conditional model's one-hot label).
+        # Nothing changes before the hyper-parameters and the seed have
+        # passed their checks.
         hidden = self._check_params()
         rng = as_generator(self.random_state)
         self.n_features_in_, self.rng_ = n_features, rng
         dtype = np.dtype(self.dtype)
-        self._build_encoder(n_features, hidden, rng, dtype)
-        self.decoder_ = mlp([self.latent_dim, *reversed(hidden), n_features],
+        self._build_encoder(n_features + condition_dim, hidden, rng, dtype)
+        self.decoder_ = mlp([self.latent_dim + condition_dim, *reversed(hidden), n_features],
                             self.activation, rng, dtype)
         self._build_prior(rng, dtype)
         self.likelihood_ = make_likelihood(self.likelihood, dtype, self.obs_var)
@@ -271,7 +273,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             When a mini-batch's loss or gradient is not finite; that step is
             not applied, so the parameters stay finite.
         """
-        X = self.check_data(X)
+        return self._epoch(self.check_data(X), (), callback)
+
+    def _epoch(self, X, aligned, callback):
+        """One pass over shuffled mini-batches of the validated ``X``, each
+        handed to ``_train_batch`` with the same rows of every array in
+        ``aligned`` (a conditional model's labels)."""
         n = X.shape[0]
         bs = min(self.batch_size, n)
         n_batches = -(-n // bs)
@@ -287,7 +294,8 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
             self.optimizer_.learning_rate = learning_rate_at(
                 self.learning_rate, self.lr_schedule, progress)
             try:
-                terms = self._train_batch(xb, self.n_iter_ + (i + 1) / n_batches)
+                terms = self._train_batch(xb, *(a[rows] for a in aligned),
+                                          self.n_iter_ + (i + 1) / n_batches)
             except FloatingPointError as problem:
                 if self.optimizer_.t == 0:
                     raise FloatingPointError(
