@@ -104,7 +104,7 @@ def test_train_writes_a_complete_run_folder(trained):
     model = VAE.load(trained)
     assert model.n_iter_ == 2 and model.hidden_dims == (8,)
     # The last validation row is the final model's ELBO terms on the validation split.
-    X_val = runs.load_splits(json.loads((trained / "config.json").read_text()))[1]
+    X_val = runs.load_splits(json.loads((trained / "config.json").read_text())).X_val
     log_px, kl = model.elbo_terms(X_val, random_state=0)
     assert float(rows[-1]["val_recon"]) == pytest.approx(-np.mean(log_px), rel=1e-6)
     assert float(rows[-1]["val_kl"]) == pytest.approx(np.mean(kl), rel=1e-6)
