@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from . import __version__, plots, recipes, runs
 from .checkpoints import load_checkpoint
+from .conditional import ConditionalVAE
 from .datasets import DATASETS, DataError
 from .evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
 from .gradcheck import check_model
@@ -31,7 +32,7 @@ __all__ = ["main"]
 #: bundled digits in seconds and can draw the 2-D manifold.
 DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
             "kl_warmup": 0.0, "dtype": "float32", "obs_var": None, "model": "vae", "k": 5,
-            "prior": "standard_normal", "n_components": 10}
+            "prior": "standard_normal", "n_components": 10, "conditional": False}
 #: Option names of the config keys whose names differ.
 _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
 
@@ -169,6 +170,9 @@ def _parser():
     t.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
                    help=f"--prior mixture: its number of components "
                    f"(default: {DEFAULTS['n_components']})")
+    t.add_argument("--conditional", action="store_true", default=None,
+                   help="a conditional VAE, q(z|x,y) and p(x|z,y), on the data set's labels "
+                   "(digits, mnist, fashion-mnist, .npz files holding y)")
     t.add_argument("--dtype", choices=DTYPES,
                    help=f"floating-point type of the model (default: {DEFAULTS['dtype']})")
     t.add_argument("--seed", type=_int_at_least(0),
@@ -199,6 +203,8 @@ def _parser():
     s.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=100,
                    help="number of samples")
     s.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the samples")
+    s.add_argument("--label", metavar="L", help="conditional runs: N samples of the class L "
+                   "(default: one row per class)")
     s.set_defaults(func=cmd_sample)
 
     r = sub.add_parser("reconstruct", help="draw test images above their reconstructions "
@@ -273,6 +279,12 @@ def cmd_train(args):
                          f"the likelihood here is {config['likelihood']}")
     if config["model"] == "iwae" and config["prior"] != "standard_normal":
         raise ValueError("--model iwae trains with --prior standard_normal only")
+    if config["conditional"] and config["model"] != "vae":
+        raise ValueError("--conditional trains a conditional VAE; it has no --model "
+                         f"{config['model']}")
+    if config["conditional"] and dataset in runs.UNLABELLED:
+        raise ValueError(f"--conditional needs a data set with labels, and {dataset} has "
+                         "none (digits, mnist, fashion-mnist and .npz files holding y have them)")
     if config["data_dir"] is not None:
         config["data_dir"] = str(Path(config["data_dir"]).resolve())
     print(_settings(config, given, "recipe" if dataset in recipes.RECIPES else
@@ -289,8 +301,8 @@ def _settings(config, given, source):
     line = (f"settings: --likelihood {config['likelihood']}{noise} --activation "
             f"{config['activation']} --hidden {hidden} --latent-dim {config['latent_dim']} "
             f"--epochs {config['epochs']} --batch-size {config['batch_size']} --lr "
-            f"{config['learning_rate']:g}{' --binarize' if config['binarize'] else ''} "
-            f"--seed {config['seed']}")
+            f"{config['learning_rate']:g}{' --binarize' if config['binarize'] else ''}"
+            f"{' --conditional' if config['conditional'] else ''} --seed {config['seed']}")
     name = Path(config["dataset"]).name
     flags = ", ".join("--" + _FLAGS.get(k, k).replace("_", "-") for k in given)
     return f"{line} ({name} {source}{'; given: ' + flags if flags else ''})"
@@ -325,12 +337,16 @@ def _figure_path(args, run, name):
 
 
 def _test_data(args, config):
-    return runs.load_splits(config, data_dir=args.data_dir)[2]
+    """The test split's rows and labels (None if it has none)."""
+    data = runs.load_splits(config, data_dir=args.data_dir)
+    return data.X_test, data.y_test
 
 
 def cmd_evaluate(args):
     run, config, model = _open_run(args)
-    X = _test_data(args, config)
+    X, y = _test_data(args, config)
+    if isinstance(model, ConditionalVAE):
+        return _evaluate_conditional(run, config, model, X, y, args.seed)
     if not isinstance(model, VAE):
         # No prior, so no ELBO, KL or IWAE: only the reconstruction term.
         print(f"{run}: a {type(model).__name__} (no prior: no ELBO, KL, active units or "
@@ -362,6 +378,23 @@ def cmd_evaluate(args):
     return 0
 
 
+def _evaluate_conditional(run, config, model, X, y, seed):
+    """What ``evaluate`` prints for a conditional run: its bound on
+    log p(x|y) with the test labels, and the active units of its codes."""
+    log_px, kl = model.elbo_terms(X, y, random_state=seed)
+    # Active units as npvae.evaluation.active_units counts them, which takes no labels.
+    units = int(np.sum(model.transform(X, y).astype(np.float64).var(axis=0) > 0.01))
+    binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
+    print(f"{run}: a conditional VAE, epoch {model.n_iter_}, test set of {config['dataset']} "
+          f"with its labels: {X.shape[0]} examples, {X.shape[1]} features{binarized}")
+    print(f"ELBO of log p(x|y)    {np.mean(log_px - kl):10.3f} nats  "
+          f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
+    print(f"active units          {units:>6d} of {model.latent_dim}  (codes given the labels)")
+    print("log p(x|y), IWAE      not available for a conditional model "
+          "(npvae.evaluation's estimate takes no labels)")
+    return 0
+
+
 def _figure_command(args, name, draw, draw_samples=False):
     """Open RUN, draw one figure with ``draw(model, config, shape, path)``
     and print its path."""
@@ -375,20 +408,27 @@ def _figure_command(args, name, draw, draw_samples=False):
 
 
 def cmd_sample(args):
-    return _figure_command(args, f"samples-seed{args.seed}.png", lambda model, config, shape, path: (
-        plots.plot_samples(model.sample(args.n, random_state=args.seed), shape, path)),
+    name = f"samples-seed{args.seed}{'' if args.label is None else f'-label{args.label}'}.png"
+    return _figure_command(args, name, lambda model, config, shape, path: (
+        runs.draw_samples(model, shape, path, args.n, args.seed, args.label)),
         draw_samples=True)
 
 
 def cmd_reconstruct(args):
-    return _figure_command(args, f"reconstructions-n{args.n}.png", lambda model, config, shape, path: (
-        runs.draw_reconstructions(model, _test_data(args, config), shape, path, args.n)))
+    def draw(model, config, shape, path):
+        X, y = _test_data(args, config)
+        return runs.draw_reconstructions(model, X, shape, path, args.n, y)
+    return _figure_command(args, f"reconstructions-n{args.n}.png", draw)
 
 
 def cmd_interpolate(args):
-    return _figure_command(args, f"interpolations-{args.pairs}x{args.steps}.png", lambda model, config, shape, path: (
-        runs.draw_interpolations(model, _test_data(args, config), shape, path,
-                                 args.pairs, args.steps)))
+    def draw(model, config, shape, path):
+        if isinstance(model, ConditionalVAE):
+            raise ValueError(f"{args.run} holds a conditional VAE; interpolations are drawn "
+                             "for unconditional runs only (npvae sample draws each class)")
+        return runs.draw_interpolations(model, _test_data(args, config)[0], shape, path,
+                                        args.pairs, args.steps)
+    return _figure_command(args, f"interpolations-{args.pairs}x{args.steps}.png", draw)
 
 
 def cmd_gradcheck(args):

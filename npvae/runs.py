@@ -30,6 +30,7 @@ the figures), and a run stopped before its first checkpoint starts anew
 from its config.json.  Temporary files of npvae's atomic writes left by a
 killed process are removed whenever the folder is next locked.
 """
+import collections
 import contextlib
 import csv
 import io
@@ -49,6 +50,7 @@ from tqdm import tqdm
 
 from . import __version__, plots
 from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from .conditional import ConditionalVAE
 from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_split
 from .files import atomic_write
 from .layers import ACTIVATIONS
@@ -63,11 +65,14 @@ except ImportError:  # Windows
     fcntl = None
     import msvcrt
 
-__all__ = ["VAL_FRACTION", "MODEL_KEYS", "read_config", "default_run_dir", "check_out",
-           "lock", "load_splits", "model_params", "new_model", "create", "resume", "ctrl_c_deferred",
-           "image_shape", "draw_run_figures", "draw_reconstructions", "draw_interpolations"]
+__all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
+           "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
+           "new_model", "create", "resume", "ctrl_c_deferred", "image_shape",
+           "draw_run_figures", "draw_reconstructions", "draw_samples", "draw_interpolations"]
 
 VAL_FRACTION = 0.1
+#: The named data sets without labels (no --conditional for them).
+UNLABELLED = ("binarized-mnist", "frey-face")
 MODEL_KEYS = ("latent_dim", "hidden_dims", "activation", "likelihood", "beta",
               "kl_warmup", "batch_size", "learning_rate", "dtype")
 METRIC_KEYS = ("epoch", "train_loss", "train_recon", "train_kl",
@@ -140,6 +145,7 @@ _CONFIG_SCHEMA = {
     "k": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
     "prior": (False, lambda v: v in PRIORS, f"one of {list(PRIORS)}"),
     "n_components": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
+    "conditional": (False, lambda v: isinstance(v, bool), "true or false"),
 }
 
 
@@ -302,24 +308,42 @@ def _seeds(seed):
     return np.random.default_rng(split), val_bits, test_bits
 
 
+#: A run's data: each split's rows and labels (None when the data set has
+#: none) and the image shape (or None).
+Splits = collections.namedtuple(
+    "Splits", "X_train y_train X_val y_val X_test y_test image_shape")
+
+
 def load_splits(config, data_dir=None, download=False):
-    """Train, validation and test data of a run, as its config says, with
-    the test labels (or None) and the image shape (or None).  The data set
-    itself is not returned: the training split is a copy, and holding both
-    would cost a second copy of the training images."""
+    """The :class:`Splits` of a run, as its config says.  The data set
+    itself is not kept: the training split is a copy, and holding both
+    would cost a second copy of the training images.  A conditional run
+    on data without labels is a ValueError."""
     data = load_dataset(config["dataset"], data_dir=data_dir or config.get("data_dir"),
                         download=download)
+    if config.get("conditional") and (data.y_train is None or data.y_test is None):
+        raise ValueError(f"--conditional needs a data set with labels, and "
+                         f"{config['dataset']} has none (digits, mnist, fashion-mnist and "
+                         ".npz files holding y have them)")
     split_rng, val_bits, test_bits = _seeds(config["seed"])
-    X_tr, X_val, _, _ = train_val_split(data.X_train, None, VAL_FRACTION, split_rng)
+    # The same permutation with or without labels: old runs keep their split.
+    X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION,
+                                               split_rng)
     X_test = data.X_test
     if config.get("binarize"):
         X_val = binarize(X_val, np.random.default_rng(val_bits))
         X_test = binarize(X_test, np.random.default_rng(test_bits))
-    return X_tr, X_val, X_test, data.y_test, data.image_shape
+    return Splits(X_tr, y_tr, X_val, y_val, X_test, data.y_test, data.image_shape)
 
 
-def _validation(model, X):
-    log_px, kl = model.elbo_terms(X, random_state=0)
+def labels_for(model, y):
+    """The label arguments of ``model``'s verbs: ``(y,)`` for a
+    ConditionalVAE, which needs them, else ``()``."""
+    return (y,) if isinstance(model, ConditionalVAE) else ()
+
+
+def _validation(model, X, y):
+    log_px, kl = model.elbo_terms(X, *labels_for(model, y), random_state=0)
     recon, kl = -float(np.mean(log_px)), float(np.mean(kl))
     return {"val_loss": recon + kl, "val_recon": recon, "val_kl": kl}
 
@@ -336,11 +360,23 @@ def model_params(config):
 
 
 def new_model(config):
-    """A new, unfitted estimator for a run's config: a VAE, or an IWAE with
+    """A new, unfitted estimator for a run's config: a VAE, a
+    ConditionalVAE (``config["conditional"]``) or an IWAE with
     ``config["k"]`` importance samples."""
     if config.get("model", "vae") == "iwae":
         return IWAE(k=config["k"], **model_params(config))
+    if config.get("conditional"):
+        return ConditionalVAE(**model_params(config))
     return VAE(**model_params(config))
+
+
+def _initialized(config, data):
+    """``new_model(config)`` with fresh parameters for ``data``'s training split."""
+    model = new_model(config)
+    X = data.X_train
+    if isinstance(model, ConditionalVAE):
+        return model.initialize(X.shape[1], X, classes=np.unique(data.y_train))
+    return model.initialize(X.shape[1], X)
 
 
 # ---------------------------------------------------------------- train
@@ -350,24 +386,27 @@ def create(config, out=None, force=False, download=False):
     if out is not None:
         check_out(out, force)
     # Everything that can fail on bad input happens before the disk is touched.
-    X_tr, X_val, X_test, y_test, shape = load_splits(config, download=download)
-    config["n_features"] = int(X_tr.shape[1])
-    config["image_shape"] = list(shape) if shape else None
-    model = new_model(config).initialize(X_tr.shape[1], X_tr)
+    data = load_splits(config, download=download)
+    config["n_features"] = int(data.X_train.shape[1])
+    config["image_shape"] = list(data.image_shape) if data.image_shape else None
+    model = _initialized(config, data)
     config["npvae_version"] = __version__
     with _new_folder(out, config["dataset"], force) as out:
         (out / "checkpoints").mkdir()
         _write_json(out / "config.json", config)
-        return _start(model, out, config, X_tr, X_val, X_test, y_test)
+        return _start(model, out, config, data)
 
 
-def _start(model, out, config, X_tr, X_val, X_test, y_test):
-    print(f"training a VAE {X_tr.shape[1]}-{'-'.join(map(str, config['hidden_dims']))}"
+def _start(model, out, config, data):
+    X_tr = data.X_train
+    kind = (f"conditional VAE ({len(model.classes_)} classes)"
+            if isinstance(model, ConditionalVAE) else "VAE")
+    print(f"training a {kind} {X_tr.shape[1]}-{'-'.join(map(str, config['hidden_dims']))}"
           f"{'-' if config['hidden_dims'] else ''}{config['latent_dim']} on "
-          f"{config['dataset']} ({X_tr.shape[0]} train, {X_val.shape[0]} validation "
+          f"{config['dataset']} ({X_tr.shape[0]} train, {data.X_val.shape[0]} validation "
           f"examples) for {config['epochs']} epochs into {out}", flush=True)
     _checkpoint(model, out, [])
-    return _train_epochs(model, out, config, X_tr, X_val, X_test, y_test, [])
+    return _train_epochs(model, out, config, data, [])
 
 
 def resume(run, epochs=None, data_dir=None):
@@ -382,13 +421,13 @@ def resume(run, epochs=None, data_dir=None):
         if not any((run / "checkpoints").glob("epoch-*.json")):
             # Killed before its first checkpoint: its config.json is whole,
             # and a new start from it is the run it would have been.
-            X_tr, X_val, X_test, y_test, _ = load_splits(config, data_dir=data_dir)
-            model = new_model(config).initialize(X_tr.shape[1], X_tr)
+            data = load_splits(config, data_dir=data_dir)
+            model = _initialized(config, data)
             (run / "checkpoints").mkdir(exist_ok=True)
             _write_json(run / "config.json", config)
             print(f"{run} has no checkpoint (it was stopped before its first): "
                   "starting it from epoch 0", flush=True)
-            return _start(model, run, config, X_tr, X_val, X_test, y_test)
+            return _start(model, run, config, data)
         model, extra = load_checkpoint(run, return_extra=True)
         if not isinstance(model, VAE):
             raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE; "
@@ -399,11 +438,11 @@ def resume(run, epochs=None, data_dir=None):
                              f"{model.n_iter_} epochs; it cannot train fewer")
         if model.n_iter_ >= config["epochs"]:
             return _complete(model, run, config, metrics, data_dir)
-        X_tr, X_val, X_test, y_test, _ = load_splits(config, data_dir=data_dir)
+        data = load_splits(config, data_dir=data_dir)
         model.set_params(epochs=config["epochs"])
         _write_json(run / "config.json", config)
         print(f"resuming {run} at epoch {model.n_iter_} of {config['epochs']}", flush=True)
-        return _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics)
+        return _train_epochs(model, run, config, data, metrics)
 
 
 def _complete(model, run, config, metrics, data_dir):
@@ -430,8 +469,8 @@ def _complete(model, run, config, metrics, data_dir):
         _write_metrics(metrics_path, metrics)
     if "figures" not in missing:
         return 0
-    _, _, X_test, y_test, _ = load_splits(config, data_dir=data_dir)
-    return _finish(model, run, config, X_test, y_test, metrics)
+    data = load_splits(config, data_dir=data_dir)
+    return _finish(model, run, config, data.X_test, data.y_test, metrics)
 
 
 @contextlib.contextmanager
@@ -464,7 +503,8 @@ def _checkpoint(model, run, metrics):
     return path
 
 
-def _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics):
+def _train_epochs(model, run, config, data, metrics):
+    X_tr, y_tr = data.X_train, labels_for(model, data.y_train)
     n_batches = -(-X_tr.shape[0] // min(model.batch_size, X_tr.shape[0]))
     saved = model.n_iter_
     start = time.perf_counter()
@@ -481,9 +521,9 @@ def _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics):
                 # fit_epoch raises FloatingPointError if the loss stops being
                 # finite; numpy's overflow warnings on the way add nothing.
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    record = model.fit_epoch(X_epoch, callback=progress)
+                    record = model.fit_epoch(X_epoch, *y_tr, callback=progress)
             with ctrl_c_deferred():
-                metrics = metrics + [_metrics_row(model, record, X_val)]
+                metrics = metrics + [_metrics_row(model, record, data)]
                 _checkpoint(model, run, metrics)
                 saved = model.n_iter_
             m = metrics[-1]
@@ -497,7 +537,7 @@ def _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics):
             # complete: that state is whole, so save it.
             with ctrl_c_deferred():
                 if len(metrics) < model.n_iter_:
-                    metrics = metrics + [_metrics_row(model, model.history_[-1], X_val)]
+                    metrics = metrics + [_metrics_row(model, model.history_[-1], data)]
                 _checkpoint(model, run, metrics)
                 saved = model.n_iter_
         # A partial epoch cannot be resumed bit for bit; the last whole one can.
@@ -507,7 +547,7 @@ def _train_epochs(model, run, config, X_tr, X_val, X_test, y_test, metrics):
         return 130
     elapsed = time.perf_counter() - start
     print(f"trained {config['epochs']} epochs in {elapsed:.1f} s", flush=True)
-    return _finish(model, run, config, X_test, y_test, metrics)
+    return _finish(model, run, config, data.X_test, data.y_test, metrics)
 
 
 def _finish(model, run, config, X_test, y_test, metrics):
@@ -528,10 +568,10 @@ def _finish(model, run, config, X_test, y_test, metrics):
     return 0
 
 
-def _metrics_row(model, record, X_val):
+def _metrics_row(model, record, data):
     row = {"epoch": model.n_iter_, "train_loss": record["loss"],
            "train_recon": record["recon"], "train_kl": record["kl"]}
-    row.update(_validation(model, X_val))
+    row.update(_validation(model, data.X_val, data.y_val))
     return row
 
 
@@ -561,24 +601,53 @@ def draw_run_figures(model, run, config, X_test, y_test, metrics):
     paths = []
     if metrics:
         paths.append(plots.plot_loss_curves(metrics, figures / "loss.png"))
-    paths.append(plots.plot_latent(model.transform(X_test), y_test, figures / "latent.png",
+    labels = labels_for(model, y_test)
+    paths.append(plots.plot_latent(model.transform(X_test, *labels), y_test,
+                                   figures / "latent.png",
                                    class_names=CLASS_NAMES.get(config.get("dataset"))))
     shape = image_shape(config)
     if shape is not None:
         paths.append(draw_reconstructions(model, X_test, shape,
-                                          figures / "reconstructions.png"))
-        paths.append(plots.plot_samples(model.sample(100, random_state=0), shape,
-                                        figures / "samples.png"))
-        if model.latent_dim == 2:
-            paths.append(plots.plot_manifold(model, shape, figures / "manifold.png"))
-        paths.append(draw_interpolations(model, X_test, shape, figures / "interpolations.png"))
+                                          figures / "reconstructions.png", y=y_test))
+        paths.append(draw_samples(model, shape, figures / "samples.png"))
+        # The manifold and the interpolations decode codes without labels:
+        # a conditional model has its label grid in samples.png instead.
+        if not labels:
+            if model.latent_dim == 2:
+                paths.append(plots.plot_manifold(model, shape, figures / "manifold.png"))
+            paths.append(draw_interpolations(model, X_test, shape,
+                                             figures / "interpolations.png"))
     return paths
 
 
-def draw_reconstructions(model, X, shape, path, n=20):
-    """The first ``n`` rows of ``X`` above their reconstructions."""
-    X = X[:n]
-    return plots.plot_reconstructions(X, model.decode(model.transform(X)), shape, path)
+def draw_reconstructions(model, X, shape, path, n=20, y=None):
+    """The first ``n`` rows of ``X`` above their reconstructions (a
+    conditional model's with the labels ``y`` of the rows)."""
+    X, labels = X[:n], labels_for(model, None if y is None else y[:n])
+    return plots.plot_reconstructions(X, model.decode(model.transform(X, *labels), *labels),
+                                      shape, path)
+
+
+def draw_samples(model, shape, path, n=100, random_state=0, label=None):
+    """A grid of ``n`` samples; a conditional model's has one row per class
+    (``n`` shared out among them), or ``n`` of the one class ``label``."""
+    if not isinstance(model, ConditionalVAE):
+        if label is not None:
+            raise ValueError(f"--label is for conditional runs; this run holds a "
+                             f"{type(model).__name__}, which takes no labels")
+        return plots.plot_samples(model.sample(n, random_state=random_state), shape, path)
+    if label is not None:
+        # As typed on the command line: "3" is the class 3.
+        matches = [c for c in model.classes_.tolist() if str(c) == str(label)]
+        if not matches:
+            raise ValueError(f"--label {label} is not a class of this run; its classes are "
+                             f"{', '.join(map(str, model.classes_.tolist()))}")
+        return plots.plot_samples(model.sample(n, matches[0], random_state=random_state),
+                                  shape, path)
+    per_class = max(1, round(n / len(model.classes_)))
+    y = np.repeat(model.classes_, per_class)
+    return plots.plot_samples(model.sample(len(y), y, random_state=random_state), shape,
+                              path, ncols=per_class)
 
 
 def draw_interpolations(model, X, shape, path, pairs=8, steps=8):

@@ -104,7 +104,7 @@ def test_train_writes_a_complete_run_folder(trained):
     model = VAE.load(trained)
     assert model.n_iter_ == 2 and model.hidden_dims == (8,)
     # The last validation row is the final model's ELBO terms on the validation split.
-    X_val = runs.load_splits(json.loads((trained / "config.json").read_text()))[1]
+    X_val = runs.load_splits(json.loads((trained / "config.json").read_text())).X_val
     log_px, kl = model.elbo_terms(X_val, random_state=0)
     assert float(rows[-1]["val_recon"]) == pytest.approx(-np.mean(log_px), rel=1e-6)
     assert float(rows[-1]["val_kl"]) == pytest.approx(np.mean(kl), rel=1e-6)
@@ -690,3 +690,148 @@ def test_iwae_and_mixture_prior_runs_train_resume_and_evaluate(tmp_path, capsys,
     assert code == 0 and "KL sampled" in out
     assert_usage_error(run(capsys, "train", *TINY, "--model", "iwae", "--prior", "mixture",
                            "--out", tmp_path / "no"), "standard_normal only")
+
+
+# ------------------------------------------------------------ --conditional
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    """One tiny conditional digits run, with its figures."""
+    out = tmp_path_factory.mktemp("runs") / "cond"
+    assert cli.main(["train", "--conditional", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_conditional_run_trains_on_the_labels(conditional_run):
+    from npvae import ConditionalVAE
+    config = json.loads((conditional_run / "config.json").read_text())
+    assert config["conditional"] is True
+    model = load_checkpoint(conditional_run)
+    assert isinstance(model, ConditionalVAE) and model.classes_.tolist() == list(range(10))
+    # The validation row is the conditional ELBO with the validation labels.
+    data = runs.load_splits(config)
+    assert data.y_val is not None and data.y_val.shape == (data.X_val.shape[0],)
+    log_px, kl = model.elbo_terms(data.X_val, data.y_val, random_state=0)
+    with open(conditional_run / "metrics.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert float(last["val_recon"]) == pytest.approx(-np.mean(log_px), rel=1e-6)
+    assert float(last["val_kl"]) == pytest.approx(np.mean(kl), rel=1e-6)
+    # No manifold or interpolations: they decode codes without a label.
+    figures = sorted(p.name for p in (conditional_run / "figures").iterdir())
+    assert figures == ["latent.png", "loss.png", "reconstructions.png", "samples.png"]
+    for name in figures:
+        assert_png(conditional_run / "figures" / name)
+
+
+def test_conditional_resume_gives_the_same_bits_as_one_run(conditional_run, tmp_path, capsys,
+                                                           no_figures):
+    shutil.copytree(conditional_run, tmp_path / "B")
+    code, out, err = run(capsys, "train", "--resume", tmp_path / "B", "--epochs", "3")
+    assert code == 0 and "resuming" in out, err
+    assert run(capsys, "train", "--conditional", *TINY, "--epochs", "3",
+               "--out", tmp_path / "A")[0] == 0
+    a, b = params_of(tmp_path / "A"), params_of(tmp_path / "B")
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "A" / "metrics.csv").read_bytes() == \
+        (tmp_path / "B" / "metrics.csv").read_bytes()
+    assert load_checkpoint(tmp_path / "B").classes_.tolist() == list(range(10))
+
+
+def test_conditional_evaluate_uses_the_test_labels(conditional_run, capsys):
+    code, out, err = run(capsys, "evaluate", conditional_run, "--seed", "3")
+    assert code == 0, err
+    model = load_checkpoint(conditional_run)
+    data = runs.load_splits(json.loads((conditional_run / "config.json").read_text()))
+    log_px, kl = model.elbo_terms(data.X_test, data.y_test, random_state=3)
+    assert f"ELBO of log p(x|y)    {np.mean(log_px - kl):10.3f} nats" in out
+    units = int(np.sum(model.transform(data.X_test, data.y_test).var(axis=0) > 0.01))
+    assert f"active units          {units:>6d} of 2" in out
+    assert "IWAE      not available for a conditional model" in out
+
+
+def test_conditional_sample_draws_one_row_per_class_or_one_label(conditional_run, tmp_path,
+                                                                 capsys, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(plots, "plot_samples",
+                        lambda samples, shape, path, ncols=None: drawn.append((samples, ncols))
+                        or path)
+    model = load_checkpoint(conditional_run)
+    code, out, err = run(capsys, "sample", conditional_run, "--seed", "4")
+    assert code == 0 and out == f"{conditional_run / 'figures' / 'samples-seed4.png'}\n", err
+    samples, ncols = drawn[-1]
+    assert ncols == 10 and samples.shape == (100, 64)
+    expected = model.sample(100, np.repeat(np.arange(10), 10), random_state=4)
+    np.testing.assert_array_equal(samples, expected)
+    code, out, err = run(capsys, "sample", conditional_run, "--label", "3", "--n", "16")
+    assert code == 0 and out.endswith("samples-seed0-label3.png\n"), err
+    np.testing.assert_array_equal(drawn[-1][0], model.sample(16, 3, random_state=0))
+    assert not np.array_equal(drawn[-1][0], model.sample(16, 5, random_state=0))
+    assert_usage_error(run(capsys, "sample", conditional_run, "--label", "11"),
+                       "--label 11 is not a class of this run; its classes are 0, 1")
+
+
+def test_conditional_reconstruct_uses_the_test_labels(conditional_run, capsys, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(plots, "plot_reconstructions",
+                        lambda X, R, shape, path: drawn.append((X, R)) or path)
+    code, out, err = run(capsys, "reconstruct", conditional_run, "--n", "7")
+    assert code == 0 and out.endswith("reconstructions-n7.png\n"), err
+    model = load_checkpoint(conditional_run)
+    data = runs.load_splits(json.loads((conditional_run / "config.json").read_text()))
+    X, y = data.X_test[:7], data.y_test[:7]
+    np.testing.assert_array_equal(drawn[0][0], X)
+    np.testing.assert_array_equal(drawn[0][1], model.decode(model.transform(X, y), y))
+    assert_usage_error(run(capsys, "interpolate", conditional_run),
+                       "interpolations are drawn for unconditional runs only")
+
+
+def test_label_is_refused_for_a_run_without_labels(trained, capsys):
+    assert_usage_error(run(capsys, "sample", trained, "--label", "3"),
+                       "--label is for conditional runs")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--dataset", "frey-face"], "frey-face has none"),
+    (["--dataset", "binarized-mnist"], "binarized-mnist has none"),
+    (["--model", "iwae"], "it has no --model iwae"),
+])
+def test_conditional_refusals(tmp_path, capsys, argv, fragment):
+    assert_usage_error(run(capsys, "train", "--conditional", *TINY, *argv,
+                           "--out", tmp_path / "r"), fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_conditional_on_files_needs_labels(tmp_path, capsys, no_figures):
+    from npvae import ConditionalVAE
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 16)), rng.integers(0, 3, 40)
+    np.save(tmp_path / "x.npy", X)
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    np.savez(tmp_path / "xy.npz", X=X, y=y)
+    for name in ("x.npy", "x.csv"):
+        assert_usage_error(run(capsys, "train", "--conditional", "--dataset", tmp_path / name,
+                               *TINY, "--out", tmp_path / name.replace(".", "-")),
+                           f"{name} has none")
+        assert not (tmp_path / name.replace(".", "-")).exists()
+    code, _, err = run(capsys, "train", "--conditional", "--prior", "mixture",
+                       "--components", "3", "--dataset", tmp_path / "xy.npz", *TINY,
+                       "--out", tmp_path / "xy")
+    assert code == 0, err
+    model = load_checkpoint(tmp_path / "xy")
+    assert isinstance(model, ConditionalVAE) and model.classes_.tolist() == [0, 1, 2]
+    assert model.prior_.n_components == 3
+
+
+def test_a_config_without_the_conditional_key_trains_a_vae(trained, tmp_path, capsys,
+                                                          no_figures):
+    """Runs from before --conditional have no such key: they are VAE runs."""
+    from npvae import ConditionalVAE
+    config = json.loads((trained / "config.json").read_text())
+    del config["conditional"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    code, out, err = run(capsys, "train", "--resume", tmp_path / "old")
+    assert code == 0 and "training a VAE" in out, err
+    model = load_checkpoint(tmp_path / "old")
+    assert type(model) is VAE and not isinstance(model, ConditionalVAE)
+    a, b = params_of(trained), params_of(tmp_path / "old")
+    assert all(np.array_equal(a[k], b[k]) for k in a)

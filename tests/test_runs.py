@@ -16,7 +16,7 @@ import pytest
 
 from npvae import VAE, Autoencoder, runs
 from npvae.checkpoints import load_checkpoint, save_checkpoint
-from npvae.datasets import load_dataset
+from npvae.datasets import load_dataset, train_val_split
 from test_cli import TINY, assert_usage_error, params_of, run, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,3 +295,29 @@ def test_fashion_mnist_runs_name_their_classes_in_the_latent_figure(tmp_path, mo
         config = {"dataset": dataset, "n_features": 5, "image_shape": None}
         runs.draw_run_figures(model, tmp_path, config, X, np.arange(6) % 2, [])
         assert (seen["names"][-1] if seen["names"] else None) == names
+
+
+def test_load_splits_keeps_each_rows_label():
+    """The labels are split with their rows, by the permutation the splits
+    always had (a run from before the labels were kept splits as it did)."""
+    config = _config()
+    data, ds = runs.load_splits(config), load_dataset("digits")
+    split_seed = np.random.SeedSequence(config["seed"]).spawn(3)[0]
+    idx_tr, idx_val, _, _ = train_val_split(
+        np.arange(ds.X_train.shape[0]), None, runs.VAL_FRACTION,
+        np.random.default_rng(split_seed))
+    np.testing.assert_array_equal(data.X_train, ds.X_train[idx_tr])
+    np.testing.assert_array_equal(data.y_train, ds.y_train[idx_tr])
+    np.testing.assert_array_equal(data.X_val, ds.X_train[idx_val])
+    np.testing.assert_array_equal(data.y_val, ds.y_train[idx_val])
+    np.testing.assert_array_equal(data.y_test, ds.y_test)
+    assert data.image_shape == (8, 8)
+
+
+def test_new_model_builds_what_the_config_says():
+    from npvae import IWAE, ConditionalVAE
+    config = dict(_config(), epochs=1)
+    assert type(runs.new_model(config)) is VAE       # no "conditional" key: a VAE
+    assert type(runs.new_model(dict(config, conditional=False))) is VAE
+    assert type(runs.new_model(dict(config, conditional=True))) is ConditionalVAE
+    assert type(runs.new_model(dict(config, model="iwae", k=2))) is IWAE
