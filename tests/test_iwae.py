@@ -375,3 +375,11 @@ def test_the_demo_runs_fast_and_prints_sane_numbers(tmp_path, monkeypatch, capsy
 def test_the_iwae_refuses_a_mixture_prior_it_does_not_weight():
     with pytest.raises(ValueError, match="'prior' parameter of IWAE must be a str among"):
         IWAE(prior="mixture", hidden_dims=(4,), epochs=1).fit(data("bernoulli"))
+
+
+def test_the_iwae_trains_the_continuous_bernoulli_too():
+    """Its backward takes the per-code weights as the Bernoulli's does."""
+    X = rng(0).random((6, 5))
+    model = IWAE(k=3, latent_dim=2, hidden_dims=(4,), activation="tanh",
+                 likelihood="continuous_bernoulli", dtype="float64", random_state=0).initialize(5)
+    assert check_model(model, X, eps=rng(1).standard_normal((3, 6, 2))).max_error <= 1e-7
