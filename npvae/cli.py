@@ -165,7 +165,7 @@ def _parser():
     t.add_argument("--k", type=_int_at_least(1, MAX_SIZE),
                    help=f"--model iwae: importance samples per example (default: {DEFAULTS['k']})")
     t.add_argument("--prior", choices=("standard_normal", "mixture"),
-                   help=f"p(z): N(0, I), or a learned mixture of Gaussians (--model vae) "
+                   help=f"p(z): N(0, I), or a learned mixture of Gaussians "
                    f"(default: {DEFAULTS['prior']})")
     t.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
                    help=f"--prior mixture: its number of components "
@@ -277,8 +277,6 @@ def cmd_train(args):
     if config["obs_var"] is not None and config["likelihood"] != "gaussian":
         raise ValueError("--obs-var is the noise variance of --likelihood gaussian; "
                          f"the likelihood here is {config['likelihood']}")
-    if config["model"] == "iwae" and config["prior"] != "standard_normal":
-        raise ValueError("--model iwae trains with --prior standard_normal only")
     if config["conditional"] and config["model"] != "vae":
         raise ValueError("--conditional trains a conditional VAE; it has no --model "
                          f"{config['model']}")

@@ -17,7 +17,7 @@ import math
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
 from . import losses
 from .checkpoints import register_estimators
@@ -26,6 +26,8 @@ from .models import FLAT, VAE
 from .validation import refuse_non_finite
 
 __all__ = ["IWAE", "log_mean_exp", "sampled_kl", "sampled_kl_backward"]
+
+_LOG_2PI = math.log(2 * math.pi)
 
 
 def log_mean_exp(log_w):
@@ -59,39 +61,43 @@ def log_mean_exp(log_w):
     return top + np.log(total) - math.log(log_w.shape[0]), weights
 
 
-def sampled_kl(z, eps, logvar):
+def sampled_kl(z, eps, logvar, prior):
     r"""The one-sample estimate of the KL, :math:`\log q(z \mid x) - \log p(z)`,
-    per code, at :math:`z = \mu + \sigma \odot \varepsilon`.
+    per code, at :math:`z = \mu + \sigma \odot \varepsilon`, with the prior
+    piece ``prior`` (:mod:`npvae.priors`).
 
     .. math::
         \log q(z \mid x) - \log p(z)
         = -\tfrac12 \sum_j \big(\log 2\pi + \log\sigma_j^2 + \varepsilon_j^2\big)
-          + \tfrac12 \sum_j \big(\log 2\pi + z_j^2\big)
-        = \tfrac12 \sum_j \big(z_j^2 - \varepsilon_j^2 - \log\sigma_j^2\big)
+          - \log p(z),
 
-    using :math:`(z_j - \mu_j)/\sigma_j = \varepsilon_j`; the constants
-    cancel.  Its mean over :math:`\varepsilon` is
-    :func:`npvae.losses.kl_standard_normal`.
+    using :math:`(z_j - \mu_j)/\sigma_j = \varepsilon_j`.  With
+    :math:`p(z) = N(0, I)` the constants cancel to
+    :math:`\tfrac12 \sum_j (z_j^2 - \varepsilon_j^2 - \log\sigma_j^2)`, whose
+    mean over :math:`\varepsilon` is :func:`npvae.losses.kl_standard_normal`.
 
     Parameters
     ----------
     z, eps : ndarray of shape (..., latent_dim)
     logvar : ndarray broadcastable to ``z``
+    prior : a prior piece with ``log_prob`` of rows of codes
 
     Returns
     -------
     ndarray of shape (...)
     """
-    return 0.5 * np.sum(z * z - eps * eps - logvar, axis=-1)
+    log_q = -0.5 * np.sum(_LOG_2PI + logvar + eps * eps, axis=-1)
+    return log_q - prior.log_prob(z.reshape(-1, z.shape[-1])).reshape(z.shape[:-1])
 
 
-def sampled_kl_backward(z):
+def sampled_kl_backward(z, prior):
     r"""The partial derivatives of :func:`sampled_kl` with :math:`\varepsilon`
     held fixed: with respect to the code (through :math:`-\log p(z)`) and to
     :math:`\log\sigma^2` directly (through :math:`\log q`'s normaliser).
 
     .. math::
-        \frac{\partial}{\partial z_j} = z_j, \qquad
+        \frac{\partial}{\partial z} = -\frac{\partial \log p(z)}{\partial z}
+            \;(= z \text{ for } N(0, I)), \qquad
         \frac{\partial}{\partial \log\sigma_j^2} = -\tfrac12, \qquad
         \frac{\partial}{\partial \mu_j} = 0
 
@@ -105,11 +111,12 @@ def sampled_kl_backward(z):
     Returns
     -------
     grad_z : ndarray
-        :math:`z` itself.
+        :math:`-\partial \log p(z) / \partial z`, shaped like ``z``.
     grad_logvar : float
         :math:`-\frac12`, the same for every entry.
     """
-    return z, -0.5
+    grad = prior.log_prob_grad(z.reshape(-1, z.shape[-1])).reshape(z.shape)
+    return -grad, -0.5
 
 
 class IWAE(VAE):
@@ -148,9 +155,9 @@ class IWAE(VAE):
     k : int, default=5
         Importance samples per example in training; ``k=1`` trains a VAE
         whose KL is estimated by its sample instead of in closed form.
-    prior : {"standard_normal"}
-        Only :math:`N(0, I)` for now (the VAE's learned mixture is not
-        weighted per code here).
+    prior : {"standard_normal", "mixture"}
+        :math:`p(z)` in the log-weights, as for the VAE; a learned mixture's
+        parameters get each code's weighted gradient.
     beta : float, default=1.0
         Weight of the log-ratio :math:`\log q - \log p(z)` in the
         log-weights.  Only :math:`\beta = 1` gives a bound on
@@ -177,7 +184,7 @@ class IWAE(VAE):
     history_ : list of dict
         Per-epoch means of ``loss`` (:math:`-\mathcal{L}_k` with the
         epoch's :math:`\beta`), ``recon`` (:math:`-\log p(x \mid z_i)`
-        over all :math:`k` codes) and ``kl`` (closed form): ``recon + kl``
+        over all :math:`k` codes) and ``kl`` (the prior's KL, closed form for :math:`N(0, I)`): ``recon + kl``
         is the negative ELBO, which ``loss`` undercuts on average by the
         bound's gain.
     """
@@ -201,9 +208,6 @@ class IWAE(VAE):
     _parameter_constraints = {
         **VAE._parameter_constraints,
         "k": [Interval(Integral, 1, None, closed="left")],
-        # Its log-weights use log p(z) of N(0, I); a learned mixture would
-        # need its backward weighted per code (not built yet).
-        "prior": [StrOptions({"standard_normal"})],
     }
 
     # ------------------------------------------------------------ one step
@@ -228,7 +232,8 @@ class IWAE(VAE):
         dict
             The batch's means: ``loss`` (:math:`-\mathcal{L}_k`), ``recon``
             (:math:`-\log p(x \mid z)` over the :math:`kn` codes) and ``kl``
-            (closed form), in nats.
+            (the prior's: closed form for :math:`N(0, I)`, one code's sampled
+            estimate for a mixture), in nats.
         """
         k, n = eps.shape[0], x.shape[0]
         # Forward: encode once, k codes per row, decode the k*n codes at once.
@@ -237,17 +242,19 @@ class IWAE(VAE):
         out = self.decoder_.forward(z.reshape(k * n, -1)).reshape(k, n, -1)
         log_px_sum = self.likelihood_.forward(x, out)                  # caches for backward
         log_px = self.likelihood_.log_prob(x, out)                     # (k, n)
-        log_w = log_px - beta * sampled_kl(z, eps, logvar)             # (k, n)
+        log_w = log_px - beta * sampled_kl(z, eps, logvar, self.prior_)  # (k, n)
         bound, weights = log_mean_exp(log_w)                           # (n,), (k, n)
         loss = -float(bound.mean())
         recon = -log_px_sum / (k * n)
-        kl = float(losses.kl_standard_normal(mu, logvar).mean())
+        kl = float(self.prior_.kl(mu, logvar, z[0]).mean())
         # Backward: dL/d(log w_in) = -w~_in / n, one weight per decoded row.
         g = (weights * (-1.0 / n))[..., None]                          # (k, n, 1)
         grad_out = self.likelihood_.backward(g)
         grad_z = self.decoder_.backward(grad_out.reshape(k * n, -1)).reshape(k, n, -1)
-        kl_z, kl_logvar = sampled_kl_backward(z)
+        kl_z, kl_logvar = sampled_kl_backward(z, self.prior_)
         grad_z -= (beta * g) * kl_z                                    # log p(z_i)
+        # The prior's own parameters (a learned mixture's): dL/d log p(z_in) = beta g_in.
+        self.prior_.log_prob_backward(z.reshape(k * n, -1), (beta * g).reshape(-1))
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
         grad_logvar = grad_logvar.sum(axis=0) - beta * (g * kl_logvar).sum(axis=0)  # log q
         self.encoder_.backward(grad_mu.sum(axis=0), grad_logvar, input_grad=False)
@@ -277,7 +284,7 @@ class IWAE(VAE):
         mu, logvar = self.encoder_.forward(x)
         z = reparameterize(mu, logvar, eps)
         out = self.decoder_.forward(z.reshape(-1, self.latent_dim)).reshape(*z.shape[:2], -1)
-        return self.likelihood_.log_prob(x, out) - beta * sampled_kl(z, eps, logvar)
+        return self.likelihood_.log_prob(x, out) - beta * sampled_kl(z, eps, logvar, self.prior_)
 
     # ------------------------------------------------------------ for study
     def loss(self, X, eps):

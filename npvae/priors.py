@@ -104,6 +104,9 @@ class StandardNormal:
         r""":math:`\partial \log N(z \mid 0, I) / \partial z = -z`."""
         return -z
 
+    def log_prob_backward(self, z, scale):
+        """No parameters to fill (see :meth:`GaussianMixture.log_prob_backward`)."""
+
     def sample(self, n, rng):
         r""":math:`n` draws :math:`z \sim N(0, I)` from the generator ``rng``."""
         return rng.standard_normal((n, self.latent_dim), dtype=self.dtype)
@@ -178,6 +181,24 @@ class GaussianMixture:
         log_joint, _, u = self._log_joint(z)
         r = np.exp(log_joint - log_sum_exp(log_joint)[:, None])
         return -np.einsum("nk,nkl->nl", r, u)
+
+    def log_prob_backward(self, z, scale):
+        r"""Fill ``grads`` with the gradients of :math:`\sum_m s_m \log p(z_m)`
+        for one weight :math:`s_m` per row (the IWAE's per-code weights):
+
+        .. math::
+            \frac{\partial}{\partial m_k} = \sum_m s_m r_{mk} u_{mk}, \qquad
+            \frac{\partial}{\partial \log s_k^2}
+                = \tfrac12 \sum_m s_m r_{mk} \big(u_{mk} \odot (z_m - m_k) - 1\big),
+            \qquad
+            \frac{\partial}{\partial a_k} = \sum_m s_m (r_{mk} - \pi_k)
+        """
+        log_joint, d, u = self._log_joint(z)
+        r = np.exp(log_joint - log_sum_exp(log_joint)[:, None]) * scale[:, None]
+        self.grads["means"][...] = np.einsum("mk,mkl->kl", r, u)
+        self.grads["logvars"][...] = 0.5 * (np.einsum("mk,mkl->kl", r, u * d)
+                                            - r.sum(axis=0)[:, None])
+        self.grads["logits"][...] = r.sum(axis=0) - scale.sum() * self.weights
 
     def responsibilities(self, z):
         r""":math:`r_{nk} = p(k \mid z_n) = e^{\ell_k(z_n) - \log p(z_n)}`,

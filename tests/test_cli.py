@@ -688,8 +688,10 @@ def test_iwae_and_mixture_prior_runs_train_resume_and_evaluate(tmp_path, capsys,
     assert load_model(mixture).prior_.n_components == 3
     code, out, _ = run(capsys, "evaluate", mixture, "--k", "10")
     assert code == 0 and "KL sampled" in out
-    assert_usage_error(run(capsys, "train", *TINY, "--model", "iwae", "--prior", "mixture",
-                           "--out", tmp_path / "no"), "standard_normal only")
+    both = tmp_path / "both"
+    assert run(capsys, "train", *TINY, "--model", "iwae", "--k", "2", "--prior", "mixture",
+               "--out", both)[0] == 0
+    assert isinstance(load_model(both), IWAE) and load_model(both).prior == "mixture"
 
 
 # ------------------------------------------------------------ --conditional

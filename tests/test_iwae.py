@@ -20,6 +20,7 @@ import npvae
 import npvae.iwae
 from npvae import IWAE, VAE, losses
 from npvae.evaluation import importance_weighted_log_likelihood
+from npvae.priors import StandardNormal
 from npvae.gradcheck import check_model, numerical_gradient, relative_error
 from npvae.likelihoods import Gaussian
 from npvae.models import load_model
@@ -114,10 +115,10 @@ def test_planted_bug_in_the_backward_is_caught(monkeypatch, bug, broken, intact)
                             lambda log_w: (log_mean_exp(log_w)[0],
                                            np.full_like(log_w, 1 / log_w.shape[0])))
     elif bug == "no_log_q":
-        monkeypatch.setattr(npvae.iwae, "sampled_kl_backward", lambda z: (z, 0.0))
+        monkeypatch.setattr(npvae.iwae, "sampled_kl_backward", lambda z, prior: (z, 0.0))
     else:
         monkeypatch.setattr(npvae.iwae, "sampled_kl_backward",
-                            lambda z: (np.zeros_like(z), sampled_kl_backward(z)[1]))
+                            lambda z, prior: (np.zeros_like(z), sampled_kl_backward(z, prior)[1]))
     found = errors(check_model(small_iwae(), data("bernoulli"), eps=noise(4)))
     assert all(found[name] > BIG for name in broken), found
     assert all(found[name] <= TOL for name in intact), found
@@ -138,9 +139,13 @@ def test_sampled_kl_is_log_q_minus_log_p_and_averages_to_the_closed_form():
     eps = r.standard_normal((200_000, 4, 3))
     z = mu + np.exp(0.5 * logvar) * eps
     by_scipy = (norm.logpdf(z[:2], mu, np.exp(0.5 * logvar)) - norm.logpdf(z[:2])).sum(-1)
-    np.testing.assert_allclose(npvae.iwae.sampled_kl(z[:2], eps[:2], logvar), by_scipy,
-                               rtol=1e-12)
-    samples = npvae.iwae.sampled_kl(z, eps, logvar)
+    standard = StandardNormal(3)
+    np.testing.assert_allclose(npvae.iwae.sampled_kl(z[:2], eps[:2], logvar, standard),
+                               by_scipy, rtol=1e-12)
+    np.testing.assert_allclose(npvae.iwae.sampled_kl(z[:2], eps[:2], logvar, standard),
+                               0.5 * np.sum(z[:2] ** 2 - eps[:2] ** 2 - logvar, axis=-1),
+                               rtol=1e-10)
+    samples = npvae.iwae.sampled_kl(z, eps, logvar, standard)
     stderr = samples.std(axis=0) / math.sqrt(len(samples))
     gap = samples.mean(axis=0) - losses.kl_standard_normal(mu, logvar)
     assert np.all(np.abs(gap) < 5 * stderr), (gap, stderr)
@@ -372,9 +377,41 @@ def test_the_demo_runs_fast_and_prints_sane_numbers(tmp_path, monkeypatch, capsy
     assert 1000 < (tmp_path / "iwae.png").stat().st_size < 150_000
 
 
-def test_the_iwae_refuses_a_mixture_prior_it_does_not_weight():
-    with pytest.raises(ValueError, match="'prior' parameter of IWAE must be a str among"):
-        IWAE(prior="mixture", hidden_dims=(4,), epochs=1).fit(data("bernoulli"))
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_a_mixture_prior_gradient_checks_through_the_iwae(likelihood):
+    model = IWAE(k=4, latent_dim=3, hidden_dims=(5,), activation="tanh", likelihood=likelihood,
+                 prior="mixture", n_components=3, dtype="float64", random_state=0).initialize(5)
+    report = check_model(model, data(likelihood), eps=noise(4), max_entries=1000)
+    assert report.max_error <= 1e-7, report.errors
+    assert {"prior.logits", "prior.means", "prior.logvars"} <= set(report.errors)
+
+
+def test_a_one_component_mixture_at_the_standard_normal_trains_as_the_iwae():
+    kw = dict(k=3, latent_dim=3, hidden_dims=(5,), activation="tanh", dtype="float64",
+              random_state=0)
+    plain = IWAE(**kw).initialize(5)
+    mixed = IWAE(prior="mixture", n_components=1, **kw).initialize(5)
+    for name, p in plain.params_.items():
+        mixed.params_[name][...] = p
+    mixed.params_["prior.means"][...] = 0.0
+    loss_plain, grads_plain = plain.loss_and_grads(data("bernoulli"), noise(3))
+    loss_mixed, grads_mixed = mixed.loss_and_grads(data("bernoulli"), noise(3))
+    assert loss_mixed == pytest.approx(loss_plain, rel=1e-12)
+    for name, g in grads_plain.items():
+        np.testing.assert_allclose(grads_mixed[name], g, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_a_planted_bug_in_the_mixtures_weighted_backward_is_caught(monkeypatch):
+    from npvae.priors import GaussianMixture
+    real = GaussianMixture.log_prob_backward
+
+    def unweighted(self, z, scale):      # every code weighted alike
+        return real(self, z, np.full_like(scale, scale.mean()))
+    monkeypatch.setattr(GaussianMixture, "log_prob_backward", unweighted)
+    model = IWAE(k=4, latent_dim=3, hidden_dims=(5,), activation="tanh", prior="mixture",
+                 n_components=3, dtype="float64", random_state=0).initialize(5)
+    errors = check_model(model, data("bernoulli"), eps=noise(4), max_entries=1000).errors
+    assert errors["prior.means"] > 1e-3, errors
 
 
 def test_the_iwae_trains_the_continuous_bernoulli_too():
