@@ -57,11 +57,7 @@ class Bernoulli:
     @staticmethod
     def check_support(X):
         """Refuse data outside [0, 1], where the density is not defined."""
-        lo, hi = X.min(), X.max()
-        if lo < 0 or hi > 1:
-            raise ValueError(
-                f"the Bernoulli likelihood needs X in [0, 1], got values in "
-                f"[{lo:.4g}, {hi:.4g}]; rescale X or use likelihood='gaussian'")
+        _check_unit_interval(X, "Bernoulli")
 
     def start_from(self, X):
         """Nothing to set from the training data."""
@@ -136,11 +132,7 @@ class ContinuousBernoulli:
     @staticmethod
     def check_support(X):
         """Refuse data outside [0, 1], where the density is not defined."""
-        lo, hi = X.min(), X.max()
-        if lo < 0 or hi > 1:
-            raise ValueError(
-                f"the continuous Bernoulli likelihood needs X in [0, 1], got values "
-                f"in [{lo:.4g}, {hi:.4g}]; rescale X or use likelihood='gaussian'")
+        _check_unit_interval(X, "continuous Bernoulli")
 
     def start_from(self, X):
         """Nothing to set from the training data."""
@@ -268,6 +260,14 @@ class Gaussian:
     def output_for_mean(mean):
         """The decoder output whose mean is ``mean``: ``mean`` itself."""
         return mean
+
+
+def _check_unit_interval(X, name):
+    lo, hi = X.min(), X.max()
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"the {name} likelihood needs X in [0, 1], got values in "
+            f"[{lo:.4g}, {hi:.4g}]; rescale X or use likelihood='gaussian'")
 
 
 def _mean_feature_variance(X, block=4096):
