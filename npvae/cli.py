@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, plots, recipes, runs
+from . import __version__, recipes, runs
 from .checkpoints import load_checkpoint
 from .conditional import ConditionalVAE
 from .datasets import DATASETS, DataError

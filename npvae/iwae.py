@@ -19,7 +19,6 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from . import losses
 from .checkpoints import register_estimators
 from .layers import reparameterize, reparameterize_backward
 from .models import FLAT, VAE
