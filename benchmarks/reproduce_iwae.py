@@ -26,15 +26,23 @@ per stage boundary (``stage-<i>``); run it again with the same ``--out`` and
 it resumes bit for bit from the last one.  Results go to
 ``<out>/results.csv``, one row per boundary.
 
+``--export FOLDER`` writes the last evaluated stage of the ``--out`` run as
+an npvae run folder (``config.json`` and one checkpoint without Adam's
+state, about 1.7 MB), so that ``npvae evaluate``, ``sample`` and
+``interpolate`` take it; ``benchmarks/results/iwae-table1/`` holds those of
+the published runs.
+
 Usage::
 
     python benchmarks/reproduce_iwae.py --model vae --out runs/iwae-table1-vae
     python benchmarks/reproduce_iwae.py --model iwae --k 5 --stages 6 --out runs/iwae-k5
     python benchmarks/reproduce_iwae.py --smoke --out /tmp/smoke
+    python benchmarks/reproduce_iwae.py --out runs/iwae-k5 --export benchmarks/results/iwae-table1/iwae-k5
     python benchmarks/reproduce_iwae.py --plot docs/reproduction.png --runs runs/iwae-table1-vae ...
 """
 import argparse
 import csv
+import json
 import sys
 import time
 from pathlib import Path
@@ -45,6 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import npvae  # noqa: E402
 from npvae.datasets import binarize, load_dataset  # noqa: E402
+from npvae.models import load_model  # noqa: E402
+from npvae.runs import MODEL_KEYS  # noqa: E402
 from npvae.evaluation import active_units, importance_weighted_log_likelihood  # noqa: E402
 
 N_TRAIN = 59_600
@@ -109,6 +119,32 @@ def append_row(path, row):
         writer.writerow(row)
 
 
+def export(out, folder, seed):
+    """Write the last evaluated stage of run ``out`` as the npvae run folder
+    ``folder`` (which must not exist yet): its ``config.json`` and
+    ``checkpoints/epoch-<n>`` saved without Adam's state.  Returns the
+    checkpoint's ``.json`` path."""
+    rows = done_rows(out / "results.csv")
+    if not rows:
+        sys.exit(f"reproduce_iwae: {out} has no evaluated stage to export")
+    if folder.exists():
+        sys.exit(f"reproduce_iwae: {folder} exists; export writes a new folder only")
+    model = load_model(out / f"stage-{rows[-1]['stage']}")
+    params = model.get_params()
+    config = {"dataset": "mnist", "data_dir": None, "binarize": True, "seed": seed,
+              **{k: params[k] for k in MODEL_KEYS}, "epochs": model.n_iter_,
+              "n_features": model.n_features_in_, "image_shape": [28, 28],
+              "model": "iwae" if isinstance(model, npvae.IWAE) else "vae",
+              "npvae_version": npvae.__version__}
+    config["hidden_dims"] = list(config["hidden_dims"])
+    if config["model"] == "iwae":
+        config["k"] = params["k"]
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    return model.save(folder / "checkpoints" / f"epoch-{model.n_iter_:04d}",
+                      include_optimizer=False)
+
+
 def plot(run_folders, path):
     """Draw the test NLL of each run against its epochs, with the paper's
     final numbers as dashed lines, into ``path``."""
@@ -144,13 +180,18 @@ def main(argv=None):
     p.add_argument("--out", help="folder for checkpoints and results.csv")
     p.add_argument("--plot", metavar="PNG", help="only draw the NLL of --runs against epochs")
     p.add_argument("--runs", nargs="+", default=[], help="run folders for --plot")
+    p.add_argument("--export", metavar="FOLDER",
+                   help="only write the --out run's last evaluated stage as a new npvae "
+                        "run folder, without Adam's state")
     p.add_argument("--smoke", action="store_true",
                    help="seconds: 200 images, 2 stages, k = 5 in evaluation")
     args = p.parse_args(argv)
     if args.plot:
         return plot(args.runs, args.plot)
     if args.out is None:
-        p.error("--out is required to train")
+        p.error("--out is required to train or to --export")
+    if args.export:
+        return export(Path(args.out), Path(args.export), args.seed)
     if args.smoke:
         args.stages, args.eval_k = 2, 5
     out = Path(args.out)

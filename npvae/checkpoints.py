@@ -4,10 +4,13 @@ A checkpoint is two files beside each other:
 
 * ``<stem>.npz`` holds only numeric arrays: the parameters
   (``param/<name>``, the learned Gaussian ``obs_logvar`` among them) and
-  Adam's moments (``adam_m/<name>``, ``adam_v/<name>``);
+  Adam's moments (``adam_m/<name>``, ``adam_v/<name>``), unless the model
+  was saved with ``include_optimizer=False`` (a third of the size, for
+  using the model rather than continuing its training);
 * ``<stem>.json`` holds everything else: the format version, the class
   name, the hyper-parameters (``get_params()``), ``n_features_in_``,
-  ``n_iter_``, Adam's step count and hyper-parameters, the state of the
+  ``n_iter_``, Adam's step count and hyper-parameters (``null`` when
+  saved without them), the state of the
   random generator ``rng_``, ``history_``, the name, shape and dtype of
   every array, the SHA-256 of the ``.npz``, ``extra`` (the CLI's
   per-epoch ``metrics``) and, for a model with ``init_args()`` (the
@@ -101,7 +104,7 @@ def _json_param(name, value):
     return value
 
 
-def save_checkpoint(model, path, extra=None):
+def save_checkpoint(model, path, extra=None, include_optimizer=True):
     """Write the training state of a fitted npvae estimator.
 
     Parameters
@@ -116,6 +119,11 @@ def save_checkpoint(model, path, extra=None):
         :func:`load_checkpoint`.  Its key ``metrics``, if given, holds one
         row per epoch trained: a dict with the int ``epoch`` (1, 2, ...)
         and finite numbers.
+    include_optimizer : bool
+        Store Adam's moments and step count, so that training continues
+        bit for bit.  Without them the files hold what predicts (about a
+        third of the size); the loaded model's Adam starts afresh, and
+        :func:`load_checkpoint` with ``require_optimizer=True`` refuses it.
 
     Returns
     -------
@@ -144,7 +152,7 @@ def save_checkpoint(model, path, extra=None):
     # Adam's moments are stored by parameter name whether the optimizer ran
     # on the model's one parameter vector or on the arrays one by one.
     key = _ESTIMATORS[name][1]
-    for moment, state in (("m", opt.m), ("v", opt.v)):
+    for moment, state in (("m", opt.m), ("v", opt.v)) if include_optimizer else ():
         if key in state:
             state = model.parameters_.views(state[key])
         arrays.update({f"adam_{moment}/{k}": v for k, v in state.items()})
@@ -162,7 +170,8 @@ def save_checkpoint(model, path, extra=None):
         # The training loop may set a NumPy learning rate (from the model's).
         "optimizer": {"name": "Adam", "t": int(opt.t),
                       **{k: float(getattr(opt, k)) for k in ("learning_rate", "beta1",
-                                                             "beta2", "eps")}},
+                                                             "beta2", "eps")}}
+                     if include_optimizer else None,
         "rng_state": model.rng_.bit_generator.state,
         "history_": model.history_,
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
@@ -237,7 +246,7 @@ def _find(path):
     return json_path, npz_path
 
 
-def load_checkpoint(path, return_extra=False):
+def load_checkpoint(path, return_extra=False, require_optimizer=False):
     """Rebuild a model from a checkpoint, bit for bit.
 
     Parameters
@@ -247,12 +256,17 @@ def load_checkpoint(path, return_extra=False):
         (its latest checkpoint is loaded).
     return_extra : bool
         Also return the ``extra`` dict stored with the checkpoint.
+    require_optimizer : bool
+        Refuse a checkpoint saved without Adam's state
+        (``include_optimizer=False``): continuing it would not be the run
+        that was saved.
 
     Returns
     -------
     model : VAE or Autoencoder
         With parameters, Adam's state, ``rng_``, ``n_iter_`` and
-        ``history_`` restored, ready to predict or to continue training.
+        ``history_`` restored, ready to predict or to continue training
+        (saved without Adam's state: with a fresh Adam).
     extra : dict
         Only with ``return_extra=True``.
 
@@ -261,8 +275,9 @@ def load_checkpoint(path, return_extra=False):
     FileNotFoundError
         No such checkpoint.
     ValueError
-        ``path`` names both a run folder and a checkpoint; or the
-        checkpoint is of another format version or class, has metadata
+        ``path`` names both a run folder and a checkpoint; or Adam's state
+        is required and was not saved; or the checkpoint is of another
+        format version or class, has metadata
         that does not fit the format, does not match the architecture its
         hyper-parameters build, holds arrays of the wrong dtype, non-finite
         values, object arrays or pickles, or its ``.npz`` is not the one
@@ -281,6 +296,9 @@ def load_checkpoint(path, return_extra=False):
         _fail(json_path, f"format version {meta.get('format_version')!r}; this npvae "
                          f"reads version {FORMAT_VERSION}")
     _check_metadata(meta, json_path)
+    if require_optimizer and meta["optimizer"] is None:
+        _fail(json_path, "saved without Adam's state (include_optimizer=False): it can be "
+                         "used, but its training cannot be continued as it ran")
     model = _restore(meta, json_path, npz_path)
     if return_extra:
         return model, meta.get("extra", {})
@@ -354,13 +372,15 @@ def _check_metadata(meta, json_path):
     n_iter = meta["n_iter_"]
     _need(json_path, "n_iter_", _is_int(n_iter, 0), "an integer >= 0", n_iter)
     opt = meta["optimizer"]
-    _need(json_path, "optimizer", isinstance(opt, dict), "an object", opt)
-    _need(json_path, "optimizer.name", opt.get("name") == "Adam", "'Adam'", opt.get("name"))
-    _need(json_path, "optimizer.t", _is_int(opt.get("t"), 0, _MAX_STEPS),
-          "an integer in [0, 2**53]", opt.get("t"))
-    for k in ("learning_rate", "beta1", "beta2", "eps"):
-        _need(json_path, f"optimizer.{k}", _is_finite(opt.get(k)), "a finite number",
-              opt.get(k))
+    if opt is not None:                       # None: saved without Adam's state
+        _need(json_path, "optimizer", isinstance(opt, dict), "an object or null", opt)
+        _need(json_path, "optimizer.name", opt.get("name") == "Adam", "'Adam'",
+              opt.get("name"))
+        _need(json_path, "optimizer.t", _is_int(opt.get("t"), 0, _MAX_STEPS),
+              "an integer in [0, 2**53]", opt.get("t"))
+        for k in ("learning_rate", "beta1", "beta2", "eps"):
+            _need(json_path, f"optimizer.{k}", _is_finite(opt.get(k)), "a finite number",
+                  opt.get(k))
     _need(json_path, "rng_state", isinstance(meta["rng_state"], dict),
           "a random generator's state (an object)", meta["rng_state"])
     _check_rows(json_path, "history_", meta["history_"], n_iter)
@@ -416,7 +436,7 @@ def _restore(meta, json_path, npz_path):
                         f"{json_path.name}: the file was changed or replaced")
     expected = {f"param/{k}": v for k, v in model.params_.items()}
     opt = meta["optimizer"]
-    if opt["t"] > 0:
+    if opt is not None and opt["t"] > 0:
         expected.update({f"adam_{m}/{k}": v for m in "mv" for k, v in model.params_.items()})
     try:
         # The bytes whose hash was checked, not the file again: it may have
@@ -456,17 +476,18 @@ def _restore(meta, json_path, npz_path):
     # Copy into the live arrays: the layers hold references to them.
     for name, p in model.params_.items():
         p[...] = arrays[f"param/{name}"]
-    try:
-        adam = Adam(learning_rate=opt["learning_rate"], beta1=opt["beta1"],
-                    beta2=opt["beta2"], eps=opt["eps"])
-    except ValueError as e:
-        _fail(json_path, f"'optimizer': {e}")
-    adam.t = opt["t"]
-    if adam.t > 0:
-        adam.m, adam.v = ({key: np.concatenate([arrays[f"adam_{moment}/{k}"].ravel()
-                                                for k in model.params_])}
-                          for moment in "mv")
-    model.optimizer_ = adam
+    if opt is not None:     # else the fresh Adam that initialize made stays
+        try:
+            adam = Adam(learning_rate=opt["learning_rate"], beta1=opt["beta1"],
+                        beta2=opt["beta2"], eps=opt["eps"])
+        except ValueError as e:
+            _fail(json_path, f"'optimizer': {e}")
+        adam.t = opt["t"]
+        if adam.t > 0:
+            adam.m, adam.v = ({key: np.concatenate([arrays[f"adam_{moment}/{k}"].ravel()
+                                                    for k in model.params_])}
+                              for moment in "mv")
+        model.optimizer_ = adam
     state, generator = meta["rng_state"], model.rng_.bit_generator
     if state.get("bit_generator") != type(generator).__name__:
         _fail(json_path, f"random generator {_show(state.get('bit_generator'))} is not "

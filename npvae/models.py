@@ -361,10 +361,12 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
         return self.decode(Z)
 
     # ------------------------------------------------------------ persistence
-    def save(self, path):
+    def save(self, path, include_optimizer=True):
         """Write a checkpoint (``path`` + ``.npz`` and ``.json``, no pickle);
-        see :mod:`npvae.checkpoints`. Returns the ``.json`` path."""
-        return save_checkpoint(self, path)
+        see :mod:`npvae.checkpoints`.  ``include_optimizer=False`` leaves out
+        Adam's state: a third of the size, for using the model rather than
+        continuing its training.  Returns the ``.json`` path."""
+        return save_checkpoint(self, path, include_optimizer=include_optimizer)
 
     @classmethod
     def load(cls, path):

@@ -428,7 +428,7 @@ def resume(run, epochs=None, data_dir=None):
             print(f"{run} has no checkpoint (it was stopped before its first): "
                   "starting it from epoch 0", flush=True)
             return _start(model, run, config, data)
-        model, extra = load_checkpoint(run, return_extra=True)
+        model, extra = load_checkpoint(run, return_extra=True, require_optimizer=True)
         if not isinstance(model, VAE):
             raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE; "
                              "npvae train --resume continues VAE runs only")

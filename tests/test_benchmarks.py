@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npvae import VAE
+import npvae.models
+from npvae import VAE, cli
 from npvae.evaluation import importance_weighted_log_likelihood
 from npvae.layers import Dense
 
@@ -153,6 +154,30 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
     assert straight_rows[2].split(",")[3] == rows[2].split(",")[3]   # the same test NLL
     figure = reproduce.main(["--plot", str(tmp_path / "nll.png"), "--runs", str(straight)])
     assert Path(figure).stat().st_size > 0
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_an_exported_reproduction_is_a_run_folder_the_cli_evaluates(tmp_path, capsys):
+    reproduce = importlib.import_module("reproduce_iwae")
+    run, shipped = tmp_path / "run", tmp_path / "shipped"
+    reproduce.main(["--smoke", "--model", "iwae", "--k", "3", "--data-dir", str(MNIST_DIR),
+                    "--out", str(run)])
+    path = reproduce.main(["--out", str(run), "--export", str(shipped)])
+    assert path == shipped / "checkpoints" / "epoch-0004.json"
+    model, stage = npvae.models.load_model(shipped), npvae.models.load_model(run / "stage-1")
+    assert type(model) is npvae.IWAE and model.k == 3 and model.optimizer_.t == 0
+    for name, p in stage.params_.items():
+        np.testing.assert_array_equal(p, model.params_[name], err_msg=name)
+    assert path.with_suffix(".npz").stat().st_size < 0.4 * (run / "stage-1.npz").stat().st_size
+    capsys.readouterr()
+    data = ["--data-dir", str(MNIST_DIR)]
+    assert cli.main(["evaluate", str(shipped), "--k", "2", *data]) == 0
+    assert "epoch 4, test set of mnist: 10000 examples" in capsys.readouterr().out
+    assert cli.main(["sample", str(shipped), "--out", str(tmp_path / "s.png")]) == 0
+    assert cli.main(["train", "--resume", str(shipped), *data]) == 2
+    assert "saved without Adam's state" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="exists; export writes a new folder only"):
+        reproduce.main(["--out", str(run), "--export", str(shipped)])
 
 
 def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsys):

@@ -57,6 +57,49 @@ def test_round_trip_is_bit_exact_and_training_continues_identically(tmp_path, cl
     assert same_params(model, loaded)
 
 
+@pytest.mark.parametrize("cls, kw", [
+    (VAE, {}),
+    (VAE, {"likelihood": "gaussian", "dtype": "float64"}),  # learned obs_logvar
+    (Autoencoder, {}),
+])
+def test_a_model_saved_without_adam_predicts_the_same_from_a_third_of_the_bytes(
+        tmp_path, cls, kw):
+    model = fitted(cls, hidden_dims=(64,), **kw)
+    model.save(tmp_path / "full")
+    model.save(tmp_path / "lean", include_optimizer=False)
+    lean_bytes = (tmp_path / "lean.npz").stat().st_size
+    assert lean_bytes < 0.4 * (tmp_path / "full.npz").stat().st_size
+    assert json.loads((tmp_path / "lean.json").read_text())["optimizer"] is None
+    with np.load(tmp_path / "lean.npz") as f:
+        assert sorted(f.files) == sorted(f"param/{k}" for k in model.params_)
+    loaded = cls.load(tmp_path / "lean")
+    assert same_params(model, loaded) and loaded.history_ == model.history_
+    assert np.array_equal(loaded.transform(X), model.transform(X))
+    assert np.array_equal(loaded.score_samples(X), model.score_samples(X))
+    # Training goes on with a fresh Adam built from the hyper-parameters.
+    assert loaded.optimizer_.t == 0 and model.optimizer_.t > 0
+    assert loaded.optimizer_.eps == model.epsilon
+    loaded.fit_epoch(X)
+    assert loaded.optimizer_.t > 0 and np.isfinite(loaded.score_samples(X)).all()
+
+
+def test_a_checkpoint_without_adam_is_refused_where_training_must_continue(tmp_path):
+    fitted().save(tmp_path / "lean", include_optimizer=False)
+    with pytest.raises(ValueError, match=r"lean\.json: saved without Adam's state"):
+        load_checkpoint(tmp_path / "lean", require_optimizer=True)
+    fitted().save(tmp_path / "full")
+    assert load_checkpoint(tmp_path / "full", require_optimizer=True).optimizer_.t > 0
+
+
+def test_adam_arrays_beside_a_null_optimizer_are_refused(tmp_path):
+    """A checkpoint whose .json says no Adam state was saved, but whose .npz
+    holds it, describes neither."""
+    fitted().save(tmp_path / "c")
+    edit_json(tmp_path / "c.json", lambda m: m.update(optimizer=None))
+    with pytest.raises(ValueError, match=r"arrays do not match .* unexpected \["):
+        load_checkpoint(tmp_path / "c")
+
+
 def test_adam_stepped_by_name_saves_like_adam_on_the_vector(tmp_path):
     """optimizer_.step(params_, grads) by hand keeps moments per name, the
     training loop one vector: both must save the same per-name arrays, and
@@ -458,7 +501,7 @@ _NESTED = "[" * 100_000 + "]" * 100_000
     (set_key("optimizer.t", 28.0), r"'optimizer.t' must be an integer"),
     (set_key("optimizer.eps", "x"), "'optimizer.eps' must be a finite number, got 'x'"),
     (set_key("optimizer.beta1", 1.5), r"'optimizer': beta1 must be in \[0, 1\)"),
-    (set_key("optimizer", None), "'optimizer' must be an object"),
+    (set_key("optimizer", "Adam"), "'optimizer' must be an object or null, got 'Adam'"),
     (set_key("params", "abc"), "'params' must be an object, got 'abc'"),
     (set_key("params.beta", _REMOVE), r"'params' is missing \['beta'\]"),
     (set_key("params.batch_size", _REMOVE), r"'params' is missing \['batch_size'\]"),

@@ -529,6 +529,17 @@ def test_resume_refuses_other_settings(copy_of, capsys):
     assert snapshot(copy_of) == before
 
 
+def test_resume_refuses_a_checkpoint_saved_without_adam(copy_of, capsys):
+    """Continuing with a fresh Adam would not be the run that was saved."""
+    ckpt = copy_of / "checkpoints" / "epoch-0002"
+    load_checkpoint(ckpt).save(ckpt, include_optimizer=False)
+    before = snapshot(copy_of)
+    assert_usage_error(run(capsys, "train", "--resume", copy_of, "--epochs", "3"),
+                       "epoch-0002.json: saved without Adam's state")
+    assert snapshot(copy_of) == before
+    assert run(capsys, "sample", copy_of, "--out", copy_of.parent / "s.png")[0] == 0
+
+
 def rehash(json_path):
     meta = json.loads(json_path.read_text())
     meta["npz_sha256"] = hashlib.sha256(json_path.with_suffix(".npz").read_bytes()).hexdigest()
