@@ -21,7 +21,9 @@ Both files are built in full, then renamed into place, the ``.npz`` first;
 a save that fails (an error, a Ctrl-C) puts the previous ``.npz`` back, so
 the previous checkpoint stays loadable.  Only a process killed between the
 two renames leaves a ``.json`` whose SHA-256 no longer matches the
-``.npz``: loading then fails with that message instead of mixing two
+``.npz``; the previous ``.npz`` then survives as a hidden backup beside it
+(:func:`npvae.files.backups`), and loading takes the arrays from the
+backup the ``.json`` vouches for, with a warning, instead of mixing two
 checkpoints.  (The ``npvae`` command saves every epoch under a new stem
 and deletes the previous checkpoint only once the new one is complete.)
 
@@ -40,12 +42,13 @@ import json
 import math
 import numbers
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write_all
+from .files import atomic_write_all, backups
 from .optimizers import Adam
 
 __all__ = ["FORMAT_VERSION", "register_estimators", "save_checkpoint", "load_checkpoint",
@@ -418,6 +421,25 @@ def _same_layout(value, template):
 
 
 # ------------------------------------------------------------ rebuilding
+def _vouched_bytes(npz_path, json_path, digest):
+    """The bytes of the ``.npz`` whose SHA-256 the ``.json`` gives: the file
+    itself, or the previous one's backup that a save killed between its two
+    renames left beside it."""
+    data = npz_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() == digest:
+        return data
+    for backup in backups(npz_path):
+        data = backup.read_bytes()
+        if hashlib.sha256(data).hexdigest() == digest:
+            warnings.warn(f"checkpoint {npz_path} is newer than {json_path.name} (a save "
+                          f"was stopped between writing the two): loading the arrays "
+                          f"{json_path.name} describes from the backup {backup.name}",
+                          RuntimeWarning, stacklevel=4)
+            return data
+    _fail(npz_path, f"its SHA-256 does not match the one in {json_path.name}: the file "
+                    "was changed or replaced")
+
+
 def _restore(meta, json_path, npz_path):
     cls, key = _ESTIMATORS[meta["class"]]
     params = dict(meta["params"])
@@ -430,10 +452,7 @@ def _restore(meta, json_path, npz_path):
                  else "'params' and 'n_features_in_'")
         _fail(json_path, f"{given} do not build a {cls.__name__}: {e}")
 
-    data = npz_path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta["npz_sha256"]:
-        _fail(npz_path, "its SHA-256 does not match the one in "
-                        f"{json_path.name}: the file was changed or replaced")
+    data = _vouched_bytes(npz_path, json_path, meta["npz_sha256"])
     expected = {f"param/{k}": v for k, v in model.params_.items()}
     opt = meta["optimizer"]
     if opt is not None and opt["t"] > 0:

@@ -5,13 +5,14 @@ Content goes to a temporary file beside the target (named
 target. Errors name the target, not the temporary file.
 """
 import contextlib
+import glob
 import os
 import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_all"]
+__all__ = ["atomic_write", "atomic_write_all", "backups"]
 
 
 def _raise_naming(err, path):
@@ -116,6 +117,15 @@ def atomic_write_all(writes):
         for _, backup in renamed:
             _discard(backup)
     return paths
+
+
+def backups(path):
+    """The hidden files beside ``path`` that may hold an earlier content of
+    it: the backups :func:`atomic_write_all` takes before its renames (and
+    its temporary files), left behind only by a process killed midway."""
+    path = Path(path)
+    return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp")
+                  if p.is_file() and not p.is_symlink())
 
 
 _ABSENT, _KEEP = object(), object()   # no file before; no backup taken

@@ -8,6 +8,9 @@ import os
 import pickle
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -325,6 +328,44 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(ckpt, monkeypatch)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
     assert load_checkpoint(tmp_path / "c").n_iter_ == 2
 
+
+
+_KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+import numpy as np
+from npvae import files
+from npvae.models import load_model
+model = load_model(sys.argv[1])
+model.fit_epoch(np.load(sys.argv[2]))
+def replace(src, dst, real=os.replace):
+    if str(dst).endswith(".json"):           # the .npz is already in place
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+files.os.replace = replace
+model.save(sys.argv[1])
+"""
+
+
+def test_a_save_killed_between_its_renames_still_loads_the_last_good_checkpoint(
+        ckpt, tmp_path):
+    _, model = ckpt
+    old_npz = (tmp_path / "c.npz").read_bytes()
+    np.save(tmp_path / "X.npy", X)
+    done = subprocess.run([sys.executable, "-c", _KILLED_BETWEEN_RENAMES, str(tmp_path / "c"),
+                           str(tmp_path / "X.npy")],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert (tmp_path / "c.npz").read_bytes() != old_npz          # the new arrays
+    (backup,) = files.backups(tmp_path / "c.npz")
+    assert backup.read_bytes() == old_npz
+    with pytest.warns(RuntimeWarning, match=f"loading the arrays c.json describes from "
+                                            f"the backup {backup.name}"):
+        loaded = load_checkpoint(tmp_path / "c")
+    assert loaded.n_iter_ == 2 and same_params(loaded, model)
+    # Without the backup, the mismatch is refused rather than mixed.
+    backup.unlink()
+    with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
+        load_checkpoint(tmp_path / "c")
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
