@@ -21,10 +21,13 @@ beta_1 = 0.99 and starts its second moments at 1 (the paper says 0.9 and
 the usual Adam starts them at 0); npvae's encoder predicts log sigma^2
 where theirs predicts log sigma (the same family of distributions).
 
-The run checkpoints after every epoch (``latest``) and keeps one checkpoint
-per stage boundary (``stage-<i>``); run it again with the same ``--out`` and
-it resumes bit for bit from the last one.  Results go to
-``<out>/results.csv``, one row per boundary.
+The run checkpoints after every epoch (``latest``, with the stage's training
+time so far) and keeps one checkpoint per stage boundary (``stage-<i>``); run
+it again with the same ``--out`` and it resumes bit for bit from the last
+one (a second process on the same folder stops at its lock).  Results go to
+``<out>/results.csv``, one row per boundary; ``train_seconds`` is the
+stage's training time across resumes, blank where part of it ran before
+that time was kept.
 
 ``--export FOLDER`` writes the last evaluated stage of the ``--out`` run as
 an npvae run folder (``config.json`` and one checkpoint without Adam's
@@ -53,8 +56,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import npvae  # noqa: E402
 from npvae.datasets import binarize, load_dataset  # noqa: E402
+from npvae.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from npvae.models import load_model  # noqa: E402
-from npvae.runs import MODEL_KEYS  # noqa: E402
+from npvae.runs import MODEL_KEYS, lock  # noqa: E402
 from npvae.evaluation import active_units, importance_weighted_log_likelihood  # noqa: E402
 
 N_TRAIN = 59_600
@@ -196,12 +200,21 @@ def main(argv=None):
         args.stages, args.eval_k = 2, 5
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    with lock(out):                 # a second process on the same --out stops here
+        train(args, out)
+
+
+def train(args, out):
+    """Run (or continue) the schedule in folder ``out``, evaluating at every
+    stage boundary not yet in its results.csv."""
     X_train, X_test = load_mnist(args)
     results = out / "results.csv"
-
-    latest = out / "latest.json"
-    if latest.exists():
-        model = type(make_model(args)).load(out / "latest")
+    stage_seconds = None            # training time of the stage in progress, if known
+    if (out / "latest.json").exists():
+        model, extra = load_checkpoint(out / "latest", return_extra=True,
+                                       require_optimizer=True)
+        # Carried over resumes; None from a checkpoint written before it was kept.
+        stage_seconds = extra.get("stage_seconds")
         print(f"resuming {out} after epoch {model.n_iter_}", flush=True)
     else:
         model = make_model(args).initialize(X_train.shape[1], X_train)
@@ -211,23 +224,31 @@ def main(argv=None):
         boundary += epochs
         if stage in done:
             continue
-        seconds = ""                                   # trained before a resume
         if model.n_iter_ < boundary:
+            if model.n_iter_ == boundary - epochs:
+                stage_seconds = 0.0     # the stage starts now, whatever came before
             model.set_params(learning_rate=rate)
-            start = time.perf_counter()
+            start = time.perf_counter() - (stage_seconds or 0.0)
             while model.n_iter_ < boundary:
                 # A fresh binarisation every pass, seeded by the epoch: a
                 # resumed run draws the same ones.
                 rng = np.random.default_rng([args.seed, model.n_iter_])
                 model.fit_epoch(binarize(X_train, rng))
-                model.save(out / "latest")
-            seconds = round(time.perf_counter() - start, 1)
-            model.save(out / f"stage-{stage}")
-        at_boundary = model if model.n_iter_ == boundary else type(model).load(out / f"stage-{stage}")
+                elapsed = time.perf_counter() - start
+                save_checkpoint(model, out / "latest", extra={
+                    "stage_seconds": None if stage_seconds is None else elapsed})
+            save_checkpoint(model, out / f"stage-{stage}", extra={
+                "stage_seconds": None if stage_seconds is None else elapsed})
+        # The boundary's model and training time (None: part of it ran
+        # before that time was kept), from its checkpoint after a resume.
+        at_boundary, extra = load_checkpoint(out / f"stage-{stage}", return_extra=True)
+        seconds = extra.get("stage_seconds")
         row = {"stage": stage, "epochs": boundary, "learning_rate": rate,
-               "train_seconds": seconds, **evaluate(at_boundary, X_test, args)}
+               "train_seconds": "" if seconds is None else round(seconds, 1),
+               **evaluate(at_boundary, X_test, args)}
         append_row(results, row)
         print(", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+
 
 if __name__ == "__main__":
     main()

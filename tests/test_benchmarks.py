@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import npvae.models
-from npvae import VAE, cli
+from npvae import VAE, cli, runs
+from npvae.checkpoints import load_checkpoint
 from npvae.evaluation import importance_weighted_log_likelihood
 from npvae.layers import Dense
 
@@ -152,6 +153,10 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
     assert len(rows) == 3 and rows[1].startswith("0,1,") and rows[2].startswith("1,4,")
     straight_rows = (straight / "results.csv").read_text().splitlines()
     assert straight_rows[2].split(",")[3] == rows[2].split(",")[3]   # the same test NLL
+    assert all(float(row.split(",")[6]) >= 0 for row in rows[1:])   # train_seconds kept
+    assert load_checkpoint(split / "latest", return_extra=True)[1]["stage_seconds"] > 0
+    with runs.lock(split), pytest.raises(ValueError, match="in use by another"):
+        reproduce.main(common + ["--out", str(split), "--stages", "3"])
     figure = reproduce.main(["--plot", str(tmp_path / "nll.png"), "--runs", str(straight)])
     assert Path(figure).stat().st_size > 0
 
