@@ -47,6 +47,7 @@ import argparse
 import csv
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -123,30 +124,52 @@ def append_row(path, row):
         writer.writerow(row)
 
 
-def export(out, folder, seed):
+def export(out, folder):
     """Write the last evaluated stage of run ``out`` as the npvae run folder
     ``folder`` (which must not exist yet): its ``config.json`` and
-    ``checkpoints/epoch-<n>`` saved without Adam's state.  Returns the
-    checkpoint's ``.json`` path."""
+    ``checkpoints/epoch-<n>`` saved without Adam's state, built in a hidden
+    folder beside it and renamed into place whole.  Returns the
+    checkpoint's ``.json`` path.
+
+    ``config.json`` holds what the CLI reads, plus ``reproduction``: the
+    schedule, Adam's settings and the row of results.csv.  ``npvae
+    evaluate`` binarises the test set with the config's seed, a different
+    draw from this script's, so its numbers differ from the row's by that
+    draw's noise."""
     rows = done_rows(out / "results.csv")
     if not rows:
         sys.exit(f"reproduce_iwae: {out} has no evaluated stage to export")
     if folder.exists():
         sys.exit(f"reproduce_iwae: {folder} exists; export writes a new folder only")
-    model = load_model(out / f"stage-{rows[-1]['stage']}")
+    try:
+        model = load_model(out / f"stage-{rows[-1]['stage']}")
+    except (OSError, ValueError) as e:
+        sys.exit(f"reproduce_iwae: cannot export {out}: {e}")
     params = model.get_params()
-    config = {"dataset": "mnist", "data_dir": None, "binarize": True, "seed": seed,
-              **{k: params[k] for k in MODEL_KEYS}, "epochs": model.n_iter_,
-              "n_features": model.n_features_in_, "image_shape": [28, 28],
+    config = {"dataset": "mnist", "data_dir": None, "binarize": True,
+              "seed": params["random_state"], **{k: params[k] for k in MODEL_KEYS},
+              "epochs": model.n_iter_, "n_features": model.n_features_in_,
+              "image_shape": [28, 28],
               "model": "iwae" if isinstance(model, npvae.IWAE) else "vae",
               "npvae_version": npvae.__version__}
     config["hidden_dims"] = list(config["hidden_dims"])
     if config["model"] == "iwae":
         config["k"] = params["k"]
-    (folder / "checkpoints").mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(config, indent=1) + "\n")
-    return model.save(folder / "checkpoints" / f"epoch-{model.n_iter_:04d}",
-                      include_optimizer=False)
+    config["reproduction"] = {
+        "script": "benchmarks/reproduce_iwae.py", "doc": "docs/reproduction.md",
+        "schedule": [{"epochs": e, "learning_rate": r}
+                     for e, r in stage_schedule(int(rows[-1]["stage"]) + 1)],
+        **{k: params[k] for k in ("beta_1", "beta_2", "epsilon", "output_bias_init")},
+        "training_images": N_TRAIN, "test_binarization": "numpy.random.default_rng(12345)",
+        "results": rows[-1]}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    (building / "checkpoints").mkdir()
+    (building / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    name = f"epoch-{model.n_iter_:04d}"
+    model.save(building / "checkpoints" / name, include_optimizer=False)
+    building.rename(folder)
+    return folder / "checkpoints" / f"{name}.json"
 
 
 def plot(run_folders, path):
@@ -195,7 +218,7 @@ def main(argv=None):
     if args.out is None:
         p.error("--out is required to train or to --export")
     if args.export:
-        return export(Path(args.out), Path(args.export), args.seed)
+        return export(Path(args.out), Path(args.export))
     if args.smoke:
         args.stages, args.eval_k = 2, 5
     out = Path(args.out)
@@ -224,7 +247,8 @@ def train(args, out):
         boundary += epochs
         if stage in done:
             continue
-        if model.n_iter_ < boundary:
+        trained_here = model.n_iter_ < boundary
+        if trained_here:
             if model.n_iter_ == boundary - epochs:
                 stage_seconds = 0.0     # the stage starts now, whatever came before
             model.set_params(learning_rate=rate)
@@ -234,14 +258,16 @@ def train(args, out):
                 # resumed run draws the same ones.
                 rng = np.random.default_rng([args.seed, model.n_iter_])
                 model.fit_epoch(binarize(X_train, rng))
-                elapsed = time.perf_counter() - start
-                save_checkpoint(model, out / "latest", extra={
-                    "stage_seconds": None if stage_seconds is None else elapsed})
-            save_checkpoint(model, out / f"stage-{stage}", extra={
-                "stage_seconds": None if stage_seconds is None else elapsed})
+                if stage_seconds is not None:
+                    stage_seconds = time.perf_counter() - start
+                save_checkpoint(model, out / "latest", extra={"stage_seconds": stage_seconds})
+        stage_path = out / f"stage-{stage}"
+        unsaved = model.n_iter_ == boundary and not (out / f"stage-{stage}.json").exists()
+        if trained_here or unsaved:    # unsaved: killed between the last epoch's save and this
+            save_checkpoint(model, stage_path, extra={"stage_seconds": stage_seconds})
         # The boundary's model and training time (None: part of it ran
         # before that time was kept), from its checkpoint after a resume.
-        at_boundary, extra = load_checkpoint(out / f"stage-{stage}", return_extra=True)
+        at_boundary, extra = load_checkpoint(stage_path, return_extra=True)
         seconds = extra.get("stage_seconds")
         row = {"stage": stage, "epochs": boundary, "learning_rate": rate,
                "train_seconds": "" if seconds is None else round(seconds, 1),

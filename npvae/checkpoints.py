@@ -149,8 +149,13 @@ def save_checkpoint(model, path, extra=None, include_optimizer=True):
     if name not in _ESTIMATORS or not hasattr(model, "params_"):
         raise TypeError(f"can only checkpoint an initialised npvae estimator "
                         f"({', '.join(sorted(_ESTIMATORS))}), got {name}")
+    if not isinstance(include_optimizer, bool):
+        raise TypeError(f"include_optimizer must be True or False, got {include_optimizer!r}")
     json_path, npz_path = _paths(path)
     opt = model.optimizer_
+    # A trained model whose Adam never stepped was loaded without Adam's
+    # state: there is none to store, and storing a fresh one would claim it.
+    include_optimizer = include_optimizer and not (opt.t == 0 and model.n_iter_ > 0)
     arrays = {f"param/{k}": v for k, v in model.params_.items()}
     # Adam's moments are stored by parameter name whether the optimizer ran
     # on the model's one parameter vector or on the arrays one by one.
@@ -299,9 +304,11 @@ def load_checkpoint(path, return_extra=False, require_optimizer=False):
         _fail(json_path, f"format version {meta.get('format_version')!r}; this npvae "
                          f"reads version {FORMAT_VERSION}")
     _check_metadata(meta, json_path)
-    if require_optimizer and meta["optimizer"] is None:
-        _fail(json_path, "saved without Adam's state (include_optimizer=False): it can be "
-                         "used, but its training cannot be continued as it ran")
+    opt = meta["optimizer"]
+    if require_optimizer and (opt is None or (opt["t"] == 0 and meta["n_iter_"] > 0)):
+        _fail(json_path, "saved without Adam's state (include_optimizer=False), so its "
+                         "training cannot be continued as it ran; evaluate, sample or "
+                         "interpolate it, or train a new run")
     model = _restore(meta, json_path, npz_path)
     if return_extra:
         return model, meta.get("extra", {})
@@ -421,19 +428,38 @@ def _same_layout(value, template):
 
 
 # ------------------------------------------------------------ rebuilding
-def _vouched_bytes(npz_path, json_path, digest):
+def _npz_size_range(arrays):
+    """Bounds on the size of an uncompressed ``.npz`` holding ``arrays``
+    (the ``.json``'s name -> shape and dtype): their bytes, plus at most
+    1 kB of ``.npy`` header and zip records for each; empty for a dtype
+    NumPy does not know."""
+    try:
+        payload = sum(math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize
+                      for spec in arrays.values())
+    except (TypeError, ValueError):
+        return 1, 0
+    return payload, payload + 1024 * (len(arrays) + 1)
+
+
+def _vouched_bytes(npz_path, json_path, meta):
     """The bytes of the ``.npz`` whose SHA-256 the ``.json`` gives: the file
     itself, or the previous one's backup that a save killed between its two
     renames left beside it."""
+    digest = meta["npz_sha256"]
     data = npz_path.read_bytes()
     if hashlib.sha256(data).hexdigest() == digest:
         return data
+    low, high = _npz_size_range(meta["arrays"])
     for backup in backups(npz_path):
+        # Only a file the size of the arrays the .json lists can match it.
+        if not low <= backup.stat().st_size <= high:
+            continue
         data = backup.read_bytes()
         if hashlib.sha256(data).hexdigest() == digest:
-            warnings.warn(f"checkpoint {npz_path} is newer than {json_path.name} (a save "
-                          f"was stopped between writing the two): loading the arrays "
-                          f"{json_path.name} describes from the backup {backup.name}",
+            warnings.warn(f"checkpoint {npz_path} does not match {json_path.name} (a save "
+                          f"may have been stopped between writing the two): loading the "
+                          f"arrays {json_path.name} describes from the backup "
+                          f"{backup.name}; save the model again to repair the pair",
                           RuntimeWarning, stacklevel=4)
             return data
     _fail(npz_path, f"its SHA-256 does not match the one in {json_path.name}: the file "
@@ -452,7 +478,7 @@ def _restore(meta, json_path, npz_path):
                  else "'params' and 'n_features_in_'")
         _fail(json_path, f"{given} do not build a {cls.__name__}: {e}")
 
-    data = _vouched_bytes(npz_path, json_path, meta["npz_sha256"])
+    data = _vouched_bytes(npz_path, json_path, meta)
     expected = {f"param/{k}": v for k, v in model.params_.items()}
     opt = meta["optimizer"]
     if opt is not None and opt["t"] > 0:

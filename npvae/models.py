@@ -297,7 +297,7 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
                 terms = self._train_batch(xb, *(a[rows] for a in aligned),
                                           self.n_iter_ + (i + 1) / n_batches)
             except FloatingPointError as problem:
-                if self.optimizer_.t == 0:
+                if self.optimizer_.t == 0 and self.n_iter_ == 0:
                     raise FloatingPointError(
                         f"the first training step is not finite: {problem}, at the "
                         f"initial parameters, so the data or the hyper-parameters "
@@ -371,7 +371,8 @@ class _BaseAutoencoder(TransformerMixin, BaseEstimator):
     @classmethod
     def load(cls, path):
         """Rebuild a model saved by :meth:`save`, bit for bit; ``path`` is a
-        checkpoint file or a run folder (its latest checkpoint)."""
+        checkpoint file or a run folder (its latest checkpoint).  A model
+        saved without Adam's state continues training with a fresh Adam."""
         model = load_checkpoint(path)
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")

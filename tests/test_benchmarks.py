@@ -183,6 +183,30 @@ def test_an_exported_reproduction_is_a_run_folder_the_cli_evaluates(tmp_path, ca
     assert "saved without Adam's state" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="exists; export writes a new folder only"):
         reproduce.main(["--out", str(run), "--export", str(shipped)])
+    config = json.loads((shipped / "config.json").read_text())
+    assert config["seed"] == 0 and config["epochs"] == 4 and config["k"] == 3
+    assert config["reproduction"]["epsilon"] == 1e-4
+    assert config["reproduction"]["results"]["epochs"] == "4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "s.png", "shipped"]
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_a_reproduction_killed_before_its_stage_checkpoint_saves_it_on_resume(tmp_path):
+    reproduce = importlib.import_module("reproduce_iwae")
+    run = tmp_path / "run"
+    common = ["--smoke", "--data-dir", str(MNIST_DIR), "--out", str(run), "--seed", "7"]
+    reproduce.main(common)
+    # As if killed after the last epoch's save but before the stage's own.
+    for suffix in (".json", ".npz"):
+        (run / f"stage-1{suffix}").unlink()
+    rows = (run / "results.csv").read_text().splitlines()
+    (run / "results.csv").write_text("\n".join(rows[:2]) + "\n")
+    reproduce.main(common)
+    assert VAE.load(run / "stage-1").n_iter_ == 4
+    assert (run / "results.csv").read_text().splitlines()[2] .split(",")[3] == \
+        rows[2].split(",")[3]
+    assert json.loads((reproduce.export(run, tmp_path / "shipped").parent.parent
+                       / "config.json").read_text())["seed"] == 7
 
 
 def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsys):

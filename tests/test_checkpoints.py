@@ -362,10 +362,47 @@ def test_a_save_killed_between_its_renames_still_loads_the_last_good_checkpoint(
                                             f"the backup {backup.name}"):
         loaded = load_checkpoint(tmp_path / "c")
     assert loaded.n_iter_ == 2 and same_params(loaded, model)
-    # Without the backup, the mismatch is refused rather than mixed.
+    # A backup the .json does not vouch for is never loaded.
+    backup.write_bytes((tmp_path / "c.npz").read_bytes())
+    with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
+        load_checkpoint(tmp_path / "c")
     backup.unlink()
     with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
         load_checkpoint(tmp_path / "c")
+
+
+def test_backups_are_plain_hidden_files_and_only_those_of_the_right_size_are_read(
+        ckpt, tmp_path, monkeypatch):
+    _, model = ckpt
+    model.fit_epoch(X)
+    model.save(tmp_path / "new")
+    (tmp_path / "c.npz").write_bytes((tmp_path / "new.npz").read_bytes())  # mismatched
+    (tmp_path / ".c.npz.folder00.tmp").mkdir()
+    (tmp_path / ".c.npz.link0000.tmp").symlink_to(tmp_path / "new.npz")
+    with open(tmp_path / ".c.npz.huge0000.tmp", "wb") as f:
+        f.truncate(1 << 28)                    # 256 MB, sparse: must not be read
+    right_size = tmp_path / ".c.npz.right000.tmp"
+    right_size.write_bytes(bytes((tmp_path / "new.npz").stat().st_size))
+    assert files.backups(tmp_path / "c.npz") == sorted(
+        [tmp_path / ".c.npz.huge0000.tmp", right_size])
+    read, real_read = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: read.append(p.name) or real_read(p))
+    with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
+        load_checkpoint(tmp_path / "c")
+    assert sorted(read) == [right_size.name, "c.json", "c.npz"]
+
+
+def test_a_model_loaded_without_adam_saves_without_adam_again(tmp_path):
+    """Its fresh Adam (t = 0) is not the state training had: saving it by
+    default must not make a checkpoint that claims to continue the run."""
+    fitted().save(tmp_path / "lean", include_optimizer=False)
+    load_checkpoint(tmp_path / "lean").save(tmp_path / "again")
+    assert json.loads((tmp_path / "again.json").read_text())["optimizer"] is None
+    with pytest.raises(ValueError, match="saved without Adam's state"):
+        load_checkpoint(tmp_path / "again", require_optimizer=True)
+    with pytest.raises(TypeError, match="include_optimizer must be True or False, got 'no'"):
+        fitted().save(tmp_path / "x", include_optimizer="no")
+    assert not (tmp_path / "x.json").exists()
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
