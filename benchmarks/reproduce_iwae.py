@@ -172,6 +172,20 @@ def export(out, folder):
     return folder / "checkpoints" / f"{name}.json"
 
 
+def table(run_folder):
+    """The Markdown table of run ``run_folder``'s results.csv, as
+    docs/reproduction.md shows it."""
+    lines = ["| stage | epochs | learning rate | test NLL | test ELBO | active units "
+             "| training | evaluation |", "|---|---|---|---|---|---|---|---|"]
+    for r in done_rows(Path(run_folder) / "results.csv"):
+        elbo = f"{float(r['test_elbo']):.2f}".replace("-", "−")
+        train = f"{float(r['train_seconds']):.0f} s" if r["train_seconds"] else "—"
+        lines.append(f"| {r['stage']} | {r['epochs']} | {float(r['learning_rate']):.2g} | "
+                     f"{float(r['test_nll']):.2f} | {elbo} | {r['active_units']} | "
+                     f"{train} | {float(r['eval_seconds']):.0f} s |")
+    return "\n".join(lines)
+
+
 def plot(run_folders, path):
     """Draw the test NLL of each run against its epochs, with the paper's
     final numbers as dashed lines, into ``path``."""
@@ -207,6 +221,8 @@ def main(argv=None):
     p.add_argument("--out", help="folder for checkpoints and results.csv")
     p.add_argument("--plot", metavar="PNG", help="only draw the NLL of --runs against epochs")
     p.add_argument("--runs", nargs="+", default=[], help="run folders for --plot")
+    p.add_argument("--table", action="store_true",
+                   help="only print the Markdown table of each of --runs")
     p.add_argument("--export", metavar="FOLDER",
                    help="only write the --out run's last evaluated stage as a new npvae "
                         "run folder, without Adam's state")
@@ -215,6 +231,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.plot:
         return plot(args.runs, args.plot)
+    if args.table:
+        for folder in args.runs:
+            print(f"{folder}:\n\n{table(folder)}\n")
+        return None
     if args.out is None:
         p.error("--out is required to train or to --export")
     if args.export:

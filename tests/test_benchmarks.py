@@ -159,6 +159,9 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
         reproduce.main(common + ["--out", str(split), "--stages", "3"])
     figure = reproduce.main(["--plot", str(tmp_path / "nll.png"), "--runs", str(straight)])
     assert Path(figure).stat().st_size > 0
+    table = reproduce.table(split).splitlines()
+    assert len(table) == 4 and table[3].startswith("| 1 | 4 | 0.00072 | ")
+    assert f"| {float(rows[2].split(',')[3]):.2f} | −" in table[3]
 
 
 @pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
