@@ -186,13 +186,19 @@ def table(run_folder):
     return "\n".join(lines)
 
 
-def plot(run_folders, path):
+def plot(run_folders, path, X_test=None):
     """Draw the test NLL of each run against its epochs, with the paper's
-    final numbers as dashed lines, into ``path``."""
+    final numbers as dashed lines, into ``path``; given the test images,
+    also each run's unit activity at its last evaluated stage: the variance
+    over the test set of each latent unit's posterior mean, sorted, against
+    the threshold of 1e-2 that counts a unit as active."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    panels = 1 if X_test is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), constrained_layout=True,
+                             squeeze=False)
+    ax = axes[0, 0]
     for folder in run_folders:
         rows = done_rows(Path(folder) / "results.csv")
         ax.plot([int(r["epochs"]) for r in rows], [float(r["test_nll"]) for r in rows],
@@ -202,6 +208,19 @@ def plot(run_folders, path):
     ax.set(xscale="log", xlabel="epochs", ylabel="test NLL, IWAE k = 5000 (nats)",
            title="Burda et al. Table 1 set-up, MNIST")
     ax.legend(fontsize=8)
+    if X_test is not None:
+        ax = axes[0, 1]
+        for folder in run_folders:
+            last = done_rows(Path(folder) / "results.csv")[-1]
+            model = load_model(Path(folder) / f"stage-{last['stage']}")
+            variance = np.sort(model.transform(X_test).astype(np.float64).var(axis=0))[::-1]
+            ax.semilogy(np.arange(1, variance.size + 1), variance, "o-", ms=3,
+                        label=f"{Path(folder).name}, {last['epochs']} epochs: "
+                              f"{int(np.sum(variance > 1e-2))} active")
+        ax.axhline(1e-2, ls="--", lw=1, color="grey", label="active above 1e-2")
+        ax.set(xlabel="latent unit, by activity", ylabel=r"Var$_x$ of $\mu_j(x)$ (test set)",
+               title="Unit activity (Burda et al. section 5.2)")
+        ax.legend(fontsize=8)
     fig.savefig(path, dpi=150)
     return path
 
@@ -230,7 +249,8 @@ def main(argv=None):
                    help="seconds: 200 images, 2 stages, k = 5 in evaluation")
     args = p.parse_args(argv)
     if args.plot:
-        return plot(args.runs, args.plot)
+        has_data = (Path(args.data_dir) / "mnist").is_dir()
+        return plot(args.runs, args.plot, load_mnist(args)[1] if has_data else None)
     if args.table:
         for folder in args.runs:
             print(f"{folder}:\n\n{table(folder)}\n")
