@@ -7,6 +7,8 @@ import hashlib
 import http.server
 import io
 import os
+import ssl
+import subprocess
 import threading
 import time
 import zipfile
@@ -477,18 +479,22 @@ def server(tmp_path, monkeypatch):
 
 
 class TrickleHandler(http.server.BaseHTTPRequestHandler):
-    """Promises 1000 bytes, then sends one every 0.1 s: a mirror that never quite stalls."""
+    """Promises 1000 bytes, then sends one every 0.1 s: a mirror that never quite stalls.
+    With ``slow_headers`` it sends its status line and headers that way too (8 s)."""
     stop = threading.Event()
+    slow_headers = False
 
     def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "1000")
-        self.end_headers()
+        head = b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\nX-Pad: " + b"." * 40 + b"\r\n\r\n"
+        body = b"x" * 1000
         try:
-            for _ in range(1000):
+            if not self.slow_headers:
+                self.wfile.write(head)
+                head = b""
+            for byte in head + body:
                 if self.stop.wait(0.1):
                     return
-                self.wfile.write(b"x")
+                self.wfile.write(bytes([byte]))
                 self.wfile.flush()
         except OSError:  # the client gave up
             pass
@@ -497,16 +503,35 @@ class TrickleHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def trickling_server(monkeypatch):
-    monkeypatch.delenv("NPVAE_DATA_MIRROR", raising=False)
-    for var in ("http_proxy", "HTTP_PROXY"):
+def self_signed_cert(folder):
+    """Write a certificate for 127.0.0.1 and its key; return their paths (skip without openssl)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"cannot make a test certificate with openssl: {e}")
+    return cert, key
+
+
+@pytest.fixture(params=["http"])
+def trickling_server(request, tmp_path, monkeypatch):
+    """A local mirror that trickles (http, or https trusted through $SSL_CERT_FILE); yields its URL."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "NPVAE_DATA_MIRROR"):
         monkeypatch.delenv(var, raising=False)
     TrickleHandler.stop.clear()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TrickleHandler)
+    if request.param == "https":
+        cert, key = self_signed_cert(tmp_path)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
+    yield f"{request.param}://127.0.0.1:{httpd.server_port}"
     TrickleHandler.stop.set()
     httpd.shutdown()
     httpd.server_close()
@@ -530,6 +555,25 @@ def test_download_from_a_trickling_mirror_stops_at_the_deadline(tmp_path, trickl
     assert time.monotonic() - start < 8
     with pytest.raises(ValueError, match="deadline must be a positive"):
         ds.download("frey-face", tmp_path, mirror=url, deadline=0)
+
+
+@pytest.mark.parametrize("trickling_server", ["http", "https"], indirect=True)
+def test_download_from_a_mirror_trickling_its_headers_stops_at_the_deadline(
+        tmp_path, trickling_server, monkeypatch):
+    # The socket timeout (60 s) bounds each read alone: the deadline must bound
+    # the wait for the status line and headers too, over TLS as well.
+    url = trickling_server
+    monkeypatch.setattr(TrickleHandler, "slow_headers", True)
+    monkeypatch.setitem(ds.MIRRORS, "frey-face", (f"{url}/a/", f"{url}/b/"))
+    start = time.monotonic()
+    with pytest.raises(DataError, match=rf"could not download frey-face/frey_rawface.mat: "
+                                        rf"{url}/a/frey_rawface.mat: timed out: not done "
+                                        rf"after 0.8 s; {url}/b/frey_rawface.mat: timed out: "
+                                        r"not done after 0.8 s$"):
+        ds.download("frey-face", tmp_path, deadline=0.8)
+    # Both mirrors tried, each stopped at its deadline (the headers alone take 8 s).
+    assert time.monotonic() - start < 2 * 0.8 + 2
+    assert not [p for p in (tmp_path / "frey-face").iterdir() if p.suffix == ".part"]
 
 
 def serve_frey(root, monkeypatch, n=20):
