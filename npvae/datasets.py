@@ -269,11 +269,12 @@ def download(name, data_dir=None, mirror=None, deadline=None):
     data_dir, mirror
         As in :func:`load_dataset`.
     deadline : float, optional
-        Seconds each file may take from each mirror, all of it: connecting,
-        the TLS handshake, the headers and the body (the connection is shut
-        down when it passes; looking the host name up is left to the
-        system's resolver). Defaults to :data:`DOWNLOAD_DEADLINE`. The
-        loaders always use the default.
+        Seconds each file may take from each mirror, all of it: when it
+        passes, the connection is shut down, whether in its TLS handshake,
+        headers or body. Connecting is bounded by the socket timeout,
+        min(60 s, ``deadline``) per address of the host, and looking the
+        host up by the system's resolver. Defaults to
+        :data:`DOWNLOAD_DEADLINE`. The loaders always use the default.
 
     Returns
     -------
