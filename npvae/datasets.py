@@ -17,6 +17,7 @@ import errno
 import hashlib
 import http.client
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -28,6 +29,12 @@ import numpy as np
 
 from .formats import ARRAY_FILE_SUFFIXES, DataError, read_amat, read_array_file, read_idx, read_mat
 from .rng import as_generator
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 __all__ = [
     "DATASETS",
@@ -450,9 +457,12 @@ def _scale_bytes(a):
     return a.astype(np.float32) / np.float32(255)
 
 
-
 # --------------------------------------------------------------------------
 # Locating and downloading files
+
+
+# Held while a data set's missing files are fetched (see _download_lock).
+_LOCK_NAME = ".npvae-download.lock"
 
 
 def _require(name, files, data_dir, download_missing, mirror, deadline=None):
@@ -467,9 +477,48 @@ def _require(name, files, data_dir, download_missing, mirror, deadline=None):
             "download=True (CLI: --download) to fetch them")
     if missing:
         folder.mkdir(parents=True, exist_ok=True)
-    for f in missing:
-        _fetch(name, f, folder, mirror, deadline)
+        with _download_lock(folder):
+            for f in missing:
+                _remove_stale_parts(folder, f)
+                if _local_file(folder, f) is None:  # else another process fetched it meanwhile
+                    _fetch(name, f, folder, mirror, deadline)
     return [_local_file(folder, f) for f in files]
+
+
+@contextlib.contextmanager
+def _download_lock(folder):
+    """Hold the download lock of data set folder ``folder``, waiting while
+    another process holds it.  The lock file stays: removing it would let a
+    third process lock a new file while the first still holds the old."""
+    fd = os.open(folder / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            while True:
+                try:
+                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                    break
+                except OSError as e:  # LK_LOCK gives up after 10 s: wait on
+                    if e.errno != errno.EDEADLOCK:
+                        raise
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_parts(folder, fname):
+    """Remove the temporary files of downloads of ``fname`` that were killed.
+
+    Call it holding the download lock: a live download holds it too, so every
+    such file is a leftover. Only regular files named as :func:`_fetch` names
+    them (by :func:`tempfile.mkstemp`: 8 of ``a-z0-9_`` in the middle) go.
+    """
+    stale = re.compile(re.escape(f".{fname}.") + r"[a-z0-9_]{8}\.part")
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if stale.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
 
 
 def _check_md5(path, expected):

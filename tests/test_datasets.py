@@ -1,5 +1,6 @@
 """Tests of npvae.datasets: real data sanity values, named data sets from small files,
 the user's data files, downloads, splits."""
+import concurrent.futures
 import errno
 import functools
 import gzip
@@ -9,6 +10,7 @@ import io
 import os
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import zipfile
@@ -61,6 +63,14 @@ def write_fake_mnist(folder, n_train=30, n_test=10, seed=0):
 
 def md5(data):
     return hashlib.md5(data).hexdigest()
+
+
+LOCK = ".npvae-download.lock"  # held while a data set's missing files are fetched
+
+
+def names(folder):
+    """The sorted names in ``folder`` besides the download lock file."""
+    return sorted(p.name for p in folder.iterdir() if p.name != LOCK)
 
 
 # --------------------------------------------------------------------------
@@ -547,7 +557,7 @@ def test_download_from_a_trickling_mirror_stops_at_the_deadline(tmp_path, trickl
                                         r"not done after 0.8 s"):
         ds.download("frey-face", tmp_path, mirror=url, deadline=0.8)
     assert time.monotonic() - start < 5
-    assert list((tmp_path / "frey-face").iterdir()) == []  # no .part file left
+    assert names(tmp_path / "frey-face") == []  # no .part file left
     # The loaders use the module's default.
     monkeypatch.setattr(ds, "DOWNLOAD_DEADLINE", 0.5)
     with pytest.raises(DataError, match="timed out: not done after 0.5 s"):
@@ -588,7 +598,8 @@ def test_download_good_file_lands(tmp_path, server, monkeypatch):
     data = tmp_path / "data"
     d = ds.load_dataset("frey-face", data, download=True, mirror=url)
     assert np.array_equal(np.round(d.X_test * 255), ff[:, 18:].T)
-    assert [p.name for p in (data / "frey-face").iterdir()] == ["frey_rawface.mat"]
+    # The lock file stays (see test_download_waits_for_a_download_in_progress).
+    assert sorted(p.name for p in (data / "frey-face").iterdir()) == [LOCK, "frey_rawface.mat"]
     # Present now: loads without downloading, even with the server's file gone.
     (root / "frey-face" / "frey_rawface.mat").unlink()
     assert ds.load_dataset("frey-face", data).X_train.shape == (18, 560)
@@ -600,7 +611,7 @@ def test_download_bad_md5_leaves_nothing(tmp_path, server, monkeypatch):
     monkeypatch.setitem(ds.MD5SUMS["frey-face"], "frey_rawface.mat", "0" * 32)
     with pytest.raises(DataError, match=r"frey-face/frey_rawface.mat: .*md5 [0-9a-f]{32}, expected 0{32}"):
         ds.load_dataset("frey-face", tmp_path / "data", download=True, mirror=url)
-    assert list((tmp_path / "data" / "frey-face").iterdir()) == []
+    assert names(tmp_path / "data" / "frey-face") == []
 
 
 def test_download_falls_back_to_next_mirror(tmp_path, server, monkeypatch):
@@ -612,7 +623,7 @@ def test_download_falls_back_to_next_mirror(tmp_path, server, monkeypatch):
     monkeypatch.setitem(ds.MIRRORS, "frey-face", (f"{url}/missing/",))
     with pytest.raises(DataError, match="404"):
         ds.download("frey-face", tmp_path / "other")
-    assert list((tmp_path / "other" / "frey-face").iterdir()) == []
+    assert names(tmp_path / "other" / "frey-face") == []
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
@@ -630,7 +641,7 @@ def test_download_onto_a_full_disk_names_the_path(tmp_path, server, monkeypatch,
                                       f"{os.strerror(code)}: '{target}'") as info:
         ds.download("frey-face", tmp_path / "data", mirror=url)
     assert info.value.errno == code
-    assert list(target.parent.iterdir()) == []  # the partial file is gone
+    assert names(target.parent) == []  # the partial file is gone
 
 
 def test_download_idx_set_through_env_mirror(tmp_path, server, monkeypatch):
@@ -644,7 +655,68 @@ def test_download_idx_set_through_env_mirror(tmp_path, server, monkeypatch):
     monkeypatch.setenv("NPVAE_DATA_MIRROR", url + "/")
     d = ds.load_dataset("mnist", tmp_path / "data", download=True)
     assert np.array_equal(d.y_train, written["train"][1])
-    assert sorted(p.name for p in present.parent.iterdir()) == sorted(ds.MD5SUMS["mnist"])
+    assert names(present.parent) == sorted(ds.MD5SUMS["mnist"])
+
+
+def make_part(folder, fname="frey_rawface.mat"):
+    """A temporary file named as a download of ``fname`` names its own."""
+    fd, path = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
+    os.close(fd)
+    return Path(path)
+
+
+def test_download_removes_the_parts_killed_downloads_left(tmp_path, server, monkeypatch):
+    root, url = server
+    serve_frey(root, monkeypatch)
+    folder = tmp_path / "data" / "frey-face"
+    folder.mkdir(parents=True)
+    stale = [make_part(folder) for _ in range(2)]
+    # Nothing else goes: other names, a folder, a symlink, or what it points to.
+    others = [".frey_rawface.mat.part", "frey_rawface.mat.abcd1234.part",
+              ".frey_rawface.mat.abcd12345.part", ".frey_rawface.mat.ABCD1234.part",
+              ".frey_rawface.mat.abcd1234.part.keep", ".frey_rawface.abcd1234.part"]
+    for name in others:
+        (folder / name).write_bytes(b"mine")
+    (folder / ".frey_rawface.mat.dir_1234.part").mkdir()
+    mine = write(tmp_path / "mine.txt", b"mine")
+    (folder / ".frey_rawface.mat.link1234.part").symlink_to(mine)
+    ds.download("frey-face", tmp_path / "data", mirror=url)
+    assert not any(p.exists() for p in stale)
+    assert names(folder) == sorted(others + [".frey_rawface.mat.dir_1234.part",
+                                             ".frey_rawface.mat.link1234.part", "frey_rawface.mat"])
+    assert (folder / ".frey_rawface.mat.link1234.part").is_symlink() and mine.read_bytes() == b"mine"
+
+
+def test_download_waits_for_a_download_in_progress(tmp_path, server, monkeypatch):
+    # This test plays another process downloading into the same folder: it
+    # holds the lock and has a .part file; the file it then delivers is kept.
+    fcntl = pytest.importorskip("fcntl")
+    root, url = server  # without the file: a download that tried would fail (404)
+    folder = tmp_path / "frey-face"
+    folder.mkdir()
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        live = make_part(folder)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(ds.download, "frey-face", tmp_path, mirror=url)
+            time.sleep(0.5)
+            assert not waiting.done() and live.exists()
+            live.write_bytes(b"frey")
+            os.replace(live, folder / "frey_rawface.mat")
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            assert waiting.result(timeout=30) == [folder / "frey_rawface.mat"]
+    finally:
+        os.close(fd)
+    assert (folder / "frey_rawface.mat").read_bytes() == b"frey"
+
+
+def test_download_of_present_files_writes_nothing(tmp_path):
+    # A read-only shared data folder must do: no lock file when nothing is missing.
+    folder = tmp_path / "frey-face"
+    write(folder / "frey_rawface.mat", b"frey")
+    assert ds.download("frey-face", tmp_path) == [folder / "frey_rawface.mat"]
+    assert [p.name for p in folder.iterdir()] == ["frey_rawface.mat"]
 
 
 # --------------------------------------------------------------------------
