@@ -3,7 +3,8 @@
 Every loader returns a :class:`Dataset` whose ``X`` arrays are float32,
 2-D ``(n_samples, n_features)`` and, for the named data sets, in [0, 1].
 Files are located in the data folder, downloaded from a mirror with their
-md5 checked, parsed by :mod:`npvae.formats`, and split into a training and a
+md5 checked (each within a deadline, one process at a time per data set
+folder), parsed by :mod:`npvae.formats`, and split into a training and a
 test part; :func:`binarize` draws binary data from probabilities.
 
 Randomness only comes from :class:`numpy.random.Generator` objects passed in
@@ -267,7 +268,15 @@ def download(name, data_dir=None, mirror=None, deadline=None):
 
     Each file is streamed into a temporary file beside its target, its md5
     is checked against :data:`MD5SUMS`, and only then is it renamed into
-    place, so a failed or interrupted download leaves nothing behind.
+    place: a failed or interrupted download leaves nothing behind. One whose
+    process is killed leaves its temporary file
+    (``.<file>.<8 characters>.part``); the next download of the file
+    removes it.
+
+    While fetching, a process holds a lock on ``.npvae-download.lock`` in
+    the data set's folder (the file stays); another process downloading
+    the same data set into the same folder waits for it, then fetches only
+    what is still missing. Nothing is written when no file is missing.
 
     Parameters
     ----------
