@@ -528,7 +528,8 @@ def self_signed_cert(folder):
 
 @pytest.fixture(params=["http"])
 def trickling_server(request, tmp_path, monkeypatch):
-    """A local mirror that trickles (http, or https trusted through $SSL_CERT_FILE); yields its URL."""
+    """A local mirror that trickles (http, or https trusted through $SSL_CERT_FILE);
+    yields its URL."""
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "NPVAE_DATA_MIRROR"):
         monkeypatch.delenv(var, raising=False)
     TrickleHandler.stop.clear()
@@ -684,7 +685,8 @@ def test_download_removes_the_parts_killed_downloads_left(tmp_path, server, monk
     assert not any(p.exists() for p in stale)
     assert names(folder) == sorted(others + [".frey_rawface.mat.dir_1234.part",
                                              ".frey_rawface.mat.link1234.part", "frey_rawface.mat"])
-    assert (folder / ".frey_rawface.mat.link1234.part").is_symlink() and mine.read_bytes() == b"mine"
+    assert (folder / ".frey_rawface.mat.link1234.part").is_symlink()
+    assert mine.read_bytes() == b"mine"
 
 
 def test_download_waits_for_a_download_in_progress(tmp_path, server, monkeypatch):
