@@ -22,6 +22,7 @@ import re
 import socket
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import HTTPHandler, HTTPSHandler, Request, build_opener
@@ -97,9 +98,9 @@ MD5SUMS = {
     "frey-face": {"frey_rawface.mat": "5aeb024d42b8a6091f30e5eb18c8a48d"},
 }
 
-#: Seconds one file may take to download from one mirror, connecting and
-#: receiving the headers included; then the next mirror is tried. A mirror that
-#: trickles bytes would otherwise hold a download forever.
+#: Seconds one file may take to download from one mirror, the headers included;
+#: then the next mirror is tried. A mirror that trickles bytes would otherwise
+#: hold a download forever.
 DOWNLOAD_DEADLINE = 600.0
 
 # Fixed seeds of the built-in splits: they must not follow the user's seed.
@@ -496,24 +497,34 @@ def _require(name, files, data_dir, download_missing, mirror, deadline=None):
 
 @contextlib.contextmanager
 def _download_lock(folder):
-    """Hold the download lock of data set folder ``folder``, waiting while
-    another process holds it.  The lock file stays: removing it would let a
-    third process lock a new file while the first still holds the old."""
-    fd = os.open(folder / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    """Hold the download lock of data set folder ``folder``, waiting (with a
+    warning) while another process holds it.  The lock file stays: removing it
+    would let a third process lock a new file while the first holds the old."""
+    path = folder / _LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        else:
-            while True:
-                try:
-                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-                    break
-                except OSError as e:  # LK_LOCK gives up after 10 s: wait on
-                    if e.errno != errno.EDEADLOCK:
-                        raise
+        try:
+            _lock(fd, wait=False)
+        except (BlockingIOError, PermissionError):
+            warnings.warn(f"waiting for another process downloading into {folder} "
+                          f"(it holds {path})")
+            _lock(fd, wait=True)
         yield
     finally:
         os.close(fd)
+
+
+def _lock(fd, wait):
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    while True:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+            return
+        except OSError as e:  # LK_LOCK gives up after 10 s: wait on
+            if not wait or e.errno != errno.EDEADLOCK:
+                raise
 
 
 def _remove_stale_parts(folder, fname):
@@ -662,7 +673,8 @@ class _WatchedConnection:
 
     def __init__(self, *args, watchdog, **kwargs):
         super().__init__(*args, **kwargs)
-        # connect() makes its socket with this, before any TLS handshake or proxy tunnel.
+        # connect() makes its socket with this, before any TLS handshake or proxy
+        # tunnel (a private hook of http.client: the trickling-header tests fail without it).
         self._create_connection = lambda *a: watchdog.watch(socket.create_connection(*a))
 
 

@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import ssl
 import subprocess
 import tempfile
@@ -696,20 +697,22 @@ def test_download_waits_for_a_download_in_progress(tmp_path, server, monkeypatch
     root, url = server  # without the file: a download that tried would fail (404)
     folder = tmp_path / "frey-face"
     folder.mkdir()
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        live = make_part(folder)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    warning = re.escape(f"waiting for another process downloading into {folder} "
+                        f"(it holds {folder / LOCK})")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, \
+            pytest.warns(UserWarning, match=warning):
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT)
+        try:  # closing fd releases the lock: the pool's thread ends even if this test fails
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            live = make_part(folder)
             waiting = pool.submit(ds.download, "frey-face", tmp_path, mirror=url)
             time.sleep(0.5)
             assert not waiting.done() and live.exists()
             live.write_bytes(b"frey")
             os.replace(live, folder / "frey_rawface.mat")
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            assert waiting.result(timeout=30) == [folder / "frey_rawface.mat"]
-    finally:
-        os.close(fd)
+        finally:
+            os.close(fd)
+        assert waiting.result(timeout=30) == [folder / "frey_rawface.mat"]
     assert (folder / "frey_rawface.mat").read_bytes() == b"frey"
 
 
