@@ -11,6 +11,7 @@ import os
 import re
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -667,12 +668,30 @@ def make_part(folder, fname="frey_rawface.mat"):
     return Path(path)
 
 
-def test_download_removes_the_parts_killed_downloads_left(tmp_path, server, monkeypatch):
+def killed_download(data_dir, url):
+    """Download frey-face from ``url`` in another process, SIGKILL it once its
+    .part file exists, and return that file."""
+    code = f"from npvae import datasets; datasets.download('frey-face', {str(data_dir)!r}, " \
+           f"mirror={url!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        give_up = time.monotonic() + 60
+        while not list((data_dir / "frey-face").glob("*.part")) and time.monotonic() < give_up:
+            assert proc.poll() is None, "the download ended"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    (part,) = (data_dir / "frey-face").glob("*.part")
+    return part
+
+
+def test_download_removes_the_parts_killed_downloads_left(tmp_path, server, trickling_server,
+                                                          monkeypatch):
     root, url = server
     serve_frey(root, monkeypatch)
     folder = tmp_path / "data" / "frey-face"
-    folder.mkdir(parents=True)
-    stale = [make_part(folder) for _ in range(2)]
+    stale = [killed_download(tmp_path / "data", trickling_server), make_part(folder)]
     # Nothing else goes: other names, a folder, a symlink, or what it points to.
     others = [".frey_rawface.mat.part", "frey_rawface.mat.abcd1234.part",
               ".frey_rawface.mat.abcd12345.part", ".frey_rawface.mat.ABCD1234.part",
