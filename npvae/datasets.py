@@ -3,7 +3,8 @@
 Every loader returns a :class:`Dataset` whose ``X`` arrays are float32,
 2-D ``(n_samples, n_features)`` and, for the named data sets, in [0, 1].
 Files are located in the data folder, downloaded from a mirror with their
-md5 checked, parsed by :mod:`npvae.formats`, and split into a training and a
+md5 checked (each within a deadline, one process at a time per data set
+folder), parsed by :mod:`npvae.formats`, and split into a training and a
 test part; :func:`binarize` draws binary data from probabilities.
 
 Randomness only comes from :class:`numpy.random.Generator` objects passed in
@@ -12,20 +13,30 @@ test scores are comparable across runs.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
 import os
+import re
+import socket
 import tempfile
-import time
+import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.request import Request, urlopen
+from urllib.request import HTTPHandler, HTTPSHandler, Request, build_opener
 
 import numpy as np
 
 from .formats import ARRAY_FILE_SUFFIXES, DataError, read_amat, read_array_file, read_idx, read_mat
 from .rng import as_generator
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 __all__ = [
     "DATASETS",
@@ -87,8 +98,9 @@ MD5SUMS = {
     "frey-face": {"frey_rawface.mat": "5aeb024d42b8a6091f30e5eb18c8a48d"},
 }
 
-#: Seconds one file may take to download from one mirror; then the next mirror
-#: is tried. A mirror that trickles bytes would otherwise hold a download forever.
+#: Seconds one file may take to download from one mirror, the headers included;
+#: then the next mirror is tried. A mirror that trickles bytes would otherwise
+#: hold a download forever.
 DOWNLOAD_DEADLINE = 600.0
 
 # Fixed seeds of the built-in splits: they must not follow the user's seed.
@@ -257,7 +269,15 @@ def download(name, data_dir=None, mirror=None, deadline=None):
 
     Each file is streamed into a temporary file beside its target, its md5
     is checked against :data:`MD5SUMS`, and only then is it renamed into
-    place, so a failed or interrupted download leaves nothing behind.
+    place: a failed or interrupted download leaves nothing behind. One whose
+    process is killed leaves its temporary file
+    (``.<file>.<8 characters>.part``); the next download of the file
+    removes it.
+
+    While fetching, a process holds a lock on ``.npvae-download.lock`` in
+    the data set's folder (the file stays); another process downloading
+    the same data set into the same folder waits for it, then fetches only
+    what is still missing. Nothing is written when no file is missing.
 
     Parameters
     ----------
@@ -266,8 +286,11 @@ def download(name, data_dir=None, mirror=None, deadline=None):
     data_dir, mirror
         As in :func:`load_dataset`.
     deadline : float, optional
-        Seconds each file may take from each mirror (checked between reads,
-        so it may overrun by one socket timeout, at most 60 s); defaults to
+        Seconds each file may take from each mirror, all of it: when it
+        passes, the connection is shut down, whether in its TLS handshake,
+        headers or body. Connecting is bounded by the socket timeout,
+        min(60 s, ``deadline``) per address of the host, and looking the
+        host up by the system's resolver. Defaults to
         :data:`DOWNLOAD_DEADLINE`. The loaders always use the default.
 
     Returns
@@ -444,9 +467,12 @@ def _scale_bytes(a):
     return a.astype(np.float32) / np.float32(255)
 
 
-
 # --------------------------------------------------------------------------
 # Locating and downloading files
+
+
+# Held while a data set's missing files are fetched (see _download_lock).
+_LOCK_NAME = ".npvae-download.lock"
 
 
 def _require(name, files, data_dir, download_missing, mirror, deadline=None):
@@ -459,9 +485,60 @@ def _require(name, files, data_dir, download_missing, mirror, deadline=None):
             f"{name}: missing {', '.join(missing)} in {folder}; put the official files "
             f"there (from {_mirrors(name, mirror)[0]}), gzipped or not, or pass "
             "download=True (CLI: --download) to fetch them")
-    for f in missing:
-        _fetch(name, f, folder, mirror, deadline)
+    if missing:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _download_lock(folder):
+            for f in missing:
+                _remove_stale_parts(folder, f)
+                if _local_file(folder, f) is None:  # else another process fetched it meanwhile
+                    _fetch(name, f, folder, mirror, deadline)
     return [_local_file(folder, f) for f in files]
+
+
+@contextlib.contextmanager
+def _download_lock(folder):
+    """Hold the download lock of data set folder ``folder``, waiting (with a
+    warning) while another process holds it.  The lock file stays: removing it
+    would let a third process lock a new file while the first holds the old."""
+    path = folder / _LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            _lock(fd, wait=False)
+        except (BlockingIOError, PermissionError):
+            warnings.warn(f"waiting for another process downloading into {folder} "
+                          f"(it holds {path})")
+            _lock(fd, wait=True)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock(fd, wait):
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    while True:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+            return
+        except OSError as e:  # LK_LOCK gives up after 10 s: wait on
+            if not wait or e.errno != errno.EDEADLOCK:
+                raise
+
+
+def _remove_stale_parts(folder, fname):
+    """Remove the temporary files of downloads of ``fname`` that were killed.
+
+    Call it holding the download lock: a live download holds it too, so every
+    such file is a leftover. Only regular files named as :func:`_fetch` names
+    them (by :func:`tempfile.mkstemp`: 8 of ``a-z0-9_`` in the middle) go.
+    """
+    stale = re.compile(re.escape(f".{fname}.") + r"[a-z0-9_]{8}\.part")
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if stale.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
 
 
 def _check_md5(path, expected):
@@ -491,50 +568,133 @@ def _mirrors(name, mirror):
     return list(MIRRORS[name])
 
 
-class _DeadlinePassed(Exception):
-    pass
-
-
 # Errors of the local disk while a download is written (a socket never has these).
 _DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def _fetch(name, fname, folder, mirror, deadline=None):
     """Download one file into ``folder`` after checking its md5."""
-    folder.mkdir(parents=True, exist_ok=True)
     expected = MD5SUMS[name][fname]
     deadline = DOWNLOAD_DEADLINE if deadline is None else float(deadline)
+    timed_out = f"timed out: not done after {deadline:g} s"
     errors = []
     for base in _mirrors(name, mirror):
         url = base + fname
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
+        watchdog = _Watchdog(deadline)
         try:
             md5 = hashlib.md5(usedforsecurity=False)
-            stop = time.monotonic() + deadline
-            with os.fdopen(fd, "wb") as out, urlopen(Request(url, headers={"User-Agent": "npvae"}),
-                                                      timeout=min(60.0, deadline)) as resp:
-                # read1 returns what has arrived, so the deadline is checked while bytes trickle.
+            with watchdog, os.fdopen(fd, "wb") as out, watchdog.open(url) as resp:
                 for chunk in iter(lambda: resp.read1(1 << 20), b""):
                     md5.update(chunk)
                     out.write(chunk)
-                    if time.monotonic() > stop:
-                        raise _DeadlinePassed
+            if watchdog.expired:
+                errors.append(f"{url}: {timed_out}")
+                continue
             if md5.hexdigest() != expected:
                 errors.append(f"{url}: md5 {md5.hexdigest()}, expected {expected}")
                 continue
             os.replace(tmp, folder / fname)
             tmp = None
             return
-        except _DeadlinePassed:
-            errors.append(f"{url}: timed out: not done after {deadline:g} s")
         except OSError as e:
             if e.errno in _DISK_ERRNOS:  # no other mirror can help with a full disk
                 raise OSError(e.errno, f"cannot save {url}: {e.strerror}", str(folder / fname)) \
                     from None
-            errors.append(f"{url}: {e}")
+            errors.append(f"{url}: {timed_out if watchdog.expired else e}")
         except (http.client.HTTPException, ValueError) as e:
-            errors.append(f"{url}: {e}")
+            errors.append(f"{url}: {timed_out if watchdog.expired else e}")
         finally:
             if tmp is not None:
                 os.unlink(tmp)
     raise DataError(f"could not download {name}/{fname}: {'; '.join(errors)}")
+
+
+class _Watchdog:
+    """Ends one download from one mirror when its deadline passes.
+
+    A socket timeout bounds each blocking read alone, so a mirror sending its
+    headers or its file a byte at a time could hold a download forever. A
+    timer shuts the connection's socket down at the deadline instead, which
+    ends whatever read is waiting (TLS handshake, headers or body); the
+    download then fails, and ``expired`` tells why. Use it as a context
+    manager around :meth:`open` and the reads.
+    """
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.expired = False
+        self._socks = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._socks:
+                sock.close()
+            self._socks.clear()
+
+    def open(self, url):
+        """Open ``url``; connecting to each address takes min(60 s, the deadline) at most."""
+        opener = build_opener(_WatchedHandler(self))
+        return opener.open(Request(url, headers={"User-Agent": "npvae"}),
+                           timeout=min(60.0, self.seconds))
+
+    def watch(self, sock):
+        """Shut ``sock`` down at the deadline (now, if it has passed); return it."""
+        # Keep a duplicate: TLS moves the socket into a new object, and the
+        # connection may close it at any time, freeing its number for reuse.
+        with self._lock:
+            self._socks.append(sock.dup())
+            if self.expired:
+                _shut_down(self._socks[-1])
+        return sock
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                _shut_down(sock)
+
+
+def _shut_down(sock):
+    with contextlib.suppress(OSError):  # e.g. not connected any more
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedConnection:
+    """Mixin of http.client connections that hand each socket to a watchdog."""
+
+    def __init__(self, *args, watchdog, **kwargs):
+        super().__init__(*args, **kwargs)
+        # connect() makes its socket with this, before any TLS handshake or proxy
+        # tunnel (a private hook of http.client: the trickling-header tests fail without it).
+        self._create_connection = lambda *a: watchdog.watch(socket.create_connection(*a))
+
+
+class _WatchedHTTPConnection(_WatchedConnection, http.client.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
+    pass
+
+
+class _WatchedHandler(HTTPHandler, HTTPSHandler):
+    """Opens http and https URLs (redirects included) through watched connections."""
+
+    def __init__(self, watchdog):
+        super().__init__()
+        self._watchdog = watchdog
+
+    def http_open(self, req):
+        return self.do_open(_WatchedHTTPConnection, req, watchdog=self._watchdog)
+
+    def https_open(self, req):
+        return self.do_open(_WatchedHTTPSConnection, req, watchdog=self._watchdog)

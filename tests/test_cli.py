@@ -655,7 +655,7 @@ def test_download_checksum_mismatch(tmp_path, capsys, monkeypatch):
         httpd.server_close()
         thread.join()
     assert not (tmp_path / "r").exists()
-    assert list((tmp_path / "data" / "mnist").iterdir()) == []  # nothing half-downloaded
+    assert [p.name for p in (tmp_path / "data" / "mnist").iterdir()] == [".npvae-download.lock"]
 
 
 @pytest.mark.filterwarnings("error")  # no RuntimeWarnings on the way either

@@ -1,5 +1,6 @@
 """Tests of npvae.datasets: real data sanity values, named data sets from small files,
 the user's data files, downloads, splits."""
+import concurrent.futures
 import errno
 import functools
 import gzip
@@ -7,6 +8,11 @@ import hashlib
 import http.server
 import io
 import os
+import re
+import ssl
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -59,6 +65,14 @@ def write_fake_mnist(folder, n_train=30, n_test=10, seed=0):
 
 def md5(data):
     return hashlib.md5(data).hexdigest()
+
+
+LOCK = ".npvae-download.lock"  # held while a data set's missing files are fetched
+
+
+def names(folder):
+    """The sorted names in ``folder`` besides the download lock file."""
+    return sorted(p.name for p in folder.iterdir() if p.name != LOCK)
 
 
 # --------------------------------------------------------------------------
@@ -477,18 +491,22 @@ def server(tmp_path, monkeypatch):
 
 
 class TrickleHandler(http.server.BaseHTTPRequestHandler):
-    """Promises 1000 bytes, then sends one every 0.1 s: a mirror that never quite stalls."""
+    """Promises 1000 bytes, then sends one every 0.1 s: a mirror that never quite stalls.
+    With ``slow_headers`` it sends its status line and headers that way too (8 s)."""
     stop = threading.Event()
+    slow_headers = False
 
     def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "1000")
-        self.end_headers()
+        head = b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\nX-Pad: " + b"." * 40 + b"\r\n\r\n"
+        body = b"x" * 1000
         try:
-            for _ in range(1000):
+            if not self.slow_headers:
+                self.wfile.write(head)
+                head = b""
+            for byte in head + body:
                 if self.stop.wait(0.1):
                     return
-                self.wfile.write(b"x")
+                self.wfile.write(bytes([byte]))
                 self.wfile.flush()
         except OSError:  # the client gave up
             pass
@@ -497,16 +515,36 @@ class TrickleHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def trickling_server(monkeypatch):
-    monkeypatch.delenv("NPVAE_DATA_MIRROR", raising=False)
-    for var in ("http_proxy", "HTTP_PROXY"):
+def self_signed_cert(folder):
+    """Write a certificate for 127.0.0.1 and its key; return their paths (skip without openssl)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"cannot make a test certificate with openssl: {e}")
+    return cert, key
+
+
+@pytest.fixture(params=["http"])
+def trickling_server(request, tmp_path, monkeypatch):
+    """A local mirror that trickles (http, or https trusted through $SSL_CERT_FILE);
+    yields its URL."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "NPVAE_DATA_MIRROR"):
         monkeypatch.delenv(var, raising=False)
     TrickleHandler.stop.clear()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TrickleHandler)
+    if request.param == "https":
+        cert, key = self_signed_cert(tmp_path)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
+    yield f"{request.param}://127.0.0.1:{httpd.server_port}"
     TrickleHandler.stop.set()
     httpd.shutdown()
     httpd.server_close()
@@ -522,7 +560,7 @@ def test_download_from_a_trickling_mirror_stops_at_the_deadline(tmp_path, trickl
                                         r"not done after 0.8 s"):
         ds.download("frey-face", tmp_path, mirror=url, deadline=0.8)
     assert time.monotonic() - start < 5
-    assert list((tmp_path / "frey-face").iterdir()) == []  # no .part file left
+    assert names(tmp_path / "frey-face") == []  # no .part file left
     # The loaders use the module's default.
     monkeypatch.setattr(ds, "DOWNLOAD_DEADLINE", 0.5)
     with pytest.raises(DataError, match="timed out: not done after 0.5 s"):
@@ -530,6 +568,25 @@ def test_download_from_a_trickling_mirror_stops_at_the_deadline(tmp_path, trickl
     assert time.monotonic() - start < 8
     with pytest.raises(ValueError, match="deadline must be a positive"):
         ds.download("frey-face", tmp_path, mirror=url, deadline=0)
+
+
+@pytest.mark.parametrize("trickling_server", ["http", "https"], indirect=True)
+def test_download_from_a_mirror_trickling_its_headers_stops_at_the_deadline(
+        tmp_path, trickling_server, monkeypatch):
+    # The socket timeout (60 s) bounds each read alone: the deadline must bound
+    # the wait for the status line and headers too, over TLS as well.
+    url = trickling_server
+    monkeypatch.setattr(TrickleHandler, "slow_headers", True)
+    monkeypatch.setitem(ds.MIRRORS, "frey-face", (f"{url}/a/", f"{url}/b/"))
+    start = time.monotonic()
+    with pytest.raises(DataError, match=rf"could not download frey-face/frey_rawface.mat: "
+                                        rf"{url}/a/frey_rawface.mat: timed out: not done "
+                                        rf"after 0.8 s; {url}/b/frey_rawface.mat: timed out: "
+                                        r"not done after 0.8 s$"):
+        ds.download("frey-face", tmp_path, deadline=0.8)
+    # Both mirrors tried, each stopped at its deadline (the headers alone take 8 s).
+    assert time.monotonic() - start < 2 * 0.8 + 2
+    assert not [p for p in (tmp_path / "frey-face").iterdir() if p.suffix == ".part"]
 
 
 def serve_frey(root, monkeypatch, n=20):
@@ -544,7 +601,8 @@ def test_download_good_file_lands(tmp_path, server, monkeypatch):
     data = tmp_path / "data"
     d = ds.load_dataset("frey-face", data, download=True, mirror=url)
     assert np.array_equal(np.round(d.X_test * 255), ff[:, 18:].T)
-    assert [p.name for p in (data / "frey-face").iterdir()] == ["frey_rawface.mat"]
+    # The lock file stays (see test_download_waits_for_a_download_in_progress).
+    assert sorted(p.name for p in (data / "frey-face").iterdir()) == [LOCK, "frey_rawface.mat"]
     # Present now: loads without downloading, even with the server's file gone.
     (root / "frey-face" / "frey_rawface.mat").unlink()
     assert ds.load_dataset("frey-face", data).X_train.shape == (18, 560)
@@ -556,7 +614,7 @@ def test_download_bad_md5_leaves_nothing(tmp_path, server, monkeypatch):
     monkeypatch.setitem(ds.MD5SUMS["frey-face"], "frey_rawface.mat", "0" * 32)
     with pytest.raises(DataError, match=r"frey-face/frey_rawface.mat: .*md5 [0-9a-f]{32}, expected 0{32}"):
         ds.load_dataset("frey-face", tmp_path / "data", download=True, mirror=url)
-    assert list((tmp_path / "data" / "frey-face").iterdir()) == []
+    assert names(tmp_path / "data" / "frey-face") == []
 
 
 def test_download_falls_back_to_next_mirror(tmp_path, server, monkeypatch):
@@ -568,7 +626,7 @@ def test_download_falls_back_to_next_mirror(tmp_path, server, monkeypatch):
     monkeypatch.setitem(ds.MIRRORS, "frey-face", (f"{url}/missing/",))
     with pytest.raises(DataError, match="404"):
         ds.download("frey-face", tmp_path / "other")
-    assert list((tmp_path / "other" / "frey-face").iterdir()) == []
+    assert names(tmp_path / "other" / "frey-face") == []
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
@@ -586,7 +644,7 @@ def test_download_onto_a_full_disk_names_the_path(tmp_path, server, monkeypatch,
                                       f"{os.strerror(code)}: '{target}'") as info:
         ds.download("frey-face", tmp_path / "data", mirror=url)
     assert info.value.errno == code
-    assert list(target.parent.iterdir()) == []  # the partial file is gone
+    assert names(target.parent) == []  # the partial file is gone
 
 
 def test_download_idx_set_through_env_mirror(tmp_path, server, monkeypatch):
@@ -600,7 +658,89 @@ def test_download_idx_set_through_env_mirror(tmp_path, server, monkeypatch):
     monkeypatch.setenv("NPVAE_DATA_MIRROR", url + "/")
     d = ds.load_dataset("mnist", tmp_path / "data", download=True)
     assert np.array_equal(d.y_train, written["train"][1])
-    assert sorted(p.name for p in present.parent.iterdir()) == sorted(ds.MD5SUMS["mnist"])
+    assert names(present.parent) == sorted(ds.MD5SUMS["mnist"])
+
+
+def make_part(folder, fname="frey_rawface.mat"):
+    """A temporary file named as a download of ``fname`` names its own."""
+    fd, path = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
+    os.close(fd)
+    return Path(path)
+
+
+def killed_download(data_dir, url):
+    """Download frey-face from ``url`` in another process, SIGKILL it once its
+    .part file exists, and return that file."""
+    code = f"from npvae import datasets; datasets.download('frey-face', {str(data_dir)!r}, " \
+           f"mirror={url!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        give_up = time.monotonic() + 60
+        while not list((data_dir / "frey-face").glob("*.part")) and time.monotonic() < give_up:
+            assert proc.poll() is None, "the download ended"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    (part,) = (data_dir / "frey-face").glob("*.part")
+    return part
+
+
+def test_download_removes_the_parts_killed_downloads_left(tmp_path, server, trickling_server,
+                                                          monkeypatch):
+    root, url = server
+    serve_frey(root, monkeypatch)
+    folder = tmp_path / "data" / "frey-face"
+    stale = [killed_download(tmp_path / "data", trickling_server), make_part(folder)]
+    # Nothing else goes: other names, a folder, a symlink, or what it points to.
+    others = [".frey_rawface.mat.part", "frey_rawface.mat.abcd1234.part",
+              ".frey_rawface.mat.abcd12345.part", ".frey_rawface.mat.ABCD1234.part",
+              ".frey_rawface.mat.abcd1234.part.keep", ".frey_rawface.abcd1234.part"]
+    for name in others:
+        (folder / name).write_bytes(b"mine")
+    (folder / ".frey_rawface.mat.dir_1234.part").mkdir()
+    mine = write(tmp_path / "mine.txt", b"mine")
+    (folder / ".frey_rawface.mat.link1234.part").symlink_to(mine)
+    ds.download("frey-face", tmp_path / "data", mirror=url)
+    assert not any(p.exists() for p in stale)
+    assert names(folder) == sorted(others + [".frey_rawface.mat.dir_1234.part",
+                                             ".frey_rawface.mat.link1234.part", "frey_rawface.mat"])
+    assert (folder / ".frey_rawface.mat.link1234.part").is_symlink()
+    assert mine.read_bytes() == b"mine"
+
+
+def test_download_waits_for_a_download_in_progress(tmp_path, server, monkeypatch):
+    # This test plays another process downloading into the same folder: it
+    # holds the lock and has a .part file; the file it then delivers is kept.
+    fcntl = pytest.importorskip("fcntl")
+    root, url = server  # without the file: a download that tried would fail (404)
+    folder = tmp_path / "frey-face"
+    folder.mkdir()
+    warning = re.escape(f"waiting for another process downloading into {folder} "
+                        f"(it holds {folder / LOCK})")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, \
+            pytest.warns(UserWarning, match=warning):
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT)
+        try:  # closing fd releases the lock: the pool's thread ends even if this test fails
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            live = make_part(folder)
+            waiting = pool.submit(ds.download, "frey-face", tmp_path, mirror=url)
+            time.sleep(0.5)
+            assert not waiting.done() and live.exists()
+            live.write_bytes(b"frey")
+            os.replace(live, folder / "frey_rawface.mat")
+        finally:
+            os.close(fd)
+        assert waiting.result(timeout=30) == [folder / "frey_rawface.mat"]
+    assert (folder / "frey_rawface.mat").read_bytes() == b"frey"
+
+
+def test_download_of_present_files_writes_nothing(tmp_path):
+    # A read-only shared data folder must do: no lock file when nothing is missing.
+    folder = tmp_path / "frey-face"
+    write(folder / "frey_rawface.mat", b"frey")
+    assert ds.download("frey-face", tmp_path) == [folder / "frey_rawface.mat"]
+    assert [p.name for p in folder.iterdir()] == ["frey_rawface.mat"]
 
 
 # --------------------------------------------------------------------------
