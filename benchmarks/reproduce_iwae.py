@@ -29,8 +29,8 @@ one (a second process on the same folder stops at its lock).  Results go to
 stage's training time across resumes, blank where part of it ran before
 that time was kept.
 
-``--export FOLDER`` writes the last evaluated stage of the ``--out`` run as
-an npvae run folder (``config.json`` and one checkpoint without Adam's
+``--export FOLDER`` writes the last evaluated stage (or ``--stage i``) of the
+``--out`` run as an npvae run folder (``config.json`` and one checkpoint without Adam's
 state, about 1.7 MB), so that ``npvae evaluate``, ``sample`` and
 ``interpolate`` take it; ``benchmarks/results/iwae-table1/`` holds those of
 the published runs.
@@ -124,8 +124,8 @@ def append_row(path, row):
         writer.writerow(row)
 
 
-def export(out, folder):
-    """Write the last evaluated stage of run ``out`` as the npvae run folder
+def export(out, folder, stage=None):
+    """Write evaluated ``stage`` (default: the last) of run ``out`` as the npvae run folder
     ``folder`` (which must not exist yet): its ``config.json`` and
     ``checkpoints/epoch-<n>`` saved without Adam's state, built in a hidden
     folder beside it and renamed into place whole.  Returns the
@@ -136,9 +136,10 @@ def export(out, folder):
     evaluate`` binarises the test set with the config's seed, a different
     draw from this script's, so its numbers differ from the row's by that
     draw's noise."""
-    rows = done_rows(out / "results.csv")
+    rows = [r for r in done_rows(out / "results.csv") if stage in (None, int(r["stage"]))]
     if not rows:
-        sys.exit(f"reproduce_iwae: {out} has no evaluated stage to export")
+        which = "no evaluated stage" if stage is None else f"no evaluated stage {stage}"
+        sys.exit(f"reproduce_iwae: {out} has {which} to export")
     if folder.exists():
         sys.exit(f"reproduce_iwae: {folder} exists; export writes a new folder only")
     try:
@@ -243,8 +244,9 @@ def main(argv=None):
     p.add_argument("--table", action="store_true",
                    help="only print the Markdown table of each of --runs")
     p.add_argument("--export", metavar="FOLDER",
-                   help="only write the --out run's last evaluated stage as a new npvae "
-                        "run folder, without Adam's state")
+                   help="only write the --out run's last evaluated stage (or --stage) as a "
+                        "new npvae run folder, without Adam's state")
+    p.add_argument("--stage", type=int, help="the stage --export writes (default: the last)")
     p.add_argument("--smoke", action="store_true",
                    help="seconds: 200 images, 2 stages, k = 5 in evaluation")
     args = p.parse_args(argv)
@@ -258,7 +260,7 @@ def main(argv=None):
     if args.out is None:
         p.error("--out is required to train or to --export")
     if args.export:
-        return export(Path(args.out), Path(args.export))
+        return export(Path(args.out), Path(args.export), args.stage)
     if args.smoke:
         args.stages, args.eval_k = 2, 5
     out = Path(args.out)

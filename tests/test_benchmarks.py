@@ -210,6 +210,9 @@ def test_a_reproduction_killed_before_its_stage_checkpoint_saves_it_on_resume(tm
         rows[2].split(",")[3]
     assert json.loads((reproduce.export(run, tmp_path / "shipped").parent.parent
                        / "config.json").read_text())["seed"] == 7
+    assert reproduce.export(run, tmp_path / "first", stage=0).name == "epoch-0001.json"
+    with pytest.raises(SystemExit, match="has no evaluated stage 2 to export"):
+        reproduce.export(run, tmp_path / "third", stage=2)
 
 
 def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsys):
