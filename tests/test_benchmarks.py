@@ -235,3 +235,18 @@ def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsy
         {rows: [((rows, 3), (3, 8), (rows, 8)), ((rows, 8), (8, 16), (rows, 16)),
                 ((rows, 16), (16, 12), (rows, 12))] for rows in set(blocks)}
     assert "predict" not in vars(model.decoder_) and "forward" not in vars(model.decoder_)
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "iwae-table1"
+
+
+@pytest.mark.parametrize("name, cls", [("vae-364", "VAE"), ("iwae-k5-364", "IWAE")])
+def test_the_shipped_reproduction_models_load_as_run_folders(name, cls, tmp_path):
+    """The trained models docs/reproduction.md points to: whole, and taken by the CLI."""
+    run, config = runs.read_config(SHIPPED / name)
+    model = npvae.models.load_model(run)
+    assert type(model).__name__ == cls and model.n_iter_ == config["epochs"] == 364
+    assert model.latent_dim == 50 and model.hidden_dims == (200, 200)
+    assert model.optimizer_.t == 0 and model.epsilon == 1e-4
+    assert config["reproduction"]["results"]["epochs"] == "364"
+    assert cli.main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
