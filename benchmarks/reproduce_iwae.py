@@ -125,19 +125,22 @@ def append_row(path, row):
 
 
 def export(out, folder, stage=None):
-    """Write evaluated ``stage`` (default: the last) of run ``out`` as the npvae run folder
-    ``folder`` (which must not exist yet): its ``config.json`` and
-    ``checkpoints/epoch-<n>`` saved without Adam's state, built in a hidden
-    folder beside it and renamed into place whole.  Returns the
-    checkpoint's ``.json`` path.
+    """Write evaluated ``stage`` (default: the last) of run ``out`` as the
+    npvae run folder ``folder`` (which must not exist yet): its
+    ``config.json``, ``checkpoints/epoch-<n>`` saved without Adam's state,
+    and ``results.csv`` up to that stage (for ``--table`` and ``--plot``),
+    built in a hidden folder beside it and renamed into place whole.
+    Returns the checkpoint's ``.json`` path.
 
     ``config.json`` holds what the CLI reads, plus ``reproduction``: the
-    schedule, Adam's settings and the row of results.csv.  ``npvae
-    evaluate`` binarises the test set with the config's seed, a different
-    draw from this script's, so its numbers differ from the row's by that
-    draw's noise."""
-    rows = [r for r in done_rows(out / "results.csv") if stage in (None, int(r["stage"]))]
-    if not rows:
+    stages, Adam's settings and the stage's results.  ``npvae evaluate``
+    binarises the test set with a seed derived from the config's, a
+    different draw from this script's, so its numbers differ from the
+    results by that draw's noise."""
+    rows = done_rows(out / "results.csv")
+    if stage is not None:
+        rows = [r for r in rows if int(r["stage"]) <= stage]
+    if not rows or (stage is not None and int(rows[-1]["stage"]) != stage):
         which = "no evaluated stage" if stage is None else f"no evaluated stage {stage}"
         sys.exit(f"reproduce_iwae: {out} has {which} to export")
     if folder.exists():
@@ -156,17 +159,22 @@ def export(out, folder, stage=None):
     config["hidden_dims"] = list(config["hidden_dims"])
     if config["model"] == "iwae":
         config["k"] = params["k"]
+    boundaries = np.cumsum([e for e, _ in stage_schedule(len(rows))])
     config["reproduction"] = {
         "script": "benchmarks/reproduce_iwae.py", "doc": "docs/reproduction.md",
-        "schedule": [{"epochs": e, "learning_rate": r}
-                     for e, r in stage_schedule(int(rows[-1]["stage"]) + 1)],
+        "stages": [{"stage": i, "epochs_in_stage": e, "until_epoch": int(end),
+                    "learning_rate": round(r, 10)}
+                   for i, ((e, r), end) in enumerate(zip(stage_schedule(len(rows)), boundaries))],
         **{k: params[k] for k in ("beta_1", "beta_2", "epsilon", "output_bias_init")},
         "training_images": N_TRAIN, "test_binarization": "numpy.random.default_rng(12345)",
-        "results": rows[-1]}
+        "results": {k: None if v == "" else int(v) if k in ("stage", "epochs", "active_units")
+                    else float(v) for k, v in rows[-1].items()}}
     folder.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     (building / "checkpoints").mkdir()
     (building / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    for row in rows:
+        append_row(building / "results.csv", row)
     name = f"epoch-{model.n_iter_:04d}"
     model.save(building / "checkpoints" / name, include_optimizer=False)
     building.rename(folder)
@@ -213,7 +221,9 @@ def plot(run_folders, path, X_test=None):
         ax = axes[0, 1]
         for folder in run_folders:
             last = done_rows(Path(folder) / "results.csv")[-1]
-            model = load_model(Path(folder) / f"stage-{last['stage']}")
+            # A reproduction's run folder, or one --export wrote (its one checkpoint).
+            stage_path = Path(folder) / f"stage-{last['stage']}.json"
+            model = load_model(stage_path if stage_path.exists() else folder)
             variance = np.sort(model.transform(X_test).astype(np.float64).var(axis=0))[::-1]
             ax.semilogy(np.arange(1, variance.size + 1), variance, "o-", ms=3,
                         label=f"{Path(folder).name}, {last['epochs']} epochs: "
@@ -239,7 +249,9 @@ def main(argv=None):
                    help="folder holding mnist/")
     p.add_argument("--seed", type=int, default=0, help="initialisation and noise")
     p.add_argument("--out", help="folder for checkpoints and results.csv")
-    p.add_argument("--plot", metavar="PNG", help="only draw the NLL of --runs against epochs")
+    p.add_argument("--plot", metavar="PNG",
+                   help="only draw the NLL of --runs against epochs, and their unit activity "
+                        "if the MNIST test set is found")
     p.add_argument("--runs", nargs="+", default=[], help="run folders for --plot")
     p.add_argument("--table", action="store_true",
                    help="only print the Markdown table of each of --runs")

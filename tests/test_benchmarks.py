@@ -189,8 +189,13 @@ def test_an_exported_reproduction_is_a_run_folder_the_cli_evaluates(tmp_path, ca
     config = json.loads((shipped / "config.json").read_text())
     assert config["seed"] == 0 and config["epochs"] == 4 and config["k"] == 3
     assert config["reproduction"]["epsilon"] == 1e-4
-    assert config["reproduction"]["results"]["epochs"] == "4"
+    assert config["reproduction"]["results"]["epochs"] == 4
+    assert [st["until_epoch"] for st in config["reproduction"]["stages"]] == [1, 4]
+    assert reproduce.table(shipped) == reproduce.table(run)    # results.csv shipped too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "s.png", "shipped"]
+    images = (np.random.default_rng(0).random((20, 784)) < 0.5).astype(np.float32)
+    figure = reproduce.plot([shipped], tmp_path / "p.png", images)
+    assert Path(figure).stat().st_size > 0
 
 
 @pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
@@ -211,6 +216,7 @@ def test_a_reproduction_killed_before_its_stage_checkpoint_saves_it_on_resume(tm
     assert json.loads((reproduce.export(run, tmp_path / "shipped").parent.parent
                        / "config.json").read_text())["seed"] == 7
     assert reproduce.export(run, tmp_path / "first", stage=0).name == "epoch-0001.json"
+    assert len(reproduce.table(tmp_path / "first").splitlines()) == 3  # header, rule, stage 0
     with pytest.raises(SystemExit, match="has no evaluated stage 2 to export"):
         reproduce.export(run, tmp_path / "third", stage=2)
 
@@ -248,5 +254,5 @@ def test_the_shipped_reproduction_models_load_as_run_folders(name, cls, tmp_path
     assert type(model).__name__ == cls and model.n_iter_ == config["epochs"] == 364
     assert model.latent_dim == 50 and model.hidden_dims == (200, 200)
     assert model.optimizer_.t == 0 and model.epsilon == 1e-4
-    assert config["reproduction"]["results"]["epochs"] == "364"
+    assert config["reproduction"]["results"]["epochs"] == 364
     assert cli.main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
