@@ -222,7 +222,8 @@ def _parser():
     i.add_argument("--pairs", type=_int_at_least(1, MAX_SIZE), default=8,
                    help="number of pairs of test images, one row each")
     i.add_argument("--steps", type=_int_at_least(2, MAX_SIZE), default=8,
-                   help="images per row, both ends included")
+                   help="decoded images per row, from one latent mean to the other; "
+                        "the two originals are added at the ends")
     i.set_defaults(func=cmd_interpolate)
 
     g = sub.add_parser("gradcheck", help="check a small float64 VAE's gradients "

@@ -484,7 +484,8 @@ def _require(name, files, data_dir, download_missing, mirror, deadline=None):
         raise MissingDataError(
             f"{name}: missing {', '.join(missing)} in {folder}; put the official files "
             f"there (from {_mirrors(name, mirror)[0]}), gzipped or not, or pass "
-            "download=True (CLI: --download) to fetch them")
+            "download=True (CLI: npvae train --download) to fetch them, or give the "
+            "folder that has them (CLI: --data-dir)")
     if missing:
         folder.mkdir(parents=True, exist_ok=True)
         with _download_lock(folder):
@@ -549,7 +550,7 @@ def _check_md5(path, expected):
     if md5.hexdigest() != expected:
         raise DataError(f"{path}: md5 {md5.hexdigest()}, expected {expected}: not the "
                         "published file (corrupt or replaced); remove it and fetch it "
-                        "again (download=True, CLI: --download)")
+                        "again (download=True, CLI: npvae train --download)")
 
 
 def _local_file(folder, fname):

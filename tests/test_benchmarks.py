@@ -256,3 +256,10 @@ def test_the_shipped_reproduction_models_load_as_run_folders(name, cls, tmp_path
     assert model.optimizer_.t == 0 and model.epsilon == 1e-4
     assert config["reproduction"]["results"]["epochs"] == 364
     assert cli.main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+
+
+def test_evaluating_a_shipped_model_without_its_data_says_where_to_point(tmp_path, capsys):
+    assert cli.main(["evaluate", str(SHIPPED / "vae-364"), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mnist: missing" in err
+    assert "(CLI: npvae train --download)" in err and "(CLI: --data-dir)" in err
