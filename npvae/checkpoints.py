@@ -52,7 +52,7 @@ from .files import atomic_write_all, backups
 from .optimizers import Adam
 
 __all__ = ["FORMAT_VERSION", "register_estimators", "save_checkpoint", "load_checkpoint",
-           "latest_checkpoint"]
+           "latest_checkpoint", "vouched_backup"]
 
 FORMAT_VERSION = 1
 _FORMAT = "npvae-checkpoint"
@@ -441,29 +441,54 @@ def _npz_size_range(arrays):
     return payload, payload + 1024 * (len(arrays) + 1)
 
 
+def _matching_backup(npz_path, meta):
+    """``(path, bytes)`` of the backup beside ``npz_path`` whose SHA-256 is
+    the one ``meta`` gives, or None: the previous ``.npz`` that a save
+    killed between its two renames left."""
+    low, high = _npz_size_range(meta["arrays"])
+    for backup in backups(npz_path):
+        # Only a file the size of the arrays the .json lists can match it.
+        if low <= backup.stat().st_size <= high:
+            data = backup.read_bytes()
+            if hashlib.sha256(data).hexdigest() == meta["npz_sha256"]:
+                return backup, data
+    return None
+
+
 def _vouched_bytes(npz_path, json_path, meta):
     """The bytes of the ``.npz`` whose SHA-256 the ``.json`` gives: the file
     itself, or the previous one's backup that a save killed between its two
     renames left beside it."""
-    digest = meta["npz_sha256"]
     data = npz_path.read_bytes()
-    if hashlib.sha256(data).hexdigest() == digest:
+    if hashlib.sha256(data).hexdigest() == meta["npz_sha256"]:
         return data
-    low, high = _npz_size_range(meta["arrays"])
-    for backup in backups(npz_path):
-        # Only a file the size of the arrays the .json lists can match it.
-        if not low <= backup.stat().st_size <= high:
-            continue
-        data = backup.read_bytes()
-        if hashlib.sha256(data).hexdigest() == digest:
-            warnings.warn(f"checkpoint {npz_path} does not match {json_path.name} (a save "
-                          f"may have been stopped between writing the two): loading the "
-                          f"arrays {json_path.name} describes from the backup "
-                          f"{backup.name}; save the model again to repair the pair",
-                          RuntimeWarning, stacklevel=4)
-            return data
-    _fail(npz_path, f"its SHA-256 does not match the one in {json_path.name}: the file "
-                    "was changed or replaced")
+    found = _matching_backup(npz_path, meta)
+    if found is None:
+        _fail(npz_path, f"its SHA-256 does not match the one in {json_path.name}: the file "
+                        "was changed or replaced")
+    backup, data = found
+    warnings.warn(f"checkpoint {npz_path} does not match {json_path.name} (a save may "
+                  f"have been stopped between writing the two): loading the arrays "
+                  f"{json_path.name} describes from the backup {backup.name}; save the "
+                  f"model again to repair the pair", RuntimeWarning, stacklevel=4)
+    return data
+
+
+def vouched_backup(path):
+    """The backup file that loading checkpoint ``path`` would take its
+    arrays from, because a save killed between its two renames left a
+    ``.npz`` the ``.json`` does not describe; None if there is none (or the
+    checkpoint cannot be read).  Whoever sweeps temporary files keeps it."""
+    try:
+        json_path, npz_path = _paths(path)
+        meta = json.loads(json_path.read_bytes())
+        _check_metadata(meta, json_path)
+        if hashlib.sha256(npz_path.read_bytes()).hexdigest() == meta["npz_sha256"]:
+            return None
+    except (OSError, ValueError, RecursionError):
+        return None
+    found = _matching_backup(npz_path, meta)
+    return None if found is None else found[0]
 
 
 def _restore(meta, json_path, npz_path):

@@ -49,7 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, plots
-from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint, vouched_backup
 from .conditional import ConditionalVAE
 from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_split
 from .files import atomic_write
@@ -196,13 +196,18 @@ def _foreign_entries(run):
 
 def _remove_temp_files(run):
     """Remove the temporary files a killed write of npvae left in a run
-    folder (only while holding its lock: a live writer's are in use)."""
+    folder (only while holding its lock: a live writer's are in use), but
+    not the backup a checkpoint still loads from (see
+    :func:`npvae.checkpoints.vouched_backup`)."""
     for sub, pattern in _OWN_FILES.items():
         folder = run / sub
         if folder.is_dir() and not folder.is_symlink():
             for entry in folder.iterdir():
                 temp = _TEMP_FILE.fullmatch(entry.name)
                 if temp and pattern.fullmatch(temp["name"]) and entry.is_file():
+                    stem = folder / temp["name"]
+                    if stem.suffix == ".npz" and vouched_backup(stem) == entry:
+                        continue
                     entry.unlink()
 
 

@@ -5,6 +5,11 @@
   machine OpenBLAS's threads made a 10-epoch digits fit take 7 s instead
   of 0.2 s.
 """
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np  # (loads its BLAS, so that the limit below reaches it)
 import pytest
 from hypothesis import HealthCheck, settings
@@ -33,3 +38,31 @@ def digits_split(digits):
     X = digits[0]
     perm = np.random.default_rng(0).permutation(X.shape[0])
     return X[perm[:1500]], X[perm[1500:]]
+
+
+_KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+import numpy as np
+from npvae import files
+from npvae.models import load_model
+model = load_model(sys.argv[1])
+model.fit_epoch(np.load(sys.argv[2]))
+def replace(src, dst, real=os.replace):
+    if str(dst).endswith(".json"):           # the .npz is already in place
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+files.os.replace = replace
+model.save(sys.argv[1])
+"""
+
+
+def save_killed_between_renames(stem, X, scratch):
+    """In another process: load checkpoint ``stem``, train one epoch on
+    ``X`` and save it under the same name, SIGKILLed between renaming the
+    new ``.npz`` and the new ``.json`` into place (``X`` goes through
+    ``scratch``, a folder)."""
+    np.save(Path(scratch) / "X.npy", X)
+    done = subprocess.run([sys.executable, "-c", _KILLED_BETWEEN_RENAMES, str(stem),
+                           str(Path(scratch) / "X.npy")],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr

@@ -8,9 +8,6 @@ import os
 import pickle
 import re
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,7 @@ import pytest
 from npvae import VAE, Autoencoder
 from npvae import checkpoints, files
 from npvae.models import FLAT, load_model
+from conftest import save_killed_between_renames
 from npvae.checkpoints import FORMAT_VERSION, latest_checkpoint, load_checkpoint, save_checkpoint
 
 RNG = np.random.default_rng(0)
@@ -330,34 +328,15 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(ckpt, monkeypatch)
 
 
 
-_KILLED_BETWEEN_RENAMES = """
-import os, signal, sys
-import numpy as np
-from npvae import files
-from npvae.models import load_model
-model = load_model(sys.argv[1])
-model.fit_epoch(np.load(sys.argv[2]))
-def replace(src, dst, real=os.replace):
-    if str(dst).endswith(".json"):           # the .npz is already in place
-        os.kill(os.getpid(), signal.SIGKILL)
-    real(src, dst)
-files.os.replace = replace
-model.save(sys.argv[1])
-"""
-
-
 def test_a_save_killed_between_its_renames_still_loads_the_last_good_checkpoint(
         ckpt, tmp_path):
     _, model = ckpt
     old_npz = (tmp_path / "c.npz").read_bytes()
-    np.save(tmp_path / "X.npy", X)
-    done = subprocess.run([sys.executable, "-c", _KILLED_BETWEEN_RENAMES, str(tmp_path / "c"),
-                           str(tmp_path / "X.npy")],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True)
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    save_killed_between_renames(tmp_path / "c", X, tmp_path)
     assert (tmp_path / "c.npz").read_bytes() != old_npz          # the new arrays
     (backup,) = files.backups(tmp_path / "c.npz")
     assert backup.read_bytes() == old_npz
+    assert checkpoints.vouched_backup(tmp_path / "c") == backup
     with pytest.warns(RuntimeWarning, match=f"loading the arrays c.json describes from "
                                             f"the backup {backup.name}"):
         loaded = load_checkpoint(tmp_path / "c")
@@ -366,9 +345,13 @@ def test_a_save_killed_between_its_renames_still_loads_the_last_good_checkpoint(
     backup.write_bytes((tmp_path / "c.npz").read_bytes())
     with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
         load_checkpoint(tmp_path / "c")
+    assert checkpoints.vouched_backup(tmp_path / "c") is None
     backup.unlink()
     with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
         load_checkpoint(tmp_path / "c")
+    model.save(tmp_path / "c")                           # repaired
+    assert checkpoints.vouched_backup(tmp_path / "c") is None
+    assert checkpoints.vouched_backup(tmp_path / "missing") is None
 
 
 def test_backups_are_plain_hidden_files_and_only_those_of_the_right_size_are_read(

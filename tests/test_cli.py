@@ -22,8 +22,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from npvae import VAE, cli, plots, recipes, runs
+from npvae import VAE, cli, files, plots, recipes, runs
 from npvae.checkpoints import load_checkpoint
+from conftest import save_killed_between_renames
 
 TINY = ["--hidden", "8", "--batch-size", "128", "--epochs", "2"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -527,6 +528,34 @@ def test_resume_refuses_other_settings(copy_of, capsys):
                        "not --hidden, --lr")
     assert_usage_error(run(capsys, "train", "--resume", copy_of, "--force"), "--force")
     assert snapshot(copy_of) == before
+
+
+def test_resume_keeps_the_backup_a_checkpoint_still_loads_from(trained, tmp_path, capsys,
+                                                               digits, no_figures):
+    """A checkpoint overwritten from Python under its own name by a save
+    killed between its two renames loads from the backup that save left:
+    resume's sweep of npvae's temporary files must leave that one, and the
+    run continues from the checkpoint as it was."""
+    broken, intact = tmp_path / "broken", tmp_path / "intact"
+    shutil.copytree(trained, broken)
+    shutil.copytree(trained, intact)
+    ckpt = broken / "checkpoints" / "epoch-0002"
+    save_killed_between_renames(ckpt, digits[0][:64], tmp_path)
+    (backup,) = files.backups(ckpt.with_suffix(".npz"))
+    stray = broken / "checkpoints" / ".epoch-0002.json.abcd1234.tmp"
+    stray.write_text("a killed write's leftover")
+    with pytest.warns(RuntimeWarning, match="loading the arrays epoch-0002.json describes"):
+        assert run(capsys, "train", "--resume", broken, "--epochs", "3")[0] == 0
+    assert not stray.exists()
+    assert run(capsys, "train", "--resume", intact, "--epochs", "3")[0] == 0
+    a, b = load_checkpoint(broken), load_checkpoint(intact)
+    assert a.n_iter_ == b.n_iter_ == 3
+    for name, p in a.params_.items():
+        np.testing.assert_array_equal(p, b.params_[name], err_msg=name)
+    # Epoch 2's checkpoint is gone now (superseded), so its backup is swept.
+    assert backup.is_file()
+    assert run(capsys, "train", "--resume", broken, "--epochs", "4")[0] == 0
+    assert not backup.exists()
 
 
 def test_resume_refuses_a_checkpoint_saved_without_adam(copy_of, capsys):
