@@ -502,7 +502,11 @@ def _download_lock(folder):
     warning) while another process holds it.  The lock file stays: removing it
     would let a third process lock a new file while the first holds the old."""
     path = folder / _LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        # Another user's lock file in a shared folder: flock needs no write access.
+        fd = os.open(path, os.O_RDONLY)
     try:
         try:
             _lock(fd, wait=False)
@@ -589,11 +593,13 @@ def _fetch(name, fname, folder, mirror, deadline=None):
                 for chunk in iter(lambda: resp.read1(1 << 20), b""):
                     md5.update(chunk)
                     out.write(chunk)
-            if watchdog.expired:
-                errors.append(f"{url}: {timed_out}")
-                continue
+                    if watchdog.expired:    # a scheme without a watched socket (ftp)
+                        break
+            # The md5 first: a whole file that came in as the deadline passed is
+            # still the file, and a cut-off one never matches.
             if md5.hexdigest() != expected:
-                errors.append(f"{url}: md5 {md5.hexdigest()}, expected {expected}")
+                errors.append(f"{url}: " + (timed_out if watchdog.expired else
+                                            f"md5 {md5.hexdigest()}, expected {expected}"))
                 continue
             os.replace(tmp, folder / fname)
             tmp = None
@@ -627,7 +633,8 @@ class _Watchdog:
         self.expired = False
         self._socks = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
+        # Past TIMEOUT_MAX (an infinite deadline, say) the timer cannot wait.
+        self._timer = threading.Timer(min(seconds, threading.TIMEOUT_MAX), self._expire)
         self._timer.daemon = True
 
     def __enter__(self):

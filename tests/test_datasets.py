@@ -608,6 +608,73 @@ def test_download_good_file_lands(tmp_path, server, monkeypatch):
     assert ds.load_dataset("frey-face", data).X_train.shape == (18, 560)
 
 
+def test_download_into_a_shared_folder_locks_another_users_lock_file(tmp_path, server,
+                                                                      monkeypatch):
+    """Another user's lock file (0644) cannot be opened for writing; flock
+    needs only a read-only descriptor."""
+    root, url = server
+    serve_frey(root, monkeypatch)
+    real_open, modes = os.open, []
+
+    def others_lock(path, flags, *args):
+        if str(path).endswith(LOCK) and flags & os.O_CREAT:
+            modes.append("write")
+            raise PermissionError(13, "Permission denied", str(path))
+        modes.append("read" if str(path).endswith(LOCK) else "other")
+        return real_open(path, flags, *args)
+
+    (tmp_path / "frey-face").mkdir()
+    (tmp_path / "frey-face" / LOCK).touch()
+    monkeypatch.setattr(ds.os, "open", others_lock)
+    ds.download("frey-face", tmp_path, mirror=url)
+    assert (tmp_path / "frey-face" / "frey_rawface.mat").is_file()
+    assert modes[:2] == ["write", "read"]
+
+
+class LingeringHandler(QuietHandler):
+    """Sends the whole file without a length, then keeps the connection open."""
+    stop = threading.Event()
+
+    def do_GET(self):
+        data = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+        self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\n" + data)
+        self.wfile.flush()
+        self.stop.wait(5)
+
+
+def test_a_whole_file_still_open_at_the_deadline_is_kept(tmp_path, monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    root = tmp_path / "mirror"
+    ff = serve_frey(root, monkeypatch)
+    LingeringHandler.stop.clear()
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(LingeringHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    monkeypatch.setattr(ds, "DOWNLOAD_DEADLINE", 0.5)
+    start = time.monotonic()
+    try:
+        data = ds.load_dataset("frey-face", tmp_path / "data", download=True,
+                               mirror=f"http://127.0.0.1:{httpd.server_port}")
+    finally:
+        LingeringHandler.stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    assert np.array_equal(np.round(data.X_test * 255), ff[:, 18:].T)
+    assert time.monotonic() - start < 3           # ended by the deadline, not the server
+
+
+def test_an_infinite_deadline_raises_nothing_in_the_timer(tmp_path, server, monkeypatch):
+    root, url = server
+    serve_frey(root, monkeypatch)
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    ds.download("frey-face", tmp_path, mirror=url, deadline=float("inf"))
+    assert (tmp_path / "frey-face" / "frey_rawface.mat").is_file() and errors == []
+
+
 def test_download_bad_md5_leaves_nothing(tmp_path, server, monkeypatch):
     root, url = server
     serve_frey(root, monkeypatch)
