@@ -502,11 +502,18 @@ def _download_lock(folder):
     warning) while another process holds it.  The lock file stays: removing it
     would let a third process lock a new file while the first holds the old."""
     path = folder / _LOCK_NAME
+    no_follow = getattr(os, "O_NOFOLLOW", 0)   # a planted link must not create a file elsewhere
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except PermissionError:
-        # Another user's lock file in a shared folder: flock needs no write access.
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | no_follow, 0o666)
+        except PermissionError:
+            # Another user's lock file in a shared folder: flock needs no write access.
+            fd = os.open(path, os.O_RDONLY | no_follow)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise DataError(f"{path} is a symbolic link, not npvae's download lock; remove it "
+                        "or download into another folder") from None
     try:
         try:
             _lock(fd, wait=False)

@@ -631,6 +631,16 @@ def test_download_into_a_shared_folder_locks_another_users_lock_file(tmp_path, s
     assert modes[:2] == ["write", "read"]
 
 
+def test_a_symlink_in_place_of_the_lock_file_is_refused(tmp_path, server, monkeypatch):
+    root, url = server
+    serve_frey(root, monkeypatch)
+    (tmp_path / "frey-face").mkdir()
+    (tmp_path / "frey-face" / LOCK).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(DataError, match="is a symbolic link, not npvae's download lock"):
+        ds.download("frey-face", tmp_path, mirror=url)
+    assert not (tmp_path / "elsewhere").exists()
+
+
 class LingeringHandler(QuietHandler):
     """Sends the whole file without a length, then keeps the connection open."""
     stop = threading.Event()
