@@ -25,7 +25,8 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.request import HTTPHandler, HTTPSHandler, Request, build_opener
+from urllib.error import URLError
+from urllib.request import HTTPHandler, Request, build_opener
 
 import numpy as np
 
@@ -697,11 +698,21 @@ class _WatchedHTTPConnection(_WatchedConnection, http.client.HTTPConnection):
     pass
 
 
-class _WatchedHTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
-    pass
+# A Python built without ssl (Pyodide's default, say) has no HTTPS classes: npvae
+# still imports, loads local files and downloads from http mirrors.
+if hasattr(http.client, "HTTPSConnection"):
+    from urllib.request import HTTPSHandler
+
+    class _WatchedHTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
+        pass
+
+    _HANDLERS = (HTTPHandler, HTTPSHandler)
+else:
+    _WatchedHTTPSConnection = None
+    _HANDLERS = (HTTPHandler,)
 
 
-class _WatchedHandler(HTTPHandler, HTTPSHandler):
+class _WatchedHandler(*_HANDLERS):
     """Opens http and https URLs (redirects included) through watched connections."""
 
     def __init__(self, watchdog):
@@ -712,4 +723,7 @@ class _WatchedHandler(HTTPHandler, HTTPSHandler):
         return self.do_open(_WatchedHTTPConnection, req, watchdog=self._watchdog)
 
     def https_open(self, req):
+        if _WatchedHTTPSConnection is None:
+            raise URLError("this Python has no ssl module, so it cannot fetch https URLs; "
+                           "put the files in the folder yourself or use an http mirror")
         return self.do_open(_WatchedHTTPSConnection, req, watchdog=self._watchdog)

@@ -608,6 +608,33 @@ def test_download_good_file_lands(tmp_path, server, monkeypatch):
     assert ds.load_dataset("frey-face", data).X_train.shape == (18, 560)
 
 
+def test_without_ssl_npvae_imports_and_downloads_over_http(tmp_path, server, monkeypatch):
+    # A Python built without ssl (Pyodide's default) has no HTTPS classes in the stdlib.
+    root, url = server
+    serve_frey(root, monkeypatch)
+    code = f"""
+import sys; sys.modules["ssl"] = None     # import ssl now fails, as in such a Python
+from npvae import cli, datasets
+datasets.MD5SUMS["frey-face"] = {dict(ds.MD5SUMS["frey-face"])!r}
+print(datasets.load_dataset("frey-face", {str(tmp_path / "a")!r}, download=True,
+                            mirror={url!r}).X_train.shape)
+try:
+    datasets.download("frey-face", {str(tmp_path / "b")!r}, mirror="https://127.0.0.1:9/")
+except datasets.DataError as e:
+    print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    shape, error = out.stdout.splitlines()
+    assert shape == "(18, 560)"
+    assert error == ("could not download frey-face/frey_rawface.mat: "
+                     "https://127.0.0.1:9/frey-face/frey_rawface.mat: <urlopen error this "
+                     "Python has no ssl module, so it cannot fetch https URLs; put the files "
+                     "in the folder yourself or use an http mirror>")
+    assert [p.name for p in (tmp_path / "b" / "frey-face").iterdir()] == [LOCK]  # no .part
+
+
 def test_download_into_a_shared_folder_locks_another_users_lock_file(tmp_path, server,
                                                                       monkeypatch):
     """Another user's lock file (0644) cannot be opened for writing; flock
