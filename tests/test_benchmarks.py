@@ -248,7 +248,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "iwae
 
 @pytest.mark.parametrize("name, cls, epochs", [("vae-364", "VAE", 364),
                                                ("iwae-k5-364", "IWAE", 364),
-                                               ("iwae-k5-1093", "IWAE", 1093)])
+                                               ("iwae-k5-1093", "IWAE", 1093),
+                                               ("vae-3280", "VAE", 3280)])
 def test_the_shipped_reproduction_models_load_as_run_folders(name, cls, epochs, tmp_path):
     """The trained models docs/reproduction.md points to: whole, and taken by the CLI."""
     run, config = runs.read_config(SHIPPED / name)
