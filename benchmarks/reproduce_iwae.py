@@ -159,12 +159,13 @@ def export(out, folder, stage=None):
     config["hidden_dims"] = list(config["hidden_dims"])
     if config["model"] == "iwae":
         config["k"] = params["k"]
-    boundaries = np.cumsum([e for e, _ in stage_schedule(len(rows))])
+    schedule = stage_schedule(len(rows))
+    boundaries = np.cumsum([e for e, _ in schedule])
     config["reproduction"] = {
         "script": "benchmarks/reproduce_iwae.py", "doc": "docs/reproduction.md",
         "stages": [{"stage": i, "epochs_in_stage": e, "until_epoch": int(end),
                     "learning_rate": round(r, 10)}
-                   for i, ((e, r), end) in enumerate(zip(stage_schedule(len(rows)), boundaries))],
+                   for i, ((e, r), end) in enumerate(zip(schedule, boundaries))],
         **{k: params[k] for k in ("beta_1", "beta_2", "epsilon", "output_bias_init")},
         "training_images": N_TRAIN, "test_binarization": "numpy.random.default_rng(12345)",
         "results": {k: None if v == "" else int(v) if k in ("stage", "epochs", "active_units")
