@@ -1,7 +1,7 @@
 """How close the importance-weighted estimate of log p(x) comes to its
 floor: the decoder's matrix products alone.
 
-``npvae.evaluation.importance_weighted_log_likelihood`` sends the n·k
+``npvae.models.evaluation.importance_weighted_log_likelihood`` sends the n·k
 (example, sample) rows through the decoder in blocks of at most
 ``batch_rows``; everything it does besides the products of the decoder's
 Dense layers (drawing ε, biases and activations, the likelihood, the
@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import npvae  # noqa: E402
-import npvae.evaluation  # noqa: E402
-from npvae.datasets import MissingDataError, load_dataset  # noqa: E402
+import npvae.models.evaluation  # noqa: E402
+from npvae.app.datasets import MissingDataError, load_dataset  # noqa: E402
 
 MODELS = {"mnist": (784, (400,), 20), "digits": (64, (128,), 8)}
 
@@ -97,7 +97,7 @@ def floor_pass(ops, blocks):
 
 def variants(args, rev_package):
     """``[(label, estimate, package)]``: this tree, and the revision's."""
-    found = [("this tree", npvae.evaluation.importance_weighted_log_likelihood, npvae)]
+    found = [("this tree", npvae.models.evaluation.importance_weighted_log_likelihood, npvae)]
     if rev_package is not None:
         found.append((args.rev, rev_package.evaluation.importance_weighted_log_likelihood,
                       rev_package))

@@ -5,7 +5,7 @@ In one process and in alternating rounds, each loop runs N / batch steps of:
 
 * ``products``: the step's matrix products (those of ``throughput.py``'s
   roofline, with the same shapes and memory layouts) back to back;
-* ``products+adam``: the same, then ``npvae.optimizers.Adam`` on a vector
+* ``products+adam``: the same, then ``npvae.core.optimizers.Adam`` on a vector
   with the model's number of parameters, as ``fit_epoch`` steps it;
 * ``npvae``: ``VAE.fit_epoch``;
 * ``torch`` (when installed): the same model in PyTorch (``throughput.py``'s).
@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throughput  # noqa: E402
-from npvae.optimizers import Adam  # noqa: E402
+from npvae.core.optimizers import Adam  # noqa: E402
 
 
 def operands(gemms, dtype, rng):

@@ -10,7 +10,7 @@ test example, in nats (higher is better):
 * ELBO: one-sample :math:`\\log p(x|z) - \\mathrm{KL}` (npvae's
   ``score_samples``, and the same formula in PyTorch);
 * IWAE: :math:`\\log \\frac1k \\sum_i p(x, z_i) / q(z_i|x)`
-  (:func:`npvae.evaluation.importance_weighted_log_likelihood`, and its
+  (:func:`npvae.models.evaluation.importance_weighted_log_likelihood`, and its
   own implementation below for PyTorch).
 
 Needs MNIST in the shared data folder (``--data-dir``, default
@@ -33,9 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from npvae import VAE  # noqa: E402
-from npvae.files import atomic_write  # noqa: E402
-from npvae.datasets import MissingDataError, binarize, load_dataset  # noqa: E402
-from npvae.evaluation import importance_weighted_log_likelihood  # noqa: E402
+from npvae.app.files import atomic_write  # noqa: E402
+from npvae.app.datasets import MissingDataError, binarize, load_dataset  # noqa: E402
+from npvae.models.evaluation import importance_weighted_log_likelihood  # noqa: E402
 
 HIDDEN, LATENT, BATCH, LR = 400, 20, 128, 1e-3
 

@@ -56,11 +56,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import npvae  # noqa: E402
-from npvae.datasets import binarize, load_dataset  # noqa: E402
-from npvae.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
-from npvae.models import load_model  # noqa: E402
-from npvae.runs import MODEL_KEYS, lock  # noqa: E402
-from npvae.evaluation import active_units, importance_weighted_log_likelihood  # noqa: E402
+from npvae.app.datasets import binarize, load_dataset  # noqa: E402
+from npvae.app.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from npvae.app.runs import MODEL_KEYS, lock  # noqa: E402
+from npvae.models.evaluation import active_units, importance_weighted_log_likelihood  # noqa: E402
 
 N_TRAIN = 59_600
 #: Table 1's test NLL after the full schedule (one stochastic layer, MNIST).
@@ -146,7 +145,7 @@ def export(out, folder, stage=None):
     if folder.exists():
         sys.exit(f"reproduce_iwae: {folder} exists; export writes a new folder only")
     try:
-        model = load_model(out / f"stage-{rows[-1]['stage']}")
+        model = load_checkpoint(out / f"stage-{rows[-1]['stage']}")
     except (OSError, ValueError) as e:
         sys.exit(f"reproduce_iwae: cannot export {out}: {e}")
     params = model.get_params()
@@ -224,7 +223,7 @@ def plot(run_folders, path, X_test=None):
             last = done_rows(Path(folder) / "results.csv")[-1]
             # A reproduction's run folder, or one --export wrote (its one checkpoint).
             stage_path = Path(folder) / f"stage-{last['stage']}.json"
-            model = load_model(stage_path if stage_path.exists() else folder)
+            model = load_checkpoint(stage_path if stage_path.exists() else folder)
             variance = np.sort(model.transform(X_test).astype(np.float64).var(axis=0))[::-1]
             ax.semilogy(np.arange(1, variance.size + 1), variance, "o-", ms=3,
                         label=f"{Path(folder).name}, {last['epochs']} epochs: "

@@ -17,9 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from npvae import plots  # noqa: E402
-from npvae.files import atomic_write  # noqa: E402
-from npvae.datasets import load_dataset  # noqa: E402
+from npvae.app import plots  # noqa: E402
+from npvae.app.files import atomic_write  # noqa: E402
+from npvae.app.datasets import load_dataset  # noqa: E402
 
 OUT = Path("demo-output")
 SHAPE = (8, 8)
@@ -40,7 +40,7 @@ def parse_args(description):
 
 def digits():
     """The bundled 8x8 digits in [0, 1] (float32), split by
-    :func:`npvae.datasets.load_dataset`: ``X_train, X_test, y_train, y_test``."""
+    :func:`npvae.app.datasets.load_dataset`: ``X_train, X_test, y_train, y_test``."""
     d = load_dataset("digits")
     return d.X_train, d.X_test, d.y_train, d.y_test
 
@@ -59,15 +59,15 @@ def report(name, value):
 
 def show_images(ax, images, ncols, title=None):
     """Tile ``images`` (rows of 64 pixels, clipped to [0, 1]) on ``ax`` with
-    :func:`npvae.plots.show_images`, the colours of every npvae figure."""
+    :func:`npvae.app.plots.show_images`, the colours of every npvae figure."""
     plots.show_images(ax, np.clip(np.asarray(images, dtype=float), 0, 1), SHAPE, ncols)
     if title:
         ax.set_title(title, fontsize=9)
 
 
 def save_figure(fig, out, name):
-    """Write ``fig`` as ``out/name`` (PNG at :data:`npvae.plots.DPI`) with
-    :func:`npvae.files.atomic_write`, so a crash never leaves half a
+    """Write ``fig`` as ``out/name`` (PNG at :data:`npvae.app.plots.DPI`) with
+    :func:`npvae.app.files.atomic_write`, so a crash never leaves half a
     file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from _common import digits, parse_args, report, save_figure, show_images
 from npvae import VAE, Autoencoder
-from npvae.evaluation import kl_per_dimension
+from npvae.models.evaluation import kl_per_dimension
 
 
 def main():

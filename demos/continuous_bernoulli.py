@@ -27,8 +27,8 @@ import numpy as np
 
 from _common import digits, mean_elbo, parse_args, report, save_figure
 from npvae import VAE, losses
-from npvae.datasets import MissingDataError, load_dataset
-from npvae.layers import sigmoid
+from npvae.app.datasets import MissingDataError, load_dataset
+from npvae.core.layers import sigmoid
 
 ROOT = Path(__file__).resolve().parent.parent
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")

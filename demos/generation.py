@@ -15,7 +15,7 @@ import numpy as np
 
 from _common import digits, parse_args, report, save_figure, show_images
 from npvae import VAE
-from npvae.evaluation import active_units
+from npvae.models.evaluation import active_units
 
 BETAS = (0.25, 1.0, 4.0)
 

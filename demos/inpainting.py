@@ -6,7 +6,7 @@ Given the observed pixels (mask :math:`m`), find
 .. math:: \\hat z = \\arg\\max_z \\sum_d m_d \\log p(x_d \\mid z) + \\log N(z \\mid 0, I)
 
 by gradient ascent, backpropagating by hand through the decoder to
-:math:`z` (:func:`npvae.inference.fit_latent`), then decode :math:`\\hat z`.
+:math:`z` (:func:`npvae.models.inference.fit_latent`), then decode :math:`\\hat z`.
 
 * inpainting: the bottom half of each held-out digit is hidden;
 * super-resolution: a 4x4 image keeps one pixel of each 2x2 block (the
@@ -24,7 +24,7 @@ import numpy as np
 
 from _common import SHAPE, digits, parse_args, report, save_figure, show_images
 from npvae import VAE
-from npvae.inference import fit_latent
+from npvae.models.inference import fit_latent
 
 
 def masks():

@@ -17,7 +17,7 @@ import numpy as np
 
 from _common import digits, mean_elbo, parse_args, report, save_figure
 from npvae import IWAE, VAE
-from npvae.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
+from npvae.models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
 
 THRESHOLD = 0.01    # of the active units
 

@@ -27,7 +27,7 @@ from sklearn.decomposition import PCA
 
 from _common import mean_elbo, parse_args, report, save_figure
 from npvae import VAE
-from npvae.evaluation import importance_weighted_log_likelihood
+from npvae.models.evaluation import importance_weighted_log_likelihood
 
 K = 10
 

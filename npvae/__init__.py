@@ -2,15 +2,15 @@
 
 Every forward and backward pass is written by hand, with its equation in the
 docstring, and every gradient is checked by finite differences
-(:mod:`npvae.gradcheck`).
+(:mod:`npvae.core.gradcheck`).  Three layers, imports only downward:
+:mod:`npvae.core` (the math), :mod:`npvae.models` (the estimators) and
+:mod:`npvae.app` (command line, run folders, data sets, figures).
 """
-from . import gradcheck, layers, losses
-from .conditional import ConditionalVAE
-from .layers import reparameterize, reparameterize_backward
-from .models import VAE, Autoencoder
-from .iwae import IWAE
-from .optimizers import SGD, Adam
+from .core import gradcheck, layers, losses
+from .core.layers import reparameterize, reparameterize_backward
+from .core.optimizers import SGD, Adam
+from .models import IWAE, VAE, Autoencoder, ConditionalVAE, evaluation, inference
 
 __version__ = "0.1.0"
 __all__ = ["VAE", "IWAE", "Autoencoder", "ConditionalVAE", "Adam", "SGD", "reparameterize",
-           "reparameterize_backward", "gradcheck", "layers", "losses"]
+           "reparameterize_backward", "gradcheck", "layers", "losses", "evaluation", "inference"]

@@ -1,4 +1,4 @@
 """``python -m npvae``: the same as the ``npvae`` command."""
-from .cli import main
+from .app.cli import main
 
 raise SystemExit(main())

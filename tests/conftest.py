@@ -43,9 +43,9 @@ def digits_split(digits):
 _KILLED_BETWEEN_RENAMES = """
 import os, signal, sys
 import numpy as np
-from npvae import files
-from npvae.models import load_model
-model = load_model(sys.argv[1])
+from npvae.app import files
+from npvae.app.checkpoints import load_checkpoint
+model = load_checkpoint(sys.argv[1])
 model.fit_epoch(np.load(sys.argv[2]))
 def replace(src, dst, real=os.replace):
     if str(dst).endswith(".json"):           # the .npz is already in place

@@ -250,8 +250,8 @@ def test_bad_hyper_parameters_leave_a_fitted_model_as_it_was(fitted):
 
 
 def test_random_state_arguments_of_the_verbs_are_checked_too(fitted):
-    from npvae.datasets import binarize, train_val_split
-    from npvae.evaluation import importance_weighted_log_likelihood
+    from npvae.app.datasets import binarize, train_val_split
+    from npvae.models.evaluation import importance_weighted_log_likelihood
     calls = [lambda: train_val_split(X, random_state="x"),
              lambda: binarize(X, "x")]
     if isinstance(fitted, VAE):

@@ -1,4 +1,4 @@
-"""The conditional VAE (npvae.conditional): the join and its split checked
+"""The conditional VAE (npvae.models.conditional): the join and its split checked
 by central differences, every parameter checked through train_step, a
 planted bug in the split caught, the known answer on the digits (a
 classifier of real digits recognises each class in the model's samples),
@@ -14,12 +14,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import npvae.conditional
+import npvae.models.conditional
 from npvae import ConditionalVAE, VAE
-from npvae.checkpoints import load_checkpoint
-from npvae.conditional import join, join_backward
-from npvae.datasets import load_dataset
-from npvae.gradcheck import check_gradient, check_model
+from npvae.app.checkpoints import load_checkpoint
+from npvae.models.conditional import join, join_backward
+from npvae.app.datasets import load_dataset
+from npvae.core.gradcheck import check_gradient, check_model
 
 TOL = 1e-7
 BIG = 1e-2
@@ -29,7 +29,7 @@ Y = np.array(["cat", "dog", "emu"] * 13 + ["cat"])   # any labels scikit-learn a
 
 
 class WithLabels:
-    """What npvae.gradcheck.check_model needs, ``loss(X, eps)`` and
+    """What npvae.core.gradcheck.check_model needs, ``loss(X, eps)`` and
     ``loss_and_grads(X, eps)``, for a conditional VAE with fixed labels."""
 
     def __init__(self, model, y):
@@ -91,7 +91,7 @@ def test_first_layers_take_the_label_columns():
 
 def test_check_catches_a_split_that_takes_the_wrong_columns(monkeypatch):
     # The label's columns passed on as dL/dz: a plausible slip.
-    monkeypatch.setattr(npvae.conditional, "join_backward",
+    monkeypatch.setattr(npvae.models.conditional, "join_backward",
                         lambda g, m: (g[:, -m:], g[:, :-m]))
     errors = checked(small_cvae()).errors
     assert errors["mu.b"] > BIG and errors["logvar.b"] > BIG
@@ -110,7 +110,7 @@ def test_train_step_loss_is_the_row_by_row_loss():
 # ------------------------------------------------------------ known answer
 @pytest.fixture(scope="module")
 def digits_dataset():
-    """The digits in [0, 1] with npvae.datasets' fixed train/test split."""
+    """The digits in [0, 1] with npvae.app.datasets' fixed train/test split."""
     return load_dataset("digits")
 
 

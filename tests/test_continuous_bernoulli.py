@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from npvae import VAE, Autoencoder, cli, losses
-from npvae.gradcheck import check_model, numerical_gradient, relative_error
-from npvae.inference import log_joint, log_joint_grad
-from npvae.layers import sigmoid, softplus
-from npvae.likelihoods import LIKELIHOODS, ContinuousBernoulli, make_likelihood
-from npvae.models import load_model
+from npvae import VAE, Autoencoder, losses
+from npvae.app import cli
+from npvae.core.gradcheck import check_model, numerical_gradient, relative_error
+from npvae.models.inference import log_joint, log_joint_grad
+from npvae.core.layers import sigmoid, softplus
+from npvae.core.likelihoods import LIKELIHOODS, ContinuousBernoulli, make_likelihood
+from npvae.app.checkpoints import load_checkpoint
 
 LOG_NORM = losses.continuous_bernoulli_log_norm
 MEAN = losses.continuous_bernoulli_mean
@@ -218,7 +219,7 @@ def test_checkpoint_round_trip(cls, tmp_path):
     model = cls(latent_dim=3, hidden_dims=(8,), likelihood="continuous_bernoulli", epochs=2,
                 batch_size=16, random_state=0).fit(X)
     model.save(tmp_path / "cb")
-    loaded = load_model(tmp_path / "cb")
+    loaded = load_checkpoint(tmp_path / "cb")
     assert type(loaded.likelihood_) is ContinuousBernoulli
     assert loaded.get_params() == model.get_params()
     assert np.array_equal(loaded.score_samples(X), model.score_samples(X))

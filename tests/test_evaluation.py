@@ -1,9 +1,9 @@
-"""Tests of npvae.evaluation against exact answers of a linear Gaussian model."""
+"""Tests of npvae.models.evaluation against exact answers of a linear Gaussian model."""
 import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder
-from npvae.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
+from npvae.models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
 
 D, L = 6, 3
 

@@ -1,10 +1,10 @@
-"""npvae.evaluation on a small nonlinear VAE trained on the digits: the
+"""npvae.models.evaluation on a small nonlinear VAE trained on the digits: the
 numbers the demos print hang together."""
 import numpy as np
 import pytest
 
 from npvae import VAE
-from npvae.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
+from npvae.models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder, losses
-from npvae.models import FLAT
-from npvae.optimizers import Adam
-from npvae.layers import sigmoid
+from npvae.models.base import FLAT
+from npvae.core.optimizers import Adam
+from npvae.core.layers import sigmoid
 
 EXTREME = [-1e4, -800.0, -100.0, -30.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 30.0, 100.0, 800.0, 1e4]
 
@@ -255,8 +255,8 @@ def test_in_place_adam_equals_textbook_expressions_bit_for_bit_and_survives_repl
 
 
 def test_parameter_vector_leaves_views_the_layers_compute_with():
-    from npvae.layers import Dense, ReLU
-    from npvae.parameters import ParameterVector
+    from npvae.core.layers import Dense, ReLU
+    from npvae.core.parameters import ParameterVector
     rng = np.random.default_rng(0)
     a, relu, b = Dense(3, 4, rng), ReLU(), Dense(4, 2, rng)
     before = {k: (a.params[k].copy(), b.params[k].copy()) for k in ("W", "b")}

@@ -3,7 +3,7 @@
 Each unit check builds a scalar ``f = sum(R * y)`` with a fixed random
 weight ``R``, so that ``dL/dy = R`` and the analytic gradient is simply the
 unit's backward applied to ``R``; the numerical one comes from central
-differences (:mod:`npvae.gradcheck`).  Smooth functions must agree to a
+differences (:mod:`npvae.core.gradcheck`).  Smooth functions must agree to a
 relative error of 1e-7.  Kinked activations (ReLU, LeakyReLU) are checked
 away from their kink: as a unit, at inputs with ``|x| >= 0.1``, far beyond
 the step ``H``; inside a model, by recording the side of the kink of every
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder, layers, losses
-from npvae.gradcheck import check_gradient, check_model, numerical_gradient, relative_error
-from npvae.layers import reparameterize, reparameterize_backward
+from npvae.core.gradcheck import check_gradient, check_model, numerical_gradient, relative_error
+from npvae.core.layers import reparameterize, reparameterize_backward
 
 TOL = 1e-7
-H = 3e-5  # the default step of npvae.gradcheck
+H = 3e-5  # the default step of npvae.core.gradcheck
 SMOOTH = ["tanh", "softplus", "sigmoid", "identity"]
 
 
@@ -396,8 +396,8 @@ def test_check_model_catches_dropped_kl(monkeypatch):
 
 
 def test_check_model_catches_missing_half_in_reparameterize(monkeypatch):
-    import npvae.models
-    monkeypatch.setattr(npvae.models, "reparameterize_backward",
+    import npvae.models.vae
+    monkeypatch.setattr(npvae.models.vae, "reparameterize_backward",
                         lambda g, logvar, eps: (g, g * np.exp(0.5 * logvar) * eps))
     report = check_model(small_vae(), data("bernoulli"))
     errors = report.errors
@@ -405,8 +405,8 @@ def test_check_model_catches_missing_half_in_reparameterize(monkeypatch):
 
 
 def test_check_model_catches_variance_as_std_in_forward(monkeypatch):
-    import npvae.models
-    monkeypatch.setattr(npvae.models, "reparameterize",
+    import npvae.models.vae
+    monkeypatch.setattr(npvae.models.vae, "reparameterize",
                         lambda mu, logvar, eps: mu + np.exp(logvar) * eps)
     assert check_model(small_vae(), data("bernoulli")).max_error > BIG
 

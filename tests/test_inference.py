@@ -1,4 +1,4 @@
-"""npvae.inference: the gradient of J(z) through the decoder is checked by
+"""npvae.models.inference: the gradient of J(z) through the decoder is checked by
 central differences (and the check is shown to catch planted bugs), and
 fit_latent finds the closed-form MAP code of a linear Gaussian decoder."""
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from npvae import VAE, Autoencoder, inference, layers
-from npvae.gradcheck import check_gradient
-from npvae.inference import fit_latent, log_joint, log_joint_grad
+from npvae.core.gradcheck import check_gradient
+from npvae.models.inference import fit_latent, log_joint, log_joint_grad
 
 D, L = 7, 3
 

@@ -17,13 +17,13 @@ from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import npvae
-import npvae.iwae
+import npvae.models.iwae
 from npvae import IWAE, VAE, losses
-from npvae.evaluation import importance_weighted_log_likelihood
-from npvae.priors import StandardNormal
-from npvae.gradcheck import check_model, numerical_gradient, relative_error
-from npvae.likelihoods import Gaussian
-from npvae.models import load_model
+from npvae.models.evaluation import importance_weighted_log_likelihood
+from npvae.core.priors import StandardNormal
+from npvae.core.gradcheck import check_model, numerical_gradient, relative_error
+from npvae.core.likelihoods import Gaussian
+from npvae.app.checkpoints import load_checkpoint
 
 TOL = 1e-7
 BIG = 1e-3
@@ -81,7 +81,7 @@ def test_the_weights_are_far_from_uniform_where_the_gradient_is_checked():
     times its smallest."""
     model = small_iwae().initialize(5)
     X = data("bernoulli")
-    _, weights = npvae.iwae.log_mean_exp(model._log_weights(X, noise(4), 1.0))
+    _, weights = npvae.models.iwae.log_mean_exp(model._log_weights(X, noise(4), 1.0))
     assert np.allclose(weights.sum(axis=0), 1)
     assert np.all(weights.max(axis=0) > 1.2 * weights.min(axis=0))
 
@@ -104,20 +104,20 @@ def test_loss_and_grads_reports_the_loss_of_loss():
     ("no_prior", ["mu.b", "logvar.b"], ["decoder.0.W"]),
 ])
 def test_planted_bug_in_the_backward_is_caught(monkeypatch, bug, broken, intact):
-    log_mean_exp, sampled_kl_backward = npvae.iwae.log_mean_exp, npvae.iwae.sampled_kl_backward
+    log_mean_exp, sampled_kl_backward = npvae.models.iwae.log_mean_exp, npvae.models.iwae.sampled_kl_backward
     if bug == "unnormalised":
         def planted(log_w):
             bound, w = log_mean_exp(log_w)
             return bound, w * np.exp(log_w - log_w.max(axis=0)).sum(axis=0)
-        monkeypatch.setattr(npvae.iwae, "log_mean_exp", planted)
+        monkeypatch.setattr(npvae.models.iwae, "log_mean_exp", planted)
     elif bug == "uniform":
-        monkeypatch.setattr(npvae.iwae, "log_mean_exp",
+        monkeypatch.setattr(npvae.models.iwae, "log_mean_exp",
                             lambda log_w: (log_mean_exp(log_w)[0],
                                            np.full_like(log_w, 1 / log_w.shape[0])))
     elif bug == "no_log_q":
-        monkeypatch.setattr(npvae.iwae, "sampled_kl_backward", lambda z, prior: (z, 0.0))
+        monkeypatch.setattr(npvae.models.iwae, "sampled_kl_backward", lambda z, prior: (z, 0.0))
     else:
-        monkeypatch.setattr(npvae.iwae, "sampled_kl_backward",
+        monkeypatch.setattr(npvae.models.iwae, "sampled_kl_backward",
                             lambda z, prior: (np.zeros_like(z), sampled_kl_backward(z, prior)[1]))
     found = errors(check_model(small_iwae(), data("bernoulli"), eps=noise(4)))
     assert all(found[name] > BIG for name in broken), found
@@ -126,7 +126,7 @@ def test_planted_bug_in_the_backward_is_caught(monkeypatch, bug, broken, intact)
 
 def test_log_mean_exp_is_stable_and_exact():
     log_w = np.array([[-1000.0, 0.0, 800.0], [-1001.0, math.log(3), 800.0]])
-    bound, weights = npvae.iwae.log_mean_exp(log_w)
+    bound, weights = npvae.models.iwae.log_mean_exp(log_w)
     expected = [-1000 + math.log((1 + math.exp(-1)) / 2), math.log(2), 800.0]
     np.testing.assert_allclose(bound, expected, rtol=1e-15)
     np.testing.assert_allclose(weights[:, 1], [0.25, 0.75], rtol=1e-15)
@@ -140,12 +140,12 @@ def test_sampled_kl_is_log_q_minus_log_p_and_averages_to_the_closed_form():
     z = mu + np.exp(0.5 * logvar) * eps
     by_scipy = (norm.logpdf(z[:2], mu, np.exp(0.5 * logvar)) - norm.logpdf(z[:2])).sum(-1)
     standard = StandardNormal(3)
-    np.testing.assert_allclose(npvae.iwae.sampled_kl(z[:2], eps[:2], logvar, standard),
+    np.testing.assert_allclose(npvae.models.iwae.sampled_kl(z[:2], eps[:2], logvar, standard),
                                by_scipy, rtol=1e-12)
-    np.testing.assert_allclose(npvae.iwae.sampled_kl(z[:2], eps[:2], logvar, standard),
+    np.testing.assert_allclose(npvae.models.iwae.sampled_kl(z[:2], eps[:2], logvar, standard),
                                0.5 * np.sum(z[:2] ** 2 - eps[:2] ** 2 - logvar, axis=-1),
                                rtol=1e-10)
-    samples = npvae.iwae.sampled_kl(z, eps, logvar, standard)
+    samples = npvae.models.iwae.sampled_kl(z, eps, logvar, standard)
     stderr = samples.std(axis=0) / math.sqrt(len(samples))
     gap = samples.mean(axis=0) - losses.kl_standard_normal(mu, logvar)
     assert np.all(np.abs(gap) < 5 * stderr), (gap, stderr)
@@ -348,7 +348,7 @@ def test_checkpoint_round_trip_and_resume_bit_for_bit(tmp_path):
     model = IWAE(latent_dim=3, hidden_dims=(8,), k=3, epochs=2, batch_size=16,
                  random_state=0, likelihood="gaussian").fit(X)
     model.save(tmp_path / "ckpt")
-    for loaded in (IWAE.load(tmp_path / "ckpt"), load_model(tmp_path / "ckpt.json")):
+    for loaded in (IWAE.load(tmp_path / "ckpt"), load_checkpoint(tmp_path / "ckpt.json")):
         assert type(loaded) is IWAE and loaded.get_params() == model.get_params()
         assert loaded.k == 3 and loaded.history_ == model.history_
         for name, p in model.params_.items():
@@ -402,7 +402,7 @@ def test_a_one_component_mixture_at_the_standard_normal_trains_as_the_iwae():
 
 
 def test_a_planted_bug_in_the_mixtures_weighted_backward_is_caught(monkeypatch):
-    from npvae.priors import GaussianMixture
+    from npvae.core.priors import GaussianMixture
     real = GaussianMixture.log_prob_backward
 
     def unweighted(self, z, scale):      # every code weighted alike

@@ -12,10 +12,10 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from npvae import VAE, losses
-from npvae.datasets import load_dataset
-from npvae.gradcheck import check_model
-from npvae.layers import reparameterize, reparameterize_backward
-from npvae.priors import GaussianMixture, StandardNormal, log_sum_exp
+from npvae.app.datasets import load_dataset
+from npvae.core.gradcheck import check_model
+from npvae.core.layers import reparameterize, reparameterize_backward
+from npvae.core.priors import GaussianMixture, StandardNormal, log_sum_exp
 
 LOG_2PI = math.log(2 * math.pi)
 TOL = 1e-7

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from npvae.optimizers import SGD, Adam, adam_step_textbook, learning_rate_at
+from npvae.core.optimizers import SGD, Adam, adam_step_textbook, learning_rate_at
 
 P0 = [1.0, -2.0, 0.5]
 GRADS = [[0.3, -1.0, 2.0], [-0.1, 0.5, 2.0], [0.2, 0.0, -4.0]]

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from npvae import layers, losses
-from npvae.gradcheck import numerical_gradient, relative_error
-from npvae.layers import GaussianEncoder, column_sums
-from npvae.likelihoods import Bernoulli, Gaussian, make_likelihood
+from npvae.core.gradcheck import numerical_gradient, relative_error
+from npvae.core.layers import GaussianEncoder, column_sums
+from npvae.core.likelihoods import Bernoulli, Gaussian, make_likelihood
 
 TOL = 1e-7
 

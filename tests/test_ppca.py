@@ -13,7 +13,7 @@ from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
 from npvae import VAE
-from npvae.evaluation import importance_weighted_log_likelihood
+from npvae.models.evaluation import importance_weighted_log_likelihood
 
 K = 10
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from npvae import VAE, Autoencoder, losses
-from npvae.rng import row_normals
+from npvae.core.rng import row_normals
 
 
 def test_the_deterministic_profile_is_loaded():

@@ -12,7 +12,7 @@ MODELS = (VAE, Autoencoder)
 # The Bernoulli default is left out of scikit-learn's checks: they feed it
 # data outside [0, 1], which it refuses by design.  The Gaussian
 # configurations run all of them, and pass all of them: score_samples draws
-# each row's noise from that row's values (npvae.rng.row_normals), so it is
+# each row's noise from that row's values (npvae.core.rng.row_normals), so it is
 # invariant to the order and the subsets of the rows.
 
 

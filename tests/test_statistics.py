@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from npvae import VAE, losses
-from npvae.layers import reparameterize
+from npvae.core.layers import reparameterize
 
 N = 200_000
 MU = np.array([0.5, -1.0, 2.0, 0.0])
@@ -95,7 +95,7 @@ def test_bernoulli_log_likelihood_is_the_bernoulli_log_pmf():
 
 
 def test_row_normals_are_standard_normal_independent_and_tied_to_rows():
-    from npvae.rng import row_normals
+    from npvae.core.rng import row_normals
     X = np.random.default_rng(0).random((20_000, 30))
     Z = row_normals(X, 7, random_state=3)
     assert Z.shape == (20_000, 7)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder, losses
-from npvae.optimizers import learning_rate_at
+from npvae.core.optimizers import learning_rate_at
 
 
 def vae(**kw):
@@ -291,12 +291,12 @@ def test_evaluation_in_row_blocks_equals_one_block(digits_split, cls, monkeypatc
     is drawn block after block from one generator, so the blocks must not
     change any result (beyond float32 rounding: BLAS kernels differ with
     the number of rows)."""
-    import npvae.models
+    import npvae.models.base
     model = cls(latent_dim=4, hidden_dims=(16,), epochs=1, random_state=0).fit(digits_split[0][:200])
     X = digits_split[1][:50]
     whole = {"transform": model.transform(X), "score_samples": model.score_samples(X),
              "decode": model.decode(model.transform(X))}
-    monkeypatch.setattr(npvae.models, "_EVAL_BATCH", 7)
+    monkeypatch.setattr(npvae.models.base, "_EVAL_BATCH", 7)
     for name, value in whole.items():
         again = getattr(model, name)(model.transform(X) if name == "decode" else X)
         np.testing.assert_allclose(again, value, rtol=1e-5, atol=1e-6, err_msg=name)

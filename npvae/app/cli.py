@@ -1,0 +1,466 @@
+"""The ``npvae`` command: train, evaluate, draw and gradient-check a VAE.
+
+``main(argv)`` returns the exit status: 0 on success, 1 when a gradient
+check fails, 2 on bad input (one ``npvae: error: ...`` line on stderr, no
+traceback) and 130 when interrupted.  What a run folder holds, and how
+training into one is saved, resumed and interrupted, is in
+:mod:`npvae.app.runs`; this module parses the arguments.
+"""
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import __version__
+from . import recipes
+from . import runs
+from .checkpoints import load_checkpoint
+from ..models.conditional import ConditionalVAE
+from .datasets import DATASETS, DataError
+from ..models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
+from ..core.gradcheck import check_model
+from ..core.layers import ACTIVATIONS
+from ..core.likelihoods import LIKELIHOODS
+from ..models import DTYPES, VAE
+
+__all__ = ["main"]
+
+#: Defaults of ``npvae train`` that no recipe sets; the data set's recipe
+#: (npvae.app.recipes) gives the rest.  A bare ``npvae train`` trains the
+#: bundled digits in seconds and can draw the 2-D manifold.
+DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
+            "kl_warmup": 0.0, "dtype": "float32", "obs_var": None, "model": "vae", "k": 5,
+            "prior": "standard_normal", "n_components": 10, "conditional": False}
+#: Option names of the config keys whose names differ.
+_FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
+
+
+class _UsageError(ValueError):
+    """A command-line argument that argparse refused."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends each option's default to its help, unless the help says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and "default" not in text
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
+            text += " (default: %(default)s)"
+        return text
+
+
+# ---------------------------------------------------------------- option types
+#: Largest layer width, latent size or count of a figure: far above what a
+#: NumPy VAE trains, far below sizes NumPy cannot even allocate.
+MAX_SIZE = 1_000_000
+
+
+def _int_at_least(low, high=None):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
+        return value
+    return parse
+
+
+def _path(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _float_in(low, inclusive):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            bound = ">=" if inclusive else ">"
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound} {low}, got {text}")
+        return value
+    return parse
+
+
+def _hidden(text):
+    """``400`` -> [400], ``200,200`` -> [200, 200], ``""``/``none`` -> []."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive widths such as 400 or 200,200 "
+            f"('none' for a linear model), got {text!r}")
+    if max(widths) > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"each width must be <= {MAX_SIZE}, got {text}")
+    return widths
+
+
+# ---------------------------------------------------------------- the parser
+def _parser():
+    parser = _Parser(prog="npvae", description="A Variational Autoencoder in NumPy: "
+                     "train, evaluate, draw and gradient-check. 'npvae COMMAND --help' "
+                     "lists a command's options.")
+    parser.add_argument("--version", action="version", version=f"npvae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a VAE and write a run folder",
+                       formatter_class=_HelpFormatter,
+                       description="Train a VAE; writes config.json, metrics.csv, "
+                       "checkpoints/ and figures/ into the run folder. Options left out "
+                       "take the data set's recipe (listed in npvae/app/recipes.py and the "
+                       "README) or the defaults shown; the settings used are printed first.")
+    t.add_argument("--dataset", type=_path, help=f"one of {', '.join(DATASETS)}, or a "
+                   f".npy/.npz/.csv file (default: {DEFAULTS['dataset']})")
+    t.add_argument("--data-dir", type=_path, help="folder with one sub-folder per data set "
+                   "(default: $NPVAE_DATA_DIR, else ~/.npvae/data)")
+    t.add_argument("--download", action="store_true",
+                   help="fetch missing data files (md5-checked)")
+    t.add_argument("--binarize", action=argparse.BooleanOptionalAction,
+                   help="dynamic binarisation: draw 0/1 pixels anew each epoch "
+                   "(data in [0, 1]) (default: the recipe's, on for mnist)")
+    t.add_argument("--epochs", type=_int_at_least(0), help="total epochs; with --resume, "
+                   "the new total (default: the recipe's, e.g. 100 for digits, 10 for a file)")
+    t.add_argument("--batch-size", type=_int_at_least(1, MAX_SIZE),
+                   help="examples per step (default: the recipe's)")
+    t.add_argument("--lr", dest="learning_rate", type=_float_in(0, False), metavar="LR",
+                   help="Adam's step size (default: the recipe's)")
+    t.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE),
+                   help="dimension of z (default: the recipe's)")
+    t.add_argument("--hidden", dest="hidden_dims", type=_hidden, metavar="WIDTHS",
+                   help="encoder widths, e.g. 400 or 200,200; 'none' for linear "
+                   "(default: the recipe's)")
+    t.add_argument("--activation", choices=sorted(ACTIVATIONS),
+                   help="hidden layers' activation (default: the recipe's)")
+    t.add_argument("--likelihood", choices=tuple(LIKELIHOODS),
+                   help="p(x|z) (default: the recipe's)")
+    t.add_argument("--obs-var", type=_float_in(0, False), metavar="VAR",
+                   help="Gaussian likelihood: a fixed noise variance sigma^2 instead of a "
+                   "learned one (default: learned)")
+    t.add_argument("--beta", type=_float_in(0, True),
+                   help=f"weight of the KL term (default: {DEFAULTS['beta']})")
+    t.add_argument("--kl-warmup", type=_float_in(0, True), metavar="EPOCHS",
+                   help=f"epochs over which the KL weight rises from 0 to beta "
+                   f"(default: {DEFAULTS['kl_warmup']:g})")
+    t.add_argument("--model", choices=("vae", "iwae"),
+                   help=f"train on the ELBO (vae) or the importance-weighted bound (iwae) "
+                   f"(default: {DEFAULTS['model']})")
+    t.add_argument("--k", type=_int_at_least(1, MAX_SIZE),
+                   help=f"--model iwae: importance samples per example (default: {DEFAULTS['k']})")
+    t.add_argument("--prior", choices=("standard_normal", "mixture"),
+                   help=f"p(z): N(0, I), or a learned mixture of Gaussians "
+                   f"(default: {DEFAULTS['prior']})")
+    t.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
+                   help=f"--prior mixture: its number of components "
+                   f"(default: {DEFAULTS['n_components']})")
+    t.add_argument("--conditional", action="store_true", default=None,
+                   help="a conditional VAE, q(z|x,y) and p(x|z,y), on the data set's labels "
+                   "(digits, mnist, fashion-mnist, .npz files holding y)")
+    t.add_argument("--dtype", choices=DTYPES,
+                   help=f"floating-point type of the model (default: {DEFAULTS['dtype']})")
+    t.add_argument("--seed", type=_int_at_least(0),
+                   help=f"seeds everything; same seed, same bits (default: {DEFAULTS['seed']})")
+    t.add_argument("--out", type=_path,
+                   help="run folder (default: runs/<dataset>-vae, numbered if taken)")
+    t.add_argument("--force", action="store_true",
+                   help="replace the run folder given by --out if it exists (only a run "
+                   "folder npvae wrote, never the working folder or a parent)")
+    t.add_argument("--resume", metavar="RUN", type=_path,
+                   help="continue RUN from its checkpoint, or complete what a crash left "
+                   "out of a finished one; only --epochs and --data-dir may be given "
+                   "with it (default: a new run)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set",
+                       formatter_class=_HelpFormatter)
+    _run_arguments(e)
+    e.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=1000,
+                   help="importance samples per example")
+    e.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seed of the Monte Carlo estimates")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("sample", help="draw a grid of samples from the prior into "
+                       "RUN/figures/samples-seed<SEED>.png", formatter_class=_HelpFormatter)
+    _run_arguments(s, "samples-seed<SEED>.png")
+    s.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=100,
+                   help="number of samples")
+    s.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the samples")
+    s.add_argument("--label", metavar="L", help="conditional runs: N samples of the class L "
+                   "(default: one row per class)")
+    s.set_defaults(func=cmd_sample)
+
+    r = sub.add_parser("reconstruct", help="draw test images above their reconstructions "
+                       "into RUN/figures/reconstructions-n<N>.png",
+                       formatter_class=_HelpFormatter)
+    _run_arguments(r, "reconstructions-n<N>.png")
+    r.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=20,
+                   help="number of test images (the first of the test set)")
+    r.set_defaults(func=cmd_reconstruct)
+
+    i = sub.add_parser("interpolate", help="draw interpolations between test images into "
+                       "RUN/figures/interpolations-<PAIRS>x<STEPS>.png",
+                       formatter_class=_HelpFormatter)
+    _run_arguments(i, "interpolations-<PAIRS>x<STEPS>.png")
+    i.add_argument("--pairs", type=_int_at_least(1, MAX_SIZE), default=8,
+                   help="number of pairs of test images, one row each")
+    i.add_argument("--steps", type=_int_at_least(2, MAX_SIZE), default=8,
+                   help="decoded images per row, from one latent mean to the other; "
+                        "the two originals are added at the ends")
+    i.set_defaults(func=cmd_interpolate)
+
+    g = sub.add_parser("gradcheck", help="check a small float64 VAE's gradients "
+                       "by central differences; exit status 1 on failure",
+                       formatter_class=_HelpFormatter)
+    g.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE), default=2,
+                   help="dimension of z")
+    g.add_argument("--hidden", dest="hidden_dims", type=_hidden, default=[8], metavar="WIDTHS",
+                   help="encoder widths, e.g. 8 or 8,6; 'none' for linear (default: 8)")
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh",
+                   help="hidden layers' activation (tanh is smooth; ReLU's kinks can fail "
+                   "a check)")
+    g.add_argument("--likelihood", choices=tuple(LIKELIHOODS), default="bernoulli", help="p(x|z)")
+    g.add_argument("--features", type=_int_at_least(1, MAX_SIZE), default=10,
+                   help="features of the random data checked on")
+    g.add_argument("--samples", type=_int_at_least(1, MAX_SIZE), default=16,
+                   help="rows of the random data checked on")
+    g.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seeds the model, the data and the noise")
+    g.add_argument("--threshold", type=_float_in(0, False), default=1e-6,
+                   help="largest relative error that passes")
+    g.set_defaults(func=cmd_gradcheck)
+    return parser
+
+
+def _run_arguments(p, figure=None):
+    p.add_argument("run", metavar="RUN", type=_path,
+                   help="run folder (or a checkpoint file in it)")
+    p.add_argument("--data-dir", type=_path, help="where the run's data set is, if it has "
+                   "moved (default: where it was trained from)")
+    if figure:
+        p.add_argument("--out", type=_path, help=f"PNG file to write (default: "
+                       f"RUN/figures/{figure}, beside the figures train drew)")
+
+
+# ---------------------------------------------------------------- train
+def cmd_train(args):
+    if args.resume:
+        return _resume(args)
+    dataset = args.dataset if args.dataset is not None else DEFAULTS["dataset"]
+    # load_dataset takes names in any case; one spelling keeps the recipe
+    # and run-folder name the same for DIGITS as for digits.
+    if dataset.lower() in DATASETS:
+        dataset = dataset.lower()
+    # Absolute paths, so that the run can be evaluated from any folder.
+    elif Path(dataset).exists():
+        dataset = str(Path(dataset).resolve())
+    recipe = recipes.recipe(dataset)
+    config = {**DEFAULTS, **recipe, "dataset": dataset}
+    given = [k for k in config if k != "dataset" and getattr(args, k) is not None]
+    config.update({k: getattr(args, k) for k in given})
+    if config["obs_var"] is not None and config["likelihood"] != "gaussian":
+        raise ValueError("--obs-var is the noise variance of --likelihood gaussian; "
+                         f"the likelihood here is {config['likelihood']}")
+    if config["conditional"] and config["model"] != "vae":
+        raise ValueError("--conditional trains a conditional VAE; it has no --model "
+                         f"{config['model']}")
+    if config["conditional"] and dataset in runs.UNLABELLED:
+        raise ValueError(f"--conditional needs a data set with labels, and {dataset} has "
+                         "none (digits, mnist, fashion-mnist and .npz files holding y have them)")
+    if config["data_dir"] is not None:
+        config["data_dir"] = str(Path(config["data_dir"]).resolve())
+    print(_settings(config, given, "recipe" if dataset in recipes.RECIPES else
+                    "settings for a data file"), flush=True)
+    out = Path(args.out) if args.out else None
+    return runs.create(config, out, force=args.force, download=args.download)
+
+
+def _settings(config, given, source):
+    """One line of the settings a run trains with, as options."""
+    hidden = ",".join(map(str, config["hidden_dims"])) or "none"
+    noise = "" if config["likelihood"] != "gaussian" else \
+        f" --obs-var {config['obs_var']:g}" if config["obs_var"] else " (noise variance learned)"
+    line = (f"settings: --likelihood {config['likelihood']}{noise} --activation "
+            f"{config['activation']} --hidden {hidden} --latent-dim {config['latent_dim']} "
+            f"--epochs {config['epochs']} --batch-size {config['batch_size']} --lr "
+            f"{config['learning_rate']:g}{' --binarize' if config['binarize'] else ''}"
+            f"{' --conditional' if config['conditional'] else ''} --seed {config['seed']}")
+    name = Path(config["dataset"]).name
+    flags = ", ".join("--" + _FLAGS.get(k, k).replace("_", "-") for k in given)
+    return f"{line} ({name} {source}{'; given: ' + flags if flags else ''})"
+
+
+def _resume(args):
+    keys = (*DEFAULTS, *recipes.FILE_RECIPE, "out")
+    given = [_FLAGS.get(k, k).replace("_", "-") for k in keys
+             if k not in ("data_dir", "epochs") and getattr(args, k) is not None]
+    given += [k for k in ("force", "download") if getattr(args, k)]
+    if given:
+        names = ", ".join(f"--{k}" for k in given)
+        raise ValueError(f"--resume continues a run with its own settings; only --epochs "
+                         f"and --data-dir may be given with it, not {names}")
+    return runs.resume(args.resume, epochs=args.epochs, data_dir=args.data_dir)
+
+
+# ---------------------------------------------------------------- the other verbs
+def _open_run(args):
+    run, config = runs.read_config(args.run)
+    model = load_checkpoint(args.run)
+    return run, config, model
+
+
+def _figure_path(args, run, name):
+    path = Path(args.out) if args.out else run / "figures" / name
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "
+                         f"such as {path / name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _test_data(args, config):
+    """The test split's rows and labels (None if it has none)."""
+    data = runs.load_splits(config, data_dir=args.data_dir)
+    return data.X_test, data.y_test
+
+
+def cmd_evaluate(args):
+    run, config, model = _open_run(args)
+    X, y = _test_data(args, config)
+    if isinstance(model, ConditionalVAE):
+        return _evaluate_conditional(run, config, model, X, y, args.seed)
+    if not isinstance(model, VAE):
+        # No prior, so no ELBO, KL or IWAE: only the reconstruction term.
+        print(f"{run}: a {type(model).__name__} (no prior: no ELBO, KL, active units or "
+              f"IWAE), epoch {model.n_iter_}, test set of {config['dataset']}: "
+              f"{X.shape[0]} examples, {X.shape[1]} features")
+        print(f"reconstruction -log p(x|dec(enc(x))) {-np.mean(model.score_samples(X)):.3f} nats")
+        return 0
+    log_px, kl = model.elbo_terms(X, random_state=args.seed)
+    mixture = config.get("prior", "standard_normal") != "standard_normal"
+    per_dim = None if mixture else kl_per_dimension(model, X)
+    units = active_units(model, X)
+    binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
+    print(f"{run}: epoch {model.n_iter_}, test set of {config['dataset']}: "
+          f"{X.shape[0]} examples, {X.shape[1]} features{binarized}")
+    print(f"ELBO                  {np.mean(log_px - kl):10.3f} nats  "
+          f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
+    detail = ("KL sampled: the mixture prior has no KL per dimension" if mixture else
+              f"KL per dimension: {' '.join(f'{v:.2f}' for v in per_dim)}")
+    print(f"active units          {units:>6d} of {model.latent_dim}  ({detail})", flush=True)
+    start = time.perf_counter()
+    with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample",
+              unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5,
+              disable=None) as bar:
+        iw = importance_weighted_log_likelihood(
+            model, X, k=args.k, random_state=args.seed,
+            callback=lambda done, total: bar.update(done - bar.n))
+    elapsed = time.perf_counter() - start
+    print(f"log p(x), IWAE k={args.k:<5d}{np.mean(iw):10.3f} nats  ({elapsed:.1f} s)")
+    return 0
+
+
+def _evaluate_conditional(run, config, model, X, y, seed):
+    """What ``evaluate`` prints for a conditional run: its bound on
+    log p(x|y) with the test labels, and the active units of its codes."""
+    log_px, kl = model.elbo_terms(X, y, random_state=seed)
+    # Active units as npvae.models.evaluation.active_units counts them, which takes no labels.
+    units = int(np.sum(model.transform(X, y).astype(np.float64).var(axis=0) > 0.01))
+    binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
+    print(f"{run}: a conditional VAE, epoch {model.n_iter_}, test set of {config['dataset']} "
+          f"with its labels: {X.shape[0]} examples, {X.shape[1]} features{binarized}")
+    print(f"ELBO of log p(x|y)    {np.mean(log_px - kl):10.3f} nats  "
+          f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
+    print(f"active units          {units:>6d} of {model.latent_dim}  (codes given the labels)")
+    print("log p(x|y), IWAE      not available for a conditional model "
+          "(npvae.models.evaluation's estimate takes no labels)")
+    return 0
+
+
+def _figure_command(args, name, draw, draw_samples=False):
+    """Open RUN, draw one figure with ``draw(model, config, shape, path)``
+    and print its path."""
+    run, config, model = _open_run(args)
+    if draw_samples and not isinstance(model, VAE):
+        raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
+                         "sample from; train a VAE to sample")
+    shape = runs.image_shape(config, required=True)
+    print(draw(model, config, shape, _figure_path(args, run, name)))
+    return 0
+
+
+def cmd_sample(args):
+    name = f"samples-seed{args.seed}{'' if args.label is None else f'-label{args.label}'}.png"
+    return _figure_command(args, name, lambda model, config, shape, path: (
+        runs.draw_samples(model, shape, path, args.n, args.seed, args.label)),
+        draw_samples=True)
+
+
+def cmd_reconstruct(args):
+    def draw(model, config, shape, path):
+        X, y = _test_data(args, config)
+        return runs.draw_reconstructions(model, X, shape, path, args.n, y)
+    return _figure_command(args, f"reconstructions-n{args.n}.png", draw)
+
+
+def cmd_interpolate(args):
+    def draw(model, config, shape, path):
+        if isinstance(model, ConditionalVAE):
+            raise ValueError(f"{args.run} holds a conditional VAE; interpolations are drawn "
+                             "for unconditional runs only (npvae sample draws each class)")
+        return runs.draw_interpolations(model, _test_data(args, config)[0], shape, path,
+                                        args.pairs, args.steps)
+    return _figure_command(args, f"interpolations-{args.pairs}x{args.steps}.png", draw)
+
+
+def cmd_gradcheck(args):
+    rng = np.random.default_rng(args.seed)
+    X = rng.random((args.samples, args.features))
+    model = VAE(latent_dim=args.latent_dim, hidden_dims=tuple(args.hidden_dims),
+                activation=args.activation, likelihood=args.likelihood, dtype="float64",
+                random_state=args.seed)
+    report = check_model(model, X, random_state=rng)
+    print(report)
+    ok = report.max_error <= args.threshold
+    print(f"max relative error {report.max_error:.2e} "
+          f"{'<=' if ok else '>'} threshold {args.threshold:g}: {'passed' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------- entry point
+def main(argv=None):
+    """Run the ``npvae`` command with ``argv`` (default ``sys.argv[1:]``) and
+    return its exit status."""
+    try:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as e:  # --help and --version
+            return e.code or 0
+        return args.func(args)
+    except (ValueError, TypeError, OSError, DataError, FloatingPointError, MemoryError) as e:
+        # A too-large --hidden or --latent-dim shows up only as a MemoryError.
+        message = " ".join(str(e).split()) or "out of memory"
+        print(f"npvae: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # outside training, where there is nothing to save
+        print("\nnpvae: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,729 @@
+"""Data sets for npvae: the named data sets, where they live, downloads, splits.
+
+Every loader returns a :class:`Dataset` whose ``X`` arrays are float32,
+2-D ``(n_samples, n_features)`` and, for the named data sets, in [0, 1].
+Files are located in the data folder, downloaded from a mirror with their
+md5 checked (each within a deadline, one process at a time per data set
+folder), parsed by :mod:`npvae.app.formats`, and split into a training and a
+test part; :func:`binarize` draws binary data from probabilities.
+
+Randomness only comes from :class:`numpy.random.Generator` objects passed in
+or built from a seed; the fixed train/test splits use internal seeds so that
+test scores are comparable across runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import http.client
+import os
+import re
+import socket
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import HTTPHandler, Request, build_opener
+
+import numpy as np
+
+from .formats import ARRAY_FILE_SUFFIXES, DataError, read_amat, read_array_file, read_idx, read_mat
+from ..core.rng import as_generator
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
+
+__all__ = [
+    "DATASETS",
+    "CLASS_NAMES",
+    "MIRRORS",
+    "MD5SUMS",
+    "DOWNLOAD_DEADLINE",
+    "DataError",
+    "MissingDataError",
+    "Dataset",
+    "load_dataset",
+    "load_binarized_mnist",
+    "download",
+    "resolve_data_dir",
+    "train_val_split",
+    "binarize",
+]
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "binarized-mnist", "frey-face")
+
+#: Names of the classes 0-9, where they are not the digits themselves.
+CLASS_NAMES = {
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                      "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
+
+#: Base URLs tried in order by :func:`download`, per data set.
+MIRRORS = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    "binarized-mnist": (
+        "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",
+    ),
+    "frey-face": ("https://cs.nyu.edu/~roweis/data/",),
+}
+
+#: The files of each data set as published, with their md5 checksums.
+MD5SUMS = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    "binarized-mnist": {
+        "binarized_mnist_train.amat": "db28b1a6ae0fe70cbd3da91acf46e477",
+        "binarized_mnist_valid.amat": "bf37822a04e94123630de6a7dfd9c9ef",
+        "binarized_mnist_test.amat": "14e41ae11040adba6ab8cb291eda0dd8",
+    },
+    "frey-face": {"frey_rawface.mat": "5aeb024d42b8a6091f30e5eb18c8a48d"},
+}
+
+#: Seconds one file may take to download from one mirror, the headers included;
+#: then the next mirror is tried. A mirror that trickles bytes would otherwise
+#: hold a download forever.
+DOWNLOAD_DEADLINE = 600.0
+
+# Fixed seeds of the built-in splits: they must not follow the user's seed.
+_DIGITS_SPLIT_SEED = 0
+_FILE_SPLIT_SEED = 0
+_HELD_OUT_FRACTION = 0.2
+# A data file's test part has 2+ rows (`npvae train` draws interpolations between
+# test pairs), and its training part 2+ (the CLI splits a validation set off it).
+_MIN_TEST_ROWS = 2
+_MIN_FILE_ROWS = 4
+
+
+class MissingDataError(FileNotFoundError):
+    """The files of a named data set are not in the data folder."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A data set split into a training and a test part.
+
+    Attributes
+    ----------
+    name : str
+        Data set name, or the file path it was read from.
+    X_train, X_test : numpy.ndarray
+        float32 arrays of shape ``(n, n_features)``.
+    y_train, y_test : numpy.ndarray or None
+        int64 class labels of shape ``(n,)``, or None when unlabelled.
+    image_shape : tuple of int or None
+        ``(height, width)`` of one sample viewed as an image, row-major, or
+        None when the features are not an image.
+    binary : bool
+        True when every value is exactly 0 or 1.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray | None
+    X_test: np.ndarray
+    y_test: np.ndarray | None
+    image_shape: tuple[int, ...] | None
+    binary: bool
+
+    def __post_init__(self):
+        # Catch inconsistent parts where they are made, not deep in training.
+        for X, y in ((self.X_train, self.y_train), (self.X_test, self.y_test)):
+            if X.ndim != 2 or X.shape[1] != self.X_train.shape[1]:
+                raise ValueError(f"{self.name}: inconsistent X shapes "
+                                 f"{self.X_train.shape} and {self.X_test.shape}")
+            if y is not None and y.shape != (X.shape[0],):
+                raise ValueError(f"{self.name}: y of shape {y.shape} for X of shape {X.shape}")
+        if len(self.X_train) < 2 or len(self.X_test) < 1:
+            raise ValueError(f"{self.name}: {len(self.X_train)} training and {len(self.X_test)} "
+                             "test samples; need 2+ training samples (a validation set is split "
+                             "off them) and 1+ test sample")
+        if self.image_shape is not None and np.prod(self.image_shape) != self.X_train.shape[1]:
+            raise ValueError(f"{self.name}: image_shape {self.image_shape} does not "
+                             f"match {self.X_train.shape[1]} features")
+
+
+# --------------------------------------------------------------------------
+# Public entry points
+
+
+def load_dataset(name_or_path, data_dir=None, download=False, mirror=None):
+    """Load a named data set or a data file.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        One of :data:`DATASETS`, or a path ending in ``.npy``, ``.npz`` or
+        ``.csv``.
+    data_dir : str or os.PathLike, optional
+        Folder holding one sub-folder per data set (``<data_dir>/mnist/`` ...),
+        or the data set's own folder (``.../mnist``): see
+        :func:`resolve_data_dir`. Defaults to ``$NPVAE_DATA_DIR``, else
+        ``~/.npvae/data``.
+    download : bool, default False
+        Fetch missing files of a named data set (md5-checked). Ignored for
+        ``digits`` (bundled with scikit-learn) and for file paths.
+    mirror : str, optional
+        Base URL to download from instead of :data:`MIRRORS`; files are
+        fetched from ``<mirror>/<name>/<file>``. Defaults to
+        ``$NPVAE_DATA_MIRROR`` when that is set.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    MissingDataError
+        The files of a named data set are missing and ``download`` is False.
+    DataError
+        A file is corrupt or malformed, or a download failed its md5 check.
+    ValueError
+        ``name_or_path`` is neither a known name nor a supported file type.
+
+    Notes
+    -----
+    The splits:
+
+    - ``digits``: scikit-learn's 1797 8x8 digits scaled by 1/16, split 80/20
+      at random with a fixed internal seed.
+    - ``mnist``, ``fashion-mnist``: the official 60000/10000 split, pixels /255.
+    - ``binarized-mnist``: Larochelle's train (50000) and test (10000) files;
+      the valid split is available through :func:`load_binarized_mnist`.
+    - ``frey-face``: no official split exists; the last 10% of the 1965
+      frames (196; in a smaller file, at least 2) are the test set. The
+      frames come from one video, so neighbouring frames are near
+      duplicates: a contiguous tail keeps them out of the test set, which a
+      random split would not. The file must be the published one (its md5
+      is checked before it is read: SciPy's MAT-file reader is not safe on
+      corrupt files).
+    - a ``.npy``/``.npz``/``.csv`` file of 4 rows or more: a fixed-seed
+      random 20% (at least 2 rows) is held out as the test set. Values are
+      kept as they are (no rescaling), so they may lie outside [0, 1]. An
+      ``.npz`` supplies ``X`` (or its only array) and optional integer labels
+      ``y``; a ``.csv`` is numbers separated by commas, with an optional
+      header row, and has no labels. An ``X`` of shape ``(n, height, width)``
+      is a set of images: it is flattened, and its ``image_shape`` is
+      ``(height, width)``.
+    """
+    name = str(name_or_path)
+    if name.lower() in DATASETS:
+        name = name.lower()
+        if name == "digits":
+            return _load_digits()
+        if name == "binarized-mnist":
+            train, test = (load_binarized_mnist(data_dir, s, download, mirror)
+                           for s in ("train", "test"))
+            return Dataset(name, train, None, test, None, (28, 28), True)
+        if name == "frey-face":
+            return _load_frey(data_dir, download, mirror)
+        return _load_idx_dataset(name, data_dir, download, mirror)
+    if Path(name).suffix.lower() in ARRAY_FILE_SUFFIXES:
+        return _load_file(Path(name))
+    raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)} "
+                     "or a path to a .npy, .npz or .csv file")
+
+
+def load_binarized_mnist(data_dir=None, split="train", download=False, mirror=None):
+    """Load one split of Larochelle & Murray's statically binarized MNIST.
+
+    Parameters
+    ----------
+    data_dir, download, mirror
+        As in :func:`load_dataset`.
+    split : {"train", "valid", "test"}
+        50000, 10000 and 10000 images respectively.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape ``(n, 784)`` holding 0 and 1.
+    """
+    if split not in ("train", "valid", "test"):
+        raise ValueError(f"split must be 'train', 'valid' or 'test', not {split!r}")
+    (path,) = _require("binarized-mnist", [f"binarized_mnist_{split}.amat"],
+                       data_dir, download, mirror)
+    return read_amat(path)
+
+
+def download(name, data_dir=None, mirror=None, deadline=None):
+    """Fetch every missing file of a named data set into ``<data_dir>/<name>/``.
+
+    Each file is streamed into a temporary file beside its target, its md5
+    is checked against :data:`MD5SUMS`, and only then is it renamed into
+    place: a failed or interrupted download leaves nothing behind. One whose
+    process is killed leaves its temporary file
+    (``.<file>.<8 characters>.part``); the next download of the file
+    removes it.
+
+    While fetching, a process holds a lock on ``.npvae-download.lock`` in
+    the data set's folder (the file stays); another process downloading
+    the same data set into the same folder waits for it, then fetches only
+    what is still missing. Nothing is written when no file is missing.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MIRRORS`.
+    data_dir, mirror
+        As in :func:`load_dataset`.
+    deadline : float, optional
+        Seconds each file may take from each mirror, all of it: when it
+        passes, the connection is shut down, whether in its TLS handshake,
+        headers or body. Connecting is bounded by the socket timeout,
+        min(60 s, ``deadline``) per address of the host, and looking the
+        host up by the system's resolver. Defaults to
+        :data:`DOWNLOAD_DEADLINE`. The loaders always use the default.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The local files, downloaded or already present.
+
+    Raises
+    ------
+    DataError
+        No mirror delivered a file with the right md5 in time; the message
+        names each mirror's URL of the file and what went wrong there.
+    """
+    if name not in MD5SUMS:
+        raise ValueError(f"nothing to download for {name!r}: expected one of {', '.join(MD5SUMS)}")
+    if deadline is not None and not float(deadline) > 0:
+        raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
+    return _require(name, list(MD5SUMS[name]), data_dir, True, mirror, deadline)
+
+
+def resolve_data_dir(data_dir=None, name=None):
+    """Return the data folder: ``data_dir``, else ``$NPVAE_DATA_DIR``, else ``~/.npvae/data``.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+    name : str, optional
+        A data set's name: return that data set's folder instead, which is
+        ``<data folder>/<name>``, or the data folder itself when it is named
+        ``name`` and has no sub-folder ``name`` (so that both ``~/data`` and
+        ``~/data/mnist`` find MNIST).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if data_dir is None:
+        data_dir = os.environ.get("NPVAE_DATA_DIR") or Path.home() / ".npvae" / "data"
+    root = Path(data_dir).expanduser()
+    if name is None:
+        return root
+    if root.name == name and not (root / name).is_dir():
+        return root
+    return root / name
+
+
+def train_val_split(X, y=None, val_fraction=0.1, random_state=None):
+    """Split samples at random into a training and a validation part.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Samples along the first axis.
+    y : numpy.ndarray, optional
+        Labels, split alongside ``X``.
+    val_fraction : float, default 0.1
+        Fraction of samples for validation, in (0, 1); rounded to a whole
+        number of samples, with at least one sample in each part.
+    random_state : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        Seed or generator; the split is deterministic for a given seed.
+
+    Returns
+    -------
+    X_train, X_val : numpy.ndarray
+        The two parts, each in the original order of ``X``.
+    y_train, y_val : numpy.ndarray or None
+        The matching labels, or None when ``y`` is None.
+    """
+    X = np.asarray(X)
+    n = X.shape[0]
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if n < 2:
+        raise ValueError(f"need at least 2 samples to split, got {n}")
+    if y is not None and len(y) != n:
+        raise ValueError(f"X has {n} samples but y has {len(y)}")
+    n_val = min(max(int(round(val_fraction * n)), 1), n - 1)
+    perm = as_generator(random_state).permutation(n)
+    # Sorting keeps each part in file order (e.g. Frey's frames stay in sequence).
+    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    if y is None:
+        return X[train], X[val], None, None
+    y = np.asarray(y)
+    return X[train], X[val], y[train], y[val]
+
+
+def binarize(X, rng):
+    """Draw a dynamic binarisation: each value becomes 1 with probability ``X``.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Floating-point probabilities in [0, 1].
+    rng : numpy.random.Generator or int
+        Generator (or seed for one) to draw from.
+
+    Returns
+    -------
+    numpy.ndarray
+        0/1 values of the same shape and dtype as ``X``.
+    """
+    X = np.asarray(X)
+    if X.dtype.kind != "f":
+        raise ValueError(f"binarize needs floating-point probabilities, got dtype {X.dtype}")
+    if X.size and (X.min() < 0 or X.max() > 1):
+        raise ValueError("binarize needs values in [0, 1]")
+    # Draw in float32 for float32 data: half the memory, same distribution to 2**-24.
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    u = as_generator(rng, "rng").random(X.shape, dtype=dtype)
+    return (u < X).astype(X.dtype)
+
+
+# --------------------------------------------------------------------------
+# Loaders of the named data sets
+
+
+def _load_digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X = (digits.data / 16.0).astype(np.float32)
+    X_tr, X_te, y_tr, y_te = train_val_split(X, digits.target.astype(np.int64),
+                                             _HELD_OUT_FRACTION, _DIGITS_SPLIT_SEED)
+    return Dataset("digits", X_tr, y_tr, X_te, y_te, (8, 8), False)
+
+
+def _load_idx_dataset(name, data_dir, download, mirror):
+    paths = _require(name, list(MD5SUMS[name]), data_dir, download, mirror)
+    by_name = dict(zip(MD5SUMS[name], paths))
+    parts = []
+    for split in ("train", "t10k"):
+        images_path = by_name[f"{split}-images-idx3-ubyte.gz"]
+        labels_path = by_name[f"{split}-labels-idx1-ubyte.gz"]
+        images, labels = read_idx(images_path, ndim=3), read_idx(labels_path, ndim=1)
+        if images.shape[1:] != (28, 28):
+            raise DataError(f"{images_path}: images of shape {images.shape[1:]}, expected (28, 28)")
+        if labels.shape[0] != images.shape[0]:
+            raise DataError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images")
+        if labels.size and labels.max() > 9:
+            raise DataError(f"{labels_path}: label {labels.max()} outside 0-9")
+        parts += [_scale_bytes(images.reshape(len(images), -1)), labels.astype(np.int64)]
+    return Dataset(name, *parts, image_shape=(28, 28), binary=False)
+
+
+def _load_frey(data_dir, download, mirror):
+    (path,) = _require("frey-face", ["frey_rawface.mat"], data_dir, download, mirror)
+    # SciPy's MAT reader can crash on a corrupt file: let it read only the published one.
+    _check_md5(path, MD5SUMS["frey-face"]["frey_rawface.mat"])
+    ff = read_mat(path).get("ff")
+    if ff is None or ff.dtype != np.uint8 or ff.ndim != 2 or ff.shape[0] != 28 * 20:
+        what = "no variable 'ff'" if ff is None else f"'ff' is {ff.dtype} {ff.shape}"
+        raise DataError(f"{path}: {what}, expected uint8 of shape (560, n)")
+    if ff.shape[1] < _MIN_FILE_ROWS:
+        raise DataError(f"{path}: {ff.shape[1]} image(s) are too few: "
+                        f"need {_MIN_FILE_ROWS} or more")
+    X = _scale_bytes(ff.T)  # one column per 28x20 image, row-major
+    n_test = max(X.shape[0] // 10, _MIN_TEST_ROWS)
+    return Dataset("frey-face", X[:-n_test], None, X[-n_test:], None, (28, 20), False)
+
+
+def _load_file(path):
+    X, y, image_shape = read_array_file(path)
+    if len(X) < _MIN_FILE_ROWS:
+        raise DataError(f"{path}: {len(X)} row(s) are too few: need {_MIN_FILE_ROWS} or more "
+                        "(2 for the test set, 2 for training and validation)")
+    # From 8 rows on, this is the 20% alone (round(0.2 n) >= 2): those splits are unchanged.
+    fraction = max(_HELD_OUT_FRACTION, _MIN_TEST_ROWS / len(X))
+    X_tr, X_te, y_tr, y_te = train_val_split(X, y, fraction, _FILE_SPLIT_SEED)
+    binary = bool(np.all((X == 0) | (X == 1)))
+    return Dataset(str(path), X_tr, y_tr, X_te, y_te, image_shape, binary)
+
+
+def _scale_bytes(a):
+    return a.astype(np.float32) / np.float32(255)
+
+
+# --------------------------------------------------------------------------
+# Locating and downloading files
+
+
+# Held while a data set's missing files are fetched (see _download_lock).
+_LOCK_NAME = ".npvae-download.lock"
+
+
+def _require(name, files, data_dir, download_missing, mirror, deadline=None):
+    """Return local paths of ``files`` of data set ``name``, downloading if asked."""
+    folder = resolve_data_dir(data_dir, name)
+    paths = [_local_file(folder, f) for f in files]
+    missing = [f for f, p in zip(files, paths) if p is None]
+    if missing and not download_missing:
+        raise MissingDataError(
+            f"{name}: missing {', '.join(missing)} in {folder}; put the official files "
+            f"there (from {_mirrors(name, mirror)[0]}), gzipped or not, or pass "
+            "download=True (CLI: npvae train --download) to fetch them, or give the "
+            "folder that has them (CLI: --data-dir)")
+    if missing:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _download_lock(folder):
+            for f in missing:
+                _remove_stale_parts(folder, f)
+                if _local_file(folder, f) is None:  # else another process fetched it meanwhile
+                    _fetch(name, f, folder, mirror, deadline)
+    return [_local_file(folder, f) for f in files]
+
+
+@contextlib.contextmanager
+def _download_lock(folder):
+    """Hold the download lock of data set folder ``folder``, waiting (with a
+    warning) while another process holds it.  The lock file stays: removing it
+    would let a third process lock a new file while the first holds the old."""
+    path = folder / _LOCK_NAME
+    no_follow = getattr(os, "O_NOFOLLOW", 0)   # a planted link must not create a file elsewhere
+    try:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | no_follow, 0o666)
+        except PermissionError:
+            # Another user's lock file in a shared folder: flock needs no write access.
+            fd = os.open(path, os.O_RDONLY | no_follow)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise DataError(f"{path} is a symbolic link, not npvae's download lock; remove it "
+                        "or download into another folder") from None
+    try:
+        try:
+            _lock(fd, wait=False)
+        except (BlockingIOError, PermissionError):
+            warnings.warn(f"waiting for another process downloading into {folder} "
+                          f"(it holds {path})")
+            _lock(fd, wait=True)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock(fd, wait):
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    while True:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+            return
+        except OSError as e:  # LK_LOCK gives up after 10 s: wait on
+            if not wait or e.errno != errno.EDEADLOCK:
+                raise
+
+
+def _remove_stale_parts(folder, fname):
+    """Remove the temporary files of downloads of ``fname`` that were killed.
+
+    Call it holding the download lock: a live download holds it too, so every
+    such file is a leftover. Only regular files named as :func:`_fetch` names
+    them (by :func:`tempfile.mkstemp`: 8 of ``a-z0-9_`` in the middle) go.
+    """
+    stale = re.compile(re.escape(f".{fname}.") + r"[a-z0-9_]{8}\.part")
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if stale.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+
+
+def _check_md5(path, expected):
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            md5.update(chunk)
+    if md5.hexdigest() != expected:
+        raise DataError(f"{path}: md5 {md5.hexdigest()}, expected {expected}: not the "
+                        "published file (corrupt or replaced); remove it and fetch it "
+                        "again (download=True, CLI: npvae train --download)")
+
+
+def _local_file(folder, fname):
+    # Accept the file gzipped or not, whichever way it was published.
+    alt = fname[:-3] if fname.endswith(".gz") else fname + ".gz"
+    for candidate in (folder / fname, folder / alt):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _mirrors(name, mirror):
+    mirror = mirror or os.environ.get("NPVAE_DATA_MIRROR")
+    if mirror:
+        return [f"{mirror.rstrip('/')}/{name}/"]
+    return list(MIRRORS[name])
+
+
+# Errors of the local disk while a download is written (a socket never has these).
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _fetch(name, fname, folder, mirror, deadline=None):
+    """Download one file into ``folder`` after checking its md5."""
+    expected = MD5SUMS[name][fname]
+    deadline = DOWNLOAD_DEADLINE if deadline is None else float(deadline)
+    timed_out = f"timed out: not done after {deadline:g} s"
+    errors = []
+    for base in _mirrors(name, mirror):
+        url = base + fname
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
+        watchdog = _Watchdog(deadline)
+        try:
+            md5 = hashlib.md5(usedforsecurity=False)
+            with watchdog, os.fdopen(fd, "wb") as out, watchdog.open(url) as resp:
+                for chunk in iter(lambda: resp.read1(1 << 20), b""):
+                    md5.update(chunk)
+                    out.write(chunk)
+                    if watchdog.expired:    # a scheme without a watched socket (ftp)
+                        break
+            # The md5 first: a whole file that came in as the deadline passed is
+            # still the file, and a cut-off one never matches.
+            if md5.hexdigest() != expected:
+                errors.append(f"{url}: " + (timed_out if watchdog.expired else
+                                            f"md5 {md5.hexdigest()}, expected {expected}"))
+                continue
+            os.replace(tmp, folder / fname)
+            tmp = None
+            return
+        except OSError as e:
+            if e.errno in _DISK_ERRNOS:  # no other mirror can help with a full disk
+                raise OSError(e.errno, f"cannot save {url}: {e.strerror}", str(folder / fname)) \
+                    from None
+            errors.append(f"{url}: {timed_out if watchdog.expired else e}")
+        except (http.client.HTTPException, ValueError) as e:
+            errors.append(f"{url}: {timed_out if watchdog.expired else e}")
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+    raise DataError(f"could not download {name}/{fname}: {'; '.join(errors)}")
+
+
+class _Watchdog:
+    """Ends one download from one mirror when its deadline passes.
+
+    A socket timeout bounds each blocking read alone, so a mirror sending its
+    headers or its file a byte at a time could hold a download forever. A
+    timer shuts the connection's socket down at the deadline instead, which
+    ends whatever read is waiting (TLS handshake, headers or body); the
+    download then fails, and ``expired`` tells why. Use it as a context
+    manager around :meth:`open` and the reads.
+    """
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.expired = False
+        self._socks = []
+        self._lock = threading.Lock()
+        # Past TIMEOUT_MAX (an infinite deadline, say) the timer cannot wait.
+        self._timer = threading.Timer(min(seconds, threading.TIMEOUT_MAX), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._socks:
+                sock.close()
+            self._socks.clear()
+
+    def open(self, url):
+        """Open ``url``; connecting to each address takes min(60 s, the deadline) at most."""
+        opener = build_opener(_WatchedHandler(self))
+        return opener.open(Request(url, headers={"User-Agent": "npvae"}),
+                           timeout=min(60.0, self.seconds))
+
+    def watch(self, sock):
+        """Shut ``sock`` down at the deadline (now, if it has passed); return it."""
+        # Keep a duplicate: TLS moves the socket into a new object, and the
+        # connection may close it at any time, freeing its number for reuse.
+        with self._lock:
+            self._socks.append(sock.dup())
+            if self.expired:
+                _shut_down(self._socks[-1])
+        return sock
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                _shut_down(sock)
+
+
+def _shut_down(sock):
+    with contextlib.suppress(OSError):  # e.g. not connected any more
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedConnection:
+    """Mixin of http.client connections that hand each socket to a watchdog."""
+
+    def __init__(self, *args, watchdog, **kwargs):
+        super().__init__(*args, **kwargs)
+        # connect() makes its socket with this, before any TLS handshake or proxy
+        # tunnel (a private hook of http.client: the trickling-header tests fail without it).
+        self._create_connection = lambda *a: watchdog.watch(socket.create_connection(*a))
+
+
+class _WatchedHTTPConnection(_WatchedConnection, http.client.HTTPConnection):
+    pass
+
+
+# A Python built without ssl (Pyodide's default, say) has no HTTPS classes: npvae
+# still imports, loads local files and downloads from http mirrors.
+if hasattr(http.client, "HTTPSConnection"):
+    from urllib.request import HTTPSHandler
+
+    class _WatchedHTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
+        pass
+
+    _HANDLERS = (HTTPHandler, HTTPSHandler)
+else:
+    _WatchedHTTPSConnection = None
+    _HANDLERS = (HTTPHandler,)
+
+
+class _WatchedHandler(*_HANDLERS):
+    """Opens http and https URLs (redirects included) through watched connections."""
+
+    def __init__(self, watchdog):
+        super().__init__()
+        self._watchdog = watchdog
+
+    def http_open(self, req):
+        return self.do_open(_WatchedHTTPConnection, req, watchdog=self._watchdog)
+
+    def https_open(self, req):
+        if _WatchedHTTPSConnection is None:
+            raise URLError("this Python has no ssl module, so it cannot fetch https URLs; "
+                           "put the files in the folder yourself or use an http mirror")
+        return self.do_open(_WatchedHTTPSConnection, req, watchdog=self._watchdog)

@@ -1,0 +1,664 @@
+"""Run folders of the ``npvae`` command: creating one, training into it
+epoch by epoch, resuming it, and Ctrl-C.
+
+A run folder holds::
+
+    config.json     data set, seed, epochs and hyper-parameters of the run
+    metrics.csv     one row per epoch: train_loss, train_recon, train_kl (means
+                    over the epoch's mini-batches; train_loss is the objective
+                    minimised, with beta and the KL warm-up) and val_loss,
+                    val_recon, val_kl (the validation split with beta = 1 and
+                    fixed noise: val_loss is the negative ELBO), all in nats
+    checkpoints/    the checkpoint of the last whole epoch (npvae.app.checkpoints)
+    figures/        PNG figures
+    .npvae.lock     locked (flock) while a process trains into the folder
+    .figures-epoch  the epoch whose figures are complete in figures/
+
+A process that creates, replaces (``--force``) or resumes a run holds its
+lock, so two processes never write one run folder: the second stops with
+one line naming the folder. The kernel drops the lock when its process
+dies, even by SIGKILL, so a crash leaves no stale lock. ``--force``
+replaces only a folder npvae created (a valid config.json and nothing
+but npvae's own files), never the working folder or one of its parents.
+
+A checkpoint is written after every epoch (with Ctrl-C held back until
+it is complete), so Ctrl-C loses at most the epoch under way: a partial
+epoch cannot be resumed bit for bit, so it is dropped, and
+``npvae train --resume RUN`` continues from the last whole one.  A
+resume of a finished run completes what a crash left out (metrics.csv,
+the figures), and a run stopped before its first checkpoint starts anew
+from its config.json.  Temporary files of npvae's atomic writes left by a
+killed process are removed whenever the folder is next locked.
+"""
+import collections
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import __version__
+from . import plots
+from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint, vouched_backup
+from ..models.conditional import ConditionalVAE
+from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_split
+from .files import atomic_write
+from ..core.layers import ACTIVATIONS
+from ..core.likelihoods import LIKELIHOODS
+from ..models.iwae import IWAE
+from ..models import DTYPES, VAE
+from ..core.priors import PRIORS
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
+
+__all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
+           "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
+           "new_model", "create", "resume", "ctrl_c_deferred", "image_shape",
+           "draw_run_figures", "draw_reconstructions", "draw_samples", "draw_interpolations"]
+
+VAL_FRACTION = 0.1
+#: The named data sets without labels (no --conditional for them).
+UNLABELLED = ("binarized-mnist", "frey-face")
+MODEL_KEYS = ("latent_dim", "hidden_dims", "activation", "likelihood", "beta",
+              "kl_warmup", "batch_size", "learning_rate", "dtype")
+METRIC_KEYS = ("epoch", "train_loss", "train_recon", "train_kl",
+               "val_loss", "val_recon", "val_kl")
+LOCK_NAME = ".npvae.lock"
+FIGURES_DONE = ".figures-epoch"
+#: What npvae writes in a run folder, by sub-folder ("" is the folder itself).
+_OWN_FILES = {"": re.compile(r"config\.json|metrics\.csv|" + re.escape(LOCK_NAME) + "|"
+                             + re.escape(FIGURES_DONE)),
+              "checkpoints": re.compile(r"epoch-\d+\.(json|npz)"),
+              "figures": re.compile(r"[\w.-]+\.png")}
+#: The temporary files of checkpoints.atomic_write (mkstemp's 8 random characters).
+_TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+# ---------------------------------------------------------------- files
+def _write_json(path, obj):
+    text = json.dumps(obj, indent=1)
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _metrics_text(metrics):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_KEYS, lineterminator="\n")
+    writer.writeheader()
+    for row in metrics:
+        writer.writerow({k: row[k] if k == "epoch" else repr(row[k]) for k in METRIC_KEYS})
+    return buf.getvalue().encode()
+
+
+def _write_metrics(path, metrics):
+    text = _metrics_text(metrics)
+    atomic_write(path, lambda f: f.write(text))
+
+
+def _is_int(v, low):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_number(v, low, inclusive=True):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and (v >= low if inclusive else v > low))
+
+
+#: config.json's keys: (required, test, what the value must be).
+_CONFIG_SCHEMA = {
+    "dataset": (True, lambda v: isinstance(v, str) and v != "", "a data set name or a file path"),
+    "seed": (True, lambda v: _is_int(v, 0), "an integer >= 0"),
+    "epochs": (True, lambda v: _is_int(v, 0), "an integer >= 0"),
+    "latent_dim": (True, lambda v: _is_int(v, 1), "an integer >= 1"),
+    "hidden_dims": (True, lambda v: isinstance(v, list) and all(_is_int(w, 1) for w in v),
+                    "a list of integers >= 1"),
+    "activation": (True, lambda v: isinstance(v, str) and v in ACTIVATIONS,
+                   f"one of {sorted(ACTIVATIONS)}"),
+    "likelihood": (True, lambda v: v in LIKELIHOODS, f"one of {list(LIKELIHOODS)}"),
+    "beta": (True, lambda v: _is_number(v, 0), "a finite number >= 0"),
+    "kl_warmup": (True, lambda v: _is_number(v, 0), "a finite number >= 0"),
+    "batch_size": (True, lambda v: _is_int(v, 1), "an integer >= 1"),
+    "learning_rate": (True, lambda v: _is_number(v, 0, False), "a finite number > 0"),
+    "dtype": (True, lambda v: v in DTYPES, f"one of {list(DTYPES)}"),
+    "binarize": (False, lambda v: isinstance(v, bool), "true or false"),
+    "obs_var": (False, lambda v: v is None or _is_number(v, 0, False),
+                "null or a finite number > 0"),
+    "data_dir": (False, lambda v: v is None or isinstance(v, str), "a path or null"),
+    "n_features": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
+    "image_shape": (False, lambda v: v is None or (isinstance(v, list) and len(v) == 2 and
+                                                   all(_is_int(w, 1) for w in v)),
+                    "null or [height, width]"),
+    "model": (False, lambda v: v in ("vae", "iwae"), "'vae' or 'iwae'"),
+    "k": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
+    "prior": (False, lambda v: v in PRIORS, f"one of {list(PRIORS)}"),
+    "n_components": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
+    "conditional": (False, lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def read_config(run):
+    """``(run folder, its config dict)`` for a run folder or a checkpoint
+    file inside one."""
+    run = Path(run)
+    if run.is_file() and run.parent.name == "checkpoints":
+        run = run.parent.parent
+    path = run / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} is not an npvae run folder (no config.json)")
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: not an npvae run config (a JSON object expected)")
+    missing = [k for k, (required, _, _) in _CONFIG_SCHEMA.items()
+               if required and k not in config]
+    if missing:
+        raise ValueError(f"{path}: missing {', '.join(missing)}")
+    for key, (_, test, what) in _CONFIG_SCHEMA.items():
+        if key in config and not test(config[key]):
+            raise ValueError(f"{path}: {key!r} must be {what}, got {config[key]!r}")
+    return run, config
+
+
+def _foreign_entries(run):
+    """The entries of a run folder that npvae did not write there."""
+    found = []
+    for sub, pattern in _OWN_FILES.items():
+        folder = run / sub
+        if sub and not (folder.exists() or folder.is_symlink()):
+            continue
+        if folder.is_symlink() or not folder.is_dir():
+            found.append(folder)
+            continue
+        for entry in folder.iterdir():
+            if not sub and entry.name in _OWN_FILES:
+                continue  # a sub-folder, checked in its turn
+            temp = _TEMP_FILE.fullmatch(entry.name)
+            name = temp["name"] if temp else entry.name
+            if entry.is_symlink() or not entry.is_file() or not pattern.fullmatch(name):
+                found.append(entry)
+    return found
+
+
+def _remove_temp_files(run):
+    """Remove the temporary files a killed write of npvae left in a run
+    folder (only while holding its lock: a live writer's are in use), but
+    not the backup a checkpoint still loads from (see
+    :func:`npvae.app.checkpoints.vouched_backup`)."""
+    for sub, pattern in _OWN_FILES.items():
+        folder = run / sub
+        if folder.is_dir() and not folder.is_symlink():
+            for entry in folder.iterdir():
+                temp = _TEMP_FILE.fullmatch(entry.name)
+                if temp and pattern.fullmatch(temp["name"]) and entry.is_file():
+                    stem = folder / temp["name"]
+                    if stem.suffix == ".npz" and vouched_backup(stem) == entry:
+                        continue
+                    entry.unlink()
+
+
+@contextlib.contextmanager
+def lock(run):
+    """Hold the lock of run folder ``run``, or raise a ValueError naming it
+    if another process holds it.  The lock file stays: removing it would
+    let a third process lock a new file while the first still holds the old."""
+    path = Path(run) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except (BlockingIOError, PermissionError):
+            raise ValueError(f"{run} is in use by another npvae process (it holds "
+                             f"{path}); wait for it to finish, or choose another "
+                             "--out") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def default_run_dir(dataset):
+    """``runs/<dataset>-vae``, numbered ``-2``, ``-3``, ... if taken (the
+    first name free now: :func:`create` takes the next if it is gone)."""
+    stem = dataset if dataset in DATASETS else Path(dataset).stem
+    base = Path("runs") / f"{stem}-vae"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def check_out(out, force):
+    """Refuse to touch an existing ``out`` unless ``force``, and even then
+    anything but an empty folder or a run folder npvae wrote, or the working
+    folder or one of its parents; the message says what would work."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder; choose another --out")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise ValueError(f"{out} is the working folder or one of its parents; npvae never "
+                         "replaces it, even with --force: choose another --out")
+    if not any(out.iterdir()):
+        if not force:
+            raise ValueError(f"{out} already exists (empty); pass --force to train into it")
+        return
+    try:
+        read_config(out)
+    except (ValueError, OSError):
+        why = "no config.json of npvae's"
+    else:
+        foreign = _foreign_entries(out)
+        why = f"{foreign[0]} is not npvae's" if foreign else None
+    if why:
+        raise ValueError(f"{out} exists and is not an npvae run folder ({why}); refusing "
+                         f"to replace it{' even with --force' if force else ''}: choose "
+                         "another --out")
+    if not force:
+        raise ValueError(f"{out} already exists; pass --force to replace it, or "
+                         f"--resume {out} to continue it")
+
+
+@contextlib.contextmanager
+def _new_folder(out, dataset, force):
+    """Create the run folder ``out`` (None: the default, numbered) and hold
+    its lock; with ``force``, empty an existing one first (under the lock)."""
+    created = True
+    if out is None:
+        while True:
+            out = default_run_dir(dataset)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                out.mkdir()  # atomic: of two processes, one creates it
+                break
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir()
+        except FileExistsError:
+            check_out(out, force)  # another process may have made it since
+            created = False
+    with lock(out):
+        if not created:
+            check_out(out, force)  # what is there now that no one else writes
+            for entry in out.iterdir():
+                if entry.name != LOCK_NAME:
+                    (shutil.rmtree if entry.is_dir() else os.unlink)(entry)
+        yield out
+
+
+# ---------------------------------------------------------------- data
+def _seeds(seed):
+    """Independent generators for the validation split and the fixed
+    binarisation of held-out data, both derived from the run's seed."""
+    split, val_bits, test_bits = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(split), val_bits, test_bits
+
+
+#: A run's data: each split's rows and labels (None when the data set has
+#: none) and the image shape (or None).
+Splits = collections.namedtuple(
+    "Splits", "X_train y_train X_val y_val X_test y_test image_shape")
+
+
+def load_splits(config, data_dir=None, download=False):
+    """The :class:`Splits` of a run, as its config says.  The data set
+    itself is not kept: the training split is a copy, and holding both
+    would cost a second copy of the training images.  A conditional run
+    on data without labels is a ValueError."""
+    data = load_dataset(config["dataset"], data_dir=data_dir or config.get("data_dir"),
+                        download=download)
+    if config.get("conditional") and (data.y_train is None or data.y_test is None):
+        raise ValueError(f"--conditional needs a data set with labels, and "
+                         f"{config['dataset']} has none (digits, mnist, fashion-mnist and "
+                         ".npz files holding y have them)")
+    split_rng, val_bits, test_bits = _seeds(config["seed"])
+    # The same permutation with or without labels: old runs keep their split.
+    X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION,
+                                               split_rng)
+    X_test = data.X_test
+    if config.get("binarize"):
+        X_val = binarize(X_val, np.random.default_rng(val_bits))
+        X_test = binarize(X_test, np.random.default_rng(test_bits))
+    return Splits(X_tr, y_tr, X_val, y_val, X_test, data.y_test, data.image_shape)
+
+
+def labels_for(model, y):
+    """The label arguments of ``model``'s verbs: ``(y,)`` for a
+    ConditionalVAE, which needs them, else ``()``."""
+    return (y,) if isinstance(model, ConditionalVAE) else ()
+
+
+def _validation(model, X, y):
+    log_px, kl = model.elbo_terms(X, *labels_for(model, y), random_state=0)
+    recon, kl = -float(np.mean(log_px)), float(np.mean(kl))
+    return {"val_loss": recon + kl, "val_recon": recon, "val_kl": kl}
+
+
+def model_params(config):
+    """The VAE's constructor arguments for a run's config."""
+    params = {k: config[k] for k in MODEL_KEYS}
+    params["hidden_dims"] = tuple(params["hidden_dims"])
+    # Runs from before these options have none of them.
+    params["obs_var"] = config.get("obs_var")
+    params["prior"] = config.get("prior", "standard_normal")
+    params["n_components"] = config.get("n_components", 10)
+    return dict(params, epochs=config["epochs"], random_state=config["seed"])
+
+
+def new_model(config):
+    """A new, unfitted estimator for a run's config: a VAE, a
+    ConditionalVAE (``config["conditional"]``) or an IWAE with
+    ``config["k"]`` importance samples."""
+    if config.get("model", "vae") == "iwae":
+        return IWAE(k=config["k"], **model_params(config))
+    if config.get("conditional"):
+        return ConditionalVAE(**model_params(config))
+    return VAE(**model_params(config))
+
+
+def _initialized(config, data):
+    """``new_model(config)`` with fresh parameters for ``data``'s training split."""
+    model = new_model(config)
+    X = data.X_train
+    if isinstance(model, ConditionalVAE):
+        return model.initialize(X.shape[1], X, classes=np.unique(data.y_train))
+    return model.initialize(X.shape[1], X)
+
+
+# ---------------------------------------------------------------- train
+def create(config, out=None, force=False, download=False):
+    """Train a new run into ``out`` (None: ``runs/<dataset>-vae``, numbered)
+    as ``config`` says; return the exit status."""
+    if out is not None:
+        check_out(out, force)
+    # Everything that can fail on bad input happens before the disk is touched.
+    data = load_splits(config, download=download)
+    config["n_features"] = int(data.X_train.shape[1])
+    config["image_shape"] = list(data.image_shape) if data.image_shape else None
+    model = _initialized(config, data)
+    config["npvae_version"] = __version__
+    with _new_folder(out, config["dataset"], force) as out:
+        (out / "checkpoints").mkdir()
+        _write_json(out / "config.json", config)
+        return _start(model, out, config, data)
+
+
+def _start(model, out, config, data):
+    X_tr = data.X_train
+    kind = (f"conditional VAE ({len(model.classes_)} classes)"
+            if isinstance(model, ConditionalVAE) else "VAE")
+    print(f"training a {kind} {X_tr.shape[1]}-{'-'.join(map(str, config['hidden_dims']))}"
+          f"{'-' if config['hidden_dims'] else ''}{config['latent_dim']} on "
+          f"{config['dataset']} ({X_tr.shape[0]} train, {data.X_val.shape[0]} validation "
+          f"examples) for {config['epochs']} epochs into {out}", flush=True)
+    _checkpoint(model, out, [])
+    return _train_epochs(model, out, config, data, [])
+
+
+def resume(run, epochs=None, data_dir=None):
+    """Continue the run in folder ``run`` to ``epochs`` in all (default: its
+    config's), or complete a finished run's metrics.csv and figures; return
+    the exit status."""
+    run, config = read_config(run)
+    with lock(run):
+        _remove_temp_files(run)
+        if epochs is not None:
+            config["epochs"] = epochs
+        if not any((run / "checkpoints").glob("epoch-*.json")):
+            # Killed before its first checkpoint: its config.json is whole,
+            # and a new start from it is the run it would have been.
+            data = load_splits(config, data_dir=data_dir)
+            model = _initialized(config, data)
+            (run / "checkpoints").mkdir(exist_ok=True)
+            _write_json(run / "config.json", config)
+            print(f"{run} has no checkpoint (it was stopped before its first): "
+                  "starting it from epoch 0", flush=True)
+            return _start(model, run, config, data)
+        model, extra = load_checkpoint(run, return_extra=True, require_optimizer=True)
+        if not isinstance(model, VAE):
+            raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE; "
+                             "npvae train --resume continues VAE runs only")
+        metrics = list(extra.get("metrics", []))
+        if epochs is not None and epochs < model.n_iter_:
+            raise ValueError(f"--epochs is the new total, and {run} has already trained "
+                             f"{model.n_iter_} epochs; it cannot train fewer")
+        if model.n_iter_ >= config["epochs"]:
+            return _complete(model, run, config, metrics, data_dir)
+        data = load_splits(config, data_dir=data_dir)
+        model.set_params(epochs=config["epochs"])
+        _write_json(run / "config.json", config)
+        print(f"resuming {run} at epoch {model.n_iter_} of {config['epochs']}", flush=True)
+        return _train_epochs(model, run, config, data, metrics)
+
+
+def _complete(model, run, config, metrics, data_dir):
+    """Finish a trained run that a crash left incomplete: older checkpoints
+    not yet dropped, metrics.csv behind the checkpoint, figures not drawn."""
+    latest = latest_checkpoint(run)
+    for old in (run / "checkpoints").glob("epoch-*"):
+        if old.stem != latest.stem:
+            old.unlink()
+    missing = []
+    metrics_path = run / "metrics.csv"
+    if not metrics_path.is_file() or metrics_path.read_bytes() != _metrics_text(metrics):
+        missing.append("metrics.csv")
+    done = run / FIGURES_DONE
+    if not done.is_file() or done.read_text().strip() != str(model.n_iter_):
+        missing.append("figures")
+    if not missing:
+        print(f"{run} has already trained {model.n_iter_} epochs; pass --epochs N "
+              f"with N > {model.n_iter_} to train more")
+        return 0
+    print(f"{run} has trained its {model.n_iter_} epochs; completing its "
+          f"{' and '.join(missing)}", flush=True)
+    if "metrics.csv" in missing:
+        _write_metrics(metrics_path, metrics)
+    if "figures" not in missing:
+        return 0
+    data = load_splits(config, data_dir=data_dir)
+    return _finish(model, run, config, data.X_test, data.y_test, metrics)
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred():
+    """Hold a Ctrl-C back until the block is done, then raise it: a
+    checkpoint is never cut in half, not even as temporary files. (Only
+    the main thread can handle signals; elsewhere the block runs as is.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _checkpoint(model, run, metrics):
+    """Save the model with its metrics, then drop older checkpoints (only
+    after the new one is complete)."""
+    path = save_checkpoint(model, run / "checkpoints" / f"epoch-{model.n_iter_:04d}",
+                           extra={"metrics": metrics})
+    for old in (run / "checkpoints").glob("epoch-*"):
+        if old.stem != path.stem:
+            old.unlink()
+    _write_metrics(run / "metrics.csv", metrics)
+    return path
+
+
+def _train_epochs(model, run, config, data, metrics):
+    X_tr, y_tr = data.X_train, labels_for(model, data.y_train)
+    n_batches = -(-X_tr.shape[0] // min(model.batch_size, X_tr.shape[0]))
+    saved = model.n_iter_
+    start = time.perf_counter()
+    try:
+        while model.n_iter_ < config["epochs"]:
+            epoch = model.n_iter_ + 1
+            X_epoch = binarize(X_tr, model.rng_) if config["binarize"] else X_tr
+            with tqdm(total=n_batches, desc=f"epoch {epoch}/{config['epochs']}",
+                      unit="batch", leave=False, file=sys.stderr, mininterval=0.2,
+                      disable=None) as bar:
+                def progress(i, n, loss):
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                # fit_epoch raises FloatingPointError if the loss stops being
+                # finite; numpy's overflow warnings on the way add nothing.
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    record = model.fit_epoch(X_epoch, *y_tr, callback=progress)
+            with ctrl_c_deferred():
+                metrics = metrics + [_metrics_row(model, record, data)]
+                _checkpoint(model, run, metrics)
+                saved = model.n_iter_
+            m = metrics[-1]
+            print(f"epoch {epoch:>{len(str(config['epochs']))}}/{config['epochs']}  "
+                  f"train {m['train_loss']:.3f} (recon {m['train_recon']:.3f}, "
+                  f"KL {m['train_kl']:.3f})  val {m['val_loss']:.3f} "
+                  f"(recon {m['val_recon']:.3f}, KL {m['val_kl']:.3f})", flush=True)
+    except KeyboardInterrupt:
+        if model.n_iter_ > saved:
+            # Interrupted after an epoch ended but before its checkpoint was
+            # complete: that state is whole, so save it.
+            with ctrl_c_deferred():
+                if len(metrics) < model.n_iter_:
+                    metrics = metrics + [_metrics_row(model, model.history_[-1], data)]
+                _checkpoint(model, run, metrics)
+                saved = model.n_iter_
+        # A partial epoch cannot be resumed bit for bit; the last whole one can.
+        print(f"\nnpvae: interrupted; {run} is saved at epoch {saved} "
+              f"({latest_checkpoint(run)}). Continue with: npvae train --resume {run}",
+              file=sys.stderr, flush=True)
+        return 130
+    elapsed = time.perf_counter() - start
+    print(f"trained {config['epochs']} epochs in {elapsed:.1f} s", flush=True)
+    return _finish(model, run, config, data.X_test, data.y_test, metrics)
+
+
+def _finish(model, run, config, X_test, y_test, metrics):
+    """Draw a trained run's figures, then mark them done."""
+    print("drawing figures", flush=True)
+    try:
+        paths = draw_run_figures(model, run, config, X_test, y_test, metrics)
+    except KeyboardInterrupt:
+        print(f"\nnpvae: interrupted while drawing the figures; {run} is saved at epoch "
+              f"{model.n_iter_}. Draw them with: npvae train --resume {run}",
+              file=sys.stderr, flush=True)
+        return 130
+    epoch = str(model.n_iter_)
+    atomic_write(run / FIGURES_DONE, lambda f: f.write(epoch.encode()))
+    print(f"run folder {run}: config.json, metrics.csv, checkpoints/, figures/")
+    for path in paths:
+        print(f"  figure {path}")
+    return 0
+
+
+def _metrics_row(model, record, data):
+    row = {"epoch": model.n_iter_, "train_loss": record["loss"],
+           "train_recon": record["recon"], "train_kl": record["kl"]}
+    row.update(_validation(model, data.X_val, data.y_val))
+    return row
+
+
+# ---------------------------------------------------------------- figures
+def image_shape(config, required=False):
+    """The (height, width) to draw a run's features as, or None (said on
+    stderr; with ``required``, a ValueError)."""
+    shape = plots.infer_image_shape(config["n_features"], config.get("image_shape"))
+    if shape is None:
+        why = (f"the {config['n_features']} features are not an image (the data set has "
+               "no image shape and the count is not a perfect square)")
+        if required:
+            raise ValueError(f"{why}; there is nothing to draw")
+        print(f"npvae: {why}: skipping the image figures", file=sys.stderr)
+    elif not config.get("image_shape"):
+        # Only the count says "image" here; a table of 16 columns is not one.
+        print(f"npvae: drawing the {config['n_features']} features as {shape[0]}x{shape[1]} "
+              "images, a guess from their count (save X as (samples, height, width) to "
+              "give the shape)", file=sys.stderr)
+    return shape
+
+
+def draw_run_figures(model, run, config, X_test, y_test, metrics):
+    """Draw every figure of a trained run into ``run/figures``; return their paths."""
+    figures = run / "figures"
+    figures.mkdir(exist_ok=True)
+    paths = []
+    if metrics:
+        paths.append(plots.plot_loss_curves(metrics, figures / "loss.png"))
+    labels = labels_for(model, y_test)
+    paths.append(plots.plot_latent(model.transform(X_test, *labels), y_test,
+                                   figures / "latent.png",
+                                   class_names=CLASS_NAMES.get(config.get("dataset"))))
+    shape = image_shape(config)
+    if shape is not None:
+        paths.append(draw_reconstructions(model, X_test, shape,
+                                          figures / "reconstructions.png", y=y_test))
+        paths.append(draw_samples(model, shape, figures / "samples.png"))
+        # The manifold and the interpolations decode codes without labels:
+        # a conditional model has its label grid in samples.png instead.
+        if not labels:
+            if model.latent_dim == 2:
+                paths.append(plots.plot_manifold(model, shape, figures / "manifold.png"))
+            paths.append(draw_interpolations(model, X_test, shape,
+                                             figures / "interpolations.png"))
+    return paths
+
+
+def draw_reconstructions(model, X, shape, path, n=20, y=None):
+    """The first ``n`` rows of ``X`` above their reconstructions (a
+    conditional model's with the labels ``y`` of the rows)."""
+    X, labels = X[:n], labels_for(model, None if y is None else y[:n])
+    return plots.plot_reconstructions(X, model.decode(model.transform(X, *labels), *labels),
+                                      shape, path)
+
+
+def draw_samples(model, shape, path, n=100, random_state=0, label=None):
+    """A grid of ``n`` samples; a conditional model's has one row per class
+    (``n`` shared out among them), or ``n`` of the one class ``label``."""
+    if not isinstance(model, ConditionalVAE):
+        if label is not None:
+            raise ValueError(f"--label is for conditional runs; this run holds a "
+                             f"{type(model).__name__}, which takes no labels")
+        return plots.plot_samples(model.sample(n, random_state=random_state), shape, path)
+    if label is not None:
+        # As typed on the command line: "3" is the class 3.
+        matches = [c for c in model.classes_.tolist() if str(c) == str(label)]
+        if not matches:
+            raise ValueError(f"--label {label} is not a class of this run; its classes are "
+                             f"{', '.join(map(str, model.classes_.tolist()))}")
+        return plots.plot_samples(model.sample(n, matches[0], random_state=random_state),
+                                  shape, path)
+    per_class = max(1, round(n / len(model.classes_)))
+    y = np.repeat(model.classes_, per_class)
+    return plots.plot_samples(model.sample(len(y), y, random_state=random_state), shape,
+                              path, ncols=per_class)
+
+
+def draw_interpolations(model, X, shape, path, pairs=8, steps=8):
+    """Interpolations between the first ``pairs`` rows of ``X`` and the next ``pairs``."""
+    if X.shape[0] < 2:
+        raise ValueError("interpolations need at least 2 test examples")
+    pairs = min(pairs, X.shape[0] // 2)
+    return plots.plot_interpolations(model, X[:pairs], X[pairs:2 * pairs], shape, path, steps)

@@ -1,0 +1,40 @@
+"""Checks the estimators share: an integer argument, finite results, and
+the refusal of a training step whose loss or gradient is not finite."""
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["check_int", "check_finite", "refuse_non_finite"]
+
+
+def check_int(name, value, low):
+    """Raise a ValueError naming ``name`` unless ``value`` is an integer
+    (not a bool) of at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def check_finite(values, what):
+    """``values``, or a ValueError when some entry is NaN or infinite (an
+    input far outside what the model was trained on, or parameters that a
+    diverged fit left huge)."""
+    if not np.isfinite(values).all():
+        raise ValueError(f"{what} is not finite for some rows: the model's "
+                         f"computation overflowed (inputs far outside the training "
+                         f"data's range, or parameters a diverged fit left huge)")
+    return values
+
+
+def refuse_non_finite(terms, parameters):
+    """Raise FloatingPointError when the loss (``terms["loss"]``, its other
+    terms named in the message) or a gradient of ``parameters`` (a
+    :class:`npvae.core.parameters.ParameterVector`) is not finite: one Adam step
+    with it (inf / inf) would leave NaN parameters."""
+    problem = None
+    if not math.isfinite(terms["loss"]):
+        parts = ", ".join(f"{key} {value}" for key, value in terms.items() if key != "loss")
+        problem = f"the loss is {terms['loss']} ({parts})"
+    problem = problem or parameters.gradient_error()
+    if problem is not None:
+        raise FloatingPointError(problem)

@@ -1,0 +1,324 @@
+"""Run folders under faults, races and hostile folders: --force replaces
+only npvae's own runs, a lock keeps two processes apart, a resume completes
+what a crash left out, and a bad config.json is named."""
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npvae import VAE, Autoencoder
+from npvae.app import runs
+from npvae.app.checkpoints import load_checkpoint, save_checkpoint
+from npvae.app.datasets import load_dataset, train_val_split
+from test_cli import TINY, assert_usage_error, params_of, run, snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny digits run (without figures) shared by these tests."""
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    real, runs.draw_run_figures = runs.draw_run_figures, lambda *args: []
+    try:
+        assert runs.create(dict(_config(), epochs=2), out) == 0
+    finally:
+        runs.draw_run_figures = real
+    return out
+
+
+def _config():
+    return {"dataset": "digits", "data_dir": None, "binarize": False, "seed": 0,
+            "latent_dim": 2, "hidden_dims": [8], "activation": "relu",
+            "likelihood": "bernoulli", "beta": 1.0, "kl_warmup": 0.0, "batch_size": 128,
+            "learning_rate": 1e-3, "dtype": "float32"}
+
+
+@pytest.fixture
+def copy_of(trained, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(trained, dst)
+    return dst
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Record the runs whose figures are drawn, instead of drawing them."""
+    calls = []
+    monkeypatch.setattr(runs, "draw_run_figures",
+                        lambda model, run, *args: calls.append((run, model.n_iter_)) or [])
+    return calls
+
+
+# ------------------------------------------------------------ --force
+def test_force_never_replaces_a_folder_npvae_did_not_write(tmp_path, capsys, drawn):
+    p = tmp_path / "p"
+    (p / "src").mkdir(parents=True)
+    (p / "config.json").write_text('{"app": 1}')
+    (p / "src" / "a.py").write_text("x")
+    before = snapshot(p)
+    assert_usage_error(run(capsys, "train", *TINY, "--out", p, "--force"),
+                       "is not an npvae run folder", "refusing to replace it even with --force")
+    assert snapshot(p) == before
+
+
+def test_force_refuses_a_run_folder_holding_a_foreign_file(copy_of, capsys, drawn):
+    (copy_of / "notes.txt").write_text("mine")
+    (copy_of / "figures").mkdir(exist_ok=True)
+    (copy_of / "figures" / "thesis.pdf").write_text("mine too")
+    before = snapshot(copy_of)
+    assert_usage_error(run(capsys, "train", *TINY, "--out", copy_of, "--force"),
+                       "is not an npvae run folder", "is not npvae's")
+    assert snapshot(copy_of) == before
+
+
+@pytest.mark.parametrize("out, cwd", [(".", ""), ("..", "figures")])
+def test_force_never_replaces_the_working_folder_or_a_parent(copy_of, capsys, monkeypatch,
+                                                             drawn, out, cwd):
+    (copy_of / "figures").mkdir(exist_ok=True)
+    before = snapshot(copy_of)
+    monkeypatch.chdir(copy_of / cwd)
+    assert_usage_error(run(capsys, "train", *TINY, "--out", out, "--force"),
+                       "is the working folder or one of its parents")
+    assert snapshot(copy_of) == before
+
+
+def test_an_empty_working_folder_is_not_a_run_folder_either(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for force in ([], ["--force"]):
+        assert_usage_error(run(capsys, "train", *TINY, "--out", ".", *force),
+                           "is the working folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_force_replaces_an_npvae_run(copy_of, capsys, drawn):
+    (copy_of / "figures").mkdir(exist_ok=True)
+    (copy_of / "figures" / "samples.png").write_bytes(b"old")
+    assert run(capsys, "train", *TINY, "--epochs", "1", "--out", copy_of, "--force")[0] == 0
+    assert load_checkpoint(copy_of).n_iter_ == 1
+    assert not (copy_of / "figures" / "samples.png").exists()
+
+
+# ------------------------------------------------------------ the lock
+def hold_lock(folder):
+    fd = os.open(folder / ".npvae.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_a_locked_run_is_left_alone(copy_of, capsys, drawn):
+    fd = hold_lock(copy_of)
+    try:
+        before = snapshot(copy_of)
+        for argv in (["train", "--resume", copy_of, "--epochs", "3"],
+                     ["train", *TINY, "--out", copy_of, "--force"]):
+            assert_usage_error(run(capsys, *argv), f"{copy_of} is in use by another npvae")
+        assert snapshot(copy_of) == before
+    finally:
+        os.close(fd)
+    assert run(capsys, "train", "--resume", copy_of, "--epochs", "3")[0] == 0
+
+
+def test_a_killed_holder_leaves_no_stale_lock(copy_of, capsys, drawn):
+    code = (f"import fcntl, os, sys, time; fd = os.open({str(copy_of / '.npvae.lock')!r}, "
+            "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('locked', "
+            "flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "locked\n"
+        assert_usage_error(run(capsys, "train", "--resume", copy_of, "--epochs", "3"), "in use")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert run(capsys, "train", "--resume", copy_of, "--epochs", "3")[0] == 0
+    assert load_checkpoint(copy_of).n_iter_ == 3
+
+
+def test_a_run_created_meanwhile_by_another_process_is_not_deleted(trained, tmp_path, capsys,
+                                                                  monkeypatch, drawn):
+    out = tmp_path / "cn"
+    real = runs.load_splits
+
+    def other_process_wins(*args, **kwargs):
+        shutil.copytree(trained, out)  # while this one loads its data
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "load_splits", other_process_wins)
+    assert_usage_error(run(capsys, "train", *TINY, "--seed", "2", "--out", out),
+                       f"{out} already exists")
+    assert snapshot(out) == snapshot(trained)
+
+
+def test_default_folders_of_concurrent_runs_are_numbered(tmp_path, capsys, monkeypatch, drawn):
+    monkeypatch.chdir(tmp_path)
+    real = runs.load_splits
+
+    def other_process_takes_the_name(*args, **kwargs):
+        (tmp_path / "runs" / "digits-vae").mkdir(parents=True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "load_splits", other_process_takes_the_name)
+    code, out, err = run(capsys, "train", *TINY, "--epochs", "1")
+    assert code == 0, err
+    assert "into runs/digits-vae-2" in out
+    assert list((tmp_path / "runs" / "digits-vae").iterdir()) == []
+
+
+# ------------------------------------------------------------ crashes
+def test_resume_completes_a_finished_run_that_a_crash_cut_short(copy_of, capsys, drawn):
+    full = (copy_of / "metrics.csv").read_text()
+    # Killed after the last checkpoint, before metrics.csv and the figures.
+    (copy_of / "metrics.csv").write_text("".join(full.splitlines(True)[:2]))
+    (copy_of / ".figures-epoch").unlink(missing_ok=True)
+    code, out, err = run(capsys, "train", "--resume", copy_of)
+    assert code == 0, err
+    assert "completing its metrics.csv and figures" in out
+    assert (copy_of / "metrics.csv").read_text() == full
+    assert drawn == [(copy_of, 2)]
+    before = snapshot(copy_of)
+    code, out, _ = run(capsys, "train", "--resume", copy_of)
+    assert code == 0 and "already trained 2 epochs" in out and len(drawn) == 1
+    assert snapshot(copy_of) == before
+
+
+def test_ctrl_c_while_drawing_says_how_to_finish(copy_of, capsys, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "draw_run_figures", interrupted)
+    code, out, err = run(capsys, "train", "--resume", copy_of, "--epochs", "3")
+    assert code == 130
+    assert "interrupted while drawing the figures" in err
+    assert f"npvae train --resume {copy_of}" in err
+    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    code, out, _ = run(capsys, "train", "--resume", copy_of)
+    assert code == 0 and "completing its figures" in out
+
+
+def test_leftover_temporary_files_of_npvae_are_removed(copy_of, capsys, drawn):
+    ours = [copy_of / ".config.json.k2j_x9aq.tmp", copy_of / ".metrics.csv.abcdefgh.tmp",
+            copy_of / "checkpoints" / ".epoch-0003.npz.z0z0z0z0.tmp"]
+    theirs = [copy_of / "notes.tmp", copy_of / ".draft.txt.abcdefgh.tmp",
+              copy_of / "checkpoints" / ".epoch-0003.npz.tmp"]
+    for path in ours + theirs:
+        path.write_text("x")
+    assert run(capsys, "train", "--resume", copy_of, "--epochs", "3")[0] == 0
+    assert not any(p.exists() for p in ours)
+    assert all(p.read_text() == "x" for p in theirs)
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(trained, copy_of, capsys,
+                                                                 drawn):
+    for path in (copy_of / "checkpoints").iterdir():
+        path.unlink()
+    (copy_of / "metrics.csv").unlink()
+    code, out, err = run(capsys, "train", *TINY, "--out", copy_of)
+    assert code == 2 and f"--resume {copy_of}" in err  # the advice given ...
+    code, out, err = run(capsys, "train", "--resume", copy_of)  # ... works
+    assert code == 0, err
+    assert "starting it from epoch 0" in out
+    a, b = params_of(trained), params_of(copy_of)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert (trained / "metrics.csv").read_bytes() == (copy_of / "metrics.csv").read_bytes()
+
+
+def test_an_existing_file_as_out_gets_advice_that_works(tmp_path, capsys):
+    (tmp_path / "f").write_text("mine")
+    for force in ([], ["--force"]):
+        code, out, err = run(capsys, "train", *TINY, "--out", tmp_path / "f", *force)
+        assert_usage_error((code, out, err), "exists and is not a folder; choose another --out")
+        assert "pass --force" not in err
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+# ------------------------------------------------------------ odd run folders
+@pytest.fixture
+def autoencoder_run(copy_of):
+    X = load_dataset("digits").X_train
+    ae = Autoencoder(latent_dim=2, hidden_dims=(8,), epochs=2, random_state=0).fit(X)
+    for path in (copy_of / "checkpoints").iterdir():
+        path.unlink()
+    metrics = [{"epoch": h["epoch"], "train_loss": h["loss"], "train_recon": h["recon"]}
+               for h in ae.history_]
+    save_checkpoint(ae, copy_of / "checkpoints" / "epoch-0002", extra={"metrics": metrics})
+    return copy_of
+
+
+def test_a_run_folder_holding_an_autoencoder(autoencoder_run, capsys):
+    code, out, err = run(capsys, "evaluate", autoencoder_run)
+    assert code == 0, err
+    ae = load_checkpoint(autoencoder_run)
+    recon = -np.mean(ae.score_samples(load_dataset("digits").X_test))
+    assert f"{recon:.3f} nats" in out and "no prior" in out
+    assert_usage_error(run(capsys, "sample", autoencoder_run), "Autoencoder", "no prior")
+    assert_usage_error(run(capsys, "train", "--resume", autoencoder_run, "--epochs", "3"),
+                       "holds an Autoencoder, not a VAE")
+    code, out, err = run(capsys, "reconstruct", autoencoder_run, "--out",
+                         autoencoder_run / "r.png")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("seed", ["abc", -5, 1.5, True, None])
+def test_a_bad_seed_in_config_json_is_named(copy_of, capsys, seed):
+    path = copy_of / "config.json"
+    config = json.loads(path.read_text())
+    config["seed"] = seed
+    path.write_text(json.dumps(config))
+    for argv in (["evaluate", copy_of, "--k", "1"], ["train", "--resume", copy_of]):
+        assert_usage_error(run(capsys, *argv), f"{path}: 'seed' must be an integer >= 0, "
+                           f"got {seed!r}")
+
+
+def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
+    (copy_of / "config.json").write_text("[1, 2]")
+    assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
+
+
+def test_fashion_mnist_runs_name_their_classes_in_the_latent_figure(tmp_path, monkeypatch):
+    from npvae.app import plots, runs
+    seen = {}
+
+    def fake_latent(Z, labels, path, class_names=None):
+        seen["names"] = class_names
+        return path
+    monkeypatch.setattr(plots, "plot_latent", fake_latent)
+    X = np.random.default_rng(0).random((6, 5))     # 5 features: no image figures
+    model = VAE(latent_dim=2, hidden_dims=(3,), epochs=1, random_state=0).fit(X)
+    for dataset, names in (("fashion-mnist", "Ankle boot"), ("digits", None)):
+        config = {"dataset": dataset, "n_features": 5, "image_shape": None}
+        runs.draw_run_figures(model, tmp_path, config, X, np.arange(6) % 2, [])
+        assert (seen["names"][-1] if seen["names"] else None) == names
+
+
+def test_load_splits_keeps_each_rows_label():
+    """The labels are split with their rows, by the permutation the splits
+    always had (a run from before the labels were kept splits as it did)."""
+    config = _config()
+    data, ds = runs.load_splits(config), load_dataset("digits")
+    split_seed = np.random.SeedSequence(config["seed"]).spawn(3)[0]
+    idx_tr, idx_val, _, _ = train_val_split(
+        np.arange(ds.X_train.shape[0]), None, runs.VAL_FRACTION,
+        np.random.default_rng(split_seed))
+    np.testing.assert_array_equal(data.X_train, ds.X_train[idx_tr])
+    np.testing.assert_array_equal(data.y_train, ds.y_train[idx_tr])
+    np.testing.assert_array_equal(data.X_val, ds.X_train[idx_val])
+    np.testing.assert_array_equal(data.y_val, ds.y_train[idx_val])
+    np.testing.assert_array_equal(data.y_test, ds.y_test)
+    assert data.image_shape == (8, 8)
+
+
+def test_new_model_builds_what_the_config_says():
+    from npvae import IWAE, ConditionalVAE
+    config = dict(_config(), epochs=1)
+    assert type(runs.new_model(config)) is VAE       # no "conditional" key: a VAE
+    assert type(runs.new_model(dict(config, conditional=False))) is VAE
+    assert type(runs.new_model(dict(config, conditional=True))) is ConditionalVAE
+    assert type(runs.new_model(dict(config, model="iwae", k=2))) is IWAE

@@ -1,0 +1,269 @@
+"""The benchmark scripts run, and what they count is what the step does.
+
+Their numbers are speeds, which no test asserts; these tests keep the
+scripts working and check the parts that could be wrong without being
+slow: the list of matrix products behind the roofline, the verdict against
+the targets, the files they write.
+"""
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import npvae.models
+from npvae import VAE
+from npvae.app import cli, runs
+from npvae.app.checkpoints import load_checkpoint
+from npvae.models.evaluation import importance_weighted_log_likelihood
+from npvae.core.layers import Dense
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+throughput = importlib.import_module("throughput")
+scaling = importlib.import_module("scaling")
+revisions = importlib.import_module("revisions")
+quality = importlib.import_module("quality")
+floor = importlib.import_module("floor")
+evaluation_benchmark = importlib.import_module("evaluation")
+
+
+def step_flops(monkeypatch, n_features, hidden, latent, batch):
+    """Multiply-add FLOPs of the matrix products one training step makes,
+    recorded from the Dense layers' operand shapes as they run."""
+    flops = []
+    forward, backward = Dense.forward, Dense.backward
+
+    def counting_forward(self, x):
+        flops.append(2 * x.shape[0] * x.shape[1] * self.params["W"].shape[1])
+        return forward(self, x)
+
+    def counting_backward(self, grad_out, input_grad=True):
+        n, (fan_in, fan_out) = grad_out.shape[0], self.params["W"].shape
+        flops.append(2 * fan_in * n * fan_out)                 # x^T g
+        if input_grad:
+            flops.append(2 * n * fan_out * fan_in)             # g W^T
+        return backward(self, grad_out, input_grad)
+
+    monkeypatch.setattr(Dense, "forward", counting_forward)
+    monkeypatch.setattr(Dense, "backward", counting_backward)
+    model = VAE(latent_dim=latent, hidden_dims=hidden, batch_size=batch, epochs=1,
+                random_state=0).initialize(n_features)
+    X = np.random.default_rng(0).random((batch, n_features)).astype(np.float32)
+    model.fit_epoch(X)
+    return sum(flops)
+
+
+@pytest.mark.parametrize("n_features, hidden, latent, batch",
+                         [(784, (400,), 20, 16), (64, (128,), 8, 32), (30, (20, 10), 3, 8)])
+def test_roofline_counts_exactly_the_products_of_a_step(monkeypatch, n_features, hidden,
+                                                        latent, batch):
+    gemms = throughput.step_gemms(n_features, hidden, latent, batch)
+    listed = sum(2 * m * k * n for m, k, n, _ in gemms)
+    assert listed == step_flops(monkeypatch, n_features, hidden, latent, batch)
+
+
+def test_target_verdicts():
+    row = {"model": "mnist", "dtype": "float32", "batch": 128,
+           "npvae": 130.0, "torch": 100.0, "roofline": 200.0}
+    assert "met" in throughput.format_row(row)                 # 1.3x, 65 %
+    assert "MISSED" in throughput.format_row({**row, "npvae": 129.0})
+    assert "MISSED" in throughput.format_row({**row, "roofline": 220.0})   # 59 %
+    assert "met (roofline only, no PyTorch)" in throughput.format_row({**row, "torch": None})
+    digits = {**row, "model": "digits", "batch": 64, "npvae": 399.0}
+    assert "n/a" in throughput.format_row({**digits, "torch": None})
+    assert "MISSED" in throughput.format_row(digits)
+    assert "met" in throughput.format_row({**digits, "npvae": 400.0})
+    assert throughput.format_row({**row, "batch": 100}).rstrip().endswith("%")
+
+
+def test_throughput_writes_its_table(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    throughput.main(["--no-torch", "--models", "digits", "--dtypes", "float32",
+                     "--batch-sizes", "32", "--n", "256", "--repeats", "1",
+                     "--gemm-time", "0.001", "--out", str(out)])
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert (row["model"], row["dtype"], row["batch"]) == ("digits", "float32", 32)
+    assert row["npvae"] > 0 and row["roofline"] > 0 and row["torch"] is None
+    assert "digits  float32    32" in capsys.readouterr().out
+
+
+def test_scaling_memory_beyond_the_data_does_not_grow_with_n():
+    rng = np.random.default_rng(0)
+    small = scaling.measure(n=256, batch=64, width=32, latent=4, repeats=1, rng=rng)
+    large = scaling.measure(n=8192, batch=64, width=32, latent=4, repeats=1, rng=rng)
+    n_params = (784 * 32 + 32) + 2 * (32 * 4 + 4) + (4 * 32 + 32) + (32 * 784 + 784)
+    assert small["params"] == large["params"] == n_params
+    # Parameters, gradients and Adam's buffers dominate; the shuffle's index
+    # array (8 bytes per example) is the only part that grows with N.
+    assert small["peak_bytes"] > 5 * small["param_bytes"]
+    # (A temporary the size of X, say a bool mask of it, would add 6 MB.)
+    assert large["peak_bytes"] - small["peak_bytes"] <= 8 * (8192 - 256) + 16384
+
+
+def test_revisions_compares_a_revision_with_this_tree(capsys):
+    root = BENCHMARKS.parent
+    if subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    revisions.main(["--rev", "HEAD", "--models", "digits", "--batch-sizes", "32",
+                    "--n", "128", "--rounds", "1"])
+    line = capsys.readouterr().out.splitlines()[-1].split()
+    assert line[:2] == ["digits", "32"] and line[-1].endswith("x")
+    assert sys.modules["npvae_at_rev"].__file__ != sys.modules["npvae"].__file__
+
+
+def test_quality_skips_without_data(tmp_path, capsys):
+    assert quality.main(["--data-dir", str(tmp_path), "--no-torch"]) == 0
+    assert capsys.readouterr().out.startswith("skipped: MNIST is not in")
+
+
+def test_floor_runs_the_roofline_products_and_adam(capsys):
+    gemms = throughput.step_gemms(64, (128,), 8, 16)
+    ops = floor.operands(gemms, np.float32, np.random.default_rng(0))
+    assert [(a.shape[0], a.shape[1], b.shape[1]) for a, b, _ in ops] == \
+        [(m, k, n) for m, k, n, _ in gemms]
+    (row,) = floor.main(["--model", "digits", "--batch-sizes", "16", "--n", "64",
+                         "--rounds", "1", "--no-torch"])
+    assert row["batch"] == 16 and set(row) == {"batch", "products", "products+adam", "npvae"}
+    assert all(row[k] > 0 for k in ("products", "products+adam", "npvae"))
+
+
+MNIST_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
+    reproduce = importlib.import_module("reproduce_iwae")
+    assert [e for e, _ in reproduce.stage_schedule(8)] == [1, 3, 9, 27, 81, 243, 729, 2187]
+    assert reproduce.stage_schedule(8)[1][1] == pytest.approx(7.2e-4)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["--smoke", "--data-dir", str(MNIST_DIR)]
+    reproduce.main(common + ["--out", str(straight)])
+    reproduce.main(common + ["--out", str(split), "--stages", "1"])   # stopped after stage 0
+    reproduce.main(common + ["--out", str(split)])                    # resumed
+    a, b = VAE.load(straight / "latest"), VAE.load(split / "latest")
+    assert a.n_iter_ == b.n_iter_ == 4
+    for name, p in a.params_.items():
+        np.testing.assert_array_equal(p, b.params_[name], err_msg=name)
+    rows = (split / "results.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith("0,1,") and rows[2].startswith("1,4,")
+    straight_rows = (straight / "results.csv").read_text().splitlines()
+    assert straight_rows[2].split(",")[3] == rows[2].split(",")[3]   # the same test NLL
+    assert all(float(row.split(",")[6]) >= 0 for row in rows[1:])   # train_seconds kept
+    assert load_checkpoint(split / "latest", return_extra=True)[1]["stage_seconds"] > 0
+    with runs.lock(split), pytest.raises(ValueError, match="in use by another"):
+        reproduce.main(common + ["--out", str(split), "--stages", "3"])
+    figure = reproduce.main(["--plot", str(tmp_path / "nll.png"), "--runs", str(straight)])
+    assert Path(figure).stat().st_size > 0
+    table = reproduce.table(split).splitlines()
+    assert len(table) == 4 and table[3].startswith("| 1 | 4 | 0.00072 | ")
+    assert f"| {float(rows[2].split(',')[3]):.2f} | −" in table[3]
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_an_exported_reproduction_is_a_run_folder_the_cli_evaluates(tmp_path, capsys):
+    reproduce = importlib.import_module("reproduce_iwae")
+    run, shipped = tmp_path / "run", tmp_path / "shipped"
+    reproduce.main(["--smoke", "--model", "iwae", "--k", "3", "--data-dir", str(MNIST_DIR),
+                    "--out", str(run)])
+    path = reproduce.main(["--out", str(run), "--export", str(shipped)])
+    assert path == shipped / "checkpoints" / "epoch-0004.json"
+    model, stage = npvae.app.checkpoints.load_checkpoint(shipped), npvae.app.checkpoints.load_checkpoint(run / "stage-1")
+    assert type(model) is npvae.IWAE and model.k == 3 and model.optimizer_.t == 0
+    for name, p in stage.params_.items():
+        np.testing.assert_array_equal(p, model.params_[name], err_msg=name)
+    assert path.with_suffix(".npz").stat().st_size < 0.4 * (run / "stage-1.npz").stat().st_size
+    capsys.readouterr()
+    data = ["--data-dir", str(MNIST_DIR)]
+    assert cli.main(["evaluate", str(shipped), "--k", "2", *data]) == 0
+    assert "epoch 4, test set of mnist: 10000 examples" in capsys.readouterr().out
+    assert cli.main(["sample", str(shipped), "--out", str(tmp_path / "s.png")]) == 0
+    assert cli.main(["train", "--resume", str(shipped), *data]) == 2
+    assert "saved without Adam's state" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="exists; export writes a new folder only"):
+        reproduce.main(["--out", str(run), "--export", str(shipped)])
+    config = json.loads((shipped / "config.json").read_text())
+    assert config["seed"] == 0 and config["epochs"] == 4 and config["k"] == 3
+    assert config["reproduction"]["epsilon"] == 1e-4
+    assert config["reproduction"]["results"]["epochs"] == 4
+    assert [st["until_epoch"] for st in config["reproduction"]["stages"]] == [1, 4]
+    assert reproduce.table(shipped) == reproduce.table(run)    # results.csv shipped too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "s.png", "shipped"]
+    images = (np.random.default_rng(0).random((20, 784)) < 0.5).astype(np.float32)
+    figure = reproduce.plot([shipped], tmp_path / "p.png", images)
+    assert Path(figure).stat().st_size > 0
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_a_reproduction_killed_before_its_stage_checkpoint_saves_it_on_resume(tmp_path):
+    reproduce = importlib.import_module("reproduce_iwae")
+    run = tmp_path / "run"
+    common = ["--smoke", "--data-dir", str(MNIST_DIR), "--out", str(run), "--seed", "7"]
+    reproduce.main(common)
+    # As if killed after the last epoch's save but before the stage's own.
+    for suffix in (".json", ".npz"):
+        (run / f"stage-1{suffix}").unlink()
+    rows = (run / "results.csv").read_text().splitlines()
+    (run / "results.csv").write_text("\n".join(rows[:2]) + "\n")
+    reproduce.main(common)
+    assert VAE.load(run / "stage-1").n_iter_ == 4
+    assert (run / "results.csv").read_text().splitlines()[2] .split(",")[3] == \
+        rows[2].split(",")[3]
+    assert json.loads((reproduce.export(run, tmp_path / "shipped").parent.parent
+                       / "config.json").read_text())["seed"] == 7
+    assert reproduce.export(run, tmp_path / "first", stage=0).name == "epoch-0001.json"
+    assert len(reproduce.table(tmp_path / "first").splitlines()) == 3  # header, rule, stage 0
+    with pytest.raises(SystemExit, match="has no evaluated stage 2 to export"):
+        reproduce.export(run, tmp_path / "third", stage=2)
+
+
+def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsys):
+    rows = evaluation_benchmark.main(["--smoke", "--data-dir", str(tmp_path)])
+    assert [(r["model"], r["data"]) for r in rows] == [("mnist", "random"), ("digits", "digits")]
+    assert all(r["estimate"] > 0 and r["floor"] > 0 for r in rows)
+    assert "of floor" in capsys.readouterr().out
+    # The floor runs the decoder's products for exactly the estimate's blocks.
+    model = VAE(latent_dim=3, hidden_dims=(16, 8), random_state=0).initialize(12)
+    X = np.random.default_rng(0).random((9, 12))
+    steps = []
+    importance_weighted_log_likelihood(model, X, k=7, batch_rows=10,
+                                       callback=lambda done, _: steps.append(done))
+    blocks = evaluation_benchmark.decoder_blocks(importance_weighted_log_likelihood, model, X,
+                                                 7, batch_rows=10)
+    assert blocks == list(np.diff([0] + steps))
+    ops = evaluation_benchmark.floor_operands(model, blocks, np.random.default_rng(0))
+    assert {rows: [(a.shape, W.shape, out.shape) for a, W, out in chain]
+            for rows, chain in ops.items()} == \
+        {rows: [((rows, 3), (3, 8), (rows, 8)), ((rows, 8), (8, 16), (rows, 16)),
+                ((rows, 16), (16, 12), (rows, 12))] for rows in set(blocks)}
+    assert "predict" not in vars(model.decoder_) and "forward" not in vars(model.decoder_)
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "iwae-table1"
+
+
+@pytest.mark.parametrize("name, cls, epochs", [("vae-364", "VAE", 364),
+                                               ("iwae-k5-364", "IWAE", 364),
+                                               ("iwae-k5-1093", "IWAE", 1093),
+                                               ("vae-3280", "VAE", 3280)])
+def test_the_shipped_reproduction_models_load_as_run_folders(name, cls, epochs, tmp_path):
+    """The trained models docs/reproduction.md points to: whole, and taken by the CLI."""
+    run, config = runs.read_config(SHIPPED / name)
+    model = npvae.app.checkpoints.load_checkpoint(run)
+    assert type(model).__name__ == cls and model.n_iter_ == config["epochs"] == epochs
+    assert model.latent_dim == 50 and model.hidden_dims == (200, 200)
+    assert model.optimizer_.t == 0 and model.epsilon == 1e-4
+    assert config["reproduction"]["results"]["epochs"] == epochs
+    assert cli.main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+
+
+def test_evaluating_a_shipped_model_without_its_data_says_where_to_point(tmp_path, capsys):
+    assert cli.main(["evaluate", str(SHIPPED / "vae-364"), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mnist: missing" in err
+    assert "(CLI: npvae train --download)" in err and "(CLI: --data-dir)" in err
