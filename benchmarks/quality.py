@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from npvae import VAE  # noqa: E402
-from npvae.app.files import atomic_write  # noqa: E402
+from npvae.models.saving import atomic_write  # noqa: E402
 from npvae.app.datasets import MissingDataError, binarize, load_dataset  # noqa: E402
 from npvae.models.evaluation import importance_weighted_log_likelihood  # noqa: E402
 

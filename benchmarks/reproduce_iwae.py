@@ -123,13 +123,19 @@ def append_row(path, row):
         writer.writerow(row)
 
 
+def saved(stem):
+    """Whether a checkpoint ``stem`` exists (an earlier npvae's ``.json``
+    + ``.npz`` pair counts)."""
+    return any(Path(f"{stem}{suffix}").is_file() for suffix in (".npz", ".json"))
+
+
 def export(out, folder, stage=None):
     """Write evaluated ``stage`` (default: the last) of run ``out`` as the
     npvae run folder ``folder`` (which must not exist yet): its
     ``config.json``, ``checkpoints/epoch-<n>`` saved without Adam's state,
     and ``results.csv`` up to that stage (for ``--table`` and ``--plot``),
     built in a hidden folder beside it and renamed into place whole.
-    Returns the checkpoint's ``.json`` path.
+    Returns the checkpoint's path.
 
     ``config.json`` holds what the CLI reads, plus ``reproduction``: the
     stages, Adam's settings and the stage's results.  ``npvae evaluate``
@@ -178,7 +184,7 @@ def export(out, folder, stage=None):
     name = f"epoch-{model.n_iter_:04d}"
     model.save(building / "checkpoints" / name, include_optimizer=False)
     building.rename(folder)
-    return folder / "checkpoints" / f"{name}.json"
+    return folder / "checkpoints" / f"{name}.npz"
 
 
 def table(run_folder):
@@ -222,8 +228,8 @@ def plot(run_folders, path, X_test=None):
         for folder in run_folders:
             last = done_rows(Path(folder) / "results.csv")[-1]
             # A reproduction's run folder, or one --export wrote (its one checkpoint).
-            stage_path = Path(folder) / f"stage-{last['stage']}.json"
-            model = load_checkpoint(stage_path if stage_path.exists() else folder)
+            stage_path = Path(folder) / f"stage-{last['stage']}"
+            model = load_checkpoint(stage_path if saved(stage_path) else folder)
             variance = np.sort(model.transform(X_test).astype(np.float64).var(axis=0))[::-1]
             ax.semilogy(np.arange(1, variance.size + 1), variance, "o-", ms=3,
                         label=f"{Path(folder).name}, {last['epochs']} epochs: "
@@ -287,7 +293,7 @@ def train(args, out):
     X_train, X_test = load_mnist(args)
     results = out / "results.csv"
     stage_seconds = None            # training time of the stage in progress, if known
-    if (out / "latest.json").exists():
+    if saved(out / "latest"):
         model, extra = load_checkpoint(out / "latest", return_extra=True,
                                        require_optimizer=True)
         # Carried over resumes; None from a checkpoint written before it was kept.
@@ -316,7 +322,7 @@ def train(args, out):
                     stage_seconds = time.perf_counter() - start
                 save_checkpoint(model, out / "latest", extra={"stage_seconds": stage_seconds})
         stage_path = out / f"stage-{stage}"
-        unsaved = model.n_iter_ == boundary and not (out / f"stage-{stage}.json").exists()
+        unsaved = model.n_iter_ == boundary and not saved(stage_path)
         if trained_here or unsaved:    # unsaved: killed between the last epoch's save and this
             save_checkpoint(model, stage_path, extra={"stage_seconds": stage_seconds})
         # The boundary's model and training time (None: part of it ran

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from npvae import VAE  # noqa: E402
-from npvae.app.files import atomic_write  # noqa: E402
+from npvae.models.saving import atomic_write  # noqa: E402
 
 BASE = {"n": 8000, "batch": 128, "width": 400, "latent": 20}
 SWEEPS = {

@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from npvae import VAE  # noqa: E402
-from npvae.app.files import atomic_write  # noqa: E402
+from npvae.models.saving import atomic_write  # noqa: E402
 
 MODELS = {
     # name: (n_features, hidden_dims, latent_dim)

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
 from npvae.app import plots  # noqa: E402
-from npvae.app.files import atomic_write  # noqa: E402
+from npvae.models.saving import atomic_write  # noqa: E402
 from npvae.app.datasets import load_dataset  # noqa: E402
 
 OUT = Path("demo-output")
@@ -67,7 +67,7 @@ def show_images(ax, images, ncols, title=None):
 
 def save_figure(fig, out, name):
     """Write ``fig`` as ``out/name`` (PNG at :data:`npvae.app.plots.DPI`) with
-    :func:`npvae.app.files.atomic_write`, so a crash never leaves half a
+    :func:`npvae.models.saving.atomic_write`, so a crash never leaves half a
     file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

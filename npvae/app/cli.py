@@ -19,7 +19,6 @@ from .. import __version__
 from . import recipes
 from . import runs
 from .checkpoints import load_checkpoint
-from ..models.conditional import ConditionalVAE
 from .datasets import DATASETS, DataError
 from ..models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
 from ..core.gradcheck import check_model
@@ -346,7 +345,7 @@ def _test_data(args, config):
 def cmd_evaluate(args):
     run, config, model = _open_run(args)
     X, y = _test_data(args, config)
-    if isinstance(model, ConditionalVAE):
+    if model.needs_labels:
         return _evaluate_conditional(run, config, model, X, y, args.seed)
     if not isinstance(model, VAE):
         # No prior, so no ELBO, KL or IWAE: only the reconstruction term.
@@ -424,7 +423,7 @@ def cmd_reconstruct(args):
 
 def cmd_interpolate(args):
     def draw(model, config, shape, path):
-        if isinstance(model, ConditionalVAE):
+        if model.needs_labels:
             raise ValueError(f"{args.run} holds a conditional VAE; interpolations are drawn "
                              "for unconditional runs only (npvae sample draws each class)")
         return runs.draw_interpolations(model, _test_data(args, config)[0], shape, path,

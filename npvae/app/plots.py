@@ -12,8 +12,9 @@ from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
+from sklearn.decomposition import PCA
 
-from .files import atomic_write
+from ..models.saving import atomic_write
 
 __all__ = ["DPI", "IMAGE_CMAP", "infer_image_shape", "image_mosaic", "show_images",
            "plot_loss_curves", "plot_reconstructions", "plot_samples", "plot_latent",
@@ -233,16 +234,6 @@ def plot_samples(samples, image_shape, path, ncols=None):
                          path)
 
 
-def _pca_2d(Z):
-    """Project onto the two leading principal axes, with signs fixed so
-    that the largest loading of each axis is positive."""
-    Zc = Z - Z.mean(axis=0)
-    _, _, Vt = np.linalg.svd(Zc, full_matrices=False)
-    Vt = Vt[:2]
-    Vt *= np.sign(Vt[np.arange(2), np.abs(Vt).argmax(axis=1)])[:, None]
-    return Zc @ Vt.T
-
-
 def plot_latent(Z, labels, path, class_names=None):
     """Latent means of a data set, coloured by label when there are labels;
     projected onto their two principal axes when ``latent_dim > 2``.
@@ -259,7 +250,10 @@ def plot_latent(Z, labels, path, class_names=None):
     elif Z.shape[1] == 2:
         xlabel, ylabel = "z1", "z2"
     else:
-        Z, xlabel, ylabel = _pca_2d(Z), "PC 1 of the means", "PC 2 of the means"
+        # The exact SVD (not a randomised one): the same figure on every run,
+        # each axis's largest loading positive.
+        Z = PCA(n_components=2, svd_solver="full").fit_transform(Z)
+        xlabel, ylabel = "PC 1 of the means", "PC 2 of the means"
     fig = _figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.add_subplot()
     if labels is None:

@@ -11,13 +11,12 @@ A run folder holds::
                     fixed noise: val_loss is the negative ELBO), all in nats
     checkpoints/    the checkpoint of the last whole epoch (npvae.app.checkpoints)
     figures/        PNG figures
-    .npvae.lock     locked (flock) while a process trains into the folder
+    .npvae.lock     locked while a process trains into the folder (npvae.app.locks)
     .figures-epoch  the epoch whose figures are complete in figures/
 
 A process that creates, replaces (``--force``) or resumes a run holds its
 lock, so two processes never write one run folder: the second stops with
-one line naming the folder. The kernel drops the lock when its process
-dies, even by SIGKILL, so a crash leaves no stale lock. ``--force``
+one line naming the folder. ``--force``
 replaces only a folder npvae created (a valid config.json and nothing
 but npvae's own files), never the working folder or one of its parents.
 
@@ -50,21 +49,14 @@ from tqdm import tqdm
 
 from .. import __version__
 from . import plots
-from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint, vouched_backup
-from ..models.conditional import ConditionalVAE
+from .checkpoints import epoch_checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_split
-from .files import atomic_write
+from .locks import hold_lock
 from ..core.layers import ACTIVATIONS
 from ..core.likelihoods import LIKELIHOODS
-from ..models.iwae import IWAE
-from ..models import DTYPES, VAE
 from ..core.priors import PRIORS
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-    import msvcrt
+from ..models import DTYPES, VAE, ConditionalVAE, IWAE
+from ..models.saving import atomic_write
 
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
            "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
@@ -85,7 +77,7 @@ _OWN_FILES = {"": re.compile(r"config\.json|metrics\.csv|" + re.escape(LOCK_NAME
                              + re.escape(FIGURES_DONE)),
               "checkpoints": re.compile(r"epoch-\d+\.(json|npz)"),
               "figures": re.compile(r"[\w.-]+\.png")}
-#: The temporary files of checkpoints.atomic_write (mkstemp's 8 random characters).
+#: The temporary files of npvae.models.saving.atomic_write (mkstemp's 8 random characters).
 _TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 
 
@@ -197,41 +189,25 @@ def _foreign_entries(run):
 
 def _remove_temp_files(run):
     """Remove the temporary files a killed write of npvae left in a run
-    folder (only while holding its lock: a live writer's are in use), but
-    not the backup a checkpoint still loads from (see
-    :func:`npvae.app.checkpoints.vouched_backup`)."""
+    folder (only while holding its lock: a live writer's are in use)."""
     for sub, pattern in _OWN_FILES.items():
         folder = run / sub
         if folder.is_dir() and not folder.is_symlink():
             for entry in folder.iterdir():
                 temp = _TEMP_FILE.fullmatch(entry.name)
                 if temp and pattern.fullmatch(temp["name"]) and entry.is_file():
-                    stem = folder / temp["name"]
-                    if stem.suffix == ".npz" and vouched_backup(stem) == entry:
-                        continue
                     entry.unlink()
 
 
-@contextlib.contextmanager
 def lock(run):
-    """Hold the lock of run folder ``run``, or raise a ValueError naming it
-    if another process holds it.  The lock file stays: removing it would
-    let a third process lock a new file while the first still holds the old."""
+    """Hold the lock of run folder ``run`` (a context manager), or raise a
+    ValueError naming it if another process holds it."""
     path = Path(run) / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            else:
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except (BlockingIOError, PermissionError):
-            raise ValueError(f"{run} is in use by another npvae process (it holds "
-                             f"{path}); wait for it to finish, or choose another "
-                             "--out") from None
-        yield
-    finally:
-        os.close(fd)
+
+    def busy():
+        raise ValueError(f"{run} is in use by another npvae process (it holds {path}); "
+                         "wait for it to finish, or choose another --out")
+    return hold_lock(path, busy)
 
 
 def default_run_dir(dataset):
@@ -343,9 +319,9 @@ def load_splits(config, data_dir=None, download=False):
 
 
 def labels_for(model, y):
-    """The label arguments of ``model``'s verbs: ``(y,)`` for a
-    ConditionalVAE, which needs them, else ``()``."""
-    return (y,) if isinstance(model, ConditionalVAE) else ()
+    """The label arguments of ``model``'s verbs: ``(y,)`` for a model that
+    needs labels (``model.needs_labels``), else ``()``."""
+    return (y,) if model.needs_labels else ()
 
 
 def _validation(model, X, y):
@@ -376,11 +352,11 @@ def new_model(config):
     return VAE(**model_params(config))
 
 
-def _initialized(config, data):
+def _untrained_model(config, data):
     """``new_model(config)`` with fresh parameters for ``data``'s training split."""
     model = new_model(config)
     X = data.X_train
-    if isinstance(model, ConditionalVAE):
+    if model.needs_labels:
         return model.initialize(X.shape[1], X, classes=np.unique(data.y_train))
     return model.initialize(X.shape[1], X)
 
@@ -395,7 +371,7 @@ def create(config, out=None, force=False, download=False):
     data = load_splits(config, download=download)
     config["n_features"] = int(data.X_train.shape[1])
     config["image_shape"] = list(data.image_shape) if data.image_shape else None
-    model = _initialized(config, data)
+    model = _untrained_model(config, data)
     config["npvae_version"] = __version__
     with _new_folder(out, config["dataset"], force) as out:
         (out / "checkpoints").mkdir()
@@ -406,7 +382,7 @@ def create(config, out=None, force=False, download=False):
 def _start(model, out, config, data):
     X_tr = data.X_train
     kind = (f"conditional VAE ({len(model.classes_)} classes)"
-            if isinstance(model, ConditionalVAE) else "VAE")
+            if model.needs_labels else "VAE")
     print(f"training a {kind} {X_tr.shape[1]}-{'-'.join(map(str, config['hidden_dims']))}"
           f"{'-' if config['hidden_dims'] else ''}{config['latent_dim']} on "
           f"{config['dataset']} ({X_tr.shape[0]} train, {data.X_val.shape[0]} validation "
@@ -424,11 +400,11 @@ def resume(run, epochs=None, data_dir=None):
         _remove_temp_files(run)
         if epochs is not None:
             config["epochs"] = epochs
-        if not any((run / "checkpoints").glob("epoch-*.json")):
+        if not _checkpoints(run):
             # Killed before its first checkpoint: its config.json is whole,
             # and a new start from it is the run it would have been.
             data = load_splits(config, data_dir=data_dir)
-            model = _initialized(config, data)
+            model = _untrained_model(config, data)
             (run / "checkpoints").mkdir(exist_ok=True)
             _write_json(run / "config.json", config)
             print(f"{run} has no checkpoint (it was stopped before its first): "
@@ -454,10 +430,7 @@ def resume(run, epochs=None, data_dir=None):
 def _complete(model, run, config, metrics, data_dir):
     """Finish a trained run that a crash left incomplete: older checkpoints
     not yet dropped, metrics.csv behind the checkpoint, figures not drawn."""
-    latest = latest_checkpoint(run)
-    for old in (run / "checkpoints").glob("epoch-*"):
-        if old.stem != latest.stem:
-            old.unlink()
+    _remove_checkpoints_but(run, latest_checkpoint(run))
     missing = []
     metrics_path = run / "metrics.csv"
     if not metrics_path.is_file() or metrics_path.read_bytes() != _metrics_text(metrics):
@@ -497,14 +470,30 @@ def ctrl_c_deferred():
         raise KeyboardInterrupt
 
 
+def _checkpoints(run):
+    """The checkpoint files npvae wrote in ``run/checkpoints`` (an earlier
+    npvae's ``.json`` + ``.npz`` pairs among them)."""
+    folder = run / "checkpoints"
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return [p for p in folder.iterdir() if _OWN_FILES["checkpoints"].fullmatch(p.name)
+            and p.is_file() and not p.is_symlink()]
+
+
+def _remove_checkpoints_but(run, keep):
+    """Remove the run's checkpoints but ``keep`` (and its ``.json`` or
+    ``.npz`` partner, if an earlier npvae wrote it as a pair)."""
+    for old in _checkpoints(run):
+        if old.stem != keep.stem:
+            old.unlink()
+
+
 def _checkpoint(model, run, metrics):
     """Save the model with its metrics, then drop older checkpoints (only
     after the new one is complete)."""
-    path = save_checkpoint(model, run / "checkpoints" / f"epoch-{model.n_iter_:04d}",
+    path = save_checkpoint(model, epoch_checkpoint(run, model.n_iter_),
                            extra={"metrics": metrics})
-    for old in (run / "checkpoints").glob("epoch-*"):
-        if old.stem != path.stem:
-            old.unlink()
+    _remove_checkpoints_but(run, path)
     _write_metrics(run / "metrics.csv", metrics)
     return path
 
@@ -637,7 +626,7 @@ def draw_reconstructions(model, X, shape, path, n=20, y=None):
 def draw_samples(model, shape, path, n=100, random_state=0, label=None):
     """A grid of ``n`` samples; a conditional model's has one row per class
     (``n`` shared out among them), or ``n`` of the one class ``label``."""
-    if not isinstance(model, ConditionalVAE):
+    if not model.needs_labels:
         if label is not None:
             raise ValueError(f"--label is for conditional runs; this run holds a "
                              f"{type(model).__name__}, which takes no labels")

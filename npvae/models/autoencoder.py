@@ -1,7 +1,6 @@
 """The plain Autoencoder on the VAE's layers: a deterministic code."""
 import numpy as np
 
-from ..app.checkpoints import register_estimators
 from ..core.layers import mlp
 from ..core.validation import check_finite, refuse_non_finite
 from .base import FLAT, BaseAutoencoder
@@ -103,6 +102,3 @@ class Autoencoder(BaseAutoencoder):
         X = self.check_data(X)
         with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
             return check_finite(self._batched(self._log_px, X), "log p(x | dec(enc(x)))")
-
-
-register_estimators((Autoencoder,), FLAT)

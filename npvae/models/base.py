@@ -25,26 +25,25 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..app.checkpoints import load_checkpoint, save_checkpoint
 from ..core.layers import ACTIVATIONS, mlp
 from ..core.likelihoods import LIKELIHOODS, make_likelihood
 from ..core.optimizers import Adam, learning_rate_at
 from ..core.parameters import ParameterVector
 from ..core.rng import as_generator
 from ..core.validation import check_finite, check_int
+from .saving import FLAT, load_checkpoint, save_checkpoint
 
 __all__ = ["BaseAutoencoder", "DTYPES", "FLAT"]
 
 DTYPES = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
 _EVAL_BATCH = 4096
-# The optimizer's one key: all parameters as one vector (npvae.core.parameters).
-FLAT = "parameters"
 
 
 class BaseAutoencoder(TransformerMixin, BaseEstimator):
     """What the VAE and the Autoencoder share: validation, the decoder and
     its likelihood, the mini-batch training loop and batched evaluation."""
+    needs_labels = False   # True: fit and the verbs take labels y beside X
 
     # ------------------------------------------------------------ validation
     _parameter_constraints = {
@@ -364,21 +363,20 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ persistence
     def save(self, path, include_optimizer=True):
-        """Write a checkpoint (``path`` + ``.npz`` and ``.json``, no pickle);
-        see :mod:`npvae.app.checkpoints`.  ``include_optimizer=False`` leaves out
-        Adam's state: a third of the size, for using the model rather than
-        continuing its training.  Returns the ``.json`` path."""
+        """Write a checkpoint: one ``.npz`` of arrays with the metadata inside
+        as JSON, no pickle (:mod:`npvae.models.saving`).
+        ``include_optimizer=False`` leaves out Adam's state: a third of the
+        size, for using the model rather than continuing its training.
+        Returns the ``.npz`` path."""
         return save_checkpoint(self, path, include_optimizer=include_optimizer)
 
     @classmethod
     def load(cls, path):
         """Rebuild a model saved by :meth:`save`, bit for bit; ``path`` is a
-        checkpoint file or a run folder (its latest checkpoint).  A model
-        saved without Adam's state continues training with a fresh Adam."""
-        model = load_checkpoint(path)
-        if not isinstance(model, cls):
-            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
+        checkpoint file or a run folder (its latest checkpoint).  The stored
+        class must be this one or a subclass.  A model saved without Adam's
+        state continues training with a fresh Adam."""
+        return load_checkpoint(path, cls)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X``, in nats; higher is better."""

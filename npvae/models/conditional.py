@@ -18,7 +18,6 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from ..app.checkpoints import register_estimators
 from ..core.layers import reparameterize, reparameterize_backward
 from .base import FLAT
 from .vae import VAE
@@ -88,6 +87,7 @@ class ConditionalVAE(VAE):
 
     The other attributes are the :class:`npvae.VAE`'s.
     """
+    needs_labels = True
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -371,6 +371,3 @@ class ConditionalVAE(VAE):
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X`` with its labels, in nats."""
         return float(np.mean(self.score_samples(X, y)))
-
-
-register_estimators((ConditionalVAE,), FLAT)

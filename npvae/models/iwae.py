@@ -19,7 +19,6 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from ..app.checkpoints import register_estimators
 from ..core.layers import reparameterize, reparameterize_backward
 from .base import FLAT
 from .vae import VAE
@@ -324,6 +323,3 @@ class IWAE(VAE):
         eps = self._check_eps(X, eps)
         terms = self.train_step(X, eps, float(self.beta))
         return terms["loss"], self._grads_copy()
-
-
-register_estimators((IWAE,), FLAT)

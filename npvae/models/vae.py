@@ -4,7 +4,6 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..app.checkpoints import register_estimators
 from ..core.layers import GaussianEncoder, reparameterize, reparameterize_backward
 from ..core.priors import PRIORS, make_prior
 from ..core.rng import as_generator, row_normals
@@ -357,8 +356,3 @@ class VAE(BaseAutoencoder):
         same sense and units as ``PCA.score_samples``."""
         log_px, kl = self.elbo_terms(X)
         return log_px - kl
-
-
-
-
-register_estimators((VAE,), FLAT)

@@ -1,22 +1,25 @@
-"""Tests of npvae.app.checkpoints and the models' save/load: bit-exact round
-trips, resumed training, and refusal of every kind of bad checkpoint."""
+"""Tests of npvae.models.saving, npvae.app.checkpoints and the models'
+save/load: bit-exact round trips, resumed training, checkpoints of the
+earlier two-file format, and refusal of every kind of bad checkpoint."""
 import ast
 import errno
-import hashlib
 import json
 import os
 import pickle
 import re
 import shutil
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import npvae.models
 from npvae import VAE, Autoencoder
-from npvae.app import checkpoints, files
+from npvae.models import saving
 from npvae.models.base import FLAT
-from conftest import save_killed_between_renames
+from conftest import as_earlier_pair, metadata_of, rewrite_checkpoint
 from npvae.app.checkpoints import FORMAT_VERSION, latest_checkpoint, load_checkpoint, save_checkpoint
 
 RNG = np.random.default_rng(0)
@@ -42,7 +45,7 @@ def same_params(a, b):
 def test_round_trip_is_bit_exact_and_training_continues_identically(tmp_path, cls, kw):
     model = fitted(cls, **kw)
     path = model.save(tmp_path / "ckpt")
-    assert path == tmp_path / "ckpt.json" and (tmp_path / "ckpt.npz").is_file()
+    assert path == tmp_path / "ckpt.npz" and [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]
     loaded = cls.load(tmp_path / "ckpt.npz")
     assert type(loaded) is cls and loaded.get_params() == model.get_params()
     assert same_params(model, loaded)
@@ -70,9 +73,9 @@ def test_a_model_saved_without_adam_predicts_the_same_from_a_third_of_the_bytes(
     model.save(tmp_path / "lean", include_optimizer=False)
     lean_bytes = (tmp_path / "lean.npz").stat().st_size
     assert lean_bytes < 0.4 * (tmp_path / "full.npz").stat().st_size
-    assert json.loads((tmp_path / "lean.json").read_text())["optimizer"] is None
+    assert metadata_of(tmp_path / "lean.npz")["optimizer"] is None
     with np.load(tmp_path / "lean.npz") as f:
-        assert sorted(f.files) == sorted(f"param/{k}" for k in model.params_)
+        assert sorted(f.files) == sorted([f"param/{k}" for k in model.params_] + ["metadata"])
     loaded = cls.load(tmp_path / "lean")
     assert same_params(model, loaded) and loaded.history_ == model.history_
     assert np.array_equal(loaded.transform(X), model.transform(X))
@@ -86,17 +89,17 @@ def test_a_model_saved_without_adam_predicts_the_same_from_a_third_of_the_bytes(
 
 def test_a_checkpoint_without_adam_is_refused_where_training_must_continue(tmp_path):
     fitted().save(tmp_path / "lean", include_optimizer=False)
-    with pytest.raises(ValueError, match=r"lean\.json: saved without Adam's state"):
+    with pytest.raises(ValueError, match=r"lean\.npz: saved without Adam's state"):
         load_checkpoint(tmp_path / "lean", require_optimizer=True)
     fitted().save(tmp_path / "full")
     assert load_checkpoint(tmp_path / "full", require_optimizer=True).optimizer_.t > 0
 
 
 def test_adam_arrays_beside_a_null_optimizer_are_refused(tmp_path):
-    """A checkpoint whose .json says no Adam state was saved, but whose .npz
+    """A checkpoint whose metadata says no Adam state was saved, but which
     holds it, describes neither."""
     fitted().save(tmp_path / "c")
-    edit_json(tmp_path / "c.json", lambda m: m.update(optimizer=None))
+    rewrite_checkpoint(tmp_path / "c.npz", meta=lambda m: m.update(optimizer=None))
     with pytest.raises(ValueError, match=r"arrays do not match .* unexpected \["):
         load_checkpoint(tmp_path / "c")
 
@@ -134,7 +137,7 @@ def test_unfitted_but_initialised_model_round_trips(tmp_path):
 
 def test_generator_random_state_is_stored_as_null(tmp_path):
     model = fitted(random_state=np.random.default_rng(3))
-    meta = json.loads(model.save(tmp_path / "c").read_text())
+    meta = metadata_of(model.save(tmp_path / "c"))
     assert meta["params"]["random_state"] is None
     assert same_params(VAE.load(tmp_path / "c"), model)
 
@@ -143,7 +146,7 @@ def test_generator_random_state_is_stored_as_null(tmp_path):
                                           (np.array([4, 5]), [4, 5]), ((6, 7), [6, 7])])
 def test_every_integer_seed_is_stored_and_refits_the_same(tmp_path, seed, stored):
     model = fitted(random_state=seed)
-    meta = json.loads(model.save(tmp_path / "c").read_text())
+    meta = metadata_of(model.save(tmp_path / "c"))
     assert meta["params"]["random_state"] == stored
     loaded = VAE.load(tmp_path / "c")
     assert same_params(loaded, model)
@@ -156,17 +159,22 @@ def test_extra_data_and_latest_checkpoint_of_a_run_folder(tmp_path):
     save_checkpoint(model, tmp_path / "checkpoints" / "epoch-0009", extra={"a": [1]})
     model.fit_epoch(X)
     save_checkpoint(model, tmp_path / "checkpoints" / "epoch-0010", extra={"a": [2]})
-    assert latest_checkpoint(tmp_path).name == "epoch-0010.json"  # by number, not text
+    assert latest_checkpoint(tmp_path).name == "epoch-0010.npz"  # by number, not text
     loaded, extra = load_checkpoint(tmp_path, return_extra=True)
     assert extra == {"a": [2]} and loaded.n_iter_ == 3
     assert same_params(VAE.load(tmp_path), model)
 
 
-def test_checkpoints_do_not_import_the_models():
-    tree = ast.parse(Path(checkpoints.__file__).read_text())
-    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert imported and not any("models" in (m or "") for m in imported)
+def test_the_models_do_not_import_the_app():
+    """Checkpoints import the model classes, not the other way round."""
+    for path in Path(npvae.models.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {(n.level, n.module) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {(0, a.name) for n in ast.walk(tree) if isinstance(n, ast.Import)
+                     for a in n.names}
+        assert imported, path
+        assert not any("app" in (m or "").split(".") or (level == 2 and m is None)
+                       for level, m in imported), path
 
 
 @pytest.mark.parametrize("cls", [VAE, Autoencoder])
@@ -175,7 +183,7 @@ def test_load_model_returns_any_npvae_estimator(tmp_path, cls):
     model.save(tmp_path / "m")
     loaded = load_checkpoint(tmp_path / "m")
     assert type(loaded) is cls and same_params(loaded, model)
-    loaded, extra = load_checkpoint(tmp_path / "m.json", return_extra=True)
+    loaded, extra = load_checkpoint(tmp_path / "m.npz", return_extra=True)
     assert extra == {} and same_params(loaded, model)
 
 
@@ -195,16 +203,8 @@ def test_missing_files(tmp_path):
 
 
 # ------------------------------------------------------------ bad checkpoints
-def edit_json(path, change):
-    meta = json.loads(path.read_text())
-    change(meta)
-    path.write_text(json.dumps(meta))
-
-
-def rehash(tmp_path):
-    """Make the .json vouch for the current .npz, as a careful forger would."""
-    digest = hashlib.sha256((tmp_path / "c.npz").read_bytes()).hexdigest()
-    edit_json(tmp_path / "c.json", lambda m: m.update(npz_sha256=digest))
+def edit_meta(path, change):
+    rewrite_checkpoint(path, meta=change)
 
 
 @pytest.fixture
@@ -216,8 +216,8 @@ def ckpt(tmp_path):
 
 def test_other_format_version_is_refused(ckpt):
     tmp_path, _ = ckpt
-    edit_json(tmp_path / "c.json", lambda m: m.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(ValueError, match="format version 2; this npvae reads version 1"):
+    edit_meta(tmp_path / "c.npz", lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ValueError, match="format version 3; this npvae reads versions 1 and 2"):
         load_checkpoint(tmp_path / "c")
 
 
@@ -230,23 +230,22 @@ def test_other_format_version_is_refused(ckpt):
 ])
 def test_malformed_metadata_is_refused(ckpt, change, message):
     tmp_path, _ = ckpt
-    edit_json(tmp_path / "c.json", change)
+    edit_meta(tmp_path / "c.npz", change)
     with pytest.raises(ValueError, match=message):
         load_checkpoint(tmp_path / "c")
 
 
 def test_not_json(ckpt):
     tmp_path, _ = ckpt
-    (tmp_path / "c.json").write_text("{oops")
+    rewrite_checkpoint(tmp_path / "c.npz", text="{oops")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_checkpoint(tmp_path / "c")
 
 
 def test_checkpoint_of_another_architecture_is_refused(ckpt):
     tmp_path, _ = ckpt
-    fitted(hidden_dims=(8, 8), likelihood="gaussian").save(tmp_path / "other")
-    (tmp_path / "other.npz").replace(tmp_path / "c.npz")
-    rehash(tmp_path)
+    other = fitted(hidden_dims=(8, 8), likelihood="gaussian").save(tmp_path / "other")
+    take_arrays(other, tmp_path / "c.npz")
     with pytest.raises(ValueError, match=r"do not match a VAE with hidden_dims=\(8,\).*"
                                          r"missing \[\], unexpected \['decoder.4.W', "
                                          r"'decoder.4.b', 'encoder.2.W'"):
@@ -255,24 +254,79 @@ def test_checkpoint_of_another_architecture_is_refused(ckpt):
 
 def test_shape_mismatch_is_refused(ckpt):
     tmp_path, _ = ckpt
-    fitted(latent_dim=4, likelihood="gaussian").save(tmp_path / "other")
-    (tmp_path / "other.npz").replace(tmp_path / "c.npz")
-    rehash(tmp_path)
+    other = fitted(latent_dim=4, likelihood="gaussian").save(tmp_path / "other")
+    take_arrays(other, tmp_path / "c.npz")
     with pytest.raises(ValueError, match=r"has shape \(8, 4\), the architecture needs \(8, 3\)"):
         load_checkpoint(tmp_path / "c")
 
 
+def take_arrays(source, target):
+    """Put the arrays of checkpoint ``source`` into ``target`` beside its metadata."""
+    with np.load(source) as f:
+        arrays = {k: f[k] for k in f.files if k != "metadata"}
+
+    def replace(stored):
+        stored.clear()
+        stored.update(arrays)
+    rewrite_checkpoint(target, arrays=replace)
+
+
 def rewrite_npz(tmp_path, change):
-    with np.load(tmp_path / "c.npz") as npz:
-        arrays = dict(npz)
-    change(arrays)
-    np.savez(tmp_path / "c.npz", **arrays)
+    rewrite_checkpoint(tmp_path / "c.npz", arrays=change)
 
 
-def test_tampered_npz_fails_its_checksum(ckpt):
+def zip_with(path, member, flags=None, method=None):
+    """Rewrite the zip ``path`` with the headers of ``member`` (its local one
+    and its central directory entry) changed: their general-purpose
+    ``flags`` or compression ``method``."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        local = z.getinfo(member).header_offset
+    central = data.index(b"PK\x01\x02")   # the first entry
+    while data[central + 46:central + 46 + len(member)] != member.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    for value, at in ((flags, 6), (method, 8)):
+        if value is not None:
+            data[local + at:local + at + 2] = struct.pack("<H", value)
+            data[central + at + 2:central + at + 4] = struct.pack("<H", value)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_bytes(p.read_bytes()[:len(p.read_bytes()) // 2]),
+     "cannot be read safely .*BadZipFile"),
+    (lambda p: p.write_bytes(p.read_bytes().replace(b"\x93NUMPY", b"\x93NUMPX", 1)),
+     "cannot be read safely .*BadZipFile: Bad CRC-32"),
+    (lambda p: zip_with(p, "param/mu.b.npy", method=99),
+     "cannot be read safely .*NotImplementedError"),
+    (lambda p: zip_with(p, "param/mu.b.npy", flags=1),
+     "cannot be read safely .*(RuntimeError|BadZipFile)"),
+    (lambda p: rewrite_npz(p.parent, lambda a: None) or _add_member(p, "notes.npy", b"text"),
+     "member 'notes' is not an array"),
+], ids=["truncated", "bad CRC", "unknown compression", "encrypted flag", "not an array"])
+def test_a_corrupt_checkpoint_file_is_refused_naming_it(ckpt, damage, message):
     tmp_path, _ = ckpt
-    rewrite_npz(tmp_path, lambda a: a["param/mu.b"].__setitem__(0, 1.0))
-    with pytest.raises(ValueError, match="SHA-256 does not match"):
+    damage(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(tmp_path / 'c.npz'))}: "
+                                         f"{message}"):
+        load_checkpoint(tmp_path / "c")
+
+
+def _add_member(path, name, data):
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr(name, data)
+
+
+def test_an_edited_array_is_refused_by_the_zip_checksum(ckpt):
+    """One byte of a parameter changed in place, leaving the archive's CRC."""
+    tmp_path, _ = ckpt
+    path = tmp_path / "c.npz"
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("param/mu.b.npy")
+    data = bytearray(path.read_bytes())
+    data[info.header_offset + 30 + len(info.filename) + info.compress_size - 1] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="Bad CRC-32"):
         load_checkpoint(tmp_path / "c")
 
 
@@ -285,10 +339,9 @@ def test_tampered_npz_fails_its_checksum(ckpt):
     (lambda a: a.__setitem__("param/mu.b", np.array([{}, 1, 2], dtype=object)),
      "cannot be read safely.*allow_pickle=False"),
 ])
-def test_bad_arrays_are_refused_even_with_a_matching_checksum(ckpt, change, message):
+def test_bad_arrays_are_refused(ckpt, change, message):
     tmp_path, _ = ckpt
     rewrite_npz(tmp_path, change)
-    rehash(tmp_path)
     with pytest.raises(ValueError, match=message):
         load_checkpoint(tmp_path / "c")
 
@@ -305,7 +358,6 @@ def test_pickles_and_non_archives_are_refused(ckpt, payload, message):
             np.save(f, np.zeros(3))
     else:
         (tmp_path / "c.npz").write_bytes(payload)
-    rehash(tmp_path)
     with pytest.raises(ValueError, match=message):
         load_checkpoint(tmp_path / "c")
 
@@ -320,7 +372,7 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(ckpt, monkeypatch)
         f.write(b"PK\x03\x04 half an archive")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoints.np, "savez", dies_midway)
+    monkeypatch.setattr(saving.np, "savez", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         model.save(tmp_path / "c")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
@@ -328,86 +380,37 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(ckpt, monkeypatch)
 
 
 
-def test_a_save_killed_between_its_renames_still_loads_the_last_good_checkpoint(
-        ckpt, tmp_path):
-    _, model = ckpt
-    old_npz = (tmp_path / "c.npz").read_bytes()
-    save_killed_between_renames(tmp_path / "c", X, tmp_path)
-    assert (tmp_path / "c.npz").read_bytes() != old_npz          # the new arrays
-    (backup,) = files.backups(tmp_path / "c.npz")
-    assert backup.read_bytes() == old_npz
-    assert checkpoints.vouched_backup(tmp_path / "c") == backup
-    with pytest.warns(RuntimeWarning, match=f"loading the arrays c.json describes from "
-                                            f"the backup {backup.name}"):
-        loaded = load_checkpoint(tmp_path / "c")
-    assert loaded.n_iter_ == 2 and same_params(loaded, model)
-    # A backup the .json does not vouch for is never loaded.
-    backup.write_bytes((tmp_path / "c.npz").read_bytes())
-    with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
-        load_checkpoint(tmp_path / "c")
-    assert checkpoints.vouched_backup(tmp_path / "c") is None
-    backup.unlink()
-    with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
-        load_checkpoint(tmp_path / "c")
-    model.save(tmp_path / "c")                           # repaired
-    assert checkpoints.vouched_backup(tmp_path / "c") is None
-    assert checkpoints.vouched_backup(tmp_path / "missing") is None
-
-
-def test_backups_are_plain_hidden_files_and_only_those_of_the_right_size_are_read(
-        ckpt, tmp_path, monkeypatch):
-    _, model = ckpt
-    model.fit_epoch(X)
-    model.save(tmp_path / "new")
-    (tmp_path / "c.npz").write_bytes((tmp_path / "new.npz").read_bytes())  # mismatched
-    (tmp_path / ".c.npz.folder00.tmp").mkdir()
-    (tmp_path / ".c.npz.link0000.tmp").symlink_to(tmp_path / "new.npz")
-    with open(tmp_path / ".c.npz.huge0000.tmp", "wb") as f:
-        f.truncate(1 << 28)                    # 256 MB, sparse: must not be read
-    right_size = tmp_path / ".c.npz.right000.tmp"
-    right_size.write_bytes(bytes((tmp_path / "new.npz").stat().st_size))
-    assert files.backups(tmp_path / "c.npz") == sorted(
-        [tmp_path / ".c.npz.huge0000.tmp", right_size])
-    read, real_read = [], Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda p: read.append(p.name) or real_read(p))
-    with pytest.raises(ValueError, match="SHA-256 does not match the one in c.json"):
-        load_checkpoint(tmp_path / "c")
-    assert sorted(read) == [right_size.name, "c.json", "c.npz"]
-
-
 def test_a_model_loaded_without_adam_saves_without_adam_again(tmp_path):
     """Its fresh Adam (t = 0) is not the state training had: saving it by
     default must not make a checkpoint that claims to continue the run."""
     fitted().save(tmp_path / "lean", include_optimizer=False)
     load_checkpoint(tmp_path / "lean").save(tmp_path / "again")
-    assert json.loads((tmp_path / "again.json").read_text())["optimizer"] is None
+    assert metadata_of(tmp_path / "again.npz")["optimizer"] is None
     with pytest.raises(ValueError, match="saved without Adam's state"):
         load_checkpoint(tmp_path / "again", require_optimizer=True)
     with pytest.raises(TypeError, match="include_optimizer must be True or False, got 'no'"):
         fitted().save(tmp_path / "x", include_optimizer="no")
-    assert not (tmp_path / "x.json").exists()
+    assert not (tmp_path / "x.npz").exists()
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
                                    KeyboardInterrupt()])
-def test_a_save_failing_at_its_second_rename_keeps_the_last_good_checkpoint(
+def test_a_save_failing_at_its_rename_keeps_the_last_good_checkpoint(
         ckpt, monkeypatch, error):
     tmp_path, model = ckpt
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     model.fit_epoch(X)
-    real_replace, calls = os.replace, []
+    calls = []
 
-    def second_fails(src, dst):
+    def fails(src, dst):
         calls.append(Path(dst).name)
-        if len(calls) == 2:
-            raise error
-        real_replace(src, dst)
+        raise error
 
-    monkeypatch.setattr(files.os, "replace", second_fails)
+    monkeypatch.setattr(saving.os, "replace", fails)
     with pytest.raises(type(error)):
         model.save(tmp_path / "c")
     monkeypatch.undo()
-    assert calls[:2] == ["c.npz", "c.json"]
+    assert calls == ["c.npz"]
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
     assert load_checkpoint(tmp_path / "c").n_iter_ == 2
 
@@ -421,9 +424,9 @@ def test_atomic_write_keeps_old_content_on_error(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        files.atomic_write(target, fails)
+        saving.atomic_write(target, fails)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-    files.atomic_write(target, lambda f: f.write(b"new"))
+    saving.atomic_write(target, lambda f: f.write(b"new"))
     assert target.read_text() == "new"
     assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
 
@@ -438,7 +441,7 @@ def good(tmp_path):
 def test_numpy_scalar_hyper_parameters_save_as_python_values(good):
     model = fitted(latent_dim=np.int64(2), learning_rate=np.float32(1e-3),
                    hidden_dims=np.array([8]), beta=np.float64(0.5), verbose=np.bool_(False))
-    meta = json.loads(model.save(good).read_text())
+    meta = metadata_of(model.save(good))
     assert meta["params"]["latent_dim"] == 2 and type(meta["params"]["latent_dim"]) is int
     assert meta["params"]["hidden_dims"] == [8] and meta["params"]["verbose"] is False
     loaded = VAE.load(good)
@@ -457,7 +460,7 @@ def test_grid_search_best_estimator_saves(tmp_path):
 def test_a_hyper_parameter_json_cannot_hold_fails_before_anything_is_written(good):
     before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
     model = fitted(hidden_dims=range(8, 9))     # array-like, but not JSON
-    with pytest.raises(TypeError, match=r"good.json: hyper-parameter hidden_dims=range\(8, 9\) "
+    with pytest.raises(TypeError, match=r"good.npz: hyper-parameter hidden_dims=range\(8, 9\) "
                                         "cannot be stored as JSON"):
         model.save(good)
     assert {p.name: p.read_bytes() for p in good.parent.iterdir()} == before
@@ -469,7 +472,7 @@ def test_a_save_failing_in_json_keeps_the_last_good_checkpoint(good, monkeypatch
         raise ValueError("injected")
 
     before = {p.name: p.read_bytes() for p in good.parent.iterdir()}
-    monkeypatch.setattr(checkpoints.json, "dumps", fails)
+    monkeypatch.setattr(saving.json, "dumps", fails)
     with pytest.raises((TypeError, ValueError)):
         fitted(latent_dim=2, random_state=1).save(good)
     monkeypatch.undo()
@@ -480,10 +483,9 @@ def test_a_save_failing_in_json_keeps_the_last_good_checkpoint(good, monkeypatch
 # ------------------------------------------------------------ checkpoint names
 def test_a_dotted_name_keeps_its_dots(tmp_path):
     a, b = fitted(beta=0.5), fitted(beta=0.25)
-    assert a.save(tmp_path / "vae_beta0.5") == tmp_path / "vae_beta0.5.json"
+    assert a.save(tmp_path / "vae_beta0.5") == tmp_path / "vae_beta0.5.npz"
     b.save(tmp_path / "vae_beta0.25")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "vae_beta0.25.json", "vae_beta0.25.npz", "vae_beta0.5.json", "vae_beta0.5.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vae_beta0.25.npz", "vae_beta0.5.npz"]
     assert VAE.load(tmp_path / "vae_beta0.5").beta == 0.5
     assert VAE.load(tmp_path / "vae_beta0.25.npz").beta == 0.25
     assert VAE.load(tmp_path / "vae_beta0.5.json").beta == 0.5
@@ -495,8 +497,8 @@ def test_a_checkpoint_of_an_older_npvae_loads_by_its_name_and_is_not_guessed(tmp
     (a "vae_beta0.25" may have been saved over it)."""
     fitted(beta=0.5).save(tmp_path / "vae_beta0")
     assert VAE.load(tmp_path / "vae_beta0").beta == 0.5
-    with pytest.raises(FileNotFoundError, match=r"vae_beta0\.5\.json does not exist; .*"
-                                                r"vae_beta0\.json may be the one"):
+    with pytest.raises(FileNotFoundError, match=r"vae_beta0\.5\.npz does not exist; .*"
+                                                r"vae_beta0\.npz may be the one"):
         VAE.load(tmp_path / "vae_beta0.5")
 
 
@@ -506,10 +508,10 @@ def test_a_name_of_both_a_run_folder_and_a_checkpoint_is_refused(tmp_path):
     save_checkpoint(run_model, tmp_path / "myrun" / "checkpoints" / "epoch-0002")
     file_model.save(tmp_path / "myrun")
     with pytest.raises(ValueError, match=r"myrun names both a run folder and the "
-                                         r"checkpoint .*myrun\.json: pass"):
+                                         r"checkpoint .*myrun\.npz: pass"):
         VAE.load(tmp_path / "myrun")
     assert same_params(VAE.load(tmp_path / "myrun.json"), file_model)
-    assert same_params(VAE.load(tmp_path / "myrun" / "checkpoints" / "epoch-0002.json"),
+    assert same_params(VAE.load(tmp_path / "myrun" / "checkpoints" / "epoch-0002.npz"),
                        run_model)
 
 
@@ -582,9 +584,6 @@ _NESTED = "[" * 100_000 + "]" * 100_000
     (set_key("n_features_in_", True), "'n_features_in_' must be an integer >= 1, got True"),
     (set_key("class", 5), "unknown class 5"),
     (set_key("class", ["VAE"]), r"unknown class \['VAE'\]"),
-    (set_key("npz_sha256", 123), "'npz_sha256' must be a SHA-256 in hex, got 123"),
-    (set_key("arrays", []), "'arrays' must be an object"),
-    (set_key(("arrays", "param/mu.b", "shape"), [4]), "'arrays' does not describe the arrays of c.npz"),
     (set_key("history_", _REMOVE), "malformed metadata: missing 'history_'"),
     (_NESTED, "not valid JSON \\(nested too deeply\\)"),
     ("[1, 2]", "not an npvae checkpoint"),
@@ -592,13 +591,12 @@ _NESTED = "[" * 100_000 + "]" * 100_000
 ], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
 def test_tampered_metadata_is_refused_naming_the_file_and_the_key(
         digits_checkpoint, tmp_path, change, message):
-    for suffix in (".json", ".npz"):
-        shutil.copy(digits_checkpoint / f"c{suffix}", tmp_path / f"c{suffix}")
+    shutil.copy(digits_checkpoint / "c.npz", tmp_path / "c.npz")
     if isinstance(change, str):
-        (tmp_path / "c.json").write_text(change)
+        rewrite_checkpoint(tmp_path / "c.npz", text=change)
     else:
-        edit_json(tmp_path / "c.json", change)
-    with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(tmp_path / 'c.json'))}: "
+        edit_meta(tmp_path / "c.npz", change)
+    with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(tmp_path / 'c.npz'))}: "
                                          f".*{message}"):
         load_checkpoint(tmp_path / "c", return_extra=True)
 
@@ -611,7 +609,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(good, monkeypa
     def disk_full(fd):
         raise OSError(code, os.strerror(code))       # as the kernel reports it: no file name
 
-    monkeypatch.setattr(files.os, "fsync", disk_full)
+    monkeypatch.setattr(saving.os, "fsync", disk_full)
     with pytest.raises(OSError) as info:
         fitted(random_state=1).save(good)
     monkeypatch.undo()
@@ -624,7 +622,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(good, monkeypa
 def test_a_failed_rename_names_the_target_not_the_temporary_file(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(IsADirectoryError) as info:
-        files.atomic_write(tmp_path / "d", lambda f: f.write(b"x"))
+        saving.atomic_write(tmp_path / "d", lambda f: f.write(b"x"))
     assert info.value.filename == str(tmp_path / "d") and ".tmp" not in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
 
@@ -654,15 +652,59 @@ def test_a_run_folder_given_as_dot_loads_its_latest_checkpoint(tmp_path, monkeyp
 
 def test_a_checkpoint_from_before_the_adam_and_bias_settings_loads_with_their_defaults(tmp_path):
     model = fitted()
-    json_path = model.save(tmp_path / "old")
-    meta = json.loads(Path(json_path).read_text())
+    path = model.save(tmp_path / "old")
+    as_earlier_pair(path)
+    json_path = path.with_suffix(".json")
+    meta = json.loads(json_path.read_text())
     for key in ("beta_1", "beta_2", "epsilon", "output_bias_init"):
         del meta["params"][key]
-    Path(json_path).write_text(json.dumps(meta))
+    json_path.write_text(json.dumps(meta))
     loaded = VAE.load(tmp_path / "old")
     assert loaded.get_params() == model.get_params()
     assert same_params(model, loaded)
     del meta["params"]["beta"]                     # an older key is still required
-    Path(json_path).write_text(json.dumps(meta))
+    json_path.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"'params' is missing \['beta'\]"):
         VAE.load(tmp_path / "old")
+
+
+# ------------------------------------------------------------ the earlier .json + .npz pair
+@pytest.mark.parametrize("cls, kw", [(VAE, {}), (Autoencoder, {}),
+                                     (VAE, {"likelihood": "gaussian", "dtype": "float64"})])
+def test_a_checkpoint_of_the_earlier_pair_loads_bit_for_bit(tmp_path, cls, kw):
+    model = fitted(cls, **kw)
+    json_path = as_earlier_pair(model.save(tmp_path / "c", include_optimizer=True))
+    for name in ("c", "c.json", "c.npz"):
+        loaded, extra = load_checkpoint(tmp_path / name, return_extra=True,
+                                        require_optimizer=True)
+        assert type(loaded) is cls and same_params(loaded, model) and extra == {}
+        assert loaded.history_ == model.history_ and loaded.optimizer_.t == model.optimizer_.t
+    assert json_path.name == "c.json"
+    # Its training continues as the model's would.
+    model.fit_epoch(X)
+    loaded.fit_epoch(X)
+    assert same_params(model, loaded)
+    # Saved again under its name: one file, which loads instead of the stale .json.
+    loaded.save(tmp_path / "c")
+    assert load_checkpoint(tmp_path / "c").n_iter_ == 3
+
+
+def test_an_earlier_pair_whose_arrays_changed_is_refused(tmp_path):
+    as_earlier_pair(fitted().save(tmp_path / "c"))
+    with np.load(tmp_path / "c.npz") as f:
+        arrays = dict(f)
+    arrays["param/mu.b"][0] += 1
+    np.savez(tmp_path / "c.npz", **arrays)
+    with pytest.raises(ValueError, match=r"c\.npz: its SHA-256 does not match the one in c\.json"):
+        load_checkpoint(tmp_path / "c")
+    (tmp_path / "c.npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"c\.npz does not exist"):
+        load_checkpoint(tmp_path / "c.json")
+
+
+def test_a_run_folder_of_earlier_pairs_loads_its_latest(tmp_path):
+    model = fitted()
+    (tmp_path / "checkpoints").mkdir()
+    as_earlier_pair(save_checkpoint(model, tmp_path / "checkpoints" / "epoch-0002"))
+    assert latest_checkpoint(tmp_path).stem == "epoch-0002"
+    assert same_params(VAE.load(tmp_path), model)

@@ -255,12 +255,19 @@ def test_latent_scatter_of_many_classes_has_a_colour_bar(tmp_path, monkeypatch):
     assert len(figures[0].axes) == 2  # the scatter, the colour bar
 
 
-def test_pca_projection_finds_the_spread_directions():
+def test_pca_projection_finds_the_spread_directions(tmp_path, monkeypatch):
     t = np.linspace(-1, 1, 101)
     A = np.column_stack([10 * t, t * t - np.mean(t * t), np.zeros_like(t)])  # uncorrelated
     Q = np.linalg.qr(RNG.normal(size=(3, 3)))[0]
-    P = plots._pca_2d(A @ Q.T + 5.0)
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_latent(A @ Q.T + 5.0, None, tmp_path / "z.png")
+    P = figures[0].axes[0].collections[0].get_offsets()
     assert np.allclose(np.abs(P), np.abs(A[:, :2]), atol=1e-9)
+    # Each axis's largest loading is positive, so the figure's orientation is fixed.
+    for i in range(2):
+        sign = np.sign(Q[np.abs(Q[:, i]).argmax(), i])
+        assert np.allclose(P[:, i], sign * A[:, i], atol=1e-9)
 
 
 def test_manifold_decodes_an_inverse_normal_cdf_grid(tmp_path, model_28x20, monkeypatch):

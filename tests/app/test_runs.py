@@ -127,6 +127,24 @@ def test_a_locked_run_is_left_alone(copy_of, capsys, drawn):
     assert run(capsys, "train", "--resume", copy_of, "--epochs", "3")[0] == 0
 
 
+def test_a_symlink_in_place_of_the_run_lock_is_refused(copy_of, tmp_path, capsys, drawn):
+    """A planted link must not make npvae create (or lock) a file where it points."""
+    target = tmp_path / "elsewhere" / "created-by-npvae"
+    target.parent.mkdir()
+    (copy_of / ".npvae.lock").unlink(missing_ok=True)
+    (copy_of / ".npvae.lock").symlink_to(target)
+    before = snapshot(copy_of)
+    assert_usage_error(run(capsys, "train", "--resume", copy_of, "--epochs", "3"),
+                       f"{copy_of / '.npvae.lock'} is a symbolic link, not npvae's lock file")
+    assert_usage_error(run(capsys, "train", *TINY, "--out", copy_of, "--force"),
+                       f"{copy_of / '.npvae.lock'} is not npvae's")
+    assert not target.exists() and snapshot(copy_of) == before
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        with runs.lock(copy_of):
+            pass
+    assert not target.exists()
+
+
 def test_a_killed_holder_leaves_no_stale_lock(copy_of, capsys, drawn):
     code = (f"import fcntl, os, sys, time; fd = os.open({str(copy_of / '.npvae.lock')!r}, "
             "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('locked', "

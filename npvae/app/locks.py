@@ -1,0 +1,53 @@
+"""One lock per folder that two npvae processes could both write: a run
+folder (``.npvae.lock``) and a data set's folder while files are downloaded
+into it (``.npvae-download.lock``).
+
+The lock is the ``filelock`` package's (``flock`` on Unix), which the
+kernel drops when its process dies, even by SIGKILL, so a crash leaves no
+stale lock.  The lock file stays after release: removing it would let a
+third process lock a new file while the first still holds the old.  A
+lock path that is a symbolic link is refused, so that a planted link never
+makes npvae create or open a file where it points.
+"""
+import contextlib
+import errno
+from pathlib import Path
+
+import filelock
+
+__all__ = ["hold_lock"]
+
+
+@contextlib.contextmanager
+def hold_lock(path, on_busy, error=ValueError):
+    """Hold the lock file ``path`` for the block.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The lock file, created if missing.
+    on_busy : callable
+        Called without arguments when another process holds the lock: it
+        raises to give up, or returns to wait for the lock.
+    error : type of ValueError
+        Raised, naming ``path``, when ``path`` is a symbolic link.
+    """
+    path = Path(path)
+    lock = filelock.FileLock(path)
+    try:
+        if path.is_symlink():
+            raise OSError(errno.ELOOP, "a symbolic link", str(path))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            on_busy()
+            lock.acquire()
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise error(f"{path} is a symbolic link, not npvae's lock file; remove it, "
+                    "or use another folder") from None
+    try:
+        yield
+    finally:
+        lock.release()
