@@ -2,8 +2,8 @@
 
 Every loader returns a :class:`Dataset` whose ``X`` arrays are float32,
 2-D ``(n_samples, n_features)`` and, for the named data sets, in [0, 1].
-Files are located in the data folder, downloaded from a mirror with their
-md5 checked (each within a deadline, one process at a time per data set
+Files are located in the data folder, downloaded from a mirror through
+``pooch`` with their md5 checked (one process at a time per data set
 folder), parsed by :mod:`npvae.app.formats`, and split into a training and a
 test part; :func:`binarize` draws binary data from probabilities.
 
@@ -15,36 +15,26 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import http.client
 import os
 import re
-import socket
 import tempfile
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
-from urllib.request import HTTPHandler, Request, build_opener
 
 import numpy as np
+import pooch
 
 from .formats import ARRAY_FILE_SUFFIXES, DataError, read_amat, read_array_file, read_idx, read_mat
+from .locks import hold_lock
 from ..core.rng import as_generator
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-    import msvcrt
 
 __all__ = [
     "DATASETS",
     "CLASS_NAMES",
     "MIRRORS",
     "MD5SUMS",
-    "DOWNLOAD_DEADLINE",
+    "DOWNLOAD_TIMEOUT",
     "DataError",
     "MissingDataError",
     "Dataset",
@@ -99,10 +89,9 @@ MD5SUMS = {
     "frey-face": {"frey_rawface.mat": "5aeb024d42b8a6091f30e5eb18c8a48d"},
 }
 
-#: Seconds one file may take to download from one mirror, the headers included;
-#: then the next mirror is tried. A mirror that trickles bytes would otherwise
-#: hold a download forever.
-DOWNLOAD_DEADLINE = 600.0
+#: Seconds a mirror may take to connect or stay silent while sending a file
+#: (pooch's timeout); then the next mirror is tried.
+DOWNLOAD_TIMEOUT = 60.0
 
 # Fixed seeds of the built-in splits: they must not follow the user's seed.
 _DIGITS_SPLIT_SEED = 0
@@ -265,18 +254,19 @@ def load_binarized_mnist(data_dir=None, split="train", download=False, mirror=No
     return read_amat(path)
 
 
-def download(name, data_dir=None, mirror=None, deadline=None):
+def download(name, data_dir=None, mirror=None):
     """Fetch every missing file of a named data set into ``<data_dir>/<name>/``.
 
-    Each file is streamed into a temporary file beside its target, its md5
-    is checked against :data:`MD5SUMS`, and only then is it renamed into
-    place: a failed or interrupted download leaves nothing behind. One whose
-    process is killed leaves its temporary file
-    (``.<file>.<8 characters>.part``); the next download of the file
-    removes it.
+    Each file is fetched by ``pooch`` (with its progress bar, and
+    :data:`DOWNLOAD_TIMEOUT` for connecting and for each read) into a
+    temporary file beside its target, its md5 is checked against
+    :data:`MD5SUMS`, and only then is it renamed into place: a failed or
+    interrupted download leaves nothing behind. One whose process is killed
+    leaves its temporary file (``.<file>.<8 characters>.part``); the next
+    download of the file removes it.
 
-    While fetching, a process holds a lock on ``.npvae-download.lock`` in
-    the data set's folder (the file stays); another process downloading
+    While fetching, a process holds the lock ``.npvae-download.lock`` in the
+    data set's folder (:mod:`npvae.app.locks`); another process downloading
     the same data set into the same folder waits for it, then fetches only
     what is still missing. Nothing is written when no file is missing.
 
@@ -286,13 +276,6 @@ def download(name, data_dir=None, mirror=None, deadline=None):
         A key of :data:`MIRRORS`.
     data_dir, mirror
         As in :func:`load_dataset`.
-    deadline : float, optional
-        Seconds each file may take from each mirror, all of it: when it
-        passes, the connection is shut down, whether in its TLS handshake,
-        headers or body. Connecting is bounded by the socket timeout,
-        min(60 s, ``deadline``) per address of the host, and looking the
-        host up by the system's resolver. Defaults to
-        :data:`DOWNLOAD_DEADLINE`. The loaders always use the default.
 
     Returns
     -------
@@ -302,14 +285,12 @@ def download(name, data_dir=None, mirror=None, deadline=None):
     Raises
     ------
     DataError
-        No mirror delivered a file with the right md5 in time; the message
-        names each mirror's URL of the file and what went wrong there.
+        No mirror delivered a file with the right md5; the message names
+        each mirror's URL of the file and what went wrong there.
     """
     if name not in MD5SUMS:
         raise ValueError(f"nothing to download for {name!r}: expected one of {', '.join(MD5SUMS)}")
-    if deadline is not None and not float(deadline) > 0:
-        raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
-    return _require(name, list(MD5SUMS[name]), data_dir, True, mirror, deadline)
+    return _require(name, list(MD5SUMS[name]), data_dir, True, mirror)
 
 
 def resolve_data_dir(data_dir=None, name=None):
@@ -472,11 +453,11 @@ def _scale_bytes(a):
 # Locating and downloading files
 
 
-# Held while a data set's missing files are fetched (see _download_lock).
+# Held while a data set's missing files are fetched.
 _LOCK_NAME = ".npvae-download.lock"
 
 
-def _require(name, files, data_dir, download_missing, mirror, deadline=None):
+def _require(name, files, data_dir, download_missing, mirror):
     """Return local paths of ``files`` of data set ``name``, downloading if asked."""
     folder = resolve_data_dir(data_dir, name)
     paths = [_local_file(folder, f) for f in files]
@@ -489,55 +470,17 @@ def _require(name, files, data_dir, download_missing, mirror, deadline=None):
             "folder that has them (CLI: --data-dir)")
     if missing:
         folder.mkdir(parents=True, exist_ok=True)
-        with _download_lock(folder):
+        lock = folder / _LOCK_NAME
+
+        def busy():
+            warnings.warn(f"waiting for another process downloading into {folder} "
+                          f"(it holds {lock})")
+        with hold_lock(lock, busy, error=DataError):
             for f in missing:
                 _remove_stale_parts(folder, f)
                 if _local_file(folder, f) is None:  # else another process fetched it meanwhile
-                    _fetch(name, f, folder, mirror, deadline)
+                    _fetch(name, f, folder, mirror)
     return [_local_file(folder, f) for f in files]
-
-
-@contextlib.contextmanager
-def _download_lock(folder):
-    """Hold the download lock of data set folder ``folder``, waiting (with a
-    warning) while another process holds it.  The lock file stays: removing it
-    would let a third process lock a new file while the first holds the old."""
-    path = folder / _LOCK_NAME
-    no_follow = getattr(os, "O_NOFOLLOW", 0)   # a planted link must not create a file elsewhere
-    try:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | no_follow, 0o666)
-        except PermissionError:
-            # Another user's lock file in a shared folder: flock needs no write access.
-            fd = os.open(path, os.O_RDONLY | no_follow)
-    except OSError as e:
-        if e.errno != errno.ELOOP:
-            raise
-        raise DataError(f"{path} is a symbolic link, not npvae's download lock; remove it "
-                        "or download into another folder") from None
-    try:
-        try:
-            _lock(fd, wait=False)
-        except (BlockingIOError, PermissionError):
-            warnings.warn(f"waiting for another process downloading into {folder} "
-                          f"(it holds {path})")
-            _lock(fd, wait=True)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _lock(fd, wait):
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    while True:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
-            return
-        except OSError as e:  # LK_LOCK gives up after 10 s: wait on
-            if not wait or e.errno != errno.EDEADLOCK:
-                raise
 
 
 def _remove_stale_parts(folder, fname):
@@ -555,12 +498,9 @@ def _remove_stale_parts(folder, fname):
 
 
 def _check_md5(path, expected):
-    md5 = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            md5.update(chunk)
-    if md5.hexdigest() != expected:
-        raise DataError(f"{path}: md5 {md5.hexdigest()}, expected {expected}: not the "
+    md5 = pooch.file_hash(str(path), alg="md5")
+    if md5 != expected:
+        raise DataError(f"{path}: md5 {md5}, expected {expected}: not the "
                         "published file (corrupt or replaced); remove it and fetch it "
                         "again (download=True, CLI: npvae train --download)")
 
@@ -585,145 +525,36 @@ def _mirrors(name, mirror):
 _DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
-def _fetch(name, fname, folder, mirror, deadline=None):
-    """Download one file into ``folder`` after checking its md5."""
+def _fetch(name, fname, folder, mirror):
+    """Download one file into ``folder`` after checking its md5.
+
+    pooch's own placement (``pooch.retrieve``) names its temporary file
+    ``tmp<8 characters>``, which no sweep can tell from a user's file, so
+    the file goes to a temporary name of npvae's, as :func:`_remove_stale_parts`
+    knows it."""
     expected = MD5SUMS[name][fname]
-    deadline = DOWNLOAD_DEADLINE if deadline is None else float(deadline)
-    timed_out = f"timed out: not done after {deadline:g} s"
+    fetch = pooch.HTTPDownloader(progressbar=True, timeout=DOWNLOAD_TIMEOUT,
+                                 headers={"User-Agent": "npvae"})
     errors = []
     for base in _mirrors(name, mirror):
         url = base + fname
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
-        watchdog = _Watchdog(deadline)
+        os.close(fd)
         try:
-            md5 = hashlib.md5(usedforsecurity=False)
-            with watchdog, os.fdopen(fd, "wb") as out, watchdog.open(url) as resp:
-                for chunk in iter(lambda: resp.read1(1 << 20), b""):
-                    md5.update(chunk)
-                    out.write(chunk)
-                    if watchdog.expired:    # a scheme without a watched socket (ftp)
-                        break
-            # The md5 first: a whole file that came in as the deadline passed is
-            # still the file, and a cut-off one never matches.
-            if md5.hexdigest() != expected:
-                errors.append(f"{url}: " + (timed_out if watchdog.expired else
-                                            f"md5 {md5.hexdigest()}, expected {expected}"))
-                continue
-            os.replace(tmp, folder / fname)
-            tmp = None
-            return
-        except OSError as e:
+            fetch(url, tmp, None)
+            md5 = pooch.file_hash(tmp, alg="md5")
+            if md5 == expected:
+                os.replace(tmp, folder / fname)
+                return
+            errors.append(f"{url}: md5 {md5}, expected {expected}")
+        except OSError as e:        # requests' errors are OSErrors too
             if e.errno in _DISK_ERRNOS:  # no other mirror can help with a full disk
-                raise OSError(e.errno, f"cannot save {url}: {e.strerror}", str(folder / fname)) \
-                    from None
-            errors.append(f"{url}: {timed_out if watchdog.expired else e}")
-        except (http.client.HTTPException, ValueError) as e:
-            errors.append(f"{url}: {timed_out if watchdog.expired else e}")
+                raise OSError(e.errno, f"cannot save {url}: {e.strerror}",
+                              str(folder / fname)) from None
+            errors.append(f"{url}: {e}")
+        except ImportError as e:    # an https URL in a Python built without ssl
+            errors.append(f"{url}: {e}")
         finally:
-            if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
     raise DataError(f"could not download {name}/{fname}: {'; '.join(errors)}")
-
-
-class _Watchdog:
-    """Ends one download from one mirror when its deadline passes.
-
-    A socket timeout bounds each blocking read alone, so a mirror sending its
-    headers or its file a byte at a time could hold a download forever. A
-    timer shuts the connection's socket down at the deadline instead, which
-    ends whatever read is waiting (TLS handshake, headers or body); the
-    download then fails, and ``expired`` tells why. Use it as a context
-    manager around :meth:`open` and the reads.
-    """
-
-    def __init__(self, seconds):
-        self.seconds = seconds
-        self.expired = False
-        self._socks = []
-        self._lock = threading.Lock()
-        # Past TIMEOUT_MAX (an infinite deadline, say) the timer cannot wait.
-        self._timer = threading.Timer(min(seconds, threading.TIMEOUT_MAX), self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self):
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._timer.cancel()
-        with self._lock:
-            for sock in self._socks:
-                sock.close()
-            self._socks.clear()
-
-    def open(self, url):
-        """Open ``url``; connecting to each address takes min(60 s, the deadline) at most."""
-        opener = build_opener(_WatchedHandler(self))
-        return opener.open(Request(url, headers={"User-Agent": "npvae"}),
-                           timeout=min(60.0, self.seconds))
-
-    def watch(self, sock):
-        """Shut ``sock`` down at the deadline (now, if it has passed); return it."""
-        # Keep a duplicate: TLS moves the socket into a new object, and the
-        # connection may close it at any time, freeing its number for reuse.
-        with self._lock:
-            self._socks.append(sock.dup())
-            if self.expired:
-                _shut_down(self._socks[-1])
-        return sock
-
-    def _expire(self):
-        with self._lock:
-            self.expired = True
-            for sock in self._socks:
-                _shut_down(sock)
-
-
-def _shut_down(sock):
-    with contextlib.suppress(OSError):  # e.g. not connected any more
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-class _WatchedConnection:
-    """Mixin of http.client connections that hand each socket to a watchdog."""
-
-    def __init__(self, *args, watchdog, **kwargs):
-        super().__init__(*args, **kwargs)
-        # connect() makes its socket with this, before any TLS handshake or proxy
-        # tunnel (a private hook of http.client: the trickling-header tests fail without it).
-        self._create_connection = lambda *a: watchdog.watch(socket.create_connection(*a))
-
-
-class _WatchedHTTPConnection(_WatchedConnection, http.client.HTTPConnection):
-    pass
-
-
-# A Python built without ssl (Pyodide's default, say) has no HTTPS classes: npvae
-# still imports, loads local files and downloads from http mirrors.
-if hasattr(http.client, "HTTPSConnection"):
-    from urllib.request import HTTPSHandler
-
-    class _WatchedHTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
-        pass
-
-    _HANDLERS = (HTTPHandler, HTTPSHandler)
-else:
-    _WatchedHTTPSConnection = None
-    _HANDLERS = (HTTPHandler,)
-
-
-class _WatchedHandler(*_HANDLERS):
-    """Opens http and https URLs (redirects included) through watched connections."""
-
-    def __init__(self, watchdog):
-        super().__init__()
-        self._watchdog = watchdog
-
-    def http_open(self, req):
-        return self.do_open(_WatchedHTTPConnection, req, watchdog=self._watchdog)
-
-    def https_open(self, req):
-        if _WatchedHTTPSConnection is None:
-            raise URLError("this Python has no ssl module, so it cannot fetch https URLs; "
-                           "put the files in the folder yourself or use an http mirror")
-        return self.do_open(_WatchedHTTPSConnection, req, watchdog=self._watchdog)
