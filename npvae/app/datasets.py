@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import re
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -257,7 +258,7 @@ def load_binarized_mnist(data_dir=None, split="train", download=False, mirror=No
 def download(name, data_dir=None, mirror=None):
     """Fetch every missing file of a named data set into ``<data_dir>/<name>/``.
 
-    Each file is fetched by ``pooch`` (with its progress bar, and
+    Each file is fetched by ``pooch`` (with its progress bar on a terminal, and
     :data:`DOWNLOAD_TIMEOUT` for connecting and for each read) into a
     temporary file beside its target, its md5 is checked against
     :data:`MD5SUMS`, and only then is it renamed into place: a failed or
@@ -438,7 +439,7 @@ def _load_file(path):
     if len(X) < _MIN_FILE_ROWS:
         raise DataError(f"{path}: {len(X)} row(s) are too few: need {_MIN_FILE_ROWS} or more "
                         "(2 for the test set, 2 for training and validation)")
-    # From 8 rows on, this is the 20% alone (round(0.2 n) >= 2): those splits are unchanged.
+    # From 8 rows on, this is the 20% alone (round(0.2 n) >= 2).
     fraction = max(_HELD_OUT_FRACTION, _MIN_TEST_ROWS / len(X))
     X_tr, X_te, y_tr, y_te = train_val_split(X, y, fraction, _FILE_SPLIT_SEED)
     binary = bool(np.all((X == 0) | (X == 1)))
@@ -533,7 +534,8 @@ def _fetch(name, fname, folder, mirror):
     the file goes to a temporary name of npvae's, as :func:`_remove_stale_parts`
     knows it."""
     expected = MD5SUMS[name][fname]
-    fetch = pooch.HTTPDownloader(progressbar=True, timeout=DOWNLOAD_TIMEOUT,
+    # A progress bar only for a terminal, as the training's: in a log it is noise.
+    fetch = pooch.HTTPDownloader(progressbar=sys.stderr.isatty(), timeout=DOWNLOAD_TIMEOUT,
                                  headers={"User-Agent": "npvae"})
     errors = []
     for base in _mirrors(name, mirror):

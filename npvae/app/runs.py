@@ -308,7 +308,7 @@ def load_splits(config, data_dir=None, download=False):
                          f"{config['dataset']} has none (digits, mnist, fashion-mnist and "
                          ".npz files holding y have them)")
     split_rng, val_bits, test_bits = _seeds(config["seed"])
-    # The same permutation with or without labels: old runs keep their split.
+    # The same permutation with or without labels, so a run's split never depends on them.
     X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION,
                                                split_rng)
     X_test = data.X_test
@@ -334,7 +334,7 @@ def model_params(config):
     """The VAE's constructor arguments for a run's config."""
     params = {k: config[k] for k in MODEL_KEYS}
     params["hidden_dims"] = tuple(params["hidden_dims"])
-    # Runs from before these options have none of them.
+    # A config without these keys trained with their defaults.
     params["obs_var"] = config.get("obs_var")
     params["prior"] = config.get("prior", "standard_normal")
     params["n_components"] = config.get("n_components", 10)
@@ -376,10 +376,10 @@ def create(config, out=None, force=False, download=False):
     with _new_folder(out, config["dataset"], force) as out:
         (out / "checkpoints").mkdir()
         _write_json(out / "config.json", config)
-        return _start(model, out, config, data)
+        return _train_from_epoch_0(model, out, config, data)
 
 
-def _start(model, out, config, data):
+def _train_from_epoch_0(model, out, config, data):
     X_tr = data.X_train
     kind = (f"conditional VAE ({len(model.classes_)} classes)"
             if model.needs_labels else "VAE")
@@ -409,7 +409,7 @@ def resume(run, epochs=None, data_dir=None):
             _write_json(run / "config.json", config)
             print(f"{run} has no checkpoint (it was stopped before its first): "
                   "starting it from epoch 0", flush=True)
-            return _start(model, run, config, data)
+            return _train_from_epoch_0(model, run, config, data)
         model, extra = load_checkpoint(run, return_extra=True, require_optimizer=True)
         if not isinstance(model, VAE):
             raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE; "
@@ -419,7 +419,7 @@ def resume(run, epochs=None, data_dir=None):
             raise ValueError(f"--epochs is the new total, and {run} has already trained "
                              f"{model.n_iter_} epochs; it cannot train fewer")
         if model.n_iter_ >= config["epochs"]:
-            return _complete(model, run, config, metrics, data_dir)
+            return _complete_trained_run(model, run, config, metrics, data_dir)
         data = load_splits(config, data_dir=data_dir)
         model.set_params(epochs=config["epochs"])
         _write_json(run / "config.json", config)
@@ -427,7 +427,7 @@ def resume(run, epochs=None, data_dir=None):
         return _train_epochs(model, run, config, data, metrics)
 
 
-def _complete(model, run, config, metrics, data_dir):
+def _complete_trained_run(model, run, config, metrics, data_dir):
     """Finish a trained run that a crash left incomplete: older checkpoints
     not yet dropped, metrics.csv behind the checkpoint, figures not drawn."""
     _remove_checkpoints_but(run, latest_checkpoint(run))
@@ -449,7 +449,7 @@ def _complete(model, run, config, metrics, data_dir):
     if "figures" not in missing:
         return 0
     data = load_splits(config, data_dir=data_dir)
-    return _finish(model, run, config, data.X_test, data.y_test, metrics)
+    return _draw_final_figures(model, run, config, data.X_test, data.y_test, metrics)
 
 
 @contextlib.contextmanager
@@ -542,10 +542,10 @@ def _train_epochs(model, run, config, data, metrics):
         return 130
     elapsed = time.perf_counter() - start
     print(f"trained {config['epochs']} epochs in {elapsed:.1f} s", flush=True)
-    return _finish(model, run, config, data.X_test, data.y_test, metrics)
+    return _draw_final_figures(model, run, config, data.X_test, data.y_test, metrics)
 
 
-def _finish(model, run, config, X_test, y_test, metrics):
+def _draw_final_figures(model, run, config, X_test, y_test, metrics):
     """Draw a trained run's figures, then mark them done."""
     print("drawing figures", flush=True)
     try:

@@ -27,7 +27,7 @@ throughput = importlib.import_module("throughput")
 scaling = importlib.import_module("scaling")
 revisions = importlib.import_module("revisions")
 quality = importlib.import_module("quality")
-floor = importlib.import_module("floor")
+step_floor = importlib.import_module("step_floor")
 evaluation_benchmark = importlib.import_module("evaluation")
 
 
@@ -124,10 +124,10 @@ def test_quality_skips_without_data(tmp_path, capsys):
 
 def test_floor_runs_the_roofline_products_and_adam(capsys):
     gemms = throughput.step_gemms(64, (128,), 8, 16)
-    ops = floor.operands(gemms, np.float32, np.random.default_rng(0))
+    ops = step_floor.operands(gemms, np.float32, np.random.default_rng(0))
     assert [(a.shape[0], a.shape[1], b.shape[1]) for a, b, _ in ops] == \
         [(m, k, n) for m, k, n, _ in gemms]
-    (row,) = floor.main(["--model", "digits", "--batch-sizes", "16", "--n", "64",
+    (row,) = step_floor.main(["--model", "digits", "--batch-sizes", "16", "--n", "64",
                          "--rounds", "1", "--no-torch"])
     assert row["batch"] == 16 and set(row) == {"batch", "products", "products+adam", "npvae"}
     assert all(row[k] > 0 for k in ("products", "products+adam", "npvae"))

@@ -17,7 +17,7 @@ met by any elementwise code.  Best whole epoch of ``--rounds``, samples/s.
 
 Usage::
 
-    python benchmarks/floor.py [--batch-sizes 128 512] [--n 10000] [--rounds 4]
+    python benchmarks/step_floor.py [--batch-sizes 128 512] [--n 10000] [--rounds 4]
 """
 import argparse
 import sys
