@@ -4,7 +4,6 @@ planted bug in the split caught, the known answer on the digits (a
 classifier of real digits recognises each class in the model's samples),
 the label handling, scikit-learn's checks and checkpoints."""
 import copy
-import json
 import pickle
 
 import numpy as np
@@ -20,6 +19,7 @@ from npvae.app.checkpoints import load_checkpoint
 from npvae.models.conditional import join, join_backward
 from npvae.app.datasets import load_dataset
 from npvae.core.gradcheck import check_gradient, check_model
+from conftest import metadata_of, rewrite_checkpoint
 
 TOL = 1e-7
 BIG = 1e-2
@@ -283,7 +283,7 @@ def test_checkpoint_round_trip_is_bit_exact_with_its_classes(tmp_path, y, kw):
     model = ConditionalVAE(latent_dim=2, hidden_dims=(8,), epochs=2, batch_size=16,
                            random_state=0, **kw).fit(X, y)
     path = model.save(tmp_path / "ckpt")
-    assert json.loads(path.read_text())["init_args"] == {"classes": model.classes_.tolist()}
+    assert metadata_of(path)["init_args"] == {"classes": model.classes_.tolist()}
     loaded = ConditionalVAE.load(path)
     assert loaded.get_params() == model.get_params()
     assert np.array_equal(loaded.classes_, model.classes_)
@@ -299,13 +299,10 @@ def test_checkpoint_round_trip_is_bit_exact_with_its_classes(tmp_path, y, kw):
 
 def test_a_checkpoint_with_bad_classes_is_refused(tmp_path, fitted):
     path = fitted.save(tmp_path / "ckpt")
-    meta = json.loads(path.read_text())
-    meta["init_args"] = {"classes": ["cat", "cat", "dog"]}
-    path.write_text(json.dumps(meta))
+    rewrite_checkpoint(path, meta=lambda m: m.update(init_args={"classes": ["cat", "cat", "dog"]}))
     with pytest.raises(ValueError, match="'init_args' do not build a ConditionalVAE: "
                                          "classes must be distinct"):
         load_checkpoint(path)
-    meta["init_args"] = ["cat"]
-    path.write_text(json.dumps(meta))
+    rewrite_checkpoint(path, meta=lambda m: m.update(init_args=["cat"]))
     with pytest.raises(ValueError, match="'init_args' must be an object"):
         load_checkpoint(path)

@@ -474,7 +474,10 @@ def _checkpoints(run):
     """The checkpoint files npvae wrote in ``run/checkpoints`` (an earlier
     npvae's ``.json`` + ``.npz`` pairs among them)."""
     folder = run / "checkpoints"
-    if not folder.is_dir() or folder.is_symlink():
+    if folder.is_symlink():
+        raise ValueError(f"{folder} is a symbolic link; npvae reads and deletes checkpoints "
+                         "only in a real folder of the run")
+    if not folder.is_dir():
         return []
     return [p for p in folder.iterdir() if _OWN_FILES["checkpoints"].fullmatch(p.name)
             and p.is_file() and not p.is_symlink()]

@@ -708,3 +708,16 @@ def test_a_run_folder_of_earlier_pairs_loads_its_latest(tmp_path):
     as_earlier_pair(save_checkpoint(model, tmp_path / "checkpoints" / "epoch-0002"))
     assert latest_checkpoint(tmp_path).stem == "epoch-0002"
     assert same_params(VAE.load(tmp_path), model)
+
+
+def test_a_metadata_edit_in_place_is_refused(tmp_path):
+    """Issue 21's case: "activation": "relu" changed to "tanh" would load a
+    model that silently computes something else; in one file, the archive's
+    CRC of the metadata member refuses it."""
+    path = fitted(activation="relu").save(tmp_path / "c")
+    data = path.read_bytes()
+    assert data.count(b'"activation": "relu"') == 1
+    path.write_bytes(data.replace(b'"activation": "relu"', b'"activation": "tanh"'))
+    with pytest.raises(ValueError, match=rf"checkpoint {re.escape(str(path))}: cannot be "
+                                         r"read safely \(BadZipFile: Bad CRC-32"):
+        load_checkpoint(path)

@@ -340,3 +340,15 @@ def test_new_model_builds_what_the_config_says():
     assert type(runs.new_model(dict(config, conditional=False))) is VAE
     assert type(runs.new_model(dict(config, conditional=True))) is ConditionalVAE
     assert type(runs.new_model(dict(config, model="iwae", k=2))) is IWAE
+
+
+def test_resume_never_reads_or_deletes_through_a_symlinked_checkpoints_folder(copy_of, tmp_path,
+                                                                              capsys, drawn):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(copy_of / "checkpoints", elsewhere)
+    (elsewhere / "epoch-notes.txt").write_text("mine")
+    (copy_of / "checkpoints").symlink_to(elsewhere)
+    before = snapshot(elsewhere)
+    assert_usage_error(run(capsys, "train", "--resume", copy_of, "--epochs", "3"),
+                       f"{copy_of / 'checkpoints'} is a symbolic link")
+    assert snapshot(elsewhere) == before
