@@ -286,6 +286,35 @@ def test_sigint_to_a_real_process_stops_at_a_saved_epoch(tmp_path):
     assert load_checkpoint(tmp_path / "B").n_iter_ == epoch
 
 
+def test_kill_9_mid_training_resumes_bit_for_bit(tmp_path, capsys, no_figures):
+    """SIGKILL at any moment (mid-epoch, mid-save) leaves the last whole
+    checkpoint, from which the run continues as if never stopped."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "npvae", "train", "--hidden", "8", "--epochs", "100000",
+           "--out", str(tmp_path / "B")]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while max(saved_epochs(tmp_path / "B") if (tmp_path / "B").exists() else [0],
+                  default=0) < 2:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint after 60 s"
+            time.sleep(0.01)
+        time.sleep(0.05)            # somewhere in the next epoch or its save
+    finally:
+        proc.kill()
+        proc.wait()
+    epoch = max(saved_epochs(tmp_path / "B"))
+    assert run(capsys, "train", "--resume", tmp_path / "B", "--epochs", str(epoch + 1))[0] == 0
+    assert run(capsys, "train", "--hidden", "8", "--epochs", str(epoch + 1),
+               "--out", tmp_path / "A")[0] == 0
+    a, b = params_of(tmp_path / "A"), params_of(tmp_path / "B")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in (tmp_path / "B" / "checkpoints").iterdir()) == \
+        [f"epoch-{epoch + 1:04d}.npz"]            # no temporary file of a killed save left
+
+
 def test_python_m_npvae_help():
     result = subprocess.run([sys.executable, "-m", "npvae", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
