@@ -242,18 +242,59 @@ def plot(run_folders, path, X_test=None):
     return path
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ValueError(f"{message} (see '{self.prog} --help')")
+
+
+def _at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+    return parse
+
+
+#: Settings a run keeps for life, with their defaults: given again on a
+#: resume they must match the saved run, and when left out they are read from it.
+SETTINGS = {"model": "vae", "k": 5, "seed": 0, "batch_size": 20}
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", choices=["vae", "iwae"], default="vae", help="what to train")
-    p.add_argument("--k", type=int, default=5, help="importance samples in training (IWAE)")
+    """Run the script with ``argv``; a bad argument, missing data or a run
+    in use is one line on stderr and exit status 2, Ctrl-C exit status 130."""
+    try:
+        return _main(argv)
+    except (ValueError, OSError) as e:
+        print(f"reproduce_iwae: error: {' '.join(str(e).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("\nreproduce_iwae: interrupted; the same command resumes from the last "
+              "saved epoch", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _main(argv):
+    p = _Parser(prog="reproduce_iwae.py", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    p.add_argument("--model", choices=["vae", "iwae"],
+                   help="what to train (default vae; on resume, the run's)")
+    p.add_argument("--k", type=_at_least(1),
+                   help="importance samples in training, IWAE only (default 5; on resume, the run's)")
     p.add_argument("--stages", type=int, default=8, choices=range(1, 9), metavar="1..8",
                    help="how many of the 8 stages (3^i epochs each) to run")
-    p.add_argument("--batch-size", type=int, default=20, help="mini-batch size")
-    p.add_argument("--eval-k", type=int, default=5000, help="importance samples for the test NLL")
+    p.add_argument("--batch-size", type=_at_least(1),
+                   help="mini-batch size (default 20; on resume, the run's)")
+    p.add_argument("--eval-k", type=_at_least(1), default=5000,
+                   help="importance samples for the test NLL")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding mnist/")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and noise")
+    p.add_argument("--seed", type=_at_least(0),
+                   help="initialisation and noise (default 0; on resume, the run's)")
     p.add_argument("--out", help="folder for checkpoints and results.csv")
     p.add_argument("--plot", metavar="PNG",
                    help="only draw the NLL of --runs against epochs, and their unit activity "
@@ -282,25 +323,55 @@ def main(argv=None):
     if args.smoke:
         args.stages, args.eval_k = 2, 5
     out = Path(args.out)
+    if not saved(out / "latest"):
+        settle_settings(args, out, None)    # a new run: checked before anything is written
+    if not (Path(args.data_dir) / "mnist").is_dir():
+        raise ValueError(f"--data-dir {args.data_dir} has no mnist/ folder; give the folder "
+                         f"that holds mnist/ (as in ../shared/data)")
     out.mkdir(parents=True, exist_ok=True)
     with lock(out):                 # a second process on the same --out stops here
         train(args, out)
 
 
+def settle_settings(args, out, model):
+    """Fill each of ``SETTINGS`` left out of ``args`` from the saved run
+    ``model`` (or the default for a new run); refuse, naming them, those
+    given with values other than the run was trained with."""
+    saved = None if model is None else {
+        "model": "iwae" if isinstance(model, npvae.IWAE) else "vae",
+        "k": getattr(model, "k", None), "seed": model.random_state,
+        "batch_size": model.batch_size}
+    differ = [f"--{key.replace('_', '-')} {saved[key]} (given {getattr(args, key)})"
+              for key in SETTINGS if saved is not None and getattr(args, key) is not None
+              and saved[key] is not None and getattr(args, key) != saved[key]]
+    if differ:
+        raise ValueError(f"{out} is a run trained with {', '.join(differ)}; leave those "
+                         f"options out to resume it, or choose a new --out")
+    k_given = args.k is not None
+    for key, default in SETTINGS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, default if saved is None or saved[key] is None else saved[key])
+    if k_given and args.model == "vae":
+        raise ValueError("--k is for --model iwae: a VAE trains on one sample")
+
+
 def train(args, out):
     """Run (or continue) the schedule in folder ``out``, evaluating at every
     stage boundary not yet in its results.csv."""
-    X_train, X_test = load_mnist(args)
     results = out / "results.csv"
     stage_seconds = None            # training time of the stage in progress, if known
+    model = None
     if saved(out / "latest"):
         model, extra = load_checkpoint(out / "latest", return_extra=True,
                                        require_optimizer=True)
         # Carried over resumes; None from a checkpoint written before it was kept.
         stage_seconds = extra.get("stage_seconds")
-        print(f"resuming {out} after epoch {model.n_iter_}", flush=True)
-    else:
+        settle_settings(args, out, model)
+    X_train, X_test = load_mnist(args)
+    if model is None:
         model = make_model(args).initialize(X_train.shape[1], X_train)
+    else:
+        print(f"resuming {out} after epoch {model.n_iter_}", flush=True)
     done = {int(row["stage"]) for row in done_rows(results)}
     boundary = 0
     for stage, (epochs, rate) in enumerate(stage_schedule(args.stages)):

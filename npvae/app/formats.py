@@ -296,10 +296,14 @@ def _check_features(X, path):
                         f"height, width), got shape {X.shape}")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise DataError(f"{path}: X of shape {X.shape} is too small (need 1+ rows, 1+ columns)")
-    X = X.astype(np.float32)
     if not np.isfinite(X).all():
-        raise DataError(f"{path}: X has NaN or infinite values (or values too large for float32)")
-    return X
+        raise DataError(f"{path}: X has NaN or infinite values")
+    with np.errstate(over="ignore"):    # reported below, by name
+        X32 = X.astype(np.float32)
+    if not np.isfinite(X32).all():
+        raise DataError(f"{path}: X has values too large for float32 (largest magnitude "
+                        f"{float(np.abs(X).max()):.4g}); rescale them")
+    return X32
 
 
 def _check_labels(y, n, path):

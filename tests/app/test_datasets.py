@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import scipy.io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from npvae.app import cli
 from npvae.app import datasets as ds
 from npvae.app.datasets import DataError, MissingDataError
 from npvae.app.formats import read_idx, read_mat
@@ -339,6 +341,24 @@ def test_bad_array_files(tmp_path, make, message):
     (path,) = tmp_path.iterdir()
     with pytest.raises(DataError, match=f"{path.name}: .*{message}"):
         ds.load_dataset(path)
+
+
+@pytest.mark.parametrize("name, write", [
+    ("huge.npy", lambda path: np.save(path, np.full((20, 4), 1e300))),
+    ("huge.csv", lambda path: path.write_text("\n".join(["1e300,2,3,4"] * 20))),
+    ("inf.csv", lambda path: path.write_text("\n".join(["1e400,2,3,4"] * 20))),
+])
+def test_values_too_large_are_one_error_and_no_warning(tmp_path, name, write, capsys):
+    write(tmp_path / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # a NumPy RuntimeWarning would fail here
+        with pytest.raises(DataError, match=f"{name}: X has (values too large for float32 "
+                                            f"\\(largest magnitude 1e\\+300\\)|NaN or infinite)"):
+            ds.load_dataset(tmp_path / name)
+    assert cli.main(["train", "--dataset", str(tmp_path / name), "--out",
+                     str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("npvae: error: ")
 
 
 def npy_header(shape, descr="<f8"):

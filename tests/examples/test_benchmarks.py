@@ -5,6 +5,7 @@ scripts working and check the parts that could be wrong without being
 slow: the list of matrix products behind the roofline, the verdict against
 the targets, the files they write.
 """
+import argparse
 import importlib
 import json
 import subprocess
@@ -137,7 +138,7 @@ MNIST_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
-def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
+def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path, capsys):
     reproduce = importlib.import_module("reproduce_iwae")
     assert [e for e, _ in reproduce.stage_schedule(8)] == [1, 3, 9, 27, 81, 243, 729, 2187]
     assert reproduce.stage_schedule(8)[1][1] == pytest.approx(7.2e-4)
@@ -156,13 +157,64 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path):
     assert straight_rows[2].split(",")[3] == rows[2].split(",")[3]   # the same test NLL
     assert all(float(row.split(",")[6]) >= 0 for row in rows[1:])   # train_seconds kept
     assert load_checkpoint(split / "latest", return_extra=True)[1]["stage_seconds"] > 0
-    with runs.lock(split), pytest.raises(ValueError, match="in use by another"):
+    capsys.readouterr()
+    with runs.lock(split), pytest.raises(SystemExit) as stopped:
         reproduce.main(common + ["--out", str(split), "--stages", "3"])
+    assert stopped.value.code == 2 and "in use by another" in capsys.readouterr().err
     figure = reproduce.main(["--plot", str(tmp_path / "nll.png"), "--runs", str(straight)])
     assert Path(figure).stat().st_size > 0
     table = reproduce.table(split).splitlines()
     assert len(table) == 4 and table[3].startswith("| 1 | 4 | 0.00072 | ")
     assert f"| {float(rows[2].split(',')[3]):.2f} | −" in table[3]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--k", "0"], "argument --k: 0 is less than 1"),
+    (["--batch-size", "0"], "argument --batch-size: 0 is less than 1"),
+    (["--seed", "-1"], "argument --seed: -1 is less than 0"),
+    (["--eval-k", "x"], "argument --eval-k: 'x' is not an integer"),
+    (["--epoch", "5"], "unrecognized arguments: --epoch 5"),      # no abbreviations
+    (["--model", "vae", "--k", "3"], "--k is for --model iwae"),
+    (["--data-dir", "nowhere"], "--data-dir nowhere has no mnist/ folder"),
+])
+def test_a_reproductions_bad_argument_is_one_line_and_exit_2(argv, message, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reproduce = importlib.import_module("reproduce_iwae")
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(argv + ["--out", "run"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("reproduce_iwae: error: ") and message in err
+    assert not (tmp_path / "run").exists()       # refused before anything was written
+
+
+def test_a_reproduction_resumed_with_other_settings_is_refused_naming_them(tmp_path):
+    reproduce = importlib.import_module("reproduce_iwae")
+    run = npvae.IWAE(k=5, batch_size=20, random_state=0)
+    given = argparse.Namespace(model="vae", k=None, seed=1, batch_size=20)
+    with pytest.raises(ValueError, match=r"trained with --model iwae \(given vae\), "
+                                         r"--seed 0 \(given 1\); leave those options out"):
+        reproduce.settle_settings(given, tmp_path, run)
+    left_out = argparse.Namespace(model=None, k=None, seed=None, batch_size=None)
+    reproduce.settle_settings(left_out, tmp_path, run)
+    assert vars(left_out) == {"model": "iwae", "k": 5, "seed": 0, "batch_size": 20}
+    new = argparse.Namespace(model=None, k=None, seed=None, batch_size=None)
+    reproduce.settle_settings(new, tmp_path, None)
+    assert vars(new) == reproduce.SETTINGS
+
+
+def test_a_reproduction_stopped_by_ctrl_c_exits_130(tmp_path, capsys, monkeypatch):
+    reproduce = importlib.import_module("reproduce_iwae")
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+
+    def interrupted(args, out):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(reproduce, "train", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(["--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data")])
+    assert stopped.value.code == 130
+    assert "the same command resumes" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
