@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder, losses
+from npvae.core.fused import bernoulli_log_likelihood_fused
 from npvae.models.base import FLAT
 from npvae.core.optimizers import Adam
 from npvae.core.layers import sigmoid
@@ -32,9 +33,10 @@ def test_sigmoid_equals_the_where_form_bit_for_bit(dtype):
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-6), (np.float64, 1e-13)])
-def test_fast_bernoulli_log_likelihood_equals_reference(dtype, rtol):
+def test_fused_bernoulli_log_likelihood_equals_reference(dtype, rtol):
     x, logits = logits_and_x(dtype)
-    got = losses.bernoulli_log_likelihood_fast(x, logits)
+    got, none = bernoulli_log_likelihood_fused(x, logits, residual=False)
+    assert none is None
     ref = losses.bernoulli_log_likelihood(x, logits)
     assert got.dtype == dtype and got.shape == (len(x),)
     assert np.isfinite(got).all()
@@ -44,13 +46,14 @@ def test_fast_bernoulli_log_likelihood_equals_reference(dtype, rtol):
     np.testing.assert_allclose(got[2:], ref[2:], rtol=rtol * 10)
 
 
-def test_fast_bernoulli_log_likelihood_broadcasts_like_reference():
+def test_fused_bernoulli_log_likelihood_broadcasts_like_reference():
     """Importance sampling scores (k, n, d) logits against (n, d) data."""
     x, logits = logits_and_x(np.float64)
     stacked = np.stack([logits, -logits, 0.5 * logits])
-    got = losses.bernoulli_log_likelihood_fast(x, stacked)
-    assert got.shape == (3, len(x))
+    got, residual = bernoulli_log_likelihood_fused(x, stacked)
+    assert got.shape == (3, len(x)) and residual.shape == stacked.shape
     np.testing.assert_allclose(got, losses.bernoulli_log_likelihood(x, stacked), rtol=1e-12)
+    np.testing.assert_array_equal(residual, losses.bernoulli_log_likelihood_backward(x, stacked))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -59,29 +62,29 @@ def test_fused_residual_equals_reference_gradient_bit_for_bit(dtype):
     gradient exactly, even where sigma underflows (l = -100, -800)."""
     x, logits = logits_and_x(dtype)
     logits[2, :2] = [0.0, -0.0]
-    log_px, residual = losses.bernoulli_log_likelihood_and_residual(x, logits)
+    log_px, residual = bernoulli_log_likelihood_fused(x, logits)
     ref = losses.bernoulli_log_likelihood_backward(x, logits)
     assert residual.dtype == dtype and residual.shape == logits.shape
     np.testing.assert_array_equal(residual, ref)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
-def test_fused_value_is_the_batch_sum_of_the_reference(dtype, tol):
+def test_fused_value_sums_to_the_batch_sum_of_the_reference(dtype, tol):
     """A trained MNIST decoder's logits: each example's sums (x.l, relu(l))
     run to thousands of nats and cancel to about a hundred, so summing them
-    over the whole batch first loses float32's precision (2.5e-4 nats an
-    example measured at n = 512); per example first keeps ~1e-6."""
+    separately loses float32's precision (2.5e-4 nats an example measured
+    at n = 512); terms of one sign keep ~1e-6."""
     rng = np.random.default_rng(0)
     x = (rng.random((512, 784)) < 0.13).astype(dtype)
     logits = np.where(x == 1, rng.normal(4, 2, x.shape), rng.normal(-8, 3, x.shape)).astype(dtype)
-    log_px, _ = losses.bernoulli_log_likelihood_and_residual(x, logits)
-    assert isinstance(log_px, float)
+    log_px, _ = bernoulli_log_likelihood_fused(x, logits)
+    assert log_px.shape == (512,) and log_px.dtype == dtype
     ref = losses.bernoulli_log_likelihood(x.astype(np.float64), logits.astype(np.float64))
-    assert abs(log_px - ref.sum()) / len(x) <= tol
-    # x broadcasts against a stack of logits, as in the value-only form.
-    stacked, _ = losses.bernoulli_log_likelihood_and_residual(x[0], logits[:3])
-    assert stacked == pytest.approx(float(losses.bernoulli_log_likelihood_fast(
-        x[0], logits[:3]).sum()), rel=1e-6)
+    assert abs(float(log_px.sum(dtype=np.float64)) - ref.sum()) / len(x) <= tol
+    # x broadcasts against a stack of logits.
+    stacked, _ = bernoulli_log_likelihood_fused(x[0], logits[:3])
+    assert float(stacked.sum()) == pytest.approx(float(losses.bernoulli_log_likelihood(
+        x[0].astype(np.float64), logits[:3].astype(np.float64)).sum()), rel=1e-6)
 
 
 MODELS_FOR_LOSS = [
@@ -114,7 +117,7 @@ def test_fit_epoch_records_the_batch_loss_and_its_terms(cls, kw):
     record = model.fit_epoch(X)                  # one batch: all 40 rows, shuffled
     xb = X[before.rng_.permutation(40)]
     if cls is VAE:
-        log_px, kl = before._elbo_terms(xb, before.rng_.standard_normal((40, 2)))
+        log_px, kl = before.elbo_rows(xb, None, before.rng_.standard_normal((40, 2)))
         beta = float(kw.get("beta", 1.0))
         expected = {"recon": -log_px.mean(), "kl": kl.mean()}
         expected["loss"] = expected["recon"] + beta * expected["kl"]
@@ -129,16 +132,16 @@ def test_fused_residual_keeps_tiny_gradients_relative(dtype):
     """Where x = 0 and l << 0 the gradient is -sigma(l), tiny but not 0:
     Adam divides by its scale, so its relative accuracy matters."""
     logits = np.array([[-10.0, -17.0, -30.0, -80.0]], dtype=dtype)
-    _, residual = losses.bernoulli_log_likelihood_and_residual(np.zeros_like(logits), logits)
+    _, residual = bernoulli_log_likelihood_fused(np.zeros_like(logits), logits)
     expected = -1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
     np.testing.assert_allclose(residual, expected, rtol=4 * np.finfo(dtype).eps)
 
 
-def test_fast_bernoulli_does_not_modify_its_inputs():
+def test_fused_bernoulli_does_not_modify_its_inputs():
     x, logits = logits_and_x(np.float32)
     x0, l0 = x.copy(), logits.copy()
-    losses.bernoulli_log_likelihood_fast(x, logits)
-    losses.bernoulli_log_likelihood_and_residual(x, logits)
+    bernoulli_log_likelihood_fused(x, logits, residual=False)
+    bernoulli_log_likelihood_fused(x, logits)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(logits, l0)
 
@@ -213,7 +216,7 @@ def test_float32_training_stays_float32_and_tracks_float64():
     x8, eps8 = X[:8].astype(np.float32), np.zeros((8, 3), np.float32)
     mu, logvar = f32.encoder_.forward(x8)
     out = f32.decoder_.forward(f32.reparameterize(mu, logvar, random_state=0))
-    log_px, kl = f32._elbo_terms(x8, eps8)
+    log_px, kl = f32.elbo_rows(x8, None, eps8)
     assert {a.dtype for a in (mu, logvar, out, log_px, kl)} == {np.dtype(np.float32)}
     for h32, h64 in zip(f32.history_, f64.history_):
         assert h32["loss"] == pytest.approx(h64["loss"], rel=0.05)

@@ -20,11 +20,13 @@ def batch(seed=0, n=7, d=6):
 def test_bernoulli_piece_equals_the_textbook_functions():
     x, logits = batch()
     piece = Bernoulli()
-    total = piece.forward(x, logits)
-    grad = piece.backward(-0.25)
-    assert total == pytest.approx(losses.bernoulli_log_likelihood(x, logits).sum(), rel=1e-14)
-    np.testing.assert_allclose(grad, -0.25 * losses.bernoulli_log_likelihood_backward(x, logits),
-                               rtol=1e-14, atol=1e-16)
+    rows = piece.forward(x, logits)
+    dout = np.linspace(-1, 1, len(x))        # one weight per row
+    grad = piece.backward(dout)
+    assert rows.shape == (len(x),)
+    np.testing.assert_allclose(rows, losses.bernoulli_log_likelihood(x, logits), rtol=1e-14)
+    np.testing.assert_allclose(grad, dout[:, None] * losses.bernoulli_log_likelihood_backward(
+        x, logits), rtol=1e-14, atol=1e-16)
     np.testing.assert_allclose(piece.log_prob(x, logits),
                                losses.bernoulli_log_likelihood(x, logits), rtol=1e-13)
     np.testing.assert_allclose(piece.mean(logits), 1 / (1 + np.exp(-logits)), rtol=1e-14)
@@ -37,9 +39,9 @@ def test_gaussian_piece_equals_the_textbook_functions(obs_var):
     if obs_var is None:
         piece.params["obs_logvar"][...] = -0.7
     logvar = -0.7 if obs_var is None else np.log(obs_var)
-    total = piece.forward(x, mean)
-    grad = piece.backward(0.5)
-    assert total == pytest.approx(losses.gaussian_log_likelihood(x, mean, logvar).sum(), rel=1e-14)
+    rows = piece.forward(x, mean)
+    grad = piece.backward(np.full(len(x), 0.5))
+    np.testing.assert_allclose(rows, losses.gaussian_log_likelihood(x, mean, logvar), rtol=1e-14)
     g_mean, g_logvar = losses.gaussian_log_likelihood_backward(x, mean, logvar)
     np.testing.assert_allclose(grad, 0.5 * g_mean, rtol=1e-14)
     if obs_var is None:
@@ -53,9 +55,9 @@ def test_learned_noise_gradient_by_central_differences():
     piece = Gaussian()
 
     def total():
-        return piece.forward(x, mean)
+        return piece.forward(x, mean).sum()
     total()
-    piece.backward(1.0)
+    piece.backward(np.ones(len(x)))
     analytic = piece.grads["obs_logvar"].copy()
     numeric = numerical_gradient(total, piece.params["obs_logvar"])
     assert relative_error(analytic, numeric) <= TOL
@@ -65,9 +67,10 @@ def test_learned_noise_gradient_by_central_differences():
 def test_likelihood_backward_by_central_differences(cls):
     x, out = batch(3)
     piece = cls()
+    dout = np.linspace(-1, 1, len(x))
     piece.forward(x, out)
-    analytic = piece.backward(1.0)
-    numeric = numerical_gradient(lambda: piece.forward(x, out), out)
+    analytic = piece.backward(dout)
+    numeric = numerical_gradient(lambda: dout @ piece.forward(x, out), out)
     assert relative_error(analytic, numeric) <= TOL
 
 

@@ -131,7 +131,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         check_number(self, "beta_2", Real, 0, 1)
         check_number(self, "epsilon", Real, 0, low_open=True)
         check_option(self, "output_bias_init", ("zeros", "data"))
-        check_scalar(self.verbose, f"{type(self).__name__}.verbose", (bool, Integral))
+        check_scalar(self.verbose, f"{type(self).__name__}.verbose", (bool, np.bool_, Integral))
         # random_state is checked by npvae.core.rng.as_generator when used.
         if self.learning_rate >= float(np.finfo(self.dtype).max) / 10:
             # An Adam step moves each parameter by up to about learning_rate:
@@ -477,7 +477,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             means = self.in_row_blocks(
                 lambda z, t: self.likelihood_.mean(self.decoder_.forward(self.join_label(z, t))),
                 Z, Y)
-        return check_finite(means, "decode(Z)")
+        return check_finite(means, "decode(Z)" if Y is None else "decode(Z, y)")
 
     @staticmethod
     def join_label(a, onehot):

@@ -17,7 +17,7 @@ import math
 from numbers import Integral
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import logsumexp, softmax
 
 from ..app.checkpoints import register_estimators
 from ..core.layers import Join, reparameterize, reparameterize_backward
@@ -34,11 +34,11 @@ def log_mean_exp(log_w):
     .. math::
         \log \frac1k \sum_i e^{a_i} = \operatorname{logsumexp}_i(a_i) - \log k,
         \qquad
-        \tilde w_i = e^{a_i - \operatorname{logsumexp}_l(a_l)}
+        \tilde w_i = \operatorname{softmax}_i(a) = \frac{e^{a_i}}{\sum_l e^{a_l}}
 
-    with ``scipy.special.logsumexp``, which shifts by the largest
-    :math:`a_i` so that nothing overflows however negative the log-weights
-    are (hundreds of nats for images).
+    with ``scipy.special.logsumexp`` and ``softmax``, which shift by the
+    largest :math:`a_i` so that nothing overflows however negative the
+    log-weights are (hundreds of nats for images).
 
     Parameters
     ----------
@@ -50,8 +50,7 @@ def log_mean_exp(log_w):
     weights : ndarray of shape (k, ...)
         The softmax of ``log_w`` over axis 0; each column sums to 1.
     """
-    total = logsumexp(log_w, axis=0)
-    return total - math.log(log_w.shape[0]), np.exp(log_w - total)
+    return logsumexp(log_w, axis=0) - math.log(log_w.shape[0]), softmax(log_w, axis=0)
 
 
 class IWAE(VAE):

@@ -388,7 +388,8 @@ class VAE(BaseAutoencoder):
         eps = row_normals(X, self.latent_dim, random_state, self.dtype)
         with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
             log_px, kl = self.in_row_blocks(self.elbo_rows, X, Y, eps)
-        return check_finite(log_px, "log p(x|z)"), check_finite(kl, "the KL term")
+        given = "z" if Y is None else "z,y"
+        return check_finite(log_px, f"log p(x|{given})"), check_finite(kl, "the KL term")
 
     def score_samples(self, X, y=None):
         r"""ELBO per example, :math:`\log p(x \mid z) - \mathrm{KL}` with
