@@ -27,7 +27,7 @@ from npvae.app.checkpoints import load_checkpoint
 
 TOL = 1e-7
 BIG = 1e-3
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rng(seed=0):
