@@ -222,7 +222,7 @@ class ClosedFormKL:
         (mu, logvar, z), self._cache = self._cache, None
         grad_mu, grad_logvar = losses.kl_standard_normal_backward(mu, logvar)
         g = dout[:, None]
-        return g * grad_mu, g * grad_logvar, np.zeros_like(z)
+        return g * grad_mu, g * grad_logvar, np.zeros(z.shape, z.dtype)
 
 
 class SampledKL:

@@ -4,7 +4,7 @@ import numpy as np
 from ..app.checkpoints import register_estimators
 from ..core.layers import mlp
 from ..core.validation import check_finite
-from .base import FLAT, BaseAutoencoder, Batch
+from .base import FLAT, BaseAutoencoder, Batch, per_row
 
 __all__ = ["Autoencoder"]
 
@@ -69,7 +69,7 @@ class Autoencoder(BaseAutoencoder):
         code = self.encoder_.forward(x)                       # (n, L)
         out = self.decoder_.forward(code)                     # (n, D)
         recon = -float(self.likelihood_.forward(x, out).sum()) / n
-        grad_out = self.likelihood_.backward(np.full(n, -1.0 / n, dtype=out.dtype))
+        grad_out = self.likelihood_.backward(per_row(n, -1.0 / n, out.dtype))
         grad_code = self.decoder_.backward(grad_out)
         self.encoder_.backward(grad_code, input_grad=False)
         return {"loss": recon, "recon": recon}

@@ -36,7 +36,7 @@ from ..core.rng import as_generator
 from ..core.validation import check_finite, check_int, refuse_non_finite
 
 __all__ = ["BaseAutoencoder", "Batch", "DTYPES", "EVAL_BLOCK_ROWS", "FLAT",
-           "check_number", "check_option"]
+           "check_number", "check_option", "per_row"]
 
 DTYPES = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
@@ -46,6 +46,15 @@ EVAL_BLOCK_ROWS = 4096
 # The optimizer's one key: Adam steps all parameters as one vector
 # (npvae.core.parameters), so a checkpoint stores each moment as one array.
 FLAT = "parameters"
+
+
+def per_row(n, value, dtype):
+    """``value`` for each of ``n`` rows, shape (n,): the per-row gradient a
+    model hands a piece's ``backward`` (``np.full``, without its Python
+    overhead, which the digits' small step feels)."""
+    rows = np.empty(n, dtype)
+    rows.fill(value)
+    return rows
 
 
 def check_number(model, name, kind, low, high=None, low_open=False, high_open=True,

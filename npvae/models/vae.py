@@ -9,7 +9,7 @@ from ..core.layers import GaussianEncoder, Join, reparameterize, reparameterize_
 from ..core.priors import PRIORS, kl_term, make_prior
 from ..core.rng import as_generator, row_normals
 from ..core.validation import check_finite, check_int
-from .base import FLAT, BaseAutoencoder, Batch, check_number, check_option
+from .base import FLAT, BaseAutoencoder, Batch, check_number, check_option, per_row
 
 __all__ = ["VAE"]
 
@@ -215,8 +215,8 @@ class VAE(BaseAutoencoder):
         loss = recon + beta * kl
         # Backward: the same steps in reverse; the KL's part through z (0 in
         # closed form) joins the decoder's before the reparameterization.
-        grad_out = self.likelihood_.backward(np.full(n, -1.0 / n, dtype=out.dtype))
-        kl_mu, kl_logvar, kl_z = self.kl_.backward(np.full(n, beta / n, dtype=out.dtype))
+        grad_out = self.likelihood_.backward(per_row(n, -1.0 / n, out.dtype))
+        kl_mu, kl_logvar, kl_z = self.kl_.backward(per_row(n, beta / n, out.dtype))
         grad_z = decoder_input.backward(self.decoder_.backward(grad_out))
         grad_z += kl_z                              # the decoder's array is a new one
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
