@@ -61,17 +61,18 @@ def bernoulli_log_likelihood_fused(x, logits, residual=True):
         A new array :math:`x - \sigma(\ell)`; None without ``residual``.
     """
     e = np.abs(logits)
-    signed = np.multiply(x, 2.0, out=np.empty_like(logits))   # one temporary, not three
-    signed -= 1.0
-    signed *= logits
+    # 2x - 1 in the shape of x, which scoring broadcasts against many codes.
+    signed = np.multiply(2.0 * x - 1.0, logits)
     signed -= e                                # 2 (x l - max(l, 0)) <= 0
     np.negative(e, out=e)
     np.exp(e, out=e)
+    if not residual:
+        e += 1
+        log_px = 0.5 * signed.sum(axis=-1) - np.log(e, out=e).sum(axis=-1)
+        return log_px, None
     denom = e + 1
     work = np.log(denom)
     log_px = 0.5 * signed.sum(axis=-1) - work.sum(axis=-1)
-    if not residual:
-        return log_px, None
     np.sign(logits, out=work)
     np.maximum(e, work, out=work)              # exp(min(l, 0))
     np.divide(work, denom, out=work)           # sigma(l)

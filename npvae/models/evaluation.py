@@ -17,6 +17,8 @@ from ..core.rng import as_generator
 __all__ = ["importance_weighted_log_likelihood", "importance_weighted_block",
            "kl_per_dimension", "active_units"]
 
+LIKELIHOOD_BLOCK_ROWS = 128
+
 
 def _check_vae(model):
     # Every model with a prior p(z) has an ELBO and log p(x) to estimate.
@@ -141,7 +143,11 @@ def importance_weighted_block(model, x, y_onehot, mu, logvar, k, chunk, rng, on_
         z = mu + sigma * eps
         joined = model.join_label(z, y_onehot)
         out = model.decoder_.predict(joined.reshape(c * b, -1)).reshape(c, b, -1)
-        log_w = model.likelihood_.log_prob(x, out).astype(np.float64)            # (c, b)
+        # A few hundred decoded rows at a time keep the likelihood's
+        # temporaries in the CPU's cache.
+        step = max(1, LIKELIHOOD_BLOCK_ROWS // b)
+        log_w = np.concatenate([model.likelihood_.log_prob(x, out[i:i + step])
+                                for i in range(0, c, step)]).astype(np.float64)   # (c, b)
         log_w -= kl.forward(mu64, logvar64, z.astype(np.float64), eps.astype(np.float64))
         running = np.logaddexp(running, logsumexp(log_w, axis=0))
         if on_chunk is not None:
