@@ -61,8 +61,9 @@ def bernoulli_log_likelihood_fused(x, logits, residual=True):
         A new array :math:`x - \sigma(\ell)`; None without ``residual``.
     """
     e = np.abs(logits)
-    # 2x - 1 in the shape of x, which scoring broadcasts against many codes.
-    signed = np.multiply(2.0 * x - 1.0, logits)
+    signed = np.multiply(x, 2.0, out=np.empty_like(logits))   # one temporary, not three
+    signed -= 1.0
+    signed *= logits
     signed -= e                                # 2 (x l - max(l, 0)) <= 0
     np.negative(e, out=e)
     np.exp(e, out=e)
