@@ -3,7 +3,7 @@ r"""The whole VAE in one file: read this first.
 A Bernoulli Variational Autoencoder (Kingma & Welling, 2014) with one hidden
 layer, its loss, its backward pass written out step by step, Adam, and a
 training loop, in NumPy alone.  The rest of npvae computes the same numbers
-with more options and faster kernels; tests/test_textbook.py checks that the
+with more options and faster kernels; tests/models/test_textbook.py checks that the
 loss, every gradient and Adam's steps here equal npvae.VAE's (to 1e-10 relative;
 they agree to rounding) from the same weights and the same noise.
 

@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = [
     "Dense", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "Identity",
-    "Sequential", "GaussianEncoder", "ACTIVATIONS", "make_activation", "mlp", "sigmoid",
+    "Sequential", "GaussianEncoder", "Join", "ACTIVATIONS", "make_activation", "mlp", "sigmoid",
     "softplus", "column_sums", "reparameterize", "reparameterize_backward",
 ]
 
@@ -410,6 +410,44 @@ class GaussianEncoder:
         if not need_h:
             return None
         return self.body.backward(grad_h + grad_h_logvar, input_grad=input_grad)
+
+
+class Join:
+    r"""The join of a label to an input: :math:`[a, e_y]`, the columns of
+    ``a`` (data or codes), then the one-hot label's columns.
+
+    .. math::
+        \mathrm{join}(a, e_y) = [a_1, \dots, a_m, e_{y,1}, \dots, e_{y,C}],
+        \qquad
+        \frac{\partial L}{\partial a} = \Big[\frac{\partial L}{\partial [a, e_y]}\Big]_{\dots,\,1..m}
+
+    Its backward pass is a split that keeps the gradient of ``a``'s columns
+    and drops the label's (the label is data, not a parameter).  With no
+    label (``None``) the join is the identity, so an unconditional model runs
+    the same code.
+    """
+
+    params = grads = {}
+
+    def __init__(self):
+        self._width = None
+
+    def forward(self, a, onehot=None):
+        r""":math:`[a, e_y]` of shape (..., m + C) for ``a`` of shape (..., m)
+        and ``onehot`` of shape (n, C), broadcast over leading axes of ``a``
+        (the IWAE's :math:`k` codes per row); ``a`` itself for no label."""
+        if onehot is None:
+            self._width = None
+            return a
+        self._width = a.shape[-1]
+        labels = np.broadcast_to(onehot, (*a.shape[:-1], onehot.shape[-1]))
+        return np.concatenate([a, labels], axis=-1)
+
+    def backward(self, dout):
+        r""":math:`\partial L/\partial a`: the first :math:`m` columns of
+        ``dout`` (shape (..., m + C)), or ``dout`` itself when no label was
+        joined."""
+        return dout if self._width is None else dout[..., :self._width]
 
 
 def reparameterize(mu, logvar, eps):

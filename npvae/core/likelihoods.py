@@ -4,28 +4,32 @@ contract.
 Each likelihood turns the decoder's output :math:`o` into a distribution
 over the data:
 
-* ``forward(x, o)`` returns :math:`\sum_n \log p(x_n \mid o_n)` over the
-  batch, in nats, caching what ``backward`` needs;
-* ``backward(grad)`` takes :math:`\partial L / \partial \sum_n \log p`
-  (a number: :math:`-1/n` for the mean negative log-likelihood), or one
-  :math:`\partial L / \partial \log p_n` per row as an array of shape
-  (rows, 1) (the IWAE weighs each code's row), and
-  returns :math:`\partial L / \partial o`, filling ``grads`` for the
-  likelihood's own parameters (the Gaussian's learned noise);
-* ``log_prob(x, o)`` gives :math:`\log p(x_n \mid o_n)` per example, for
-  scoring; ``mean(o)`` is :math:`\mathbb{E}[x \mid o]`, what ``decode``
+* ``forward(x, o)`` takes ``x`` of shape (..., d) and ``o`` of shape
+  (..., d) (``x`` broadcast against ``o``) and returns
+  :math:`\log p(x_r \mid o_r)` per row, shape (...), in nats, caching what
+  ``backward`` needs;
+* ``backward(dout)`` takes :math:`\partial L / \partial \log p_r`, an array
+  of exactly the shape ``forward`` returned, and returns
+  :math:`\partial L / \partial o`, shape (..., d), filling ``grads`` for
+  the likelihood's own parameters (the Gaussian's learned noise).  The model
+  chooses the weights: the VAE's mean negative log-likelihood passes
+  :math:`-1/n` per row, the IWAE its normalised importance weights,
+  inference its mask (with each pixel as a row);
+* ``log_prob(x, o)`` gives the same values as ``forward`` without caching,
+  for scoring; ``mean(o)`` is :math:`\mathbb{E}[x \mid o]`, what ``decode``
   returns; ``check_support(X)`` refuses data the density is not defined on.
 
 The equations are those of :mod:`npvae.core.losses`, which holds the textbook
-functions; where a piece runs a fused form instead, its docstring names the
-textbook pair beside it, and the tests show both agree.  A new likelihood is
-one new class here and one entry in ``LIKELIHOODS``.
+functions; the Bernoulli runs the fused form of :mod:`npvae.core.fused`,
+whose docstring names its textbook twin.  A new likelihood is one new class
+here and one entry in ``LIKELIHOODS``.
 """
 import math
 
 import numpy as np
 
 from . import losses
+from .fused import bernoulli_log_likelihood_fused
 from .layers import sigmoid
 
 __all__ = ["Bernoulli", "Gaussian", "ContinuousBernoulli", "LIKELIHOODS", "make_likelihood"]
@@ -59,40 +63,41 @@ class Bernoulli:
         """Refuse data outside [0, 1], where the density is not defined."""
         _check_unit_interval(X, "Bernoulli")
 
-    def start_from(self, X):
+    def init_from_data(self, X):
         """Nothing to set from the training data."""
 
     def forward(self, x, logits):
-        r""":math:`\sum_n \log p(x_n \mid \ell_n)`, caching the residual
+        r""":math:`\log p(x_r \mid \ell_r)` per row, shape (...) for
+        ``logits`` of shape (..., d), caching the residual
         :math:`x - \sigma(\ell)` for ``backward``.
 
-        Runs :func:`npvae.core.losses.bernoulli_log_likelihood_and_residual`,
-        which shares one exponential per entry between the value and the
-        gradient; its textbook pair is
+        Runs :func:`npvae.core.fused.bernoulli_log_likelihood_fused`, which
+        shares one exponential per entry between the value and the
+        gradient; its textbook twin is
         :func:`~npvae.core.losses.bernoulli_log_likelihood` and
         :func:`~npvae.core.losses.bernoulli_log_likelihood_backward`.
         """
-        log_px, self._residual = losses.bernoulli_log_likelihood_and_residual(x, logits)
+        log_px, self._residual = bernoulli_log_likelihood_fused(x, logits)
         return log_px
 
-    def backward(self, grad):
-        r""":math:`\partial L/\partial \ell = g\,(x - \sigma(\ell))`, with
-        :math:`g = \partial L / \partial \sum_n \log p`."""
+    def backward(self, dout):
+        r""":math:`\partial L/\partial \ell_{rd} = g_r\,(x_{rd} - \sigma(\ell_{rd}))`
+        for :math:`g_r` = ``dout`` of shape (...); returns shape (..., d)."""
         residual, self._residual = self._residual, None
-        residual *= grad    # a new array of forward's, so scaled in place
+        residual *= dout[..., None]     # a new array of forward's, so scaled in place
         return residual
 
     def log_prob(self, x, logits):
-        r""":math:`\log p(x_n \mid \ell_n)` per example (summed over the last
-        axis), by :func:`npvae.core.losses.bernoulli_log_likelihood_fast`."""
-        return losses.bernoulli_log_likelihood_fast(x, logits)
+        r""":math:`\log p(x_r \mid \ell_r)` per row, shape (...), by the fused
+        form without its residual."""
+        return bernoulli_log_likelihood_fused(x, logits, residual=False)[0]
 
     def mean(self, logits):
         r""":math:`\mathbb{E}[x \mid \ell] = \sigma(\ell)`, the pixel probabilities."""
         return sigmoid(logits)
 
     @staticmethod
-    def output_for_mean(mean):
+    def inverse_mean(mean):
         r"""The logits whose mean is ``mean``: :math:`\ell = \log\frac{m}{1 - m}`,
         with :math:`m` clipped to [0.001, 0.999] so that the logits stay
         within :math:`\pm 6.9`."""
@@ -134,27 +139,28 @@ class ContinuousBernoulli:
         """Refuse data outside [0, 1], where the density is not defined."""
         _check_unit_interval(X, "continuous Bernoulli")
 
-    def start_from(self, X):
+    def init_from_data(self, X):
         """Nothing to set from the training data."""
 
     def forward(self, x, logits):
-        r""":math:`\sum_n \log p(x_n \mid \eta_n)` by
+        r""":math:`\log p(x_r \mid \eta_r)` per row, shape (...) for ``logits``
+        of shape (..., d), by
         :func:`npvae.core.losses.continuous_bernoulli_log_likelihood`, caching
         ``x`` and :math:`\eta`."""
         self._cache = x, logits
-        return float(self.log_prob(x, logits).sum())
+        return self.log_prob(x, logits)
 
-    def backward(self, grad):
-        r""":math:`\partial L/\partial \eta = g\,(x - \mathbb{E}[x \mid \eta])` by
-        :func:`npvae.core.losses.continuous_bernoulli_log_likelihood_backward`,
-        with :math:`g = \partial L / \partial \sum_n \log p`."""
+    def backward(self, dout):
+        r""":math:`\partial L/\partial \eta_{rd} = g_r\,(x_{rd} - \mathbb{E}[x_{rd} \mid \eta_{rd}])`
+        by :func:`npvae.core.losses.continuous_bernoulli_log_likelihood_backward`,
+        for :math:`g_r` = ``dout`` of shape (...); returns shape (..., d)."""
         (x, logits), self._cache = self._cache, None
         residual = losses.continuous_bernoulli_log_likelihood_backward(x, logits)
-        residual *= grad    # a new array, so scaled in place
+        residual *= dout[..., None]    # a new array, so scaled in place
         return residual
 
     def log_prob(self, x, logits):
-        r""":math:`\log p(x_n \mid \eta_n)` per example (summed over the last axis)."""
+        r""":math:`\log p(x_r \mid \eta_r)` per row, shape (...)."""
         return losses.continuous_bernoulli_log_likelihood(x, logits)
 
     def mean(self, logits):
@@ -202,7 +208,7 @@ class Gaussian:
     def check_support(X):
         """Every finite X is in the support."""
 
-    def start_from(self, X):
+    def init_from_data(self, X):
         r"""Start a learned noise variance at the data's mean per-feature
         variance, :math:`\sigma^2_0 = \frac1D \sum_d \operatorname{Var}(x_d)`,
         the noise of a model that explains nothing.
@@ -220,31 +226,34 @@ class Gaussian:
             self.params["obs_logvar"][...] = min(max(math.log(variance), -bound), bound)
 
     def forward(self, x, mean):
-        r""":math:`\sum_n \log N(x_n \mid m_n, \sigma^2 I)` by
-        :func:`npvae.core.losses.gaussian_log_likelihood`, caching ``x`` and :math:`m`."""
+        r""":math:`\log N(x_r \mid m_r, \sigma^2 I)` per row, shape (...) for
+        ``mean`` of shape (..., d), by
+        :func:`npvae.core.losses.gaussian_log_likelihood`, caching ``x`` and
+        :math:`m`."""
         self._cache = x, mean
-        return float(self.log_prob(x, mean).sum())
+        return self.log_prob(x, mean)
 
-    def backward(self, grad):
-        r"""By :func:`npvae.core.losses.gaussian_log_likelihood_backward`:
+    def backward(self, dout):
+        r"""For :math:`g_r` = ``dout`` of shape (...), by
+        :func:`npvae.core.losses.gaussian_log_likelihood_backward` row by row:
 
         .. math::
-            \frac{\partial L}{\partial m} = g\,\frac{x - m}{\sigma^2},
+            \frac{\partial L}{\partial m_r} = g_r\,\frac{x_r - m_r}{\sigma^2},
             \qquad
             \frac{\partial L}{\partial \log\sigma^2}
-                = g \sum_{n, d} \Big(\frac{(x_{nd} - m_{nd})^2}{2\sigma^2} - \frac12\Big)
+                = \sum_r g_r \sum_d \Big(\frac{(x_{rd} - m_{rd})^2}{2\sigma^2} - \frac12\Big)
 
-        with :math:`g` a number, or one :math:`g_n` per row inside the sum.
+        Returns :math:`\partial L/\partial m`, shape (..., d); the second
+        fills ``grads["obs_logvar"]`` when the noise is learned.
         """
         (x, mean), self._cache = self._cache, None
-        grad_mean, grad_logvar = losses.gaussian_log_likelihood_backward(x, mean, self.logvar)
+        # Rows one at a time: logvar of shape (..., 1) sums each row's share.
+        logvar_per_row = np.broadcast_to(self.logvar, (*dout.shape, 1))
+        grad_mean, grad_logvar = losses.gaussian_log_likelihood_backward(x, mean,
+                                                                         logvar_per_row)
         if self._fixed_logvar is None:
-            if np.ndim(grad):   # each row's share weighed by its own g_n
-                grad_logvar = np.sum(grad * (0.5 * (x - mean) * grad_mean - 0.5))
-            else:
-                grad_logvar = grad * grad_logvar
-            self.grads["obs_logvar"][...] = grad_logvar
-        grad_mean *= grad
+            self.grads["obs_logvar"][...] = np.sum(dout * grad_logvar[..., 0])
+        grad_mean *= dout[..., None]
         return grad_mean
 
     def log_prob(self, x, mean):
@@ -257,7 +266,7 @@ class Gaussian:
         return out
 
     @staticmethod
-    def output_for_mean(mean):
+    def inverse_mean(mean):
         """The decoder output whose mean is ``mean``: ``mean`` itself."""
         return mean
 

@@ -1,9 +1,12 @@
 r"""Log-likelihoods of the decoder and the KL term of the encoder, in nats.
 
-Each value function returns one number per example (summed over features or
-latent dimensions), except the training step's fused Bernoulli form, which
-returns the batch's sum; each ``*_backward`` returns the gradient of the
-*sum* of those numbers over the batch.  The VAE's loss per example is
+The textbook forms.  Each value function returns one number per example,
+shape (n,) (summed over features or latent dimensions); each ``*_backward``
+returns the gradient of one example's number with respect to its own
+inputs, row by row (the pieces of :mod:`npvae.core.likelihoods` weigh the
+rows).  The training step's fused Bernoulli form is
+:func:`npvae.core.fused.bernoulli_log_likelihood_fused`.  The VAE's loss
+per example is
 
 .. math::
     \mathcal{L}(x) = -\log p(x \mid z) + \beta\,
@@ -12,13 +15,14 @@ returns the batch's sum; each ``*_backward`` returns the gradient of the
 
 the negative ELBO when :math:`\beta = 1`.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .layers import sigmoid, softplus
 
 __all__ = [
     "bernoulli_log_likelihood", "bernoulli_log_likelihood_backward",
-    "bernoulli_log_likelihood_fast", "bernoulli_log_likelihood_and_residual",
     "gaussian_log_likelihood", "gaussian_log_likelihood_backward",
     "kl_standard_normal", "kl_standard_normal_backward",
     "continuous_bernoulli_log_norm", "continuous_bernoulli_log_norm_backward",
@@ -52,85 +56,6 @@ def bernoulli_log_likelihood(x, logits):
 def bernoulli_log_likelihood_backward(x, logits):
     r""":math:`\partial \log p / \partial \ell_d = x_d - \sigma(\ell_d)`."""
     return x - sigmoid(logits)
-
-
-def bernoulli_log_likelihood_fast(x, logits):
-    r""":func:`bernoulli_log_likelihood` for scoring batches and the
-    importance sampler: the same value (up to rounding), with one temporary
-    array instead of eight.
-
-    .. math::
-        \log p(x \mid \ell) = x \cdot \ell - \sum_d \max(\ell_d, 0)
-            - \sum_d \log(1 + e_d),
-        \qquad e_d = e^{-|\ell_d|} \in (0, 1],
-        \qquad \sum_d \max(\ell_d, 0) = \tfrac12 \sum_d (\ell_d + |\ell_d|)
-
-    :math:`\log(1 + e_d)` is formed as ``log(1 + e)``, not ``log1p(e)``:
-    with :math:`e_d \le 1` both are exact to one unit of rounding of 1 (the
-    loss is a sum of such terms), and ``log`` is the faster
-    (benchmarks/README.md).
-    """
-    a = np.abs(logits)
-    relu_sum = 0.5 * (logits.sum(axis=-1) + a.sum(axis=-1))
-    np.negative(a, out=a)
-    np.exp(a, out=a)
-    a += 1
-    np.log(a, out=a)
-    x_dot_logits = np.einsum("...d,...d->...", x, logits)   # no (n, d) product
-    return x_dot_logits - relu_sum - a.sum(axis=-1)
-
-
-def bernoulli_log_likelihood_and_residual(x, logits):
-    r""":func:`bernoulli_log_likelihood_fast` and the residual
-    :math:`x - \sigma(\ell)` of its gradient, from one exponential per
-    element: the training step needs both.
-
-    .. math::
-        \frac{\partial \log p(x \mid \ell)}{\partial \ell_d}
-            = x_d - \sigma(\ell_d),
-        \qquad \sigma(\ell) = \frac{e^{\min(\ell, 0)}}{1 + e^{-|\ell|}},
-        \qquad e^{\min(\ell, 0)} = \max\big(e^{-|\ell|}, \operatorname{sign} \ell\big)
-
-    The last identity reuses the forward's :math:`e^{-|\ell|}` (it is
-    :math:`e^{\ell}` for :math:`\ell < 0`, and :math:`\operatorname{sign}
-    \ell = 1` wins otherwise), so :math:`\sigma` is :func:`npvae.core.layers.sigmoid`
-    bit for bit, accurate relative to its size even where it underflows
-    towards 0.
-
-    Only the batch's total is returned: the loss needs no more.  It is
-    summed from terms of one sign,
-
-    .. math::
-        x_d \ell_d - \max(\ell_d, 0)
-            = \tfrac12 \big((2 x_d - 1)\, \ell_d - |\ell_d|\big) \le 0,
-        \qquad \log(1 + e_d) > 0,
-
-    since separate sums of :math:`x \ell` and :math:`\max(\ell, 0)` run to
-    thousands of nats per MNIST example and cancel to about a hundred, which
-    in float32 costs more precision than the result has to spare.
-
-    Returns
-    -------
-    log_px : float
-        :math:`\sum_n \log p(x_n \mid \ell_n)` over the batch.
-    residual : ndarray of shape (n, d)
-        A new array, :math:`x - \sigma(\ell)`.
-    """
-    e = np.abs(logits)
-    signed = np.multiply(x, 2.0, out=np.empty_like(logits))   # one temporary, not three
-    signed -= 1.0
-    signed *= logits
-    signed -= e                                # 2 (x l - max(l, 0)) <= 0
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    denom = e + 1
-    work = np.log(denom)
-    log_px = 0.5 * float(signed.sum()) - float(work.sum())
-    np.sign(logits, out=work)
-    np.maximum(e, work, out=work)              # exp(min(l, 0))
-    np.divide(work, denom, out=work)           # sigma(l)
-    np.subtract(x, work, out=work)
-    return log_px, work
 
 
 def gaussian_log_likelihood(x, mean, logvar):
@@ -250,18 +175,24 @@ def _langevin_series(u):
     return total * u
 
 
-def _split(logits):
-    r"""The two ranges of :math:`\eta`: ``small`` marks :math:`|\eta| < 1`;
-    ``u`` is :math:`\eta/2` clipped into the series' range, ``a`` is
-    :math:`|\eta|` kept :math:`\ge 1` for the closed forms, ``t`` is
-    :math:`e^{-a}` and ``m`` is :math:`1 - e^{-a}` (by ``expm1``).  Both
-    forms are computed on every entry, each on harmless values, and
-    ``np.where`` keeps the right one."""
+class _SeriesAndClosedInputs(NamedTuple):
+    r"""The inputs of both forms of a continuous-Bernoulli function of
+    :math:`\eta`, each on harmless values: both forms are computed on every
+    entry and ``np.where(small, series, closed)`` keeps the right one."""
+    eta: np.ndarray     # the logits
+    small: np.ndarray   # |eta| < 1: where the series serves
+    u: np.ndarray       # eta / 2 clipped into the series' range
+    a: np.ndarray       # |eta| kept >= 1 for the closed forms
+    t: np.ndarray       # e^{-a}
+    m: np.ndarray       # 1 - e^{-a}, by expm1
+
+
+def _series_and_closed_inputs(logits):
     eta = np.asarray(logits)
     small = np.abs(eta) < _SERIES_BELOW
     u = np.clip(eta, -_SERIES_BELOW, _SERIES_BELOW) * 0.5
     a = np.maximum(np.abs(eta), _SERIES_BELOW)
-    return eta, small, u, a, np.exp(-a), -np.expm1(-a)
+    return _SeriesAndClosedInputs(eta, small, u, a, np.exp(-a), -np.expm1(-a))
 
 
 def continuous_bernoulli_log_norm(logits):
@@ -289,7 +220,7 @@ def continuous_bernoulli_log_norm(logits):
 
     which stays finite for the largest floats.
     """
-    eta, small, u, a, t, m = _split(logits)
+    eta, small, u, a, t, m = _series_and_closed_inputs(logits)
     series = _LOG2 + np.log1p(u * _langevin_series(u))
     closed = np.log(a) + np.log1p(t) - np.log(m)
     return np.where(small, series, closed)
@@ -310,7 +241,7 @@ def continuous_bernoulli_log_norm_backward(logits):
     :math:`1/\sinh a = 2 e^{-a} / ((1 - e^{-a})(1 + e^{-a}))` never
     overflows.
     """
-    eta, small, u, a, t, m = _split(logits)
+    eta, small, u, a, t, m = _series_and_closed_inputs(logits)
     series = 0.5 * (np.tanh(u) - _langevin_series(u))
     closed = np.sign(eta) * (1 / a - 2 * t / (m * (1 + t)))
     return np.where(small, series, closed)
@@ -336,7 +267,7 @@ def continuous_bernoulli_mean(logits):
     continuous Bernoulli's mean is not :math:`\sigma(\eta)`: it is pulled
     towards 1/2.
     """
-    eta, small, u, a, t, m = _split(logits)
+    eta, small, u, a, t, m = _series_and_closed_inputs(logits)
     series = 0.5 + 0.5 * _langevin_series(u)
     closed = np.where(eta > 0, 1 / m - 1 / a, 1 / a - t / m)
     return np.where(small, series, closed)
@@ -353,9 +284,7 @@ def continuous_bernoulli_log_likelihood(x, logits):
     the Bernoulli's log-likelihood (the negative binary cross-entropy)
     plus :func:`continuous_bernoulli_log_norm`, which makes it a density on
     :math:`[0, 1]^D` for grey-level ``x``.  Summed per entry, as
-    :func:`bernoulli_log_likelihood` is: the fused
-    :func:`bernoulli_log_likelihood_fast` forms :math:`\max(\eta, 0)` as
-    :math:`(\eta + |\eta|)/2`, which overflows at the largest floats.
+    :func:`bernoulli_log_likelihood` is.
 
     Returns
     -------

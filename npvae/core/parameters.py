@@ -2,7 +2,7 @@ r"""All of a model's parameters as one vector :math:`\theta`, and their
 gradients as one vector :math:`\nabla_\theta L`.
 
 Each layer keeps its ``params`` and ``grads`` dicts and computes with them
-as before; the arrays in them are views into the two vectors.  An optimizer
+unchanged; the arrays in them are views into the two vectors.  An optimizer
 can then update all :math:`P` numbers with a dozen array operations instead
 of a dozen per parameter array, and one dot product tells whether every
 gradient entry is finite.

@@ -1,67 +1,43 @@
-r"""The VAE's prior :math:`p(z)` as pieces with the layer contract, and the
-KL term of the loss that it sets.
+r"""The VAE's prior :math:`p(z)` and the KL term it sets, as pieces with the
+layer contract.
 
-Each prior takes the encoder's :math:`(\mu, \log\sigma^2)` and the sample
-:math:`z = \mu + \sigma \odot \varepsilon` drawn from them:
+A prior is a density over codes:
 
-* ``forward(mu, logvar, z)`` returns :math:`\sum_n \mathrm{KL}_n` over the
-  batch, in nats, caching what ``backward`` needs;
-* ``backward(scale)`` returns ``(grad_mu, grad_logvar, grad_z)``, the
-  gradients of ``scale`` :math:`\times \sum_n \mathrm{KL}_n`, filling
-  ``grads`` for the prior's own parameters.  ``grad_mu`` and
-  ``grad_logvar`` are the partial derivatives with :math:`\varepsilon`
-  held fixed *and* :math:`z` held fixed; the part through :math:`z` is
-  ``grad_z``, which the caller adds to the decoder's before
-  :func:`npvae.core.layers.reparameterize_backward` (docs/math.md, §12);
-* ``kl(mu, logvar, z)`` gives :math:`\mathrm{KL}_n` per example, for
-  scoring; ``log_prob(z)`` is :math:`\log p(z_n)` per row;
-  ``sample(n, rng)`` draws :math:`z \sim p(z)`.
+* ``forward(z)`` takes codes of shape (..., L) and returns
+  :math:`\log p(z_r)` per row, shape (...), caching what ``backward``
+  needs;
+* ``backward(dout)`` takes :math:`\partial L / \partial \log p(z_r)`, an
+  array of exactly that shape, and returns :math:`\partial L / \partial z`,
+  shape (..., L), filling ``grads`` for the prior's own parameters;
+* ``sample(n, rng)`` draws :math:`z \sim p(z)`.
 
-:class:`StandardNormal` has the closed-form KL of :mod:`npvae.core.losses` and no
-parameters; :class:`GaussianMixture` learns its weights, means and
-variances, and its KL is the one-sample estimate
-:math:`\log q(z \mid x) - \log p(z)` at the training step's own :math:`z`.
+The KL term of the loss is a piece of its own, made by :func:`kl_term`:
+:class:`ClosedFormKL` when the prior offers a closed form (its attribute
+``has_closed_form_kl``: :math:`N(0, I)`), else :class:`SampledKL`, the
+one-sample estimate :math:`\log q(z \mid x) - \log p(z)` at the training
+step's own :math:`z`.  Both take ``forward(mu, logvar, z, eps)`` and return
+the KL per row; ``backward(dout)`` returns ``(grad_mu, grad_logvar,
+grad_z)``: the partial derivatives with :math:`\varepsilon` held fixed
+*and* :math:`z` held fixed, and the part through :math:`z`, which the caller
+adds to the decoder's before :func:`npvae.core.layers.reparameterize_backward`
+(docs/math.md, §12).
 """
 import math
 
 import numpy as np
+from scipy.special import logsumexp
 
 from . import losses
 
 __all__ = ["StandardNormal", "GaussianMixture", "PRIORS", "make_prior",
-           "log_posterior", "log_sum_exp"]
+           "ClosedFormKL", "SampledKL", "kl_term"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def log_posterior(mu, logvar, z):
-    r""":math:`\log q(z \mid x) = \log N(z \mid \mu, \operatorname{diag}\sigma^2)`
-    per row.
-
-    .. math::
-        \log q(z \mid x) = -\frac12 \sum_j \Big(\log 2\pi + \log\sigma_j^2
-            + \frac{(z_j - \mu_j)^2}{\sigma_j^2}\Big)
-        = -\frac12 \sum_j \big(\log 2\pi + \log\sigma_j^2 + \varepsilon_j^2\big)
-
-    for :math:`z = \mu + \sigma \odot \varepsilon`: as a function of
-    :math:`(\mu, \log\sigma^2)` at fixed :math:`\varepsilon` its gradients
-    are 0 and :math:`-\frac12` per dimension.
-    """
-    r = z - mu
-    return -0.5 * np.sum(_LOG_2PI + logvar + r * r * np.exp(-logvar), axis=-1)
-
-
-def log_sum_exp(a, axis=-1):
-    r""":math:`\log \sum_k e^{a_k}` along ``axis``, computed as
-    :math:`a^* + \log \sum_k e^{a_k - a^*}` with :math:`a^* = \max_k a_k`,
-    so that no exponential overflows and the largest term is exactly 1."""
-    top = np.max(a, axis=axis, keepdims=True)
-    return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
-
-
 class StandardNormal:
-    r""":math:`p(z) = N(0, I)`, with the closed-form KL of
-    :func:`npvae.core.losses.kl_standard_normal` (no parameters).
+    r""":math:`p(z) = N(0, I)`, no parameters; its KL from a diagonal
+    Gaussian has the closed form :func:`npvae.core.losses.kl_standard_normal`.
 
     Parameters
     ----------
@@ -71,41 +47,24 @@ class StandardNormal:
     """
 
     params = grads = {}
+    has_closed_form_kl = True
 
     def __init__(self, latent_dim, dtype=np.float64):
         self.latent_dim = latent_dim
         self.dtype = np.dtype(dtype)
-        self._cache = None
+        self._z = None
 
-    def kl(self, mu, logvar, z=None):
-        r""":math:`\mathrm{KL}(q(z \mid x) \,\|\, N(0, I))` per example, exact;
-        ``z`` is not needed."""
-        return losses.kl_standard_normal(mu, logvar)
-
-    def forward(self, mu, logvar, z=None):
-        r""":math:`\sum_n \mathrm{KL}_n`, caching :math:`(\mu, \log\sigma^2)`."""
-        self._cache = mu, logvar
-        return float(self.kl(mu, logvar).sum())
-
-    def backward(self, scale):
-        r"""By :func:`npvae.core.losses.kl_standard_normal_backward`:
-        :math:`(s\,\mu,\ \frac s2 (\sigma^2 - 1),\ 0)` for ``scale`` :math:`s`;
-        the closed form does not depend on :math:`z`, so its gradient there
-        is the number 0, which adds nothing to the decoder's."""
-        (mu, logvar), self._cache = self._cache, None
-        grad_mu, grad_logvar = losses.kl_standard_normal_backward(mu, logvar)
-        return scale * grad_mu, scale * grad_logvar, 0
-
-    def log_prob(self, z):
-        r""":math:`\log N(z \mid 0, I) = -\frac12 \sum_j (\log 2\pi + z_j^2)` per row."""
+    def forward(self, z):
+        r""":math:`\log N(z_r \mid 0, I) = -\frac12 \sum_j (\log 2\pi + z_{rj}^2)`
+        per row: ``z`` of shape (..., L), result of shape (...)."""
+        self._z = z
         return -0.5 * np.sum(_LOG_2PI + z * z, axis=-1)
 
-    def log_prob_grad(self, z):
-        r""":math:`\partial \log N(z \mid 0, I) / \partial z = -z`."""
-        return -z
-
-    def log_prob_backward(self, z, scale):
-        """No parameters to fill (see :meth:`GaussianMixture.log_prob_backward`)."""
+    def backward(self, dout):
+        r""":math:`\partial L / \partial z_r = -g_r z_r` for :math:`g_r` = ``dout``
+        of shape (...); returns shape (..., L)."""
+        z, self._z = self._z, None
+        return -dout[..., None] * z
 
     def sample(self, n, rng):
         r""":math:`n` draws :math:`z \sim N(0, I)` from the generator ``rng``."""
@@ -121,7 +80,7 @@ class GaussianMixture:
 
     with the parameters ``logits`` :math:`a` (K,), ``means`` :math:`m`
     (K, L) and ``logvars`` :math:`\log s^2` (K, L).  The KL has no closed
-    form; the loss uses the estimate at the sample :math:`z`,
+    form; the loss uses :class:`SampledKL`, the estimate at the sample :math:`z`,
 
     .. math::
         \widehat{\mathrm{KL}} = \log q(z \mid x) - \log p(z),
@@ -142,6 +101,8 @@ class GaussianMixture:
     dtype : numpy dtype
     """
 
+    has_closed_form_kl = False
+
     def __init__(self, latent_dim, n_components, rng, dtype=np.float64):
         self.latent_dim, self.n_components = latent_dim, n_components
         self.dtype = np.dtype(dtype)
@@ -155,96 +116,64 @@ class GaussianMixture:
 
     @property
     def weights(self):
-        r""":math:`\pi = \operatorname{softmax}(a)`, the mixing weights."""
+        r""":math:`\pi = \operatorname{softmax}(a)`, the mixing weights, shape (K,)."""
         logits = self.params["logits"]
-        return np.exp(logits - log_sum_exp(logits))
+        return np.exp(logits - logsumexp(logits))
 
     def _log_joint(self, z):
-        r""":math:`\ell_{nk} = \log \pi_k + \log N(z_n \mid m_k, s_k^2)`, (n, K),
-        and the scaled residuals :math:`u_{nk} = (z_n - m_k) / s_k^2`,
-        :math:`d_{nk} = z_n - m_k`, (n, K, L)."""
+        r""":math:`\ell_{rk} = \log \pi_k + \log N(z_r \mid m_k, s_k^2)`, (..., K),
+        the differences :math:`d_{rk} = z_r - m_k` and the scaled residuals
+        :math:`u_{rk} = (z_r - m_k) / s_k^2`, (..., K, L)."""
         logits, means, logvars = (self.params[k] for k in ("logits", "means", "logvars"))
-        d = z[:, None, :] - means
+        d = z[..., None, :] - means
         u = d * np.exp(-logvars)
-        log_pi = logits - log_sum_exp(logits)
+        log_pi = logits - logsumexp(logits)
         log_joint = log_pi - 0.5 * np.sum(_LOG_2PI + logvars + d * u, axis=-1)
         return log_joint, d, u
 
-    def log_prob(self, z):
-        r""":math:`\log p(z_n) = \log \sum_k e^{\ell_k(z_n)}` per row, by
-        :func:`log_sum_exp`."""
-        return log_sum_exp(self._log_joint(z)[0])
+    def forward(self, z):
+        r""":math:`\log p(z_r) = \log \sum_k e^{\ell_k(z_r)}` per row, by
+        ``scipy.special.logsumexp``: ``z`` of shape (..., L), result of shape
+        (...); the responsibilities and residuals are cached."""
+        log_joint, d, u = self._log_joint(z)
+        log_pz = logsumexp(log_joint, axis=-1)
+        self._cache = np.exp(log_joint - log_pz[..., None]), d, u
+        return log_pz
 
-    def log_prob_grad(self, z):
-        r""":math:`\partial \log p(z_n) / \partial z_n = -\sum_k r_{nk}\,
-        (z_n - m_k) / s_k^2`."""
-        log_joint, _, u = self._log_joint(z)
-        r = np.exp(log_joint - log_sum_exp(log_joint)[:, None])
-        return -np.einsum("nk,nkl->nl", r, u)
-
-    def log_prob_backward(self, z, scale):
-        r"""Fill ``grads`` with the gradients of :math:`\sum_m s_m \log p(z_m)`
-        for one weight :math:`s_m` per row (the IWAE's per-code weights):
+    def backward(self, dout):
+        r"""Gradients of :math:`L` through :math:`\log p(z_r)` for
+        :math:`g_r` = ``dout`` of shape (...), with the responsibilities
+        :math:`r_{rk}`, :math:`u_{rk} = (z_r - m_k)/s_k^2` and
+        :math:`\pi = \operatorname{softmax}(a)`:
 
         .. math::
-            \frac{\partial}{\partial m_k} = \sum_m s_m r_{mk} u_{mk}, \qquad
-            \frac{\partial}{\partial \log s_k^2}
-                = \tfrac12 \sum_m s_m r_{mk} \big(u_{mk} \odot (z_m - m_k) - 1\big),
+            \frac{\partial L}{\partial z_r} = -g_r \sum_k r_{rk} u_{rk}, \qquad
+            \frac{\partial L}{\partial m_k} = \sum_r g_r r_{rk} u_{rk},
+
+            \frac{\partial L}{\partial \log s_k^2}
+                = \tfrac12 \sum_r g_r r_{rk} \big(u_{rk} \odot (z_r - m_k) - 1\big),
             \qquad
-            \frac{\partial}{\partial a_k} = \sum_m s_m (r_{mk} - \pi_k)
+            \frac{\partial L}{\partial a_k} = \sum_r g_r (r_{rk} - \pi_k)
+
+        Returns :math:`\partial L / \partial z`, shape (..., L), and fills
+        ``grads``.
         """
-        log_joint, d, u = self._log_joint(z)
-        r = np.exp(log_joint - log_sum_exp(log_joint)[:, None]) * scale[:, None]
-        self.grads["means"][...] = np.einsum("mk,mkl->kl", r, u)
-        self.grads["logvars"][...] = 0.5 * (np.einsum("mk,mkl->kl", r, u * d)
-                                            - r.sum(axis=0)[:, None])
-        self.grads["logits"][...] = r.sum(axis=0) - scale.sum() * self.weights
+        (r, d, u), self._cache = self._cache, None
+        w = r * dout[..., None]                          # (..., K)
+        w_sum = w.reshape(-1, self.n_components).sum(axis=0)
+        weighted_u = w[..., None] * u                    # (..., K, L)
+        flat_u = weighted_u.reshape(-1, self.n_components, self.latent_dim)
+        self.grads["means"][...] = flat_u.sum(axis=0)
+        self.grads["logvars"][...] = 0.5 * (
+            np.einsum("nkl,nkl->kl", flat_u, d.reshape(flat_u.shape)) - w_sum[:, None])
+        self.grads["logits"][...] = w_sum - dout.sum() * self.weights
+        return -weighted_u.sum(axis=-2)
 
     def responsibilities(self, z):
-        r""":math:`r_{nk} = p(k \mid z_n) = e^{\ell_k(z_n) - \log p(z_n)}`,
+        r""":math:`r_{rk} = p(k \mid z_r) = e^{\ell_k(z_r) - \log p(z_r)}`,
         (n, K): which component each code belongs to."""
         log_joint = self._log_joint(z)[0]
-        return np.exp(log_joint - log_sum_exp(log_joint)[:, None])
-
-    def kl(self, mu, logvar, z):
-        r""":math:`\log q(z_n \mid x_n) - \log p(z_n)` per example."""
-        return log_posterior(mu, logvar, z) - self.log_prob(z)
-
-    def forward(self, mu, logvar, z):
-        r""":math:`\sum_n \log q(z_n \mid x_n) - \log p(z_n)`, caching the
-        responsibilities and residuals for ``backward``."""
-        log_joint, d, u = self._log_joint(z)
-        log_pz = log_sum_exp(log_joint)
-        r = np.exp(log_joint - log_pz[:, None])
-        self._cache = logvar, r, d, u
-        return float(np.sum(log_posterior(mu, logvar, z) - log_pz))
-
-    def backward(self, scale):
-        r"""Gradients of :math:`s \sum_n (\log q(z_n \mid x_n) - \log p(z_n))`
-        for ``scale`` :math:`s`, with :math:`r_{nk}`, :math:`u_{nk} = (z_n -
-        m_k)/s_k^2` and :math:`\pi = \operatorname{softmax}(a)`:
-
-        .. math::
-            \frac{\partial}{\partial z_n} = s \sum_k r_{nk} u_{nk}, \qquad
-            \frac{\partial}{\partial m_k} = -s \sum_n r_{nk} u_{nk},
-
-            \frac{\partial}{\partial \log s_k^2}
-                = -\frac s2 \sum_n r_{nk} \big(u_{nk} \odot (z_n - m_k) - 1\big),
-            \qquad
-            \frac{\partial}{\partial a_k} = -s \sum_n (r_{nk} - \pi_k),
-
-        and through :math:`\log q` at fixed :math:`\varepsilon`: 0 for
-        :math:`\mu`, :math:`-\frac s2` for each :math:`\log\sigma_j^2`.
-        """
-        (logvar, r, d, u), self._cache = self._cache, None
-        r_sum = r.sum(axis=0)
-        weighted_u = r[:, :, None] * u
-        self.grads["means"][...] = -scale * weighted_u.sum(axis=0)
-        self.grads["logvars"][...] = -0.5 * scale * (
-            np.einsum("nkl,nkl->kl", weighted_u, d) - r_sum[:, None])
-        self.grads["logits"][...] = -scale * (r_sum - r.shape[0] * self.weights)
-        grad_z = scale * weighted_u.sum(axis=1)
-        return np.zeros_like(logvar), np.full_like(logvar, -0.5 * scale), grad_z
+        return np.exp(log_joint - logsumexp(log_joint, axis=-1)[:, None])
 
     def sample(self, n, rng):
         r""":math:`n` draws from the mixture: a component
@@ -267,3 +196,89 @@ def make_prior(name, latent_dim, n_components, rng, dtype):
     if name == "mixture":
         return GaussianMixture(latent_dim, n_components, rng, dtype)
     raise ValueError(f"unknown prior {name!r}; choose one of {tuple(PRIORS)}")
+
+
+class ClosedFormKL:
+    r""":math:`\mathrm{KL}\big(N(\mu, \operatorname{diag}\sigma^2) \,\|\, N(0, I)\big)`
+    per row in closed form, :func:`npvae.core.losses.kl_standard_normal`;
+    no parameters."""
+
+    params = grads = {}
+
+    def __init__(self):
+        self._cache = None
+
+    def forward(self, mu, logvar, z, eps):
+        r"""The KL per row, shape (n,), for ``mu`` and ``logvar`` of shape
+        (n, L); the closed form needs neither ``z`` nor ``eps``."""
+        self._cache = mu, logvar, z
+        return losses.kl_standard_normal(mu, logvar)
+
+    def backward(self, dout):
+        r"""By :func:`npvae.core.losses.kl_standard_normal_backward`, for
+        :math:`g_n` = ``dout`` of shape (n,):
+        :math:`(g_n \mu_n,\ \frac{g_n}2 (\sigma_n^2 - 1),\ 0)`, shaped like
+        ``mu``, ``logvar`` and ``z`` (nothing depends on :math:`z`)."""
+        (mu, logvar, z), self._cache = self._cache, None
+        grad_mu, grad_logvar = losses.kl_standard_normal_backward(mu, logvar)
+        g = dout[:, None]
+        return g * grad_mu, g * grad_logvar, np.zeros(z.shape, z.dtype)
+
+
+class SampledKL:
+    r"""The one-sample estimate of the KL at the code :math:`z = \mu + \sigma
+    \odot \varepsilon`, for any prior piece:
+
+    .. math::
+        \widehat{\mathrm{KL}} = \log q(z \mid x) - \log p(z),
+        \qquad
+        \log q(z \mid x) = -\tfrac12 \sum_j \big(\log 2\pi + \log\sigma_j^2
+            + \varepsilon_j^2\big)
+
+    using :math:`(z_j - \mu_j)/\sigma_j = \varepsilon_j`; unbiased for
+    :math:`\mathrm{KL}(q \,\|\, p)`.  The codes may carry leading axes
+    beyond the rows of :math:`\mu` (the IWAE's :math:`k` codes per row).
+
+    Parameters
+    ----------
+    prior : a prior piece of this module
+        Its parameters get their gradients through ``backward``.
+    """
+
+    params = grads = {}
+
+    def __init__(self, prior):
+        self.prior = prior
+        self._mu_shape = None
+
+    def forward(self, mu, logvar, z, eps):
+        r"""The estimate per code, shape (..., n) for ``z`` and ``eps`` of
+        shape (..., n, L) and ``mu``, ``logvar`` of shape (n, L)."""
+        self._mu_shape = mu.shape
+        log_q = -0.5 * np.sum(_LOG_2PI + logvar + eps * eps, axis=-1)
+        return log_q - self.prior.forward(z)
+
+    def backward(self, dout):
+        r"""For :math:`g` = ``dout`` of shape (..., n): through :math:`-\log p(z)`
+        the prior's backward with :math:`-g` (filling its ``grads``), and
+        through :math:`\log q` at fixed :math:`\varepsilon`
+
+        .. math::
+            \frac{\partial}{\partial \mu_j} = 0, \qquad
+            \frac{\partial}{\partial \log\sigma_j^2} = -\tfrac12 \sum g
+
+        (moving :math:`\mu` moves :math:`z` with it, so the density of the
+        drawn code does not change), summed over the codes of each row.
+        Returns ``(grad_mu, grad_logvar, grad_z)`` of the shapes of ``mu``,
+        ``logvar`` and ``z``.
+        """
+        grad_z = self.prior.backward(-dout)
+        per_row = -0.5 * dout.reshape(-1, self._mu_shape[0]).sum(axis=0)
+        grad_logvar = np.broadcast_to(per_row[:, None].astype(grad_z.dtype), self._mu_shape)
+        return np.zeros(self._mu_shape, grad_z.dtype), grad_logvar, grad_z
+
+
+def kl_term(prior):
+    """The KL piece for ``prior``: its closed form when it has one, else the
+    sampled estimate."""
+    return ClosedFormKL() if prior.has_closed_form_kl else SampledKL(prior)

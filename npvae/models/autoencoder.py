@@ -2,8 +2,8 @@
 import numpy as np
 
 from ..core.layers import mlp
-from ..core.validation import check_finite, refuse_non_finite
-from .base import FLAT, BaseAutoencoder
+from ..core.validation import check_finite
+from .base import BaseAutoencoder, Batch, per_row
 
 __all__ = ["Autoencoder"]
 
@@ -20,7 +20,7 @@ class Autoencoder(BaseAutoencoder):
     Parameters are those of :class:`VAE` without ``beta`` and ``kl_warmup``.
     """
 
-    def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
+    def __init__(self, latent_dim=2, *, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, epochs=20, batch_size=128,
                  learning_rate=1e-3, lr_schedule="constant", beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, output_bias_init="zeros", dtype="float32",
@@ -42,63 +42,73 @@ class Autoencoder(BaseAutoencoder):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _build_encoder(self, n_features, hidden, rng, dtype):
+    def build_encoder(self, n_features, hidden, rng, dtype):
+        r"""The deterministic encoder, :math:`x \mapsto z`."""
         self.encoder_ = mlp([n_features, *hidden, self.latent_dim], self.activation,
                             rng, dtype)
 
-    def _named_encoder_layers(self):
+    def named_encoder_layers(self):
+        """The encoder's layers, named ``encoder.<index>.``."""
         return self.encoder_.named_layers("encoder.")
 
-    def train_step(self, x, optimizer=None):
-        r"""One training step on the batch ``x``: forward to the mean
-        reconstruction loss :math:`\frac1n \sum_i -\log p(x_i \mid
-        \mathrm{dec}(\mathrm{enc}(x_i)))`, backward through the same pieces,
-        then, given an ``optimizer``, one update of all parameters.
+    def forward_backward(self, batch, beta=1.0):
+        r"""Forward to the mean reconstruction loss :math:`\frac1n \sum_i
+        -\log p(x_i \mid \mathrm{dec}(\mathrm{enc}(x_i)))` of ``batch.x``
+        (n, D), backward through the same pieces with
+        :math:`\partial L / \partial \log p_i = -1/n`, filling
+        ``parameters_.grad``; ``beta`` is unused (no KL).
 
         Returns
         -------
         dict
             ``loss`` and ``recon``, the same batch mean in nats.
         """
+        x = batch.x
         n = x.shape[0]
-        code = self.encoder_.forward(x)
-        out = self.decoder_.forward(code)
-        recon = -self.likelihood_.forward(x, out) / n
-        grad_out = self.likelihood_.backward(-1.0 / n)
+        code = self.encoder_.forward(x)                       # (n, L)
+        out = self.decoder_.forward(code)                     # (n, D)
+        recon = -float(self.likelihood_.forward(x, out).sum()) / n
+        grad_out = self.likelihood_.backward(per_row(n, -1.0 / n, out.dtype))
         grad_code = self.decoder_.backward(grad_out)
         self.encoder_.backward(grad_code, input_grad=False)
-        if optimizer is not None:
-            refuse_non_finite({"loss": recon, "recon": recon}, self.parameters_)
-            optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": recon, "recon": recon}
 
-    def _train_batch(self, x, epoch_progress):
-        return self.train_step(x, self.optimizer_)
+    def train_step(self, x, optimizer=None):
+        r"""One training step on the batch ``x``: :meth:`forward_backward`,
+        then, given an ``optimizer``, the shared update.
 
-    def _log_px(self, x):
+        Returns
+        -------
+        dict
+            ``loss`` and ``recon``, the same batch mean in nats.
+        """
+        return self.step(Batch(x), 1.0, optimizer)
+
+    def log_px_rows(self, x):
+        r""":math:`\log p(x \mid \mathrm{dec}(\mathrm{enc}(x)))` per row, shape (n,)."""
         return self.likelihood_.log_prob(x, self.decoder_.forward(self.encoder_.forward(x)))
 
     def loss(self, X, eps=None):
         r"""Mean reconstruction loss :math:`\frac1n \sum_i -\log p(x_i \mid
         \mathrm{dec}(\mathrm{enc}(x_i)))`; ``eps`` is ignored (no noise)."""
         X = self.check_data(X)
-        return -float(np.mean(self._log_px(X)))
+        return -float(np.mean(self.log_px_rows(X)))
 
     def loss_and_grads(self, X, eps=None):
         """The mean reconstruction loss and its gradient for every parameter
         (copies keyed like ``params_``); ``eps`` is ignored."""
-        self._check_fitted_for_gradients()
-        X = self.check_data(X)
-        return self.train_step(X)["loss"], self._grads_copy()
+        self.check_initialized()
+        return self.loss_and_grads_of(Batch(self.check_data(X)), 1.0)
 
-    def transform(self, X):
-        """The code :math:`z = \\mathrm{enc}(x)`."""
-        X = self._validate_data(X, reset=False)
-        return self._batched(self.encoder_.forward, X)
+    def transform(self, X, y=None):
+        r"""The code :math:`z = \mathrm{enc}(x)`."""
+        X = self.checked_input(X, reset=False)
+        return self.in_row_blocks(self.encoder_.forward, X)
 
-    def score_samples(self, X):
+    def score_samples(self, X, y=None):
         r""":math:`\log p(x \mid \mathrm{dec}(\mathrm{enc}(x)))` per example, in
         nats. Not a bound on :math:`\log p(x)`: the Autoencoder has no prior."""
         X = self.check_data(X)
         with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
-            return check_finite(self._batched(self._log_px, X), "log p(x | dec(enc(x)))")
+            return check_finite(self.in_row_blocks(self.log_px_rows, X),
+                                "log p(x | dec(enc(x)))")

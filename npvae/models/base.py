@@ -1,82 +1,144 @@
 r"""What every npvae estimator shares: validation, the decoder and its
-likelihood, the mini-batch training loop, batched evaluation, saving.
+likelihood, the one mini-batch training loop, the update, batched
+evaluation, saving.
 
-The VAE and its deterministic sibling, as estimators.
+Every model is built by composition from the pieces of :mod:`npvae.core`,
+each with the contract ``forward`` (per-row values) and ``backward(dout)``
+(``dout`` of exactly that shape).  A model says how to run one batch
+forward and backward, :meth:`BaseAutoencoder.forward_backward`, which fills
+the gradient vector ``parameters_.grad``; this class runs the rest, the same
+for every model: the shuffled mini-batches (:meth:`fit_epoch`), then
+:meth:`BaseAutoencoder.update`, which refuses a non-finite step and takes one
+Adam step, as ``loss.backward(); optimizer.step()`` separate them.
 
-Both follow scikit-learn's conventions: hyper-parameters in ``__init__``
-(validated in ``fit``), learned state in attributes ending in ``_``, ``fit``
-returns ``self``, and the verbs ``transform``, ``inverse_transform``,
-``score`` and (VAE) ``sample`` let them sit beside ``PCA`` in a pipeline.
-
-One training step is :meth:`VAE.train_step`, which reads as the
-derivation of docs/math.md: encode, reparameterize, decode, log-likelihood,
-KL, loss; the backward pass through the same pieces in reverse; then one
-Adam update.  Every call in it goes to a piece whose docstring carries its
-equation: :class:`npvae.core.layers.GaussianEncoder`, :func:`npvae.core.layers.reparameterize`,
-the decoder (:func:`npvae.core.layers.mlp`), a likelihood from
-:mod:`npvae.core.likelihoods`, a prior from :mod:`npvae.core.priors` for the KL, and
-:class:`npvae.core.optimizers.Adam`.
+The estimators follow scikit-learn's conventions: hyper-parameters in
+``__init__`` (keyword-only after ``latent_dim``, validated once per ``fit``
+by scikit-learn's public ``check_scalar`` and ``check_array``), learned state
+in attributes ending in ``_``, ``fit`` returns ``self``, and the verbs
+``transform``, ``inverse_transform``, ``score`` and (VAE) ``sample`` let
+them sit beside ``PCA`` in a pipeline.
 """
 import math
 from numbers import Integral, Real
+from typing import NamedTuple, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import check_scalar
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..core.layers import ACTIVATIONS, mlp
+from ..core.layers import ACTIVATIONS, Join, mlp
 from ..core.likelihoods import LIKELIHOODS, make_likelihood
 from ..core.optimizers import Adam, learning_rate_at
 from ..core.parameters import ParameterVector
 from ..core.rng import as_generator
-from ..core.validation import check_finite, check_int
+from ..core.validation import check_finite, check_int, refuse_non_finite
 from .saving import FLAT, load_checkpoint, save_checkpoint
 
-__all__ = ["BaseAutoencoder", "DTYPES", "FLAT"]
+__all__ = ["BaseAutoencoder", "Batch", "DTYPES", "EVAL_BLOCK_ROWS", "FLAT",
+           "check_number", "check_option", "per_row"]
 
 DTYPES = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
-_EVAL_BATCH = 4096
+# Rows per block when scoring, encoding or decoding: bounds the memory of
+# the layers' temporaries whatever the number of rows.
+EVAL_BLOCK_ROWS = 4096
+
+
+def per_row(n, value, dtype):
+    """``value`` for each of ``n`` rows, shape (n,): the per-row gradient a
+    model hands a piece's ``backward`` (``np.full``, without its Python
+    overhead, which the digits' small step feels)."""
+    rows = np.empty(n, dtype)
+    rows.fill(value)
+    return rows
+
+
+def check_number(model, name, kind, low, high=None, low_open=False, high_open=True,
+                 none_ok=False):
+    """Check the hyper-parameter ``name`` of ``model`` by scikit-learn's
+    ``check_scalar``, with the model's class in the message; beyond it, a
+    bool is no number and a real must be finite."""
+    value = getattr(model, name)
+    if value is None and none_ok:
+        return
+    where = f"{type(model).__name__}.{name}"
+    if isinstance(value, bool) or (kind is Real and isinstance(value, Real)
+                                   and not math.isfinite(value)):
+        raise (TypeError if isinstance(value, bool) else ValueError)(
+            f"{where} must be a finite {'int' if kind is Integral else 'number'}"
+            f"{' or None' if none_ok else ''}, got {value!r}")
+    bounds = {(False, False): "both", (True, False): "right", (False, True): "left",
+              (True, True): "neither"}[low_open, high_open]
+    check_scalar(value, where, kind, min_val=low, max_val=high, include_boundaries=bounds)
+
+
+def check_option(model, name, options):
+    """Check that the hyper-parameter ``name`` of ``model`` is one of the
+    strings ``options``."""
+    value = getattr(model, name)
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{type(model).__name__}.{name} must be one of "
+                         f"{sorted(options)}, got {value!r}")
+
+
+class Batch(NamedTuple):
+    r"""One mini-batch as a model's :meth:`~BaseAutoencoder.forward_backward`
+    takes it.
+
+    Attributes
+    ----------
+    x : ndarray of shape (n, n_features)
+        The rows.
+    y_onehot : ndarray of shape (n, n_classes), or None
+        The rows' one-hot labels, for a model that ``needs_labels``.
+    eps : ndarray of shape (n, latent_dim) or (k, n, latent_dim), or None
+        The reparameterization noise (None for the Autoencoder).
+    """
+    x: np.ndarray
+    y_onehot: Optional[np.ndarray] = None
+    eps: Optional[np.ndarray] = None
 
 
 class BaseAutoencoder(TransformerMixin, BaseEstimator):
     """What the VAE and the Autoencoder share: validation, the decoder and
-    its likelihood, the mini-batch training loop and batched evaluation."""
-    needs_labels = False   # True: fit and the verbs take labels y beside X
+    its likelihood, the mini-batch training loop, the update and batched
+    evaluation."""
 
-    # ------------------------------------------------------------ validation
-    _parameter_constraints = {
-        "latent_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_dims": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "likelihood": [StrOptions(set(LIKELIHOODS))],
-        "obs_var": [Interval(Real, 0, None, closed="neither"), None],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
-        "dtype": [StrOptions(set(DTYPES))],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "output_bias_init": [StrOptions({"zeros", "data"})],
-        "random_state": "no_validation",     # npvae.core.rng.as_generator checks it
-        "verbose": ["verbose"],
-    }
+    # Whether fit, fit_epoch and the scores take each row's label y.
+    needs_labels = False
     # Hyper-parameters newer than the checkpoint format: a checkpoint that
     # lacks one was written before it existed, with its default's behaviour.
-    _params_added_later = ("beta_1", "beta_2", "epsilon", "output_bias_init")
+    params_added_later = ("beta_1", "beta_2", "epsilon", "output_bias_init")
 
-    def _check_params(self):
+    # ------------------------------------------------------------ validation
+    def check_params(self):
         """Validate the hyper-parameters; return ``hidden_dims`` as a tuple."""
-        self._validate_params()
+        check_number(self, "latent_dim", Integral, 1)
         hidden = self.hidden_dims
+        if isinstance(hidden, (str, bytes)) or hidden is None or not (
+                isinstance(hidden, Integral) or np.iterable(hidden)):
+            raise ValueError(f"{type(self).__name__}.hidden_dims must be an int or a "
+                             f"sequence of ints, got {hidden!r}")
         hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
         for h in hidden:
             if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
                 raise ValueError(f"each entry of hidden_dims must be an integer >= 1, "
                                  f"got {h!r}")
+        check_option(self, "activation", ACTIVATIONS)
+        check_option(self, "likelihood", LIKELIHOODS)
+        check_number(self, "obs_var", Real, 0, low_open=True, none_ok=True)
+        check_number(self, "epochs", Integral, 0)
+        check_number(self, "batch_size", Integral, 1)
+        check_number(self, "learning_rate", Real, 0, low_open=True)
+        check_option(self, "lr_schedule", LR_SCHEDULES)
+        check_option(self, "dtype", DTYPES)
+        check_number(self, "beta_1", Real, 0, 1)
+        check_number(self, "beta_2", Real, 0, 1)
+        check_number(self, "epsilon", Real, 0, low_open=True)
+        check_option(self, "output_bias_init", ("zeros", "data"))
+        check_scalar(self.verbose, f"{type(self).__name__}.verbose", (bool, np.bool_, Integral))
+        # random_state is checked by npvae.core.rng.as_generator when used.
         if self.learning_rate >= float(np.finfo(self.dtype).max) / 10:
             # An Adam step moves each parameter by up to about learning_rate:
             # past this it overflows, and the parameters would be inf already.
@@ -84,12 +146,13 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
                              f"{self.dtype}: one Adam step would overflow")
         return hidden
 
-    def _validate_data(self, X, reset):
+    def checked_input(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype
         (checked by scikit-learn's ``check_array``), or raise an error that
-        names the problem; nothing about the model changes here."""
+        names the problem; nothing about the model changes here.  With
+        ``reset`` (fitting) the hyper-parameters are checked first."""
         if reset:
-            self._check_params()
+            self.check_params()
         else:
             check_is_fitted(self)
         X = check_array(X, dtype="numeric", input_name="X")
@@ -106,12 +169,19 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
                 f"{np.abs(X).max():.4g}); rescale X or use dtype='float64'")
         return converted
 
+    def check_fit_data(self, X):
+        """``X`` checked for fitting: the hyper-parameters, then the array
+        and the likelihood's support."""
+        X = self.checked_input(X, reset=True)
+        LIKELIHOODS[self.likelihood].check_support(X)
+        return X
+
     def check_data(self, X):
         """``X`` validated for this fitted model's likelihood: a C-contiguous
         2-D array of its dtype and width, finite, and in the likelihood's
         support (``[0, 1]`` for the Bernoulli); else a ValueError or
         TypeError that names the problem."""
-        X = self._validate_data(X, reset=False)
+        X = self.checked_input(X, reset=False)
         self.likelihood_.check_support(X)
         return X
 
@@ -131,6 +201,11 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             raise ValueError("Z contains NaN or infinity")
         return Z
 
+    def labels_onehot(self, y, n_rows):
+        """The one-hot rows of the labels ``y`` for a model that
+        ``needs_labels``; None for one that does not (``y`` is ignored)."""
+        return None
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Outputs come in the model's own dtype, whatever the input's.
@@ -149,7 +224,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             The training data (validated here, before anything changes).
             The likelihood may start from it: a learned Gaussian noise
             variance starts at the data's mean per-feature variance (see
-            :meth:`npvae.core.likelihoods.Gaussian.start_from`).  Data on a
+            :meth:`npvae.core.likelihoods.Gaussian.init_from_data`).  Data on a
             scale far from 1 and not in [0, 1] is best standardised first,
             as for any Gaussian model: the decoder's initial outputs are of
             order 1.
@@ -160,53 +235,53 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         """
         check_int("n_features", n_features, 1)
         if X is not None:
-            X = self._validate_fit_data(X)
+            X = self.check_fit_data(X)
             if X.shape[1] != n_features:
                 raise ValueError(f"X has {X.shape[1]} features, but n_features is {n_features}")
-        return self._initialize(int(n_features), X)
+        return self.build(int(n_features), X)
 
-    def _validate_fit_data(self, X):
-        X = self._validate_data(X, reset=True)
-        LIKELIHOODS[self.likelihood].check_support(X)
-        return X
-
-    def _initialize(self, n_features, X, condition_dim=0):
-        # X: validated training data, or None; condition_dim: columns joined
-        # to both networks' inputs (a conditional model's one-hot label).
-        # Nothing changes before the hyper-parameters and the seed have
-        # passed their checks.
-        hidden = self._check_params()
+    def build(self, n_features, X, condition_dim=0):
+        """Build the networks, the likelihood, the prior, the parameter
+        vector and the optimizer for checked arguments: ``X`` is validated
+        training data or None; ``condition_dim`` columns (a conditional
+        model's one-hot label) join both networks' inputs.  Nothing changes
+        before the hyper-parameters and the seed have passed their checks."""
+        hidden = self.check_params()
         rng = as_generator(self.random_state)
         self.n_features_in_, self.rng_ = n_features, rng
         dtype = np.dtype(self.dtype)
-        self._build_encoder(n_features + condition_dim, hidden, rng, dtype)
+        self.build_encoder(n_features + condition_dim, hidden, rng, dtype)
         self.decoder_ = mlp([self.latent_dim + condition_dim, *reversed(hidden), n_features],
                             self.activation, rng, dtype)
-        self._build_prior(rng, dtype)
+        self.build_prior(rng, dtype)
         self.likelihood_ = make_likelihood(self.likelihood, dtype, self.obs_var)
-        self._tie_parameters()
+        self.tie_parameters()
         if X is not None:
-            self.likelihood_.start_from(X)
+            self.likelihood_.init_from_data(X)
             if self.output_bias_init == "data":
                 # The decoder then starts at the data's mean image.
                 mean = X.mean(axis=0, dtype=np.float64)
-                self.decoder_.layers[-1].params["b"][...] = self.likelihood_.output_for_mean(mean)
+                self.decoder_.layers[-1].params["b"][...] = self.likelihood_.inverse_mean(mean)
         self.optimizer_ = Adam(learning_rate=self.learning_rate, beta1=self.beta_1,
                                beta2=self.beta_2, eps=self.epsilon)
         self.n_iter_ = 0
         self.history_ = []
         return self
 
-    def _build_prior(self, rng, dtype):
+    def build_prior(self, rng, dtype):
         """A model with a prior :math:`p(z)` builds it here."""
 
-    def _named_layers(self):
-        yield from self._named_encoder_layers()
+    def named_layers(self):
+        """``(name prefix, piece)`` for every piece with parameters, in the
+        order of the parameter vector (which checkpoints rely on)."""
+        yield from self.named_encoder_layers()
         yield from self.decoder_.named_layers("decoder.")
         yield "", self.likelihood_
 
-    def _tie_parameters(self):
-        self.parameters_ = ParameterVector(self._named_layers())
+    def tie_parameters(self):
+        """Tie every piece's parameter arrays to one vector,
+        ``parameters_``; ``params_`` is its dict of views by name."""
+        self.parameters_ = ParameterVector(self.named_layers())
         self.params_ = self.parameters_.params
 
     def __setstate__(self, state):
@@ -215,7 +290,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         # copy shares the original's layers and vector, and must leave them.
         super().__setstate__(state)
         if hasattr(self, "parameters_") and not self.parameters_.is_tied():
-            self._tie_parameters()
+            self.tie_parameters()
 
     @property
     def obs_logvar_(self):
@@ -229,25 +304,62 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ training
     def fit(self, X, y=None):
-        """Train on ``X`` with Adam on shuffled mini-batches for ``epochs``
-        epochs, from freshly initialised parameters.
+        """Train on ``X`` (with its labels ``y`` for a model that
+        ``needs_labels``; else ``y`` is ignored) with Adam on shuffled
+        mini-batches for ``epochs`` epochs, from freshly initialised
+        parameters.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : ignored
+        y : array-like of shape (n_samples,) or None
 
         Returns
         -------
         self
         """
-        X = self._validate_fit_data(X)
-        self._initialize(X.shape[1], X)
+        X = self.check_fit_data(X)
+        self.build_for_fit(X, y)
         for _ in range(self.epochs):
-            self.fit_epoch(X)
+            self.fit_epoch(X, y)
         return self
 
-    def fit_epoch(self, X, callback=None):
+    def build_for_fit(self, X, y):
+        """:meth:`build` for the checked training data ``X`` (and labels)."""
+        self.build(X.shape[1], X)
+
+    def draw_noise(self, n):
+        """The noise of one training batch of ``n`` rows, drawn from
+        ``rng_`` (None: the Autoencoder draws none)."""
+        return None
+
+    def beta_at(self, epoch_progress):
+        """The KL weight at a point of training (1 for a model without KL)."""
+        return 1.0
+
+    def forward_backward(self, batch, beta=1.0):
+        """Run ``batch`` (a :class:`Batch`) forward to the loss and backward,
+        filling ``parameters_.grad``; return the batch's mean loss terms
+        (``loss`` first, in nats).  Each model writes its own."""
+        raise NotImplementedError
+
+    def update(self, terms, optimizer):
+        """The one update of every model: refuse a step whose loss or
+        gradient is not finite (FloatingPointError, the parameters left as
+        they are), then one ``optimizer`` step of all parameters as one
+        vector."""
+        refuse_non_finite(terms, self.parameters_)
+        optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
+
+    def step(self, batch, beta=1.0, optimizer=None):
+        """:meth:`forward_backward` on ``batch``, then, given an
+        ``optimizer``, :meth:`update`; returns the loss terms."""
+        terms = self.forward_backward(batch, beta)
+        if optimizer is not None:
+            self.update(terms, optimizer)
+        return terms
+
+    def fit_epoch(self, X, y=None, callback=None):
         """Train for one more epoch, continuing from the current state.
 
         The training state — parameters, Adam's moments, the random
@@ -257,6 +369,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or None
+            The rows' labels, for a model that ``needs_labels``.
         callback : callable, optional
             Called after every mini-batch as
             ``callback(batch_index, n_batches, mean_loss_so_far)``.
@@ -274,12 +388,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             When a mini-batch's loss or gradient is not finite; that step is
             not applied, so the parameters stay finite.
         """
-        return self._epoch(self.check_data(X), (), callback)
-
-    def _epoch(self, X, aligned, callback):
-        """One pass over shuffled mini-batches of the validated ``X``, each
-        handed to ``_train_batch`` with the same rows of every array in
-        ``aligned`` (a conditional model's labels)."""
+        X = self.check_data(X)
+        Y = self.labels_onehot(y, X.shape[0])
         n = X.shape[0]
         bs = min(self.batch_size, n)
         n_batches = -(-n // bs)
@@ -294,9 +404,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             progress = (self.n_iter_ + i / n_batches) / max(self.epochs, 1)
             self.optimizer_.learning_rate = learning_rate_at(
                 self.learning_rate, self.lr_schedule, progress)
+            batch = Batch(xb, None if Y is None else Y[rows], self.draw_noise(len(rows)))
             try:
-                terms = self._train_batch(xb, *(a[rows] for a in aligned),
-                                          self.n_iter_ + (i + 1) / n_batches)
+                terms = self.step(batch, self.beta_at(self.n_iter_ + (i + 1) / n_batches),
+                                  self.optimizer_)
             except FloatingPointError as problem:
                 if self.optimizer_.t == 0 and self.n_iter_ == 0:
                     raise FloatingPointError(
@@ -321,24 +432,31 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             print(f"epoch {self.n_iter_}/{self.epochs}  {parts}", flush=True)
         return record
 
-    def _check_fitted_for_gradients(self):
+    def check_initialized(self):
+        """An AttributeError unless :meth:`initialize` or ``fit`` has built
+        the parameters (gradients need them, fitted or not)."""
         if not hasattr(self, "params_"):
             raise AttributeError("call initialize(n_features) or fit first")
 
-    def _grads_copy(self):
-        return {name: g.copy() for name, g in self.parameters_.grads.items()}
+    def loss_and_grads_of(self, batch, beta):
+        """The mean loss of the checked ``batch`` and copies of the gradients
+        keyed like ``params_``: the public ``loss_and_grads`` of each model
+        forms the batch."""
+        terms = self.forward_backward(batch, beta)
+        return terms["loss"], {name: g.copy() for name, g in self.parameters_.grads.items()}
 
     # ------------------------------------------------------------ evaluation
-    def _batched(self, fn, *arrays):
-        """Apply ``fn`` to the same row blocks of each array and stack what
-        it returns."""
-        parts = [fn(*(a[i:i + _EVAL_BATCH] for a in arrays))
-                 for i in range(0, arrays[0].shape[0], _EVAL_BATCH)]
+    def in_row_blocks(self, fn, *arrays):
+        """Apply ``fn`` to the same blocks of ``EVAL_BLOCK_ROWS`` rows of each
+        array and stack what it returns (None arrays are passed as None)."""
+        n = next(a for a in arrays if a is not None).shape[0]
+        parts = [fn(*(None if a is None else a[i:i + EVAL_BLOCK_ROWS] for a in arrays))
+                 for i in range(0, n, EVAL_BLOCK_ROWS)]
         if isinstance(parts[0], tuple):
             return tuple(np.concatenate(p) for p in zip(*parts))
         return np.concatenate(parts)
 
-    def decode(self, Z):
+    def decode(self, Z, y=None):
         """Map codes to the decoder's mean, the likelihood's ``mean`` of
         :math:`\\mathrm{dec}(z)`: Bernoulli probabilities
         :math:`\\sigma(\\mathrm{dec}(z))`, Gaussian means :math:`\\mathrm{dec}(z)`,
@@ -347,19 +465,36 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         Z : array-like of shape (n_samples, latent_dim)
+        y : label or array-like of shape (n_samples,), optional
+            For a model that ``needs_labels``: one label for all codes or
+            one per code.
 
         Returns
         -------
         ndarray of shape (n_samples, n_features)
         """
         Z = self.check_codes(Z)
-        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
-            means = self._batched(lambda z: self.likelihood_.mean(self.decoder_.forward(z)), Z)
-        return check_finite(means, "decode(Z)")
+        return self.decoded(Z, self.labels_onehot(y, Z.shape[0]))
 
-    def inverse_transform(self, Z):
+    def decoded(self, Z, Y):
+        """The decoder's means for checked codes ``Z`` and one-hot labels
+        ``Y`` (or None)."""
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
+            means = self.in_row_blocks(
+                lambda z, t: self.likelihood_.mean(self.decoder_.forward(self.join_label(z, t))),
+                Z, Y)
+        return check_finite(means, "decode(Z)" if Y is None else "decode(Z, y)")
+
+    @staticmethod
+    def join_label(a, onehot):
+        """``a`` with the one-hot label's columns joined (a new
+        :class:`npvae.core.layers.Join`, for inference), or ``a`` itself
+        when there is no label."""
+        return a if onehot is None else Join().forward(a, onehot)
+
+    def inverse_transform(self, Z, y=None):
         """Same as :meth:`decode`: codes back to data space."""
-        return self.decode(Z)
+        return self.decode(Z, y)
 
     # ------------------------------------------------------------ persistence
     def save(self, path, include_optimizer=True):
@@ -379,7 +514,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         return load_checkpoint(path, cls)
 
     def score(self, X, y=None):
-        """Mean of :meth:`score_samples` over ``X``, in nats; higher is better."""
-        return float(np.mean(self.score_samples(X)))
+        """Mean of :meth:`score_samples` over ``X`` (with its labels ``y`` for
+        a model that ``needs_labels``), in nats; higher is better."""
+        return float(np.mean(self.score_samples(X, y)))
 
 

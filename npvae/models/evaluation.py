@@ -8,41 +8,29 @@ r"""Evaluating a trained VAE beyond its ELBO.
 import math
 
 import numpy as np
+from scipy.special import logsumexp
 
-from .conditional import ConditionalVAE
-from ..core.likelihoods import Bernoulli
 from ..core.losses import kl_standard_normal
-from .vae import VAE
-from ..core.priors import StandardNormal
+from ..core.priors import SampledKL
 from ..core.rng import as_generator
 
-__all__ = ["importance_weighted_log_likelihood", "kl_per_dimension", "active_units"]
+__all__ = ["importance_weighted_log_likelihood", "importance_weighted_block",
+           "kl_per_dimension", "active_units"]
 
-_LOG_2PI = math.log(2 * math.pi)
+LIKELIHOOD_BLOCK_ROWS = 128
 
 
 def _check_vae(model):
-    if not isinstance(model, VAE):
-        raise TypeError(f"this needs a fitted VAE, got {type(model).__name__}")
-    if isinstance(model, ConditionalVAE):
-        raise TypeError("this takes no labels, which a ConditionalVAE needs: use its "
-                        "score(X, y) and transform(X, y)")
-
-
-def _log_prior_minus_log_q(prior, z, eps, half_log_det):
-    r""":math:`\log p(z) - \log q(z \mid x)` for :math:`z = \mu + \sigma
-    \odot \varepsilon`; with :math:`N(0, I)` the constants cancel to
-    :math:`-\tfrac12 \sum_j (z_j^2 - \varepsilon_j^2) + \tfrac12 \sum_j \log\sigma_j^2`."""
-    if isinstance(prior, StandardNormal):
-        return half_log_det - 0.5 * (_row_sums(z * z) - _row_sums(eps * eps))
-    c, b, L = z.shape
-    log_q = -0.5 * (L * _LOG_2PI + _row_sums(eps * eps)) - half_log_det
-    return prior.log_prob(z.reshape(c * b, L)).reshape(c, b).astype(np.float64) - log_q
+    # Every model with a prior p(z) has an ELBO and log p(x) to estimate.
+    if getattr(model, "prior_", None) is None:
+        raise TypeError(f"this needs a fitted VAE (a model with a prior p(z)), got "
+                        f"{type(model).__name__}")
 
 
 def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random_state=0,
-                                       callback=None):
-    r"""Importance-weighted estimate of :math:`\log p(x)` per example.
+                                       callback=None, *, y=None):
+    r"""Importance-weighted estimate of :math:`\log p(x)` per example
+    (of :math:`\log p(x \mid y)` for a model that ``needs_labels``).
 
     .. math::
         \log p(x) \approx \log \frac1k \sum_{i=1}^k
@@ -53,20 +41,15 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     expectation is a lower bound on :math:`\log p(x)` that equals the ELBO
     at :math:`k = 1` and rises to :math:`\log p(x)` as :math:`k \to \infty`.
     With :math:`z = \mu + \sigma\odot\varepsilon` the log-weight is
-
-    .. math::
-        \log w = \log p(x \mid z)
-            - \tfrac12 \sum_j z_j^2 + \tfrac12 \sum_j \varepsilon_j^2
-            + \tfrac12 \sum_j \log\sigma_j^2,
-
-    the normalising constants of prior and posterior cancelling.  The
-    decoder runs without the caches of training (``Sequential.predict``),
-    in the model's dtype; the log-weights are combined in float64.
+    :math:`\log p(x \mid z) - (\log q(z \mid x) - \log p(z))`, the second
+    term the model's prior's :class:`npvae.core.priors.SampledKL`.  The
+    decoder runs without the caches of training (``Sequential.predict``), in
+    the model's dtype; the log-weights are combined in float64.
 
     Parameters
     ----------
     model : VAE
-        A fitted VAE.
+        A fitted VAE (or IWAE, or ConditionalVAE with ``y``).
     X : array-like of shape (n_samples, n_features)
     k : int
         Importance samples per example.
@@ -84,6 +67,8 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
         Called as ``callback(done, total)`` after every block, with the
         number of (example, sample) pairs done so far and ``n_samples * k``,
         e.g. to drive a progress bar.
+    y : array-like of shape (n_samples,), optional
+        The labels, for a model that ``needs_labels``.
 
     Returns
     -------
@@ -99,91 +84,78 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     X = model.check_data(X)
-    mu_all, logvar_all = model.encode(X)
+    Y = model.labels_onehot(y, X.shape[0])
+    mu_all, logvar_all = model.encode(X, y)
     rng = as_generator(random_state)
-    n, L = mu_all.shape
+    n = X.shape[0]
     # Each block holds `rows` examples times `chunk` samples of each.
     rows = max(1, min(n, batch_rows // min(k, batch_rows)))
     chunk = max(1, min(k, batch_rows // rows))
     result = np.empty(n)
     for start in range(0, n, rows):
-        x = X[start:start + rows]
-        mu, logvar = mu_all[start:start + rows], logvar_all[start:start + rows]
-        b = x.shape[0]
-        sigma = np.exp(0.5 * logvar)
-        half_log_det = 0.5 * logvar.sum(axis=-1, dtype=np.float64)     # (b,)
-        running_max = np.full(b, -np.inf)
-        running_sum = np.zeros(b)
-        for done in range(0, k, chunk):
-            c = min(chunk, k - done)
-            eps = rng.standard_normal((c, b, L), dtype=model.dtype)
-            z = mu + sigma * eps
-            out = model.decoder_.predict(z.reshape(c * b, L)).reshape(c, b, -1)
-            log_w = _log_prob_in_place(model.likelihood_, x, out).astype(np.float64)
-            log_w += _log_prior_minus_log_q(model.prior_, z, eps, half_log_det)
-            new_max = np.maximum(running_max, log_w.max(axis=0))
-            running_sum *= np.exp(running_max - new_max)
-            running_sum += np.exp(log_w - new_max).sum(axis=0)
-            running_max = new_max
-            if callback is not None:
-                callback(start * k + b * (done + c), n * k)
-        result[start:start + b] = running_max + np.log(running_sum) - math.log(k)
+        block = slice(start, start + rows)
+        b = X[block].shape[0]
+        on_chunk = None if callback is None else (
+            lambda done, start=start, b=b: callback(start * k + b * done, n * k))
+        result[block] = importance_weighted_block(
+            model, X[block], None if Y is None else Y[block], mu_all[block],
+            logvar_all[block], k, chunk, rng, on_chunk)
     return result
 
 
-def _log_prob_in_place(likelihood, x, out):
-    r""":math:`\log p(x_b \mid o_{cb})` of shape ``(c, b)`` for the decoder's
-    fresh outputs ``out`` of shape ``(c, b, d)`` and the examples ``x`` of
-    shape ``(b, d)``; the Bernoulli's overwrites ``out``."""
-    if isinstance(likelihood, Bernoulli):
-        return _bernoulli_log_prob_in_place(x, out)
-    return likelihood.log_prob(x, out)
+def importance_weighted_block(model, x, y_onehot, mu, logvar, k, chunk, rng, on_chunk=None):
+    r"""The importance-weighted estimate of :math:`\log p(x_b)` for one block
+    of rows, drawing :math:`k` codes per row, ``chunk`` at a time, from the
+    generator ``rng``.
 
+    Parameters
+    ----------
+    model : VAE
+        A fitted model: its parameters are read, never written, so blocks
+        may run in parallel threads (the prior's forward cache is
+        overwritten, never read here).
+    x : ndarray of shape (b, n_features)
+        Checked rows of the model's dtype.
+    y_onehot : ndarray of shape (b, n_classes) or None
+        Their one-hot labels, for a model that ``needs_labels``.
+    mu, logvar : ndarray of shape (b, latent_dim)
+        :math:`q(z \mid x)` of the rows (``model.encode``).
+    k, chunk : int
+        Codes per row, and how many of them are decoded at once.
+    rng : numpy.random.Generator
+        Source of the noise :math:`\varepsilon`, (c, b, latent_dim) per chunk.
+    on_chunk : callable, optional
+        Called as ``on_chunk(done)`` with the codes per row done so far.
 
-def _bernoulli_log_prob_in_place(x, logits, rows=512):
-    r""":func:`npvae.core.losses.bernoulli_log_likelihood` of every sample's
-    logits, in place of them:
-
-    .. math::
-        \log p(x \mid \ell) = \sum_d x_d \ell_d - \max(\ell_d, 0)
-            - \log\big(1 + e^{-|\ell_d|}\big)
-        = (x - \tfrac12) \cdot \ell - \tfrac12 \sum_d |\ell_d|
-            - \sum_d \log\big(1 + e^{-|\ell_d|}\big)
-
-    since :math:`\max(\ell, 0) = \frac12(\ell + |\ell|)`.  The dot products
-    and sums over :math:`d` are matrix-vector products (BLAS), the rest one
-    pass each over the logits, which are overwritten; about ``rows`` rows at
-    a time, so that the passes after the first find them in the CPU's cache.
+    Returns
+    -------
+    ndarray of shape (b,)
+        The estimates, in nats (float64).
     """
-    value = np.empty(logits.shape[:-1], logits.dtype)
-    centred = x - 0.5
-    step = max(1, rows // logits.shape[1])
-    for i in range(0, logits.shape[0], step):
-        block = logits[i:i + step]
-        v = value[i:i + step]
-        v[...] = _row_dots(block, centred)
-        a = np.abs(block, out=block)
-        v -= 0.5 * _row_sums(a)
-        np.negative(a, out=a)
-        np.exp(a, out=a)
-        a += 1
-        np.log(a, out=a)       # log(1 + e), e <= 1: as exact as log1p, and faster
-        v -= _row_sums(a)
-    return value
+    b, L = mu.shape
+    sigma = np.exp(0.5 * logvar)
+    kl = SampledKL(model.prior_)
+    mu64, logvar64 = mu.astype(np.float64), logvar.astype(np.float64)
+    running = np.full(b, -np.inf)      # log sum_i w_i over the chunks so far
+    for done in range(0, k, chunk):
+        c = min(chunk, k - done)
+        eps = rng.standard_normal((c, b, L), dtype=model.dtype)
+        z = mu + sigma * eps
+        joined = model.join_label(z, y_onehot)
+        out = model.decoder_.predict(joined.reshape(c * b, -1)).reshape(c, b, -1)
+        # A few hundred decoded rows at a time keep the likelihood's
+        # temporaries in the CPU's cache.
+        step = max(1, LIKELIHOOD_BLOCK_ROWS // b)
+        log_w = np.concatenate([model.likelihood_.log_prob(x, out[i:i + step])
+                                for i in range(0, c, step)]).astype(np.float64)   # (c, b)
+        log_w -= kl.forward(mu64, logvar64, z.astype(np.float64), eps.astype(np.float64))
+        running = np.logaddexp(running, logsumexp(log_w, axis=0))
+        if on_chunk is not None:
+            on_chunk(done + c)
+    return running - math.log(k)
 
 
-def _row_sums(a):
-    r""":math:`\sum_d a_{\dots d}` as the product with a vector of ones."""
-    return (a.reshape(-1, a.shape[-1]) @ np.ones(a.shape[-1], a.dtype)).reshape(a.shape[:-1])
-
-
-def _row_dots(a, v):
-    r""":math:`a_{cb} \cdot v_b` for ``a`` of shape ``(c, b, d)`` and ``v``
-    of shape ``(b, d)``: one matrix-vector product per example."""
-    return np.matmul(a.transpose(1, 0, 2), v[:, :, None])[..., 0].T
-
-
-def kl_per_dimension(model, X):
+def kl_per_dimension(model, X, y=None):
     r"""Mean over ``X`` of the KL of each latent dimension, in nats.
 
     .. math::
@@ -198,17 +170,17 @@ def kl_per_dimension(model, X):
     ndarray of shape (latent_dim,)
     """
     _check_vae(model)
-    if not isinstance(model.prior_, StandardNormal):
+    if not model.prior_.has_closed_form_kl:
         raise ValueError("the KL per dimension exists for the standard normal prior only; "
                          "a mixture prior does not factorise over dimensions")
-    mu, logvar = model.encode(X)
+    mu, logvar = model.encode(X, y)
     # A trailing axis of length 1 makes the KL's sum run over nothing.
     per_dim = kl_standard_normal(mu[..., None].astype(np.float64),
                                  logvar[..., None].astype(np.float64))
     return per_dim.mean(axis=0)
 
 
-def active_units(model, X, threshold=0.01):
+def active_units(model, X, threshold=0.01, *, y=None):
     r"""Number of active latent units (Burda et al., 2016).
 
     A unit :math:`j` is active when its posterior mean varies with the data:
@@ -224,5 +196,5 @@ def active_units(model, X, threshold=0.01):
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
             or not math.isfinite(threshold) or threshold < 0:
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
-    variances = model.transform(X).astype(np.float64).var(axis=0)
+    variances = model.transform(X, y).astype(np.float64).var(axis=0)
     return int(np.sum(variances > threshold))

@@ -39,6 +39,7 @@ from ..core.priors import StandardNormal
 
 __all__ = ["log_joint", "log_joint_grad", "fit_latent"]
 
+
 def _check_inputs(model, X, Z, mask):
     check_is_fitted(model)
     X = model.check_data(X)
@@ -59,20 +60,6 @@ def _check_inputs(model, X, Z, mask):
         if not np.all((mask == 0) | (mask == 1)):
             raise ValueError("mask must contain only 0/1 or False/True")
     return X, Z, mask
-
-
-def _log_px_per_pixel(model, X, out):
-    """:math:`\\log p(x_d \\mid o_d)` for each pixel, shape of ``X``."""
-    # A trailing axis of length 1 makes the likelihood's sum run over nothing.
-    return model.likelihood_.log_prob(X[..., None], out[..., None])
-
-
-def _log_px_grad_out(model, X, out):
-    r""":math:`\partial \log p(x_d \mid o_d) / \partial o_d` for each pixel:
-    the likelihood's backward pass for :math:`L = \sum \log p`, each pixel's
-    term depending on its own output only."""
-    model.likelihood_.forward(X, out)
-    return model.likelihood_.backward(1.0)
 
 
 def _prior(model):
@@ -105,13 +92,18 @@ def log_joint(model, X, Z, mask=None):
     -------
     ndarray of shape (n_samples,)
     """
-    return _log_joint(model, *_check_inputs(model, X, Z, mask))[0]
+    return _log_joint(model, *_check_inputs(model, X, Z, mask), _prior(model))
 
 
-def _log_joint(model, X, Z, mask):
-    """:math:`J(z)` per example and the decoder's output, for checked inputs."""
+def _log_joint(model, X, Z, mask, prior):
+    r""":math:`J(z)` per example, shape (n,), for checked inputs, by the
+    forward passes of the decoder, the likelihood with each pixel as a row
+    (values of shape (n, d)) and the prior, whose caches
+    :func:`_log_joint_grad` uses."""
     out = model.decoder_.forward(Z)
-    return np.sum(mask * _log_px_per_pixel(model, X, out), axis=1) + _prior(model).log_prob(Z), out
+    # A trailing axis of length 1 makes each pixel a row of the likelihood.
+    log_px = model.likelihood_.forward(X[..., None], out[..., None])       # (n, d)
+    return np.sum(mask * log_px, axis=1) + prior.forward(Z)
 
 
 def log_joint_grad(model, X, Z, mask=None):
@@ -134,9 +126,13 @@ def log_joint_grad(model, X, Z, mask=None):
 
 
 def _log_joint_grad(model, X, Z, mask):
-    values, out = _log_joint(model, X, Z, mask)
-    grad_out = mask * _log_px_grad_out(model, X, out)
-    return values, model.decoder_.backward(grad_out) + _prior(model).log_prob_grad(Z)
+    r"""The backward passes of :func:`_log_joint` for :math:`L = J`: the
+    likelihood's per-pixel gradient is the mask, the prior's 1 per row."""
+    prior = _prior(model)
+    values = _log_joint(model, X, Z, mask, prior)
+    grad_out = model.likelihood_.backward(mask)[..., 0]                   # (n, d)
+    grad_prior = prior.backward(np.ones(Z.shape[0], dtype=Z.dtype))      # (n, L)
+    return values, model.decoder_.backward(grad_out) + grad_prior
 
 
 def fit_latent(model, X, mask=None, z0=None, steps=300, learning_rate=0.05):

@@ -17,30 +17,26 @@ import math
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
+from scipy.special import logsumexp, softmax
 
-from ..core.layers import reparameterize, reparameterize_backward
-from .base import FLAT
+from ..core.layers import Join, reparameterize, reparameterize_backward
+from ..core.priors import SampledKL
+from .base import check_number
 from .vae import VAE
-from ..core.validation import refuse_non_finite
 
-__all__ = ["IWAE", "log_mean_exp", "sampled_kl", "sampled_kl_backward"]
-
-_LOG_2PI = math.log(2 * math.pi)
+__all__ = ["IWAE", "log_mean_exp"]
 
 
 def log_mean_exp(log_w):
     r"""The bound and the normalised weights from log-weights, over axis 0.
 
     .. math::
-        \log \frac1k \sum_i e^{a_i} = m + \log \frac1k \sum_i e^{a_i - m},
+        \log \frac1k \sum_i e^{a_i} = \operatorname{logsumexp}_i(a_i) - \log k,
         \qquad
-        \tilde w_i = \frac{e^{a_i - m}}{\sum_l e^{a_l - m}},
-        \qquad m = \max_i a_i
+        \tilde w_i = \operatorname{softmax}_i(a) = \frac{e^{a_i}}{\sum_l e^{a_l}}
 
-    Shifting by the largest :math:`a_i` keeps every exponential in
-    :math:`(0, 1]` with at least one equal to 1, so nothing overflows and
-    the sum is at least 1 (its logarithm is finite) however negative the
+    with ``scipy.special.logsumexp`` and ``softmax``, which shift by the
+    largest :math:`a_i` so that nothing overflows however negative the
     log-weights are (hundreds of nats for images).
 
     Parameters
@@ -53,69 +49,7 @@ def log_mean_exp(log_w):
     weights : ndarray of shape (k, ...)
         The softmax of ``log_w`` over axis 0; each column sums to 1.
     """
-    top = log_w.max(axis=0)
-    weights = np.exp(log_w - top)
-    total = weights.sum(axis=0)
-    weights /= total
-    return top + np.log(total) - math.log(log_w.shape[0]), weights
-
-
-def sampled_kl(z, eps, logvar, prior):
-    r"""The one-sample estimate of the KL, :math:`\log q(z \mid x) - \log p(z)`,
-    per code, at :math:`z = \mu + \sigma \odot \varepsilon`, with the prior
-    piece ``prior`` (:mod:`npvae.core.priors`).
-
-    .. math::
-        \log q(z \mid x) - \log p(z)
-        = -\tfrac12 \sum_j \big(\log 2\pi + \log\sigma_j^2 + \varepsilon_j^2\big)
-          - \log p(z),
-
-    using :math:`(z_j - \mu_j)/\sigma_j = \varepsilon_j`.  With
-    :math:`p(z) = N(0, I)` the constants cancel to
-    :math:`\tfrac12 \sum_j (z_j^2 - \varepsilon_j^2 - \log\sigma_j^2)`, whose
-    mean over :math:`\varepsilon` is :func:`npvae.core.losses.kl_standard_normal`.
-
-    Parameters
-    ----------
-    z, eps : ndarray of shape (..., latent_dim)
-    logvar : ndarray broadcastable to ``z``
-    prior : a prior piece with ``log_prob`` of rows of codes
-
-    Returns
-    -------
-    ndarray of shape (...)
-    """
-    log_q = -0.5 * np.sum(_LOG_2PI + logvar + eps * eps, axis=-1)
-    return log_q - prior.log_prob(z.reshape(-1, z.shape[-1])).reshape(z.shape[:-1])
-
-
-def sampled_kl_backward(z, prior):
-    r"""The partial derivatives of :func:`sampled_kl` with :math:`\varepsilon`
-    held fixed: with respect to the code (through :math:`-\log p(z)`) and to
-    :math:`\log\sigma^2` directly (through :math:`\log q`'s normaliser).
-
-    .. math::
-        \frac{\partial}{\partial z} = -\frac{\partial \log p(z)}{\partial z}
-            \;(= z \text{ for } N(0, I)), \qquad
-        \frac{\partial}{\partial \log\sigma_j^2} = -\tfrac12, \qquad
-        \frac{\partial}{\partial \mu_j} = 0
-
-    :math:`\log q(z \mid x)` at :math:`z = \mu + \sigma\odot\varepsilon`
-    depends on :math:`\mu` and :math:`\sigma` only through
-    :math:`(z - \mu)/\sigma = \varepsilon` and the normaliser
-    :math:`-\frac12 \log\sigma^2`: moving :math:`\mu` moves :math:`z`
-    with it, so the density of the drawn code does not change.  The path
-    through :math:`z` is :func:`npvae.core.layers.reparameterize_backward`'s.
-
-    Returns
-    -------
-    grad_z : ndarray
-        :math:`-\partial \log p(z) / \partial z`, shaped like ``z``.
-    grad_logvar : float
-        :math:`-\frac12`, the same for every entry.
-    """
-    grad = prior.log_prob_grad(z.reshape(-1, z.shape[-1])).reshape(z.shape)
-    return -grad, -0.5
+    return logsumexp(log_w, axis=0) - math.log(log_w.shape[0]), softmax(log_w, axis=0)
 
 
 class IWAE(VAE):
@@ -188,7 +122,7 @@ class IWAE(VAE):
         bound's gain.
     """
 
-    def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
+    def __init__(self, latent_dim=2, *, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, k=5, beta=1.0, kl_warmup=0,
                  prior="standard_normal", n_components=10, epochs=20, batch_size=128,
                  learning_rate=1e-3, lr_schedule="constant", beta_1=0.9, beta_2=0.999,
@@ -204,71 +138,76 @@ class IWAE(VAE):
                          random_state=random_state, verbose=verbose)
         self.k = k
 
-    _parameter_constraints = {
-        **VAE._parameter_constraints,
-        "k": [Interval(Integral, 1, None, closed="left")],
-    }
+    def check_params(self):
+        """The VAE's checks, then ``k``."""
+        hidden = super().check_params()
+        check_number(self, "k", Integral, 1)
+        return hidden
+
+    def build_prior(self, rng, dtype):
+        """The VAE's prior and KL term (reported as ``kl``), and the sampled
+        KL of the log-weights, whatever the prior."""
+        super().build_prior(rng, dtype)
+        self.sampled_kl_ = SampledKL(self.prior_)
 
     # ------------------------------------------------------------ one step
-    def train_step(self, x, eps, beta=1.0, optimizer=None):
-        r"""One training step on the batch ``x`` with the noise ``eps`` of
-        shape (k, n, latent_dim), as docs/math.md §9 derives it.
+    def forward_backward(self, batch, beta=1.0):
+        r"""One batch forward to the loss and backward, with ``batch.eps`` of
+        shape (k, n, latent_dim), as docs/math.md §9 derives it, filling
+        ``parameters_.grad``.
 
         Forward to the loss :math:`-\frac1n \sum_n \mathcal{L}_k(x_n)`:
         encode the :math:`n` rows once, draw :math:`k` codes for each,
-        decode all :math:`kn` codes as one batch, form the log-weights and
-        their log-mean-exp.  Backward: the loss's derivative with respect
-        to :math:`\log w_{in}` is :math:`-\tilde w_{in}/n`, which weighs
-        each code's row in the likelihood's backward (one weight per row),
-        then the decoder, the prior's and :math:`\log q`'s terms
-        (:func:`sampled_kl_backward`), the reparameterization summed over
-        the :math:`k` codes, and the encoder.  Given an ``optimizer``, one
-        update of all parameters, refused with a FloatingPointError when
-        the loss or a gradient is not finite.
+        decode all :math:`kn` codes as one batch, form the log-weights
+        :math:`\log w = \log p(x \mid z) - \beta\,(\log q(z \mid x) - \log p(z))`,
+        shape (k, n), and their log-mean-exp.  Backward: the loss's
+        derivative with respect to :math:`\log w_{in}` is
+        :math:`g_{in} = -\tilde w_{in}/n`, the per-row gradient of the
+        likelihood; the sampled KL's is :math:`-\beta g_{in}`; the
+        reparameterization's gradients are summed over the :math:`k` codes.
+        With labels in the batch both networks' inputs join them.
 
         Returns
         -------
         dict
             The batch's means: ``loss`` (:math:`-\mathcal{L}_k`), ``recon``
             (:math:`-\log p(x \mid z)` over the :math:`kn` codes) and ``kl``
-            (the prior's: closed form for :math:`N(0, I)`, one code's sampled
+            (the VAE's: closed form for :math:`N(0, I)`, one code's sampled
             estimate for a mixture), in nats.
         """
+        x, y_onehot, eps = batch
         k, n = eps.shape[0], x.shape[0]
+        decoder_input = Join()
         # Forward: encode once, k codes per row, decode the k*n codes at once.
-        mu, logvar = self.encoder_.forward(x)                          # (n, L)
-        z = reparameterize(mu, logvar, eps)                            # (k, n, L)
-        out = self.decoder_.forward(z.reshape(k * n, -1)).reshape(k, n, -1)
-        log_px_sum = self.likelihood_.forward(x, out)                  # caches for backward
-        log_px = self.likelihood_.log_prob(x, out)                     # (k, n)
-        log_w = log_px - beta * sampled_kl(z, eps, logvar, self.prior_)  # (k, n)
-        bound, weights = log_mean_exp(log_w)                           # (n,), (k, n)
+        mu, logvar = self.encoder_.forward(Join().forward(x, y_onehot))   # (n, L)
+        z = reparameterize(mu, logvar, eps)                                # (k, n, L)
+        joined = decoder_input.forward(z, y_onehot)
+        out = self.decoder_.forward(joined.reshape(k * n, -1)).reshape(k, n, -1)
+        log_px = self.likelihood_.forward(x, out)                          # (k, n)
+        log_w = log_px - beta * self.sampled_kl_.forward(mu, logvar, z, eps)   # (k, n)
+        bound, weights = log_mean_exp(log_w)                               # (n,), (k, n)
         loss = -float(bound.mean())
-        recon = -log_px_sum / (k * n)
-        kl = float(self.prior_.kl(mu, logvar, z[0]).mean())
+        recon = -float(log_px.sum()) / (k * n)
         # Backward: dL/d(log w_in) = -w~_in / n, one weight per decoded row.
-        g = (weights * (-1.0 / n))[..., None]                          # (k, n, 1)
-        grad_out = self.likelihood_.backward(g)
-        grad_z = self.decoder_.backward(grad_out.reshape(k * n, -1)).reshape(k, n, -1)
-        kl_z, kl_logvar = sampled_kl_backward(z, self.prior_)
-        grad_z -= (beta * g) * kl_z                                    # log p(z_i)
-        # The prior's own parameters (a learned mixture's): dL/d log p(z_in) = beta g_in.
-        self.prior_.log_prob_backward(z.reshape(k * n, -1), (beta * g).reshape(-1))
+        g = weights * (-1.0 / n)                                           # (k, n)
+        grad_out = self.likelihood_.backward(g)                            # (k, n, D)
+        kl_mu, kl_logvar, kl_z = self.sampled_kl_.backward(-beta * g)
+        grad_joined = self.decoder_.backward(grad_out.reshape(k * n, -1))
+        grad_z = decoder_input.backward(grad_joined.reshape(*joined.shape)) + kl_z
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
-        grad_logvar = grad_logvar.sum(axis=0) - beta * (g * kl_logvar).sum(axis=0)  # log q
-        self.encoder_.backward(grad_mu.sum(axis=0), grad_logvar, input_grad=False)
-        # Update: Adam on all parameters as one vector.
-        if optimizer is not None:
-            refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
-            optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
+        self.encoder_.backward(grad_mu.sum(axis=0) + kl_mu, grad_logvar.sum(axis=0) + kl_logvar,
+                               input_grad=False)
+        # Reported after the backward pass, which needed the prior's cache.
+        kl = float(self.kl_.forward(mu, logvar, z[0], eps[0]).mean())
         return {"loss": loss, "recon": recon, "kl": kl}
 
-    def _train_batch(self, x, epoch_progress):
-        eps = self.rng_.standard_normal((self.k, x.shape[0], self.latent_dim),
-                                        dtype=self.dtype)
-        return self.train_step(x, eps, self._beta_at(epoch_progress), self.optimizer_)
+    def draw_noise(self, n):
+        """:math:`\varepsilon` of shape (k, n, latent_dim) from ``rng_``."""
+        return self.rng_.standard_normal((self.k, n, self.latent_dim), dtype=self.dtype)
 
-    def _check_eps(self, X, eps):
+    def check_noise(self, X, eps):
+        r"""``eps`` as an array of the model's dtype and shape (k, n,
+        latent_dim) for the rows of ``X``, any :math:`k \ge 1`, finite."""
         eps = np.asarray(eps, dtype=self.dtype)
         if eps.ndim != 3 or eps.shape[0] < 1 or eps.shape[1:] != (X.shape[0], self.latent_dim):
             raise ValueError(f"eps must have shape (k, {X.shape[0]}, {self.latent_dim}) "
@@ -277,27 +216,31 @@ class IWAE(VAE):
             raise ValueError("eps contains NaN or infinity")
         return eps
 
-    def _log_weights(self, x, eps, beta):
+    def log_weights(self, x, y_onehot, eps, beta):
         r""":math:`\log w_{in}` of shape (k, n), the forward pass of
-        :meth:`train_step` without its caches' use."""
-        mu, logvar = self.encoder_.forward(x)
+        :meth:`forward_backward` without its caches' use."""
+        mu, logvar = self.encoder_.forward(self.join_label(x, y_onehot))
         z = reparameterize(mu, logvar, eps)
-        out = self.decoder_.forward(z.reshape(-1, self.latent_dim)).reshape(*z.shape[:2], -1)
-        return self.likelihood_.log_prob(x, out) - beta * sampled_kl(z, eps, logvar, self.prior_)
+        joined = self.join_label(z, y_onehot)
+        out = self.decoder_.forward(joined.reshape(-1, joined.shape[-1])).reshape(
+            *z.shape[:2], -1)
+        return (self.likelihood_.log_prob(x, out)
+                - beta * self.sampled_kl_.forward(mu, logvar, z, eps))
 
     # ------------------------------------------------------------ for study
-    def loss(self, X, eps):
+    def loss(self, X, eps, y=None):
         r"""Mean training loss per example for a fixed noise ``eps`` of shape
         (k, n_samples, latent_dim): :math:`-\frac1n \sum_n \mathcal{L}_k(x_n)`
         with :math:`k` = ``eps.shape[0]`` (any :math:`k \ge 1`, not only the
         model's) and ``beta``.  A deterministic function of the parameters,
         for gradient checks."""
         X = self.check_data(X)
-        eps = self._check_eps(X, eps)
-        bound, _ = log_mean_exp(self._log_weights(X, eps, float(self.beta)))
+        Y = self.labels_onehot(y, X.shape[0])
+        eps = self.check_noise(X, eps)
+        bound, _ = log_mean_exp(self.log_weights(X, Y, eps, float(self.beta)))
         return -float(np.mean(bound))
 
-    def loss_and_grads(self, X, eps=None):
+    def loss_and_grads(self, X, eps=None, y=None):
         """The mean loss per example (:meth:`loss`) and its gradient for
         every parameter.
 
@@ -308,6 +251,8 @@ class IWAE(VAE):
             Reparameterization noise, ``k`` codes per example; drawn from
             ``rng_`` with the model's ``k`` when omitted.  With it given the
             call is deterministic.
+        y : array-like of shape (n_samples,), optional
+            The labels, for a model that ``needs_labels``.
 
         Returns
         -------
@@ -315,11 +260,4 @@ class IWAE(VAE):
         grads : dict of str to ndarray
             Copies of the gradients, keyed like ``params_``.
         """
-        self._check_fitted_for_gradients()
-        X = self.check_data(X)
-        if eps is None:
-            eps = self.rng_.standard_normal((self.k, X.shape[0], self.latent_dim),
-                                            dtype=self.dtype)
-        eps = self._check_eps(X, eps)
-        terms = self.train_step(X, eps, float(self.beta))
-        return terms["loss"], self._grads_copy()
+        return super().loss_and_grads(X, eps, y)

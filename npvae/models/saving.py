@@ -454,7 +454,7 @@ def _check_metadata(meta, path, classes):
     params = meta["params"]
     _require(path, "params", isinstance(params, dict), "an object", params)
     defaults = cls().get_params()
-    for key in getattr(cls, "_params_added_later", ()):
+    for key in getattr(cls, "params_added_later", ()):
         params.setdefault(key, defaults[key])     # written before the key existed
     if set(params) != set(defaults):
         missing, unknown = sorted(set(defaults) - set(params)), sorted(set(params) - set(defaults))

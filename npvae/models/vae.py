@@ -1,14 +1,14 @@
 """The Variational Autoencoder: encode, reparameterize, decode, loss."""
-import numpy as np
 from numbers import Integral, Real
-from sklearn.utils._param_validation import Interval, StrOptions
+
+import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ..core.layers import GaussianEncoder, reparameterize, reparameterize_backward
-from ..core.priors import PRIORS, make_prior
+from ..core.layers import GaussianEncoder, Join, reparameterize, reparameterize_backward
+from ..core.priors import PRIORS, kl_term, make_prior
 from ..core.rng import as_generator, row_normals
-from ..core.validation import check_finite, check_int, refuse_non_finite
-from .base import FLAT, BaseAutoencoder
+from ..core.validation import check_finite, check_int
+from .base import BaseAutoencoder, Batch, check_number, check_option, per_row
 
 __all__ = ["VAE"]
 
@@ -100,11 +100,14 @@ class VAE(BaseAutoencoder):
     optimizer_ : Adam
         Steps the parameter vector as a whole: its moments ``m`` and ``v``
         are one vector each, under the key ``npvae.models.base.FLAT``.
+    kl_ : npvae.core.priors.ClosedFormKL or SampledKL
+        The KL term of the loss: closed form for :math:`N(0, I)`, else the
+        one-sample estimate with ``prior_``.
     rng_ : numpy.random.Generator
         The generator of training, continued across ``fit_epoch`` calls.
     """
 
-    def __init__(self, latent_dim=2, hidden_dims=(400,), activation="relu",
+    def __init__(self, latent_dim=2, *, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, beta=1.0, kl_warmup=0,
                  prior="standard_normal", n_components=10,
                  epochs=20, batch_size=128, learning_rate=1e-3,
@@ -132,40 +135,46 @@ class VAE(BaseAutoencoder):
         self.random_state = random_state
         self.verbose = verbose
 
-    _parameter_constraints = {
-        **BaseAutoencoder._parameter_constraints,
-        "beta": [Interval(Real, 0, None, closed="left")],
-        "kl_warmup": [Interval(Real, 0, None, closed="left")],
-        "prior": [StrOptions(set(PRIORS))],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-    }
-    _params_added_later = (*BaseAutoencoder._params_added_later, "prior", "n_components")
+    params_added_later = (*BaseAutoencoder.params_added_later, "prior", "n_components")
 
-    def _build_encoder(self, n_features, hidden, rng, dtype):
+    def check_params(self):
+        """The base's checks, then the KL weight, its warm-up and the prior."""
+        hidden = super().check_params()
+        check_number(self, "beta", Real, 0)
+        check_number(self, "kl_warmup", Real, 0)
+        check_option(self, "prior", PRIORS)
+        check_number(self, "n_components", Integral, 1)
+        return hidden
+
+    def build_encoder(self, n_features, hidden, rng, dtype):
+        r"""The Gaussian encoder, :math:`x \mapsto (\mu, \log\sigma^2)`."""
         self.encoder_ = GaussianEncoder([n_features, *hidden], self.latent_dim,
                                         self.activation, rng, dtype)
 
-    def _named_encoder_layers(self):
-        # The names checkpoints have always used.
+    def named_encoder_layers(self):
+        """The encoder's pieces under the names checkpoints have always used."""
         yield from self.encoder_.body.named_layers("encoder.")
         yield "mu.", self.encoder_.mu
         yield "logvar.", self.encoder_.logvar
 
-    def _build_prior(self, rng, dtype):
-        # Only the mixture draws from rng: the default VAE's initialisation
-        # stays what it was.
+    def build_prior(self, rng, dtype):
+        """The prior and its KL term.  Only the mixture draws from ``rng``,
+        so the default VAE's initialisation does not depend on the prior
+        code."""
         self.prior_ = make_prior(self.prior, self.latent_dim, self.n_components, rng, dtype)
+        self.kl_ = kl_term(self.prior_)
 
-    def _named_layers(self):
-        yield from super()._named_layers()
+    def named_layers(self):
+        """The base's pieces, then the prior's parameters."""
+        yield from super().named_layers()
         yield "prior.", self.prior_
 
     # ------------------------------------------------------------ one step
-    def train_step(self, x, eps, beta=1.0, optimizer=None):
-        r"""One training step on the batch ``x`` with the noise ``eps``,
-        as docs/math.md derives it.
+    def forward_backward(self, batch, beta=1.0):
+        r"""One batch forward to the loss and backward, as docs/math.md
+        derives it, filling ``parameters_.grad``.
 
-        Forward to the loss, the mean negative ELBO with the KL weighted by
+        The loss is the mean negative ELBO with the KL weighted by
         :math:`\beta`,
 
         .. math::
@@ -174,12 +183,17 @@ class VAE(BaseAutoencoder):
             \qquad z_i = \mu(x_i) + \sigma(x_i) \odot \varepsilon_i,
 
         the KL in closed form for :math:`p(z) = N(0, I)` and estimated at
-        :math:`z_i` for the mixture prior;
+        :math:`z_i` for the mixture prior.  Every piece returns per-row values
+        and takes per-row gradients: :math:`\partial L / \partial \log p(x_i
+        \mid z_i) = -1/n` and :math:`\partial L / \partial \mathrm{KL}_i =
+        \beta/n`.  With labels in the batch (a conditional model) both
+        networks' inputs join them (:class:`npvae.core.layers.Join`).
 
-        backward through the same pieces in reverse, filling the gradient of
-        every parameter (views of ``parameters_.grad``); then, given an
-        ``optimizer``, one update of all parameters at once, refused with a
-        FloatingPointError when the loss or a gradient is not finite.
+        Parameters
+        ----------
+        batch : npvae.models.base.Batch
+            ``x`` (n, D), ``y_onehot`` (n, C) or None, ``eps`` (n, L).
+        beta : float
 
         Returns
         -------
@@ -187,42 +201,53 @@ class VAE(BaseAutoencoder):
             The batch's means: ``loss``, ``recon`` (:math:`-\log p(x \mid z)`)
             and ``kl``, in nats.
         """
+        x, y_onehot, eps = batch
         n = x.shape[0]
+        decoder_input = Join()
         # Forward: §1 encode, §2 reparameterize, §3 decode, §4-5 the loss.
-        mu, logvar = self.encoder_.forward(x)
-        z = reparameterize(mu, logvar, eps)
-        out = self.decoder_.forward(z)
-        log_px_sum = self.likelihood_.forward(x, out)              # sum of log p(x|z)
-        kl_sum = self.prior_.forward(mu, logvar, z)                # sum of KL(q || p)
-        recon, kl = -log_px_sum / n, kl_sum / n
-        loss = recon + beta * kl                   # (1/n) sum_i (-log p(x_i|z_i) + beta KL_i)
-        # Backward: the same steps in reverse, dL/d(sum log p) = -1/n,
-        # dL/d(sum KL) = beta/n; the KL's part through z (0 in closed form)
-        # joins the decoder's before the reparameterization.
-        grad_out = self.likelihood_.backward(-1.0 / n)
-        kl_mu, kl_logvar, kl_z = self.prior_.backward(beta / n)
-        grad_z = self.decoder_.backward(grad_out)
+        mu, logvar = self.encoder_.forward(Join().forward(x, y_onehot))    # (n, L) each
+        z = reparameterize(mu, logvar, eps)                                 # (n, L)
+        out = self.decoder_.forward(decoder_input.forward(z, y_onehot))    # (n, D)
+        log_px = self.likelihood_.forward(x, out)                           # (n,)
+        kl = self.kl_.forward(mu, logvar, z, eps)                           # (n,)
+        recon, kl = -float(log_px.sum()) / n, float(kl.sum()) / n
+        loss = recon + beta * kl
+        # Backward: the same steps in reverse; the KL's part through z (0 in
+        # closed form) joins the decoder's before the reparameterization.
+        grad_out = self.likelihood_.backward(per_row(n, -1.0 / n, out.dtype))
+        kl_mu, kl_logvar, kl_z = self.kl_.backward(per_row(n, beta / n, out.dtype))
+        grad_z = decoder_input.backward(self.decoder_.backward(grad_out))
         grad_z += kl_z                              # the decoder's array is a new one
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
         self.encoder_.backward(grad_mu + kl_mu, grad_logvar + kl_logvar, input_grad=False)
-        # Update: every backward above wrote its parameters' gradients into
-        # views of parameters_.grad; Adam steps all of theta at once (one
-        # key, FLAT, so that a checkpoint stores its moments as one vector).
-        if optimizer is not None:
-            refuse_non_finite({"loss": loss, "recon": recon, "kl": kl}, self.parameters_)
-            optimizer.step({FLAT: self.parameters_.theta}, {FLAT: self.parameters_.grad})
         return {"loss": loss, "recon": recon, "kl": kl}
 
-    def _train_batch(self, x, epoch_progress):
-        eps = self.rng_.standard_normal((x.shape[0], self.latent_dim), dtype=self.dtype)
-        return self.train_step(x, eps, self._beta_at(epoch_progress), self.optimizer_)
+    def train_step(self, x, eps, beta=1.0, optimizer=None):
+        r"""One training step on the batch ``x`` (n, D) with the noise ``eps``
+        (n, L): :meth:`forward_backward`, then, given an ``optimizer``, the
+        shared :meth:`~npvae.models.base.BaseAutoencoder.update` (refused with
+        a FloatingPointError when the loss or a gradient is not finite).
 
-    def _beta_at(self, epoch_progress):
+        Returns
+        -------
+        dict
+            The batch's means: ``loss``, ``recon`` and ``kl``, in nats.
+        """
+        return self.step(Batch(x, None, eps), beta, optimizer)
+
+    def draw_noise(self, n):
+        """:math:`\varepsilon` of shape (n, latent_dim) from ``rng_``."""
+        return self.rng_.standard_normal((n, self.latent_dim), dtype=self.dtype)
+
+    def beta_at(self, epoch_progress):
+        """``beta``, rising linearly from 0 over ``kl_warmup`` epochs."""
         if self.kl_warmup > 0:
             return float(self.beta) * min(1.0, epoch_progress / self.kl_warmup)
         return float(self.beta)
 
-    def _check_eps(self, X, eps):
+    def check_noise(self, X, eps):
+        """``eps`` as an array of the model's dtype and shape (n, latent_dim)
+        for the rows of ``X``, finite; else a ValueError."""
         eps = np.asarray(eps, dtype=self.dtype)
         if eps.shape != (X.shape[0], self.latent_dim):
             raise ValueError(f"eps must have shape {(X.shape[0], self.latent_dim)}, "
@@ -231,25 +256,27 @@ class VAE(BaseAutoencoder):
             raise ValueError("eps contains NaN or infinity")
         return eps
 
-    def _elbo_terms(self, x, eps):
-        r""":math:`\log p(x \mid z)` and the KL per example, the forward
-        pass of :meth:`train_step` without its caches' use."""
-        mu, logvar = self.encoder_.forward(x)
+    def elbo_rows(self, x, y_onehot, eps):
+        r""":math:`\log p(x \mid z)` and the KL per row, shape (n,) each: the
+        forward pass of :meth:`forward_backward` without its caches' use."""
+        mu, logvar = self.encoder_.forward(self.join_label(x, y_onehot))
         z = reparameterize(mu, logvar, eps)
-        out = self.decoder_.forward(z)
-        return self.likelihood_.log_prob(x, out), self.prior_.kl(mu, logvar, z)
+        out = self.decoder_.forward(self.join_label(z, y_onehot))
+        return self.likelihood_.log_prob(x, out), self.kl_.forward(mu, logvar, z, eps)
 
     # ------------------------------------------------------------ for study
-    def loss(self, X, eps):
+    def loss(self, X, eps, y=None):
         r"""Mean training loss per example for a fixed noise ``eps``:
-        :math:`\frac1n\sum_i -\log p(x_i \mid z_i) + \beta\,\mathrm{KL}_i`.
-        A deterministic function of the parameters, for gradient checks."""
+        :math:`\frac1n\sum_i -\log p(x_i \mid z_i) + \beta\,\mathrm{KL}_i`,
+        computed row by row (not by :meth:`forward_backward`).  A
+        deterministic function of the parameters, for gradient checks."""
         X = self.check_data(X)
-        eps = self._check_eps(X, eps)
-        log_px, kl = self._elbo_terms(X, eps)
+        Y = self.labels_onehot(y, X.shape[0])
+        eps = self.check_noise(X, eps)
+        log_px, kl = self.elbo_rows(X, Y, eps)
         return float(np.mean(-log_px + self.beta * kl))
 
-    def loss_and_grads(self, X, eps=None):
+    def loss_and_grads(self, X, eps=None, y=None):
         """The mean loss per example and its gradient for every parameter.
 
         Parameters
@@ -258,6 +285,8 @@ class VAE(BaseAutoencoder):
         eps : ndarray of shape (n_samples, latent_dim), optional
             Reparameterization noise; drawn from ``rng_`` when omitted.
             With it given the call is deterministic.
+        y : array-like of shape (n_samples,), optional
+            The labels, for a model that ``needs_labels``.
 
         Returns
         -------
@@ -266,28 +295,30 @@ class VAE(BaseAutoencoder):
         grads : dict of str to ndarray
             Copies of the gradients, keyed like ``params_``.
         """
-        self._check_fitted_for_gradients()
+        self.check_initialized()
         X = self.check_data(X)
-        if eps is None:
-            eps = self.rng_.standard_normal((X.shape[0], self.latent_dim), dtype=self.dtype)
-        eps = self._check_eps(X, eps)
-        terms = self.train_step(X, eps, float(self.beta))
-        return terms["loss"], self._grads_copy()
+        Y = self.labels_onehot(y, X.shape[0])
+        eps = self.check_noise(X, self.draw_noise(X.shape[0]) if eps is None else eps)
+        return self.loss_and_grads_of(Batch(X, Y, eps), float(self.beta))
 
     # ------------------------------------------------------------ public verbs
-    def encode(self, X):
-        r"""Parameters of :math:`q(z \mid x)`.
+    def encode(self, X, y=None):
+        r"""Parameters of :math:`q(z \mid x)` (of :math:`q(z \mid x, y)` for a
+        model that ``needs_labels``, with ``y`` one label for all rows or one
+        per row).
 
         Returns
         -------
         mu, logvar : ndarray of shape (n_samples, latent_dim)
         """
-        X = self._validate_data(X, reset=False)
-        return self._batched(self.encoder_.forward, X)
+        X = self.checked_input(X, reset=False)
+        Y = self.labels_onehot(y, X.shape[0])
+        return self.in_row_blocks(lambda x, t: self.encoder_.forward(self.join_label(x, t)),
+                                  X, Y)
 
-    def transform(self, X):
+    def transform(self, X, y=None):
         r"""The posterior means :math:`\mu(x)`, the VAE's code for ``X``."""
-        return self.encode(X)[0]
+        return self.encode(X, y)[0]
 
     def reparameterize(self, mu, logvar, random_state=None):
         r""":math:`z = \mu + \sigma \odot \varepsilon` with fresh noise
@@ -320,13 +351,20 @@ class VAE(BaseAutoencoder):
         -------
         ndarray of shape (n_samples, n_features)
         """
+        return self.sampled(n_samples, None, random_state)
+
+    def sampled(self, n_samples, Y, random_state):
+        """Decoded draws from the prior for the checked one-hot labels ``Y``
+        (or None)."""
         check_is_fitted(self)
         check_int("n_samples", n_samples, 1)
         rng = self.rng_ if random_state is None else as_generator(random_state)
-        return self.decode(self.prior_.sample(n_samples, rng))
+        return self.decoded(self.prior_.sample(n_samples, rng), Y)
 
-    def elbo_terms(self, X, random_state=0):
-        r"""The two terms of the ELBO per example, in nats.
+    def elbo_terms(self, X, y=None, random_state=0):
+        r"""The two terms of the ELBO per example, in nats (of the
+        conditional ELBO, with :math:`p(x \mid z, y)` and :math:`q(z \mid x,
+        y)`, for a model that ``needs_labels``).
 
         Returns
         -------
@@ -345,14 +383,17 @@ class VAE(BaseAutoencoder):
         estimate is the same alone, in any batch and at any position.
         """
         X = self.check_data(X)
+        Y = self.labels_onehot(y, X.shape[0])
         eps = row_normals(X, self.latent_dim, random_state, self.dtype)
         with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
-            log_px, kl = self._batched(self._elbo_terms, X, eps)
-        return check_finite(log_px, "log p(x|z)"), check_finite(kl, "the KL term")
+            log_px, kl = self.in_row_blocks(self.elbo_rows, X, Y, eps)
+        given = "z" if Y is None else "z,y"
+        return check_finite(log_px, f"log p(x|{given})"), check_finite(kl, "the KL term")
 
-    def score_samples(self, X):
+    def score_samples(self, X, y=None):
         r"""ELBO per example, :math:`\log p(x \mid z) - \mathrm{KL}` with
-        :math:`\beta = 1`, in nats: a lower bound on :math:`\log p(x)` in the
+        :math:`\beta = 1`, in nats: a lower bound on :math:`\log p(x)` (on
+        :math:`\log p(x \mid y)` for a model that ``needs_labels``) in the
         same sense and units as ``PCA.score_samples``."""
-        log_px, kl = self.elbo_terms(X)
+        log_px, kl = self.elbo_terms(X, y)
         return log_px - kl

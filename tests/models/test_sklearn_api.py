@@ -1,6 +1,6 @@
 """VAE and Autoencoder as scikit-learn citizens: parameters, clone,
 pipelines, grid search and fitted attributes (scikit-learn's own estimator
-checks: tests/test_sklearn_checks.py; NotFittedError: tests/test_bad_input.py)."""
+checks: tests/models/test_sklearn_checks.py; NotFittedError: tests/models/test_bad_input.py)."""
 import numpy as np
 import pytest
 from sklearn.base import clone

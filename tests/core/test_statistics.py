@@ -86,14 +86,6 @@ def test_gaussian_log_likelihood_keeps_every_constant():
                                    expected, rtol=1e-12)
 
 
-def test_bernoulli_log_likelihood_is_the_bernoulli_log_pmf():
-    r = np.random.default_rng(0)
-    x = r.integers(0, 2, size=(4, 6)).astype(float)
-    logits = 4 * r.standard_normal((4, 6))
-    expected = stats.bernoulli.logpmf(x, 1 / (1 + np.exp(-logits))).sum(axis=1)
-    np.testing.assert_allclose(losses.bernoulli_log_likelihood(x, logits), expected, rtol=1e-12)
-
-
 def test_row_normals_are_standard_normal_independent_and_tied_to_rows():
     from npvae.core.rng import row_normals
     X = np.random.default_rng(0).random((20_000, 30))

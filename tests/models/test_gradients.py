@@ -107,17 +107,6 @@ def test_sequential_without_input_gradient_returns_none_but_fills_params():
     assert all(np.any(g != 0) for *_, g in net.named_params())
 
 
-# ---------------------------------------------------------------- losses
-def test_bernoulli_wrt_logits():
-    r = rng(0)
-    x = r.uniform(size=(5, 6))
-    x[0] = r.integers(0, 2, size=6)
-    logits = 3 * r.standard_normal((5, 6))
-    err = check_gradient(lambda: np.sum(losses.bernoulli_log_likelihood(x, logits)),
-                         logits, losses.bernoulli_log_likelihood_backward(x, logits))
-    assert err <= TOL
-
-
 @pytest.mark.parametrize("logvar_shape", [(), (6,), (1, 6), (5, 1), (5, 6)])
 def test_gaussian_wrt_mean_and_logvar(logvar_shape):
     """Scalar (isotropic), per-feature, per-example and per-entry log-variances."""

@@ -15,7 +15,7 @@ from npvae import VAE, losses
 from npvae.app.datasets import load_dataset
 from npvae.core.gradcheck import check_model
 from npvae.core.layers import reparameterize, reparameterize_backward
-from npvae.core.priors import GaussianMixture, StandardNormal, log_sum_exp
+from npvae.core.priors import GaussianMixture, SampledKL, StandardNormal
 
 LOG_2PI = math.log(2 * math.pi)
 TOL = 1e-7
@@ -50,25 +50,24 @@ def test_every_parameter_passes_central_differences(digits, likelihood):
 
 
 def _unnormalised_responsibilities(original):
-    def forward(self, mu, logvar, z):
-        kl = original(self, mu, logvar, z)
-        logvar_, _, d, u = self._cache
-        self._cache = logvar_, np.exp(self._log_joint(z)[0]), d, u   # p(z, k), not p(k | z)
-        return kl
+    def forward(self, z):
+        log_pz = original(self, z)
+        _, d, u = self._cache
+        self._cache = np.exp(self._log_joint(z)[0]), d, u   # p(z, k), not p(k | z)
+        return log_pz
     return forward
 
 
 def _without_log_q(original):
-    def backward(self, scale):
-        grad_mu, _, grad_z = original(self, scale)
+    def backward(self, dout):
+        grad_mu, _, grad_z = original(self, dout)
         return grad_mu, np.zeros_like(grad_mu), grad_z
     return backward
 
 
 def _flipped_z(original):
-    def backward(self, scale):
-        grad_mu, grad_logvar, grad_z = original(self, scale)
-        return grad_mu, grad_logvar, -grad_z
+    def backward(self, dout):
+        return -original(self, dout)
     return backward
 
 
@@ -82,7 +81,7 @@ def test_a_planted_bug_in_the_backward_is_caught(digits, monkeypatch, bug):
         monkeypatch.setattr(GaussianMixture, "weights",
                             property(lambda self: np.zeros_like(self.params["logits"])))
     elif bug == "log q's -1/2 forgotten":
-        monkeypatch.setattr(GaussianMixture, "backward", _without_log_q(GaussianMixture.backward))
+        monkeypatch.setattr(SampledKL, "backward", _without_log_q(SampledKL.backward))
     else:
         monkeypatch.setattr(GaussianMixture, "backward", _flipped_z(GaussianMixture.backward))
     report = check_model(mixture_vae(), digits.X_train[:16].astype(np.float64))
@@ -111,7 +110,7 @@ def test_one_component_at_the_standard_normal_is_the_vae_with_the_sampled_kl(dig
     expected = float(np.mean(recon + 1.5 * (log_q - log_p)))
     assert abs(mix.loss(X, eps) - expected) <= 1e-12
     assert abs(mix.loss_and_grads(X, eps)[0] - expected) <= 1e-12
-    np.testing.assert_allclose(mix.prior_.log_prob(z), log_p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(mix.prior_.forward(z), log_p, rtol=0, atol=1e-12)
 
 
 def test_identical_components_give_their_density_whatever_the_weights():
@@ -119,7 +118,7 @@ def test_identical_components_give_their_density_whatever_the_weights():
     prior.params["means"][...] = 0.0
     prior.params["logits"][...] = np.arange(5.0)
     z = np.random.default_rng(1).standard_normal((50, 3))
-    np.testing.assert_allclose(prior.log_prob(z), StandardNormal(3).log_prob(z), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(prior.forward(z), StandardNormal(3).forward(z), rtol=0, atol=1e-12)
 
 
 def test_the_sampled_kl_is_an_unbiased_estimate_of_the_closed_form():
@@ -129,17 +128,16 @@ def test_the_sampled_kl_is_an_unbiased_estimate_of_the_closed_form():
     mu, logvar = np.array([[0.8, -1.5]]), np.array([[0.4, -1.0]])
     eps = np.random.default_rng(2).standard_normal((200_000, 2))
     mus, logvars = np.repeat(mu, len(eps), 0), np.repeat(logvar, len(eps), 0)
-    kl = prior.kl(mus, logvars, reparameterize(mus, logvars, eps))
+    kl = SampledKL(prior).forward(mus, logvars, reparameterize(mus, logvars, eps), eps)
     exact = losses.kl_standard_normal(mu, logvar)[0]
     assert abs(kl.mean() - exact) <= 5 * kl.std() / math.sqrt(len(kl))
 
 
-def test_log_sum_exp_neither_overflows_nor_underflows():
-    assert log_sum_exp(np.array([1000.0, 1000.0])) == 1000.0 + math.log(2)
+def test_log_p_neither_overflows_nor_underflows():
     prior = GaussianMixture(2, 3, np.random.default_rng(0))
     far = np.array([[300.0, -300.0]])        # every component's density underflows to 0
     assert np.all(np.exp(prior._log_joint(far)[0]) == 0)
-    log_p = prior.log_prob(far)[0]
+    log_p = prior.forward(far)[0]
     assert math.isfinite(log_p) and log_p < -1e4
     r = prior.responsibilities(far)
     assert np.isfinite(r).all() and abs(r.sum() - 1) < 1e-12
@@ -198,11 +196,12 @@ def test_the_standard_normal_step_is_the_closed_form_step_bit_for_bit(digits):
     log_px = model.likelihood_.forward(x, model.decoder_.forward(z))
     kl = float(losses.kl_standard_normal(mu, logvar).sum()) / n
     grad_mu, grad_logvar = reparameterize_backward(
-        model.decoder_.backward(model.likelihood_.backward(-1.0 / n)), logvar, eps)
+        model.decoder_.backward(model.likelihood_.backward(np.full(n, -1.0 / n, np.float32))),
+        logvar, eps)
     kl_mu, kl_logvar = losses.kl_standard_normal_backward(mu, logvar)
     model.encoder_.backward(grad_mu + (0.7 / n) * kl_mu, grad_logvar + (0.7 / n) * kl_logvar,
                             input_grad=False)
-    assert loss == -log_px / n + 0.7 * kl
+    assert loss == -float(log_px.sum()) / n + 0.7 * kl
     assert all(np.array_equal(grads[k], g) for k, g in model.parameters_.grads.items())
     assert not any(k.startswith("prior.") for k in model.params_)
 
@@ -232,13 +231,13 @@ def test_checkpoint_round_trip_and_resume_are_bit_exact(digits, tmp_path):
     assert np.shares_memory(loaded.prior_.params["means"], loaded.parameters_.theta)
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"prior": "gmm"}, r"'prior' parameter"),
-    ({"prior": "mixture", "n_components": 0}, r"'n_components' parameter"),
-    ({"prior": "mixture", "n_components": 2.5}, r"'n_components' parameter"),
+@pytest.mark.parametrize("params, error, message", [
+    ({"prior": "gmm"}, ValueError, r"VAE\.prior must be one of .*got 'gmm'"),
+    ({"prior": "mixture", "n_components": 0}, ValueError, r"VAE\.n_components == 0, must be >= 1"),
+    ({"prior": "mixture", "n_components": 2.5}, TypeError, r"VAE\.n_components must be an instance of int"),
 ])
-def test_bad_prior_settings_are_refused_by_name(digits, params, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_prior_settings_are_refused_by_name(digits, params, error, message):
+    with pytest.raises(error, match=message):
         VAE(**params).fit(digits.X_train[:20])
 
 

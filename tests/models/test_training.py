@@ -181,15 +181,15 @@ def test_kl_warmup_weights_the_kl_below_beta(digits_split):
 
 def test_kl_warmup_rises_linearly_to_beta_over_its_epochs(digits_split, monkeypatch):
     model = vae(beta=2.0, kl_warmup=4, epochs=2, batch_size=64)
-    assert [model._beta_at(p) for p in (0.0, 1.0, 3.0, 4.0, 9.0)] == [0.0, 0.5, 1.5, 2.0, 2.0]
+    assert [model.beta_at(p) for p in (0.0, 1.0, 3.0, 4.0, 9.0)] == [0.0, 0.5, 1.5, 2.0, 2.0]
     seen = []
-    real_step = VAE._train_batch
-    monkeypatch.setattr(VAE, "_train_batch",
-                        lambda self, xb, progress: seen.append(progress) or
-                        real_step(self, xb, progress))
+    real_beta_at = VAE.beta_at
+    monkeypatch.setattr(VAE, "beta_at",
+                        lambda self, progress: seen.append(progress) or
+                        real_beta_at(self, progress))
     model.fit(digits_split[0][:256])  # 4 batches an epoch: progress in quarter epochs
     assert seen == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
-    assert vae(beta=2.0)._beta_at(0.0) == 2.0  # no warm-up: beta from the start
+    assert vae(beta=2.0).beta_at(0.0) == 2.0  # no warm-up: beta from the start
 
 
 def all_finite(model):
@@ -296,7 +296,7 @@ def test_evaluation_in_row_blocks_equals_one_block(digits_split, cls, monkeypatc
     X = digits_split[1][:50]
     whole = {"transform": model.transform(X), "score_samples": model.score_samples(X),
              "decode": model.decode(model.transform(X))}
-    monkeypatch.setattr(npvae.models.base, "_EVAL_BATCH", 7)
+    monkeypatch.setattr(npvae.models.base, "EVAL_BLOCK_ROWS", 7)
     for name, value in whole.items():
         again = getattr(model, name)(model.transform(X) if name == "decode" else X)
         np.testing.assert_allclose(again, value, rtol=1e-5, atol=1e-6, err_msg=name)

@@ -12,7 +12,7 @@ import pytest
 import npvae
 from npvae import textbook
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 D, H, L, N = 10, 6, 3, 13
 # The textbook's parameter names and npvae.VAE's: "W_enc" is "encoder.0.W".
 LAYERS = {"enc": "encoder.0", "mu": "mu", "logvar": "logvar", "dec": "decoder.0",

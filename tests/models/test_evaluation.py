@@ -253,10 +253,18 @@ def test_the_estimate_uses_a_learned_mixture_prior():
         kl_per_dimension(mixed, X)
 
 
-def test_a_conditional_vae_is_refused_with_a_pointer_to_its_own_verbs():
+def test_a_conditional_vae_is_evaluated_given_its_labels():
+    # log p(x | y): the estimate needs the labels, and bounds the ELBO from above.
     from npvae import ConditionalVAE
     X = np.random.default_rng(0).random((8, 5))
-    model = ConditionalVAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(
-        X, np.arange(8) % 2)
-    with pytest.raises(TypeError, match=r"ConditionalVAE needs.*score\(X, y\)"):
+    y = np.arange(8) % 2
+    model = ConditionalVAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="ConditionalVAE requires y"):
         importance_weighted_log_likelihood(model, X, k=5)
+    estimate = importance_weighted_log_likelihood(model, X, k=500, y=y)
+    assert estimate.shape == (8,) and np.isfinite(estimate).all()
+    assert estimate.mean() > model.score(X, y)
+    flipped = importance_weighted_log_likelihood(model, X, k=500, y=1 - y)
+    assert not np.allclose(flipped, estimate)      # the labels reach the decoder
+    assert kl_per_dimension(model, X, y).shape == (2,)
+    assert 0 <= active_units(model, X, y=y) <= 2

@@ -13,10 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import npvae.models.conditional
 from npvae import ConditionalVAE, VAE
 from npvae.app.checkpoints import load_checkpoint
-from npvae.models.conditional import join, join_backward
+from npvae.core.layers import Join
 from npvae.app.datasets import load_dataset
 from npvae.core.gradcheck import check_gradient, check_model
 from conftest import metadata_of, rewrite_checkpoint
@@ -37,10 +36,10 @@ class WithLabels:
         self.params_, self.dtype, self.latent_dim = model.params_, model.dtype, model.latent_dim
 
     def loss(self, X, eps):
-        return self.model.loss(X, self.y, eps)
+        return self.model.loss(X, eps, y=self.y)
 
     def loss_and_grads(self, X, eps):
-        return self.model.loss_and_grads(X, self.y, eps)
+        return self.model.loss_and_grads(X, eps, y=self.y)
 
 
 def small_cvae(**kw):
@@ -61,9 +60,19 @@ def checked(model, x=X[:16], y=Y[:16]):
 def test_join_backward_is_the_split_of_the_columns():
     a, e = RNG.standard_normal((5, 3)), np.eye(4)[[0, 3, 1, 1, 2]]
     R = RNG.standard_normal((5, 7))
-    grad_a, grad_e = join_backward(R, 3)
-    assert check_gradient(lambda: np.sum(R * join(a, e)), a, grad_a) <= TOL
-    assert check_gradient(lambda: np.sum(R * join(a, e)), e, grad_e) <= TOL
+    join = Join()
+    joined = join.forward(a, e)
+    np.testing.assert_array_equal(joined, np.concatenate([a, e], axis=1))
+    grad_a = join.backward(R)
+    assert check_gradient(lambda: np.sum(R * Join().forward(a, e)), a, grad_a) <= TOL
+    # The IWAE's k codes per row share the row's label.
+    codes, R3 = RNG.standard_normal((2, 5, 3)), RNG.standard_normal((2, 5, 7))
+    join = Join()
+    np.testing.assert_array_equal(join.forward(codes, e)[1], np.concatenate([codes[1], e], 1))
+    assert check_gradient(lambda: np.sum(R3 * Join().forward(codes, e)), codes,
+                          join.backward(R3)) <= TOL
+    # No label: the identity, both ways.
+    assert Join().forward(a) is a and Join().backward(R) is R
 
 
 @pytest.mark.parametrize("kw", [
@@ -91,8 +100,7 @@ def test_first_layers_take_the_label_columns():
 
 def test_check_catches_a_split_that_takes_the_wrong_columns(monkeypatch):
     # The label's columns passed on as dL/dz: a plausible slip.
-    monkeypatch.setattr(npvae.models.conditional, "join_backward",
-                        lambda g, m: (g[:, -m:], g[:, :-m]))
+    monkeypatch.setattr(Join, "backward", lambda self, g: g[..., -self._width:])
     errors = checked(small_cvae()).errors
     assert errors["mu.b"] > BIG and errors["logvar.b"] > BIG
     assert errors["decoder.0.W"] <= TOL      # the decoder's own gradients are untouched
@@ -101,9 +109,9 @@ def test_check_catches_a_split_that_takes_the_wrong_columns(monkeypatch):
 def test_train_step_loss_is_the_row_by_row_loss():
     model = small_cvae(beta=0.3).initialize(12, classes=np.unique(Y))
     eps = RNG.standard_normal((40, 2))
-    loss, _ = model.loss_and_grads(X, Y, eps)
-    assert loss == pytest.approx(model.loss(X, Y, eps), rel=1e-12)
-    log_px, kl = model._elbo_terms(X, model.onehot(Y, 40), eps)
+    loss, _ = model.loss_and_grads(X, eps, y=Y)
+    assert loss == pytest.approx(model.loss(X, eps, y=Y), rel=1e-12)
+    log_px, kl = model.elbo_rows(X, model.onehot(Y, 40), eps)
     assert loss == pytest.approx(np.mean(-log_px + 0.3 * kl), rel=1e-12)
 
 
