@@ -345,8 +345,6 @@ def _test_data(args, config):
 def cmd_evaluate(args):
     run, config, model = _open_run(args)
     X, y = _test_data(args, config)
-    if model.needs_labels:
-        return _evaluate_conditional(run, config, model, X, y, args.seed)
     if not isinstance(model, VAE):
         # No prior, so no ELBO, KL or IWAE: only the reconstruction term.
         print(f"{run}: a {type(model).__name__} (no prior: no ELBO, KL, active units or "
@@ -354,14 +352,18 @@ def cmd_evaluate(args):
               f"{X.shape[0]} examples, {X.shape[1]} features")
         print(f"reconstruction -log p(x|dec(enc(x))) {-np.mean(model.score_samples(X)):.3f} nats")
         return 0
-    log_px, kl = model.elbo_terms(X, random_state=args.seed)
+    # A conditional model is scored on log p(x|y), with the test labels.
+    y, px = (y, "p(x|y)") if model.needs_labels else (None, "p(x)")
+    log_px, kl = model.elbo_terms(X, y, random_state=args.seed)
     mixture = config.get("prior", "standard_normal") != "standard_normal"
-    per_dim = None if mixture else kl_per_dimension(model, X)
-    units = active_units(model, X)
+    per_dim = None if mixture else kl_per_dimension(model, X, y)
+    units = active_units(model, X, y=y)
     binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
-    print(f"{run}: epoch {model.n_iter_}, test set of {config['dataset']}: "
+    labels = " with its labels" if model.needs_labels else ""
+    print(f"{run}: epoch {model.n_iter_}, test set of {config['dataset']}{labels}: "
           f"{X.shape[0]} examples, {X.shape[1]} features{binarized}")
-    print(f"ELBO                  {np.mean(log_px - kl):10.3f} nats  "
+    elbo = "ELBO of log p(x|y)" if model.needs_labels else "ELBO"
+    print(f"{elbo:22s}{np.mean(log_px - kl):10.3f} nats  "
           f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
     detail = ("KL sampled: the mixture prior has no KL per dimension" if mixture else
               f"KL per dimension: {' '.join(f'{v:.2f}' for v in per_dim)}")
@@ -371,27 +373,10 @@ def cmd_evaluate(args):
               unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5,
               disable=None) as bar:
         iw = importance_weighted_log_likelihood(
-            model, X, k=args.k, random_state=args.seed,
+            model, X, k=args.k, random_state=args.seed, y=y,
             callback=lambda done, total: bar.update(done - bar.n))
     elapsed = time.perf_counter() - start
-    print(f"log p(x), IWAE k={args.k:<5d}{np.mean(iw):10.3f} nats  ({elapsed:.1f} s)")
-    return 0
-
-
-def _evaluate_conditional(run, config, model, X, y, seed):
-    """What ``evaluate`` prints for a conditional run: its bound on
-    log p(x|y) with the test labels, and the active units of its codes."""
-    log_px, kl = model.elbo_terms(X, y, random_state=seed)
-    # Active units as npvae.models.evaluation.active_units counts them, which takes no labels.
-    units = int(np.sum(model.transform(X, y).astype(np.float64).var(axis=0) > 0.01))
-    binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
-    print(f"{run}: a conditional VAE, epoch {model.n_iter_}, test set of {config['dataset']} "
-          f"with its labels: {X.shape[0]} examples, {X.shape[1]} features{binarized}")
-    print(f"ELBO of log p(x|y)    {np.mean(log_px - kl):10.3f} nats  "
-          f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
-    print(f"active units          {units:>6d} of {model.latent_dim}  (codes given the labels)")
-    print("log p(x|y), IWAE      not available for a conditional model "
-          "(npvae.models.evaluation's estimate takes no labels)")
+    print(f"log {px}, IWAE k={args.k:<5d}{np.mean(iw):10.3f} nats  ({elapsed:.1f} s)")
     return 0
 
 

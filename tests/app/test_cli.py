@@ -24,6 +24,7 @@ import pytest
 from npvae import VAE
 from npvae.app import cli, plots, recipes, runs
 from npvae.app.checkpoints import load_checkpoint
+from npvae.models.evaluation import importance_weighted_log_likelihood
 from conftest import as_earlier_pair, rewrite_checkpoint
 
 TINY = ["--hidden", "8", "--batch-size", "128", "--epochs", "2"]
@@ -423,7 +424,7 @@ def test_evaluate_prints_what_the_library_computes(trained, capsys, monkeypatch)
     per_dim = out.split("KL per dimension:")[1].split(")")[0].split()
     assert [float(v) for v in per_dim] == pytest.approx(kl_per_dimension(model, X), abs=5e-3)
     # Both units of this model are active; a stand-in count shows it is the one printed.
-    monkeypatch.setattr(cli, "active_units", lambda model, X: 1)
+    monkeypatch.setattr(cli, "active_units", lambda model, X, y=None: 1)
     assert "active units               1 of 2" in run(capsys, "evaluate", trained, "--k", "1")[1]
 
 
@@ -789,7 +790,7 @@ def test_conditional_resume_gives_the_same_bits_as_one_run(conditional_run, tmp_
 
 
 def test_conditional_evaluate_uses_the_test_labels(conditional_run, capsys):
-    code, out, err = run(capsys, "evaluate", conditional_run, "--seed", "3")
+    code, out, err = run(capsys, "evaluate", conditional_run, "--seed", "3", "--k", "20")
     assert code == 0, err
     model = load_checkpoint(conditional_run)
     data = runs.load_splits(json.loads((conditional_run / "config.json").read_text()))
@@ -797,7 +798,11 @@ def test_conditional_evaluate_uses_the_test_labels(conditional_run, capsys):
     assert f"ELBO of log p(x|y)    {np.mean(log_px - kl):10.3f} nats" in out
     units = int(np.sum(model.transform(data.X_test, data.y_test).var(axis=0) > 0.01))
     assert f"active units          {units:>6d} of 2" in out
-    assert "IWAE      not available for a conditional model" in out
+    iw = importance_weighted_log_likelihood(model, data.X_test, k=20, random_state=3,
+                                            y=data.y_test)
+    assert f"log p(x|y), IWAE k=20   {np.mean(iw):10.3f} nats" in out
+    # The bound with the labels, not without them.
+    assert np.mean(iw) >= np.mean(log_px - kl) - 0.5
 
 
 def test_conditional_sample_draws_one_row_per_class_or_one_label(conditional_run, tmp_path,
