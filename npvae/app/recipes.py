@@ -9,7 +9,7 @@ positive and not comparable with the Bernoulli ones):
 ================ ========== ========== ======= ====== ====== ===== ===== ============
 data set         likelihood activation hidden  latent epochs batch lr    test ELBO
 ================ ========== ========== ======= ====== ====== ===== ===== ============
-digits           bernoulli  relu       128     2      100    32    1e-3  -24.79
+digits           bernoulli  relu       128     2      100    32    1e-3  -24.745
 mnist            bernoulli* relu       400     20     10     100   1e-3  -103.48
 fashion-mnist    bernoulli  relu       400     20     10     100   1e-3  -245.13
 binarized-mnist  bernoulli  relu       400     20     10     100   1e-3  -104.18
