@@ -35,9 +35,10 @@ def main():
     ax1.hist(scores[~is_anomaly], bins, alpha=0.6, density=True, label="digits seen in training")
     ax1.hist(scores[is_anomaly], bins, alpha=0.6, density=True, label=f"unseen digit {HELD_OUT}")
     ax1.set_xlabel("anomaly score: -ELBO (nats)")
+    ax1.set_ylabel("fraction of images per nat")   # density=True: each area is 1
     ax1.set_title(f"ROC AUC {auc:.3f}", fontsize=9)
     ax1.legend(fontsize=8)
-    show_images(ax2, X_test[np.argsort(scores)[::-1][:24]], 8,
+    show_images(ax2, X_test[np.argsort(scores)[::-1][:24]], 6,
                 "the 24 highest scores")
     save_figure(fig, args.out, "anomaly.png")
 

@@ -80,8 +80,11 @@ def main():
         m = models[name, k]
         za, zb = m.transform(np.stack([a, b]))
         rows.append(m.inverse_transform(((1 - t) * za + t * zb).astype(np.float32)))
-    show_images(axes[1, 2], np.concatenate(rows), 8,
-                f"0 → 6 in PCA, AE, VAE space (k={k})")
+    ax = axes[1, 2]
+    show_images(ax, np.concatenate(rows), 8, f"0 → 6 along a line in each space (k={k})")
+    # One row per model: tiles are 8 pixels with a 1-pixel gap.
+    ax.set_yticks([r * 9 + 3.5 for r in range(len(errors))], list(errors), fontsize=9)
+    ax.tick_params(axis="y", length=0)
     # Why: the AE's 2-D codes against draws from N(0, I).
     ax = axes[1, 3]
     codes = models["AE", 2].transform(X_train)

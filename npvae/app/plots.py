@@ -25,7 +25,10 @@ DPI = 150
 #: digits appear white on black (as MNIST is usually shown) and Frey's faces
 #: as photographs, not negatives.
 IMAGE_CMAP = "gray"
-_MIN_TILE = 32  # figure pixels an image's shorter side is scaled up to, at least
+#: Figure pixels an image's shorter side is scaled up to, at least: MNIST's
+#: 28x28 at 2x, the 8x8 digits at 7x, large enough to see beside them.
+_MIN_TILE = 56
+_TITLE_SIZE = 9  # points
 
 
 def infer_image_shape(n_features, image_shape=None):
@@ -96,6 +99,15 @@ def show_images(ax, images, image_shape, ncols):
     return grid
 
 
+def _text_width(text, size):
+    """Width in figure pixels of one line of ``text`` at ``size`` points
+    in matplotlib's default font, at :data:`DPI`."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+    return TextPath((0, 0), text, size=size, prop=FontProperties()).get_extents().width \
+        * DPI / 72
+
+
 def _image_figure(rows, image_shape, ncols, title, path, min_tile=_MIN_TILE, grid_ticks=None):
     """One figure of a mosaic of images, ``ncols`` per row, each data pixel
     drawn as an ``s`` x ``s`` block of figure pixels (``s`` a whole number,
@@ -110,7 +122,8 @@ def _image_figure(rows, image_shape, ncols, title, path, min_tile=_MIN_TILE, gri
     # Margins in figure pixels: a title line above, tick labels left and below.
     top, side = 44, 8
     left, bottom = (92, 60) if grid_ticks else (side, side)
-    width = max(grid_w + left + side, 480)
+    # Wide enough for the title too (a centred title wider than the figure is cut on both sides).
+    width = max(grid_w + left + side, math.ceil(_text_width(title, _TITLE_SIZE)) + 4 * side, 480)
     height = grid_h + top + bottom
     x0 = left + (width - grid_w - left - side) // 2
     # A hair over the whole size, because Agg truncates the canvas to whole pixels.
@@ -126,7 +139,7 @@ def _image_figure(rows, image_shape, ncols, title, path, min_tile=_MIN_TILE, gri
         ax.tick_params(length=2, pad=2)
         ax.set_xlabel(x_label, fontsize=9)
         ax.set_ylabel(y_label, fontsize=9)
-    fig.suptitle(title, fontsize=9, y=1 - 8 / height, va="top")
+    fig.suptitle(title, fontsize=_TITLE_SIZE, y=1 - 8 / height, va="top")
     return _save(fig, path)
 
 

@@ -276,7 +276,8 @@ def _check_unit_interval(X, name):
     if lo < 0 or hi > 1:
         raise ValueError(
             f"the {name} likelihood needs X in [0, 1], got values in "
-            f"[{lo:.4g}, {hi:.4g}]; rescale X or use likelihood='gaussian'")
+            f"[{lo:.4g}, {hi:.4g}]; rescale X (in a Pipeline, MinMaxScaler(clip=True) "
+            f"keeps unseen rows in [0, 1]) or use likelihood='gaussian'")
 
 
 def _mean_feature_variance(X, block=4096):

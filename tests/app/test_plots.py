@@ -149,8 +149,8 @@ def under_colour_map(grid):
     return np.where(np.isnan(grid), 1.0, grey)
 
 
-@pytest.mark.parametrize("shape, n, scale", [((8, 8), 16, 4), ((28, 20), 30, 2),
-                                             ((20, 28), 7, 2), ((28, 28), 100, 2)])
+@pytest.mark.parametrize("shape, n, scale", [((8, 8), 16, 7), ((28, 20), 30, 3),
+                                             ((20, 28), 7, 3), ((28, 28), 100, 2)])
 def test_every_data_pixel_is_a_square_block_of_figure_pixels(tmp_path, monkeypatch,
                                                              shape, n, scale):
     X = RNG.random((n, shape[0] * shape[1]))
@@ -174,9 +174,9 @@ def test_reconstructions_of_non_square_images_keep_their_shape(tmp_path, monkeyp
     X = RNG.random((30, 560))
     pixels, _ = drawn_mosaic(tmp_path, monkeypatch, lambda path: plots.plot_reconstructions(
         X, X * 0.5, (28, 20), path, 30))
-    # One row of 30 originals over one of 30 reconstructions, 28x20 each, at 2x.
-    assert pixels.shape == ((2 * 29 - 1) * 2, (30 * 21 - 1) * 2)
-    assert np.allclose(pixels[58:114:2, :40:2], under_colour_map(X[0].reshape(28, 20) * 0.5),
+    # One row of 30 originals over one of 30 reconstructions, 28x20 each, at 3x.
+    assert pixels.shape == ((2 * 29 - 1) * 3, (30 * 21 - 1) * 3)
+    assert np.allclose(pixels[87:171:3, :60:3], under_colour_map(X[0].reshape(28, 20) * 0.5),
                        atol=1.5 / 255)
     with pytest.raises(ValueError, match="differ in shape"):
         plots.plot_reconstructions(X, X[:3], (28, 20), tmp_path / "bad.png")
@@ -187,7 +187,7 @@ def test_data_outside_the_unit_range_spans_its_percentiles(tmp_path, monkeypatch
     pixels, _ = drawn_mosaic(tmp_path, monkeypatch,
                              lambda path: plots.plot_samples(X, (4, 4), path))
     lo, hi = np.percentile(X, [1, 99])
-    first = pixels[:32:8, :32:8]  # 4x4 images drawn at 8x
+    first = pixels[:56:14, :56:14]  # 4x4 images drawn at 14x
     assert np.allclose(first, under_colour_map(np.clip((X[0].reshape(4, 4) - lo) / (hi - lo), 0, 1)),
                        atol=1.5 / 255)
 

@@ -39,6 +39,23 @@ DEMOS = {
 }
 
 
+def histogram_has_a_y_label(fig):
+    (hist,) = [ax for ax in fig.axes if ax.patches]
+    assert hist.get_xlabel() and hist.get_ylabel()
+
+
+def interpolation_rows_name_their_models(fig):
+    (ax,) = [ax for ax in fig.axes if ax.get_title().startswith("0 → 6")]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["PCA", "AE", "VAE"]
+    rows = ax.get_images()[0].get_array().shape[0]
+    assert rows == 3 * 8 + 2 and list(ax.get_yticks()) == [3.5, 12.5, 21.5]  # row centres
+
+
+#: demo -> a check of what its figure must say, beyond the common ones.
+FIGURE_TEXT = {"anomaly": histogram_has_a_y_label,
+               "compare_pca": interpolation_rows_name_their_models}
+
+
 def docs_state():
     """Every file under docs/ with its modification time and content hash,
     and git's view of the folder when this is a git checkout."""
@@ -83,6 +100,7 @@ def test_demo_runs_fast_and_prints_sane_numbers(demo, tmp_path, monkeypatch, cap
         box, (rows, cols) = image.axes.get_window_extent(), image.get_array().shape
         assert box.width / fig.dpi * plots.DPI >= 2 * cols
         assert box.width / cols == pytest.approx(box.height / rows, rel=0.02)  # square pixels
+    FIGURE_TEXT.get(demo, lambda fig: None)(fig)
 
 
 def test_demos_write_to_docs_only_when_asked(monkeypatch):
