@@ -60,7 +60,7 @@ from ..models.saving import atomic_write
 
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
            "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
-           "new_model", "create", "resume", "ctrl_c_deferred", "image_shape",
+           "new_model", "describe", "create", "resume", "ctrl_c_deferred", "image_shape",
            "draw_run_figures", "draw_reconstructions", "draw_samples", "draw_interpolations"]
 
 VAL_FRACTION = 0.1
@@ -352,6 +352,24 @@ def new_model(config):
     return VAE(**model_params(config))
 
 
+def describe(model):
+    """What a built model is, as a run prints it: "an IWAE (k=5) 64-128-2",
+    "a conditional VAE (10 classes) 784-400-20 with a 10-component mixture
+    prior and a continuous Bernoulli likelihood", ..."""
+    kind = {"IWAE": f"IWAE (k={getattr(model, 'k', '')})", "ConditionalVAE":
+            f"conditional VAE ({len(getattr(model, 'classes_', ()))} classes)"}.get(
+        type(model).__name__, type(model).__name__)
+    widths = (model.n_features_in_, *model.hidden_dims, model.latent_dim)
+    extras = [f"a {model.n_components}-component {model.prior} prior"] if getattr(
+        model, "prior", "standard_normal") != "standard_normal" else []
+    if model.likelihood != "bernoulli":
+        extras.append("a " + {"gaussian": "Gaussian", "continuous_bernoulli": "continuous "
+                              "Bernoulli"}.get(model.likelihood, model.likelihood) + " likelihood")
+    text = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind} {'-'.join(map(str, widths))}"
+    text += " with " + " and ".join(extras) if extras else ""
+    return text
+
+
 def _untrained_model(config, data):
     """``new_model(config)`` with fresh parameters for ``data``'s training split."""
     model = new_model(config)
@@ -381,10 +399,7 @@ def create(config, out=None, force=False, download=False):
 
 def _train_from_epoch_0(model, out, config, data):
     X_tr = data.X_train
-    kind = (f"conditional VAE ({len(model.classes_)} classes)"
-            if model.needs_labels else "VAE")
-    print(f"training a {kind} {X_tr.shape[1]}-{'-'.join(map(str, config['hidden_dims']))}"
-          f"{'-' if config['hidden_dims'] else ''}{config['latent_dim']} on "
+    print(f"training {describe(model)} on "
           f"{config['dataset']} ({X_tr.shape[0]} train, {data.X_val.shape[0]} validation "
           f"examples) for {config['epochs']} epochs into {out}", flush=True)
     _checkpoint(model, out, [])

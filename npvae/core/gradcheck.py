@@ -37,7 +37,8 @@ Example
 >>> report = gradcheck.check_model(vae, X)
 >>> report.max_error < 1e-7
 True
->>> print(report)                      # doctest: +SKIP
+>>> print(report.summary())            # doctest: +SKIP
+max relative error 1.23e-09 <= threshold 1e-06: passed
 """
 import numpy as np
 
@@ -107,10 +108,12 @@ class GradcheckReport:
     ----------
     rows : list of tuple
         ``(name, shape, n_checked, relative_error)`` for each parameter.
+    threshold : float
+        The largest relative error that passes.
     """
 
-    def __init__(self, rows):
-        self.rows = rows
+    def __init__(self, rows, threshold=1e-6):
+        self.rows, self.threshold = rows, threshold
 
     @property
     def errors(self):
@@ -122,16 +125,28 @@ class GradcheckReport:
         """The largest relative error over all parameters."""
         return max(err for *_, err in self.rows)
 
+    @property
+    def passed(self):
+        """Whether every relative error is at most ``threshold``."""
+        return self.max_error <= self.threshold
+
+    def summary(self):
+        """The one line ``npvae gradcheck`` ends with: the largest error
+        against the threshold, passed or FAILED."""
+        return (f"max relative error {self.max_error:.2e} {'<=' if self.passed else '>'} "
+                f"threshold {self.threshold:g}: {'passed' if self.passed else 'FAILED'}")
+
     def __str__(self):
         width = max(len("parameter"), *(len(name) for name, *_ in self.rows))
         lines = [f"{'parameter':<{width}}  {'shape':>12}  {'checked':>7}  rel. error",
                  "-" * (width + 35)]
         for name, shape, n, err in self.rows:
             lines.append(f"{name:<{width}}  {str(shape):>12}  {n:>7d}  {err:.2e}")
-        return "\n".join(lines)
+        return "\n".join(lines + [self.summary()])
 
 
-def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0):
+def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0, *, y=None,
+                threshold=1e-6):
     r"""Compare a model's analytic gradients with central differences.
 
     The model's loss must be a deterministic function of its parameters:
@@ -143,12 +158,15 @@ def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0):
     model : estimator
         Needs ``params_`` (a dict of live float64 arrays, built by
         ``initialize`` if the model is not yet fitted),
-        ``loss_and_grads(X, eps)`` and ``loss(X, eps)``.
+        ``loss_and_grads(X, eps)`` and ``loss(X, eps)`` (with ``y=y`` when
+        labels are given).  Any npvae model: VAE (either prior, any
+        likelihood), IWAE, ConditionalVAE, Autoencoder.
     X : ndarray of shape (n, d)
     eps : ndarray, optional
-        Noise for the reparameterization, of shape (n, latent_dim); drawn
-        from ``random_state`` when none is given (a model without latent
-        noise ignores it).
+        Noise for the reparameterization, of shape (n, latent_dim), or
+        (k, n, latent_dim) for a model with ``k`` importance samples (the
+        IWAE); drawn from ``random_state`` when none is given (a model
+        without latent noise ignores it).
     max_entries : int
         Parameters with more entries are checked on a random subset of
         this size.
@@ -156,6 +174,10 @@ def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0):
         Finite-difference step.
     random_state : int or numpy.random.Generator
         Chooses ``eps`` and the subsets.
+    y : array-like of shape (n,), optional
+        The rows' labels, for a model that ``needs_labels``.
+    threshold : float
+        The largest relative error that passes (the report's ``passed``).
 
     Returns
     -------
@@ -163,21 +185,24 @@ def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0):
     """
     rng = as_generator(random_state)
     X = np.asarray(X, dtype=np.float64)
+    labels = {} if y is None else {"y": y}
     if not hasattr(model, "params_"):
-        model.initialize(X.shape[1])
+        model.initialize(X.shape[1], **({} if y is None else {"classes": np.unique(y)}))
     if getattr(model, "dtype", "float64") != "float64":
         raise ValueError("gradient checks need dtype='float64'; "
                          f"this model uses {model.dtype!r}")
     if eps is None:     # a model without latent noise ignores it
-        eps = rng.standard_normal((X.shape[0], model.latent_dim))
-    _, grads = model.loss_and_grads(X, eps=eps)
+        k = getattr(model, "k", None)
+        eps = rng.standard_normal((X.shape[0], model.latent_dim) if k is None else
+                                  (k, X.shape[0], model.latent_dim))
+    _, grads = model.loss_and_grads(X, eps=eps, **labels)
     rows = []
     for name, p in model.params_.items():
         if p.size > max_entries:
             idx = np.sort(rng.choice(p.size, size=max_entries, replace=False))
         else:
             idx = np.arange(p.size)
-        numeric = numerical_gradient(lambda: model.loss(X, eps=eps), p, h, idx)
+        numeric = numerical_gradient(lambda: model.loss(X, eps=eps, **labels), p, h, idx)
         err = relative_error(grads[name].reshape(-1)[idx], numeric)
         rows.append((name, p.shape, idx.size, err))
-    return GradcheckReport(rows)
+    return GradcheckReport(rows, threshold)

@@ -56,7 +56,7 @@ def test_options_given_override_the_recipe(configs, capsys):
     assert config["activation"] == "relu" and config["epochs"] == 3
     assert config["obs_var"] == 0.02 and config["hidden_dims"] == [200]
     assert "--obs-var 0.02 --activation relu" in out
-    assert "(frey-face recipe; given: --obs-var, --activation, --epochs)" in out
+    assert "(frey-face recipe; given: --obs-var 0.02, --activation relu, --epochs 3)" in out
     run(capsys, "train", "--dataset", "mnist", "--no-binarize")
     assert configs[1]["binarize"] is False and configs[1]["latent_dim"] == 20
 
