@@ -20,12 +20,12 @@ from .. import __version__
 from . import recipes
 from . import runs
 from .checkpoints import load_checkpoint
-from .datasets import DATASETS, DataError
+from .datasets import CLASS_NAMES, DATASETS, DataError
 from ..models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
 from ..core.gradcheck import check_model
 from ..core.layers import ACTIVATIONS
 from ..core.likelihoods import LIKELIHOODS
-from ..models import DTYPES, VAE, ConditionalVAE, IWAE
+from ..models import DTYPES, VAE
 
 __all__ = ["main"]
 
@@ -234,8 +234,6 @@ def _parser():
     g.add_argument("run", metavar="RUN", type=_path, nargs="?",
                    help="a run folder: check its trained model, cast to float64, on its first "
                    "--samples training rows (default: a fresh model, as the options below say)")
-    g.add_argument("--data-dir", type=_path, help="RUN: where its data set is, if it has "
-                   "moved (default: where it was trained from)")
     g.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE), default=2,
                    help="dimension of z")
     g.add_argument("--hidden", dest="hidden_dims", type=_hidden, default=[8], metavar="WIDTHS",
@@ -244,12 +242,10 @@ def _parser():
                    help="hidden layers' activation (tanh is smooth; ReLU's kinks can fail "
                    "a check)")
     g.add_argument("--likelihood", choices=tuple(LIKELIHOODS), default="bernoulli", help="p(x|z)")
-    g.add_argument("--model", choices=("vae", "iwae"), default="vae", help="the ELBO's VAE "
-                   "or the importance-weighted bound's IWAE")
-    g.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=5,
-                   help="--model iwae: importance samples per example")
+    g.add_argument("--model", choices=("vae", "iwae"), default="vae", help="VAE or IWAE")
+    g.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=5, help="IWAE's samples")
     g.add_argument("--prior", choices=("standard_normal", "mixture"), default="standard_normal",
-                   help="p(z): N(0, I) or a learned mixture of Gaussians")
+                   help="p(z)")
     g.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
                    default=3, help="--prior mixture: its number of components")
     g.add_argument("--conditional", action="store_true", help="a conditional VAE, on the "
@@ -257,7 +253,7 @@ def _parser():
     g.add_argument("--features", type=_int_at_least(1, MAX_SIZE), default=10,
                    help="features of the random data checked on")
     g.add_argument("--samples", type=_int_at_least(1, MAX_SIZE), default=16,
-                   help="rows of the random data checked on")
+                   help="rows checked on: random, or RUN's first training rows")
     g.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seeds the model, the data and the noise")
     g.add_argument("--threshold", type=_float_in(0, False), default=1e-6,
@@ -420,8 +416,8 @@ def _figure_command(args, name, draw, draw_samples=False):
 def cmd_sample(args):
     name = f"samples-seed{args.seed}{'' if args.label is None else f'-label{args.label}'}.png"
     return _figure_command(args, name, lambda model, config, shape, path: (
-        runs.draw_samples(model, shape, path, args.n, args.seed, args.label)),
-        draw_samples=True)
+        runs.draw_samples(model, shape, path, args.n, args.seed, args.label,
+                          CLASS_NAMES.get(config["dataset"]))), draw_samples=True)
 
 
 def cmd_reconstruct(args):
@@ -433,11 +429,9 @@ def cmd_reconstruct(args):
 
 def cmd_interpolate(args):
     def draw(model, config, shape, path):
-        if model.needs_labels:
-            raise ValueError(f"{args.run} holds a conditional VAE; interpolations are drawn "
-                             "for unconditional runs only (npvae sample draws each class)")
-        return runs.draw_interpolations(model, _test_data(args, config)[0], shape, path,
-                                        args.pairs, args.steps)
+        X, y = _test_data(args, config)
+        return runs.draw_interpolations(model, X, shape, path, args.pairs, args.steps, y,
+                                        CLASS_NAMES.get(config["dataset"]))
     return _figure_command(args, f"interpolations-{args.pairs}x{args.steps}.png", draw)
 
 
@@ -450,13 +444,12 @@ def cmd_gradcheck(args):
     rng = np.random.default_rng(args.seed)
     if args.run is not None:
         defaults = vars(_parser().parse_args(["gradcheck"]))
-        given = [k for k in _FRESH if getattr(args, k) != defaults[k]]
+        given = [_option(k, getattr(args, k)) for k in _FRESH if getattr(args, k) != defaults[k]]
         if given:
-            flag = _option(given[0], getattr(args, given[0]))
-            raise ValueError(f"gradcheck RUN checks the run's own model; {flag} is for a "
+            raise ValueError(f"gradcheck RUN checks the run's own model; {given[0]} is for a "
                              "fresh model, without RUN")
         run, config, trained = _open_run(args)
-        data = runs.load_splits(config, data_dir=args.data_dir)
+        data = runs.load_splits(config)
         X, y = data.X_train[:args.samples], data.y_train
         y = y[:args.samples] if trained.needs_labels else None
         # The same parameters in float64, where central differences are exact enough.
@@ -471,13 +464,11 @@ def cmd_gradcheck(args):
                              f"{args.model}")
         X = rng.random((args.samples, args.features))
         y = np.arange(args.samples) % 3 if args.conditional else None
-        params = dict(latent_dim=args.latent_dim, hidden_dims=tuple(args.hidden_dims),
-                      activation=args.activation, likelihood=args.likelihood, prior=args.prior,
-                      n_components=args.n_components, dtype="float64", random_state=args.seed)
-        model = (IWAE(k=args.k, **params) if args.model == "iwae" else
-                 ConditionalVAE(**params) if args.conditional else VAE(**params))
+        model = runs.new_model({**DEFAULTS, **recipes.FILE_RECIPE, "dtype": "float64",
+                                **{k: getattr(args, k) for k in _FRESH}})
         model.initialize(X.shape[1], **({} if y is None else {"classes": np.unique(y)}))
-        what = f"a fresh {runs.describe(model).split(' ', 1)[1]}, float64, on {X.shape[0]} random rows"
+        what = f"a fresh {runs.describe(model).split(' ', 1)[1]}, float64, on " \
+               f"{X.shape[0]} random rows"
     print(f"checking {what}")
     report = check_model(model, X, random_state=rng, y=y, threshold=args.threshold)
     print(report)

@@ -113,7 +113,9 @@ def _image_figure(rows, image_shape, ncols, title, path, min_tile=_MIN_TILE, gri
     drawn as an ``s`` x ``s`` block of figure pixels (``s`` a whole number,
     so that no pixel is resampled: an image at least ``min_tile`` pixels
     on each side).  ``grid_ticks=(x_values, y_values, x_label, y_label)`` labels the
-    columns and rows of tiles (the manifold's z values)."""
+    columns and rows of tiles: numbers (the manifold's z values) to two
+    decimals, strings (a conditional model's classes) as they are; with
+    ``x_values`` None only the rows."""
     images = np.asarray(rows, dtype=np.float64)
     h, w = image_shape
     nrows = -(-images.shape[0] // ncols)
@@ -121,7 +123,13 @@ def _image_figure(rows, image_shape, ncols, title, path, min_tile=_MIN_TILE, gri
     grid_h, grid_w = (nrows * (h + 1) - 1) * s, (ncols * (w + 1) - 1) * s
     # Margins in figure pixels: a title line above, tick labels left and below.
     top, side = 44, 8
-    left, bottom = (92, 60) if grid_ticks else (side, side)
+    left, bottom = side, side
+    if grid_ticks:
+        x_values, y_values, x_label, y_label = grid_ticks
+        y_values = [v if isinstance(v, str) else f"{v:.2f}" for v in y_values]
+        # Room for the longest row label (a class name) beside the y label.
+        left = max(92, math.ceil(max(_text_width(v, 7) for v in y_values)) + 56)
+        bottom = side if x_values is None else 60
     # Wide enough for the title too (a centred title wider than the figure is cut on both sides).
     width = max(grid_w + left + side, math.ceil(_text_width(title, _TITLE_SIZE)) + 4 * side, 480)
     height = grid_h + top + bottom
@@ -131,13 +139,12 @@ def _image_figure(rows, image_shape, ncols, title, path, min_tile=_MIN_TILE, gri
     ax = fig.add_axes((x0 / width, bottom / height, grid_w / width, grid_h / height))
     show_images(ax, images, image_shape, ncols)
     if grid_ticks:
-        x_values, y_values, x_label, y_label = grid_ticks
-        ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(ncols)],
-                      [f"{v:.2f}" for v in x_values], fontsize=7)
-        ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(nrows)],
-                      [f"{v:.2f}" for v in y_values], fontsize=7)
+        if x_values is not None:
+            ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(ncols)],
+                          [f"{v:.2f}" for v in x_values], fontsize=7)
+            ax.set_xlabel(x_label, fontsize=9)
+        ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(nrows)], y_values, fontsize=7)
         ax.tick_params(length=2, pad=2)
-        ax.set_xlabel(x_label, fontsize=9)
         ax.set_ylabel(y_label, fontsize=9)
     fig.suptitle(title, fontsize=_TITLE_SIZE, y=1 - 8 / height, va="top")
     return _save(fig, path)
@@ -239,12 +246,16 @@ def plot_reconstructions(originals, reconstructions, image_shape, path, ncols=10
                          "test images above their reconstructions", path)
 
 
-def plot_samples(samples, image_shape, path, ncols=None):
-    """A grid of samples (decoder means of :math:`z \\sim N(0, I)`)."""
+def plot_samples(samples, image_shape, path, ncols=None, title=None, row_labels=None):
+    """A grid of samples (decoder means of :math:`z \\sim p(z)`), titled
+    ``title`` (default: samples from the prior), its rows labelled by
+    ``row_labels`` (a conditional model's class of each row) when given."""
     samples = np.asarray(samples)
     ncols = ncols or math.ceil(math.sqrt(samples.shape[0]))
-    return _image_figure(samples, image_shape, ncols, "samples from the prior (decoder means)",
-                         path)
+    return _image_figure(samples, image_shape, ncols,
+                         title or "samples from the prior (decoder means)", path,
+                         grid_ticks=None if row_labels is None else
+                         (None, row_labels, None, "class"))
 
 
 def plot_latent(Z, labels, path, class_names=None):
@@ -322,16 +333,25 @@ def plot_manifold(model, image_shape, path, n=12):
                          min_tile=48, grid_ticks=(ticks, ticks[::-1], "z1", "z2"))
 
 
-def plot_interpolations(model, starts, ends, image_shape, path, steps=8):
+def plot_interpolations(model, starts, ends, image_shape, path, steps=8, y=None,
+                        row_labels=None):
     """Rows of decoded linear interpolations between the latent means of
-    ``starts[i]`` and ``ends[i]``, with the two originals at the ends."""
+    ``starts[i]`` and ``ends[i]``, with the two originals at the ends.  For
+    a conditional model ``y[i]`` is the class of both: the two codes are
+    encoded and every step decoded given it, the rows labelled by
+    ``row_labels`` (the class names)."""
     starts, ends = np.asarray(starts), np.asarray(ends)
     if starts.shape != ends.shape:
         raise ValueError(f"starts {starts.shape} and ends {ends.shape} differ in shape")
-    z0, z1 = model.transform(starts), model.transform(ends)
+    given = () if y is None else (np.asarray(y),)
+    z0, z1 = model.transform(starts, *given), model.transform(ends, *given)
     t = np.linspace(0.0, 1.0, steps)[None, :, None]
     Z = ((1 - t) * z0[:, None, :] + t * z1[:, None, :]).reshape(-1, z0.shape[1])
-    decoded = model.decode(Z).reshape(starts.shape[0], steps, -1)
+    decoded = model.decode(Z, *(np.repeat(g, steps) for g in given)).reshape(
+        starts.shape[0], steps, -1)
     rows = np.concatenate([starts[:, None, :], decoded, ends[:, None, :]], axis=1)
-    return _image_figure(rows.reshape(-1, starts.shape[1]), image_shape, steps + 2,
-                         "interpolations between latent means (originals at the ends)", path)
+    title = "interpolations between latent means (originals at the ends)" if y is None else \
+        "interpolations within a class, decoded given it (originals at the ends)"
+    return _image_figure(rows.reshape(-1, starts.shape[1]), image_shape, steps + 2, title,
+                         path, grid_ticks=None if row_labels is None else
+                         (None, row_labels, None, "class"))

@@ -622,7 +622,8 @@ def draw_run_figures(model, run, config, X_test, y_test, metrics):
     if shape is not None:
         paths.append(draw_reconstructions(model, X_test, shape,
                                           figures / "reconstructions.png", y=y_test))
-        paths.append(draw_samples(model, shape, figures / "samples.png"))
+        paths.append(draw_samples(model, shape, figures / "samples.png",
+                                  class_names=CLASS_NAMES.get(config.get("dataset"))))
         # The manifold and the interpolations decode codes without labels:
         # a conditional model has its label grid in samples.png instead.
         if not labels:
@@ -641,9 +642,10 @@ def draw_reconstructions(model, X, shape, path, n=20, y=None):
                                       shape, path)
 
 
-def draw_samples(model, shape, path, n=100, random_state=0, label=None):
+def draw_samples(model, shape, path, n=100, random_state=0, label=None, class_names=None):
     """A grid of ``n`` samples; a conditional model's has one row per class
-    (``n`` shared out among them), or ``n`` of the one class ``label``."""
+    (``n`` shared out among them), each row labelled with the class
+    (``class_names[c]`` when given), or ``n`` of the one class ``label``."""
     if not model.needs_labels:
         if label is not None:
             raise ValueError(f"--label is for conditional runs; this run holds a "
@@ -655,17 +657,40 @@ def draw_samples(model, shape, path, n=100, random_state=0, label=None):
         if not matches:
             raise ValueError(f"--label {label} is not a class of this run; its classes are "
                              f"{', '.join(map(str, model.classes_.tolist()))}")
-        return plots.plot_samples(model.sample(n, matches[0], random_state=random_state),
-                                  shape, path)
+        c = matches[0]
+        called = "" if class_names is None else f" ({class_names[c]})"
+        return plots.plot_samples(model.sample(n, c, random_state=random_state), shape, path,
+                                  title=f"samples of class {c}{called} from the prior "
+                                  "(decoder means given the class)")
     per_class = max(1, round(n / len(model.classes_)))
     y = np.repeat(model.classes_, per_class)
-    return plots.plot_samples(model.sample(len(y), y, random_state=random_state), shape,
-                              path, ncols=per_class)
+    return plots.plot_samples(model.sample(len(y), y, random_state=random_state), shape, path,
+                              ncols=per_class, row_labels=_names(model.classes_, class_names),
+                              title="samples from the prior, one row per class (decoder "
+                              "means given the class)")
 
 
-def draw_interpolations(model, X, shape, path, pairs=8, steps=8):
-    """Interpolations between the first ``pairs`` rows of ``X`` and the next ``pairs``."""
-    if X.shape[0] < 2:
-        raise ValueError("interpolations need at least 2 test examples")
-    pairs = min(pairs, X.shape[0] // 2)
-    return plots.plot_interpolations(model, X[:pairs], X[pairs:2 * pairs], shape, path, steps)
+def draw_interpolations(model, X, shape, path, pairs=8, steps=8, y=None, class_names=None):
+    """Interpolations between the first ``pairs`` rows of ``X`` and the next
+    ``pairs``; for a conditional model, between two rows of one class (the
+    classes in turn, labels ``y``), decoded given it."""
+    if not model.needs_labels:
+        if X.shape[0] < 2:
+            raise ValueError("interpolations need at least 2 test examples")
+        pairs = min(pairs, X.shape[0] // 2)
+        return plots.plot_interpolations(model, X[:pairs], X[pairs:2 * pairs], shape, path,
+                                         steps)
+    by_class = [(c, np.flatnonzero(y == c)) for c in model.classes_]
+    chosen = [(c, rows[2 * k], rows[2 * k + 1]) for k in range(len(y) // 2)
+              for c, rows in by_class if len(rows) > 2 * k + 1][:pairs]
+    if not chosen:
+        raise ValueError("interpolations within a class need 2 test examples of one class")
+    c, i, j = map(np.array, zip(*chosen))
+    return plots.plot_interpolations(
+        model, X[i], X[j], shape, path, steps, y=c,
+        row_labels=_names(c, class_names))
+
+
+def _names(classes, class_names):
+    """The name of each class: ``class_names[c]``, or ``c`` itself."""
+    return [str(c) if class_names is None else class_names[c] for c in classes.tolist()]

@@ -316,7 +316,7 @@ def test_interpolations(tmp_path, model_28x20):
 def test_interpolation_rows_run_from_start_to_end(tmp_path, model_28x20, monkeypatch):
     model, X = model_28x20
     drawn = []
-    monkeypatch.setattr(plots, "_image_figure", lambda rows, *a: drawn.append(rows))
+    monkeypatch.setattr(plots, "_image_figure", lambda rows, *a, **kw: drawn.append(rows))
     plots.plot_interpolations(model, X[:2], X[2:4], (28, 20), tmp_path / "i.png", steps=3)
     rows = drawn[0].reshape(2, 5, -1)  # 2 pairs: start, 3 decoded steps, end
     assert np.array_equal(rows[:, 0], X[:2]) and np.array_equal(rows[:, -1], X[2:4])
