@@ -36,7 +36,7 @@ from ..core.validation import check_finite, check_int, refuse_non_finite
 from .saving import FLAT, load_checkpoint, save_checkpoint
 
 __all__ = ["BaseAutoencoder", "Batch", "DTYPES", "EVAL_BLOCK_ROWS", "FLAT",
-           "check_number", "check_option", "per_row"]
+           "check_number", "check_option", "image_shape_of", "per_row"]
 
 DTYPES = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
@@ -52,6 +52,15 @@ def per_row(n, value, dtype):
     rows = np.empty(n, dtype)
     rows.fill(value)
     return rows
+
+
+def image_shape_of(X):
+    """``(height, width)`` of a stack of images ``X`` of shape (n_samples,
+    height, width), else None."""
+    # np.shape converts what is no array: lists are read so, other array-likes
+    # (scikit-learn's checks pass one that refuses) by their shape attribute.
+    shape = np.shape(X) if isinstance(X, (np.ndarray, list, tuple)) else getattr(X, "shape", ())
+    return tuple(int(v) for v in shape[1:]) if len(shape) == 3 else None
 
 
 def check_number(model, name, kind, low, high=None, low_open=False, high_open=True,
@@ -148,14 +157,21 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
 
     def checked_input(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype
-        (checked by scikit-learn's ``check_array``), or raise an error that
-        names the problem; nothing about the model changes here.  With
-        ``reset`` (fitting) the hyper-parameters are checked first."""
+        (checked by scikit-learn's ``check_array``; a stack of images of
+        shape (n_samples, height, width) flattened to rows), or raise an
+        error that names the problem; nothing about the model changes here.
+        With ``reset`` (fitting) the hyper-parameters are checked first."""
         if reset:
             self.check_params()
         else:
             check_is_fitted(self)
-        X = check_array(X, dtype="numeric", input_name="X")
+        X = check_array(X, dtype="numeric", input_name="X", allow_nd=True)
+        if X.ndim > 2:
+            # A stack of images is flattened at the door, as the CLI reads one from a file.
+            if X.ndim > 3:
+                raise ValueError(f"X must be 2-D (n_samples, n_features) or a stack of "
+                                 f"images (n_samples, height, width), got shape {X.shape}")
+            X = check_array(X.reshape(X.shape[0], -1), input_name="X")
         if not reset and X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
                              f"is expecting {self.n_features_in_} features as input")
@@ -264,6 +280,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
                 self.decoder_.layers[-1].params["b"][...] = self.likelihood_.inverse_mean(mean)
         self.optimizer_ = Adam(learning_rate=self.learning_rate, beta1=self.beta_1,
                                beta2=self.beta_2, eps=self.epsilon)
+        self.image_shape_ = None    # fit keeps the (height, width) of a stack of images
         self.n_iter_ = 0
         self.history_ = []
         return self
@@ -311,15 +328,21 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features) or (n_samples, height, width)
+            A stack of images is flattened to rows (row-major), its
+            ``(height, width)`` kept as ``image_shape_``; every verb then
+            takes either shape, and ``decode``/``sample`` return flat rows
+            (``.reshape(-1, *model.image_shape_)`` makes them images again).
         y : array-like of shape (n_samples,) or None
 
         Returns
         -------
         self
         """
+        shape = image_shape_of(X)
         X = self.check_fit_data(X)
         self.build_for_fit(X, y)
+        self.image_shape_ = shape
         for _ in range(self.epochs):
             self.fit_epoch(X, y)
         return self

@@ -21,7 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from ..core.validation import check_int
-from .base import Batch
+from .base import Batch, image_shape_of
 from .vae import VAE
 
 __all__ = ["ConditionalVAE"]
@@ -160,9 +160,11 @@ class ConditionalVAE(VAE):
         -------
         self
         """
+        shape = image_shape_of(X)
         X = self.check_fit_data(X)
         y = self.labels_array(y)        # once, not every epoch
         self.build_for_fit(X, y)
+        self.image_shape_ = shape
         for _ in range(self.epochs):
             self.fit_epoch(X, y)
         return self

@@ -11,7 +11,8 @@ The file holds only NumPy arrays, read back with ``allow_pickle=False``:
   the class name, the hyper-parameters (``get_params()``),
   ``n_features_in_``, ``n_iter_``, Adam's step count and hyper-parameters
   (``null`` without them), the random generator's state, ``history_``,
-  ``extra`` (the CLI's per-epoch ``metrics``) and, for a model with
+  ``extra`` (the CLI's per-epoch ``metrics``), ``image_shape_`` when the
+  model was fitted on a stack of images and, for a model with
   ``init_args()`` (the conditional VAE's ``classes_``), what ``initialize``
   needs beyond ``n_features``.
 
@@ -205,6 +206,8 @@ def save_checkpoint(model, path, extra=None, include_optimizer=True):
         "history_": model.history_,
         "extra": extra if extra is not None else {},
     }
+    if getattr(model, "image_shape_", None) is not None:
+        meta["image_shape_"] = list(model.image_shape_)
     if hasattr(model, "init_args"):
         meta["init_args"] = model.init_args()
     # Checked as a load would, so that no checkpoint is saved that cannot load.
@@ -481,6 +484,11 @@ def _check_metadata(meta, path, classes):
     _check_extra(path, meta.get("extra", {}), n_iter)
     _require(path, "init_args", isinstance(meta.get("init_args", {}), dict), "an object",
              meta.get("init_args"))
+    shape = meta.get("image_shape_")
+    _require(path, "image_shape_", shape is None or (
+        isinstance(shape, list) and len(shape) == 2 and all(_is_int(v, 1) for v in shape)
+        and shape[0] * shape[1] == meta["n_features_in_"]),
+        "[height, width] of the n_features_in_ features", shape)
     return cls
 
 
@@ -557,4 +565,5 @@ def _restore(cls, meta, arrays, path):
                       "(values out of range)")
     model.n_iter_ = meta["n_iter_"]
     model.history_ = meta["history_"]
+    model.image_shape_ = tuple(meta["image_shape_"]) if meta.get("image_shape_") else None
     return model

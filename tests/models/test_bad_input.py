@@ -29,7 +29,10 @@ def with_inf():
 
 BAD_X = [   # scikit-learn's check_array words these
     (X[0], ValueError, r"Expected 2D array, got 1D array instead"),
-    (X[None], ValueError, r"Found array with dim 3, while dim <= 2 is required"),
+    # A 3-D X is a stack of images (tests/models/test_image_stacks.py); 4-D is not.
+    (X[None, None], ValueError, r"X must be 2-D \(n_samples, n_features\) or a stack of images "
+                                r"\(n_samples, height, width\), got shape \(1, 1, 20, 5\)"),
+    (np.empty((3, 0, 4)), ValueError, r"Found array with 0 feature\(s\) \(shape=\(3, 0\)\)"),
     (np.empty((0, D)), ValueError, r"Found array with 0 sample\(s\) \(shape=\(0, 5\)\)"),
     (np.empty((3, 0)), ValueError, r"Found array with 0 feature\(s\) \(shape=\(3, 0\)\)"),
     (with_nan(), ValueError, "Input X contains NaN"),
