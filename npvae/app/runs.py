@@ -614,23 +614,20 @@ def draw_run_figures(model, run, config, X_test, y_test, metrics):
     paths = []
     if metrics:
         paths.append(plots.plot_loss_curves(metrics, figures / "loss.png"))
-    labels = labels_for(model, y_test)
+    labels, names = labels_for(model, y_test), CLASS_NAMES.get(config.get("dataset"))
     paths.append(plots.plot_latent(model.transform(X_test, *labels), y_test,
-                                   figures / "latent.png",
-                                   class_names=CLASS_NAMES.get(config.get("dataset"))))
+                                   figures / "latent.png", class_names=names))
     shape = image_shape(config)
     if shape is not None:
         paths.append(draw_reconstructions(model, X_test, shape,
                                           figures / "reconstructions.png", y=y_test))
-        paths.append(draw_samples(model, shape, figures / "samples.png",
-                                  class_names=CLASS_NAMES.get(config.get("dataset"))))
-        # The manifold and the interpolations decode codes without labels:
-        # a conditional model has its label grid in samples.png instead.
-        if not labels:
-            if model.latent_dim == 2:
-                paths.append(plots.plot_manifold(model, shape, figures / "manifold.png"))
-            paths.append(draw_interpolations(model, X_test, shape,
-                                             figures / "interpolations.png"))
+        paths.append(draw_samples(model, shape, figures / "samples.png", class_names=names))
+        # The manifold decodes codes without labels: a conditional model has
+        # its label grid in samples.png instead.
+        if not labels and model.latent_dim == 2:
+            paths.append(plots.plot_manifold(model, shape, figures / "manifold.png"))
+        paths.append(draw_interpolations(model, X_test, shape, figures / "interpolations.png",
+                                         y=y_test, class_names=names))
     return paths
 
 
