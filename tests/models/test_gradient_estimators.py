@@ -57,8 +57,8 @@ def batch_means(model, seed=2):
 def z_scores(estimate, reference, names):
     r"""Per parameter array, :math:`\bar d / (s_d / \sqrt B)` of the paired
     difference :math:`d_b = \langle u, g_b - g^{\rm std}_b\rangle` along a
-    fixed random direction :math:`u`: the same noise for both, so the
-    difference's standard error is much below either's."""
+    fixed random direction :math:`u`, both estimators run on the same
+    noise (a paired comparison)."""
     scores = {}
     for name in names:
         u = np.random.default_rng(9).standard_normal(estimate[name].shape[1:])
