@@ -186,12 +186,11 @@ class IWAE(VAE):
         return hidden
 
     def build_prior(self, rng, dtype):
-        """The VAE's prior and KL term (reported as ``kl``), and the sampled
-        KL of the log-weights, whatever the prior: without its score term
-        for ``"dreg"`` and ``"stl"``."""
+        """The VAE's prior and KL terms (``kl_`` reported as ``kl``, and
+        ``path_kl_``), and the sampled KL of the log-weights, whatever the
+        prior."""
         super().build_prior(rng, dtype)
-        self.sampled_kl_ = self.train_kl_ = SampledKL(
-            self.prior_, score_term=self.gradient_estimator == "standard")
+        self.sampled_kl_ = SampledKL(self.prior_)
 
     # ------------------------------------------------------------ one step
     def forward_backward(self, batch, beta=1.0):
@@ -211,7 +210,8 @@ class IWAE(VAE):
         With labels in the batch both networks' inputs join them.
 
         ``"stl"`` and ``"dreg"`` hold :math:`\log q`'s parameters fixed in the
-        sampled KL (its gradient reaches the encoder through :math:`z` only);
+        sampled KL (``path_kl_``: its gradient reaches the encoder through
+        :math:`z` only);
         ``"dreg"`` then scales each code's :math:`\partial\mathcal{L}/\partial z_i`
         by :func:`dreg_factor`, :math:`1 - \beta + \beta\tilde w_i`, turning
         its weight :math:`\tilde w_i` into :math:`\tilde w_i^2` at
@@ -235,14 +235,15 @@ class IWAE(VAE):
         joined = decoder_input.forward(z, y_onehot)
         out = self.decoder_.forward(joined.reshape(k * n, -1)).reshape(k, n, -1)
         log_px = self.likelihood_.forward(x, out)                          # (k, n)
-        log_w = log_px - beta * self.sampled_kl_.forward(mu, logvar, z, eps)   # (k, n)
+        sampled_kl = self.sampled_kl_ if self.gradient_estimator == "standard" else self.path_kl_
+        log_w = log_px - beta * sampled_kl.forward(mu, logvar, z, eps)        # (k, n)
         bound, weights = log_mean_exp(log_w)                               # (n,), (k, n)
         loss = -float(bound.mean())
         recon = -float(log_px.sum()) / (k * n)
         # Backward: dL/d(log w_in) = -w~_in / n, one weight per decoded row.
         g = weights * (-1.0 / n)                                           # (k, n)
         grad_out = self.likelihood_.backward(g)                            # (k, n, D)
-        kl_mu, kl_logvar, kl_z = self.sampled_kl_.backward(-beta * g)
+        kl_mu, kl_logvar, kl_z = sampled_kl.backward(-beta * g)
         grad_joined = self.decoder_.backward(grad_out.reshape(k * n, -1))
         grad_z = decoder_input.backward(grad_joined.reshape(*joined.shape)) + kl_z
         if self.gradient_estimator == "dreg":

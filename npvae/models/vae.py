@@ -113,9 +113,10 @@ class VAE(BaseAutoencoder):
     kl_ : npvae.core.priors.ClosedFormKL or SampledKL
         The KL term of the loss: closed form for :math:`N(0, I)`, else the
         one-sample estimate with ``prior_``.
-    train_kl_ : npvae.core.priors.ClosedFormKL or SampledKL
-        The KL piece training differentiates: ``kl_`` itself, or for
-        ``gradient_estimator="stl"`` the sampled estimate without its score term.
+    path_kl_ : npvae.core.priors.SampledKL
+        The sampled KL without its score term, which training differentiates
+        instead of ``kl_`` when ``gradient_estimator`` is not ``"standard"``
+        (read at each step, so ``set_params`` switches it mid-training).
     rng_ : numpy.random.Generator
         The generator of training, continued across ``fit_epoch`` calls.
     """
@@ -187,8 +188,7 @@ class VAE(BaseAutoencoder):
         code."""
         self.prior_ = make_prior(self.prior, self.latent_dim, self.n_components, rng, dtype)
         self.kl_ = kl_term(self.prior_)
-        self.train_kl_ = (SampledKL(self.prior_, score_term=False)
-                          if self.gradient_estimator == "stl" else self.kl_)
+        self.path_kl_ = SampledKL(self.prior_, score_term=False)
 
     def named_layers(self):
         """The base's pieces, then the prior's parameters."""
@@ -211,7 +211,7 @@ class VAE(BaseAutoencoder):
         the KL in closed form for :math:`p(z) = N(0, I)` and estimated at
         :math:`z_i` for the mixture prior.  With ``gradient_estimator="stl"``
         the gradient is that of the sampled KL with :math:`\log q`'s
-        parameters held fixed (``train_kl_``, docs/math.md §9b), the value
+        parameters held fixed (``path_kl_``, docs/math.md §9b), the value
         reported still ``kl_``'s.  Every piece returns per-row values
         and takes per-row gradients: :math:`\partial L / \partial \log p(x_i
         \mid z_i) = -1/n` and :math:`\partial L / \partial \mathrm{KL}_i =
@@ -239,14 +239,15 @@ class VAE(BaseAutoencoder):
         out = self.decoder_.forward(decoder_input.forward(z, y_onehot))    # (n, D)
         log_px = self.likelihood_.forward(x, out)                           # (n,)
         kl = self.kl_.forward(mu, logvar, z, eps)                           # (n,)
-        if self.train_kl_ is not self.kl_:
-            self.train_kl_.forward(mu, logvar, z, eps)    # STL: differentiated, not reported
+        train_kl = self.kl_ if self.gradient_estimator == "standard" else self.path_kl_
+        if train_kl is not self.kl_:
+            train_kl.forward(mu, logvar, z, eps)      # STL: differentiated, not reported
         recon, kl = -float(log_px.sum()) / n, float(kl.sum()) / n
         loss = recon + beta * kl
         # Backward: the same steps in reverse; the KL's part through z (0 in
         # closed form) joins the decoder's before the reparameterization.
         grad_out = self.likelihood_.backward(per_row(n, -1.0 / n, out.dtype))
-        kl_mu, kl_logvar, kl_z = self.train_kl_.backward(per_row(n, beta / n, out.dtype))
+        kl_mu, kl_logvar, kl_z = train_kl.backward(per_row(n, beta / n, out.dtype))
         grad_z = decoder_input.backward(self.decoder_.backward(grad_out))
         grad_z += kl_z                              # the decoder's array is a new one
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
