@@ -200,3 +200,17 @@ def test_set_params_switches_the_estimator_of_a_fitted_model():
         built = tiny(gradient_estimator=estimator).loss_and_grads(X, eps)[1]
         for name in built:
             assert np.array_equal(switched[name], built[name]), name
+
+
+def test_the_surrogate_check_catches_the_wrong_weight_power(monkeypatch):
+    # Planted bug: factor 1, so the path is weighted by w~ instead of w~^2.
+    X = binary_data()
+    model = tiny(k=4, gradient_estimator="dreg")
+    eps = noise(model, N_ROWS, np.random.default_rng(5))
+    mu0, logvar0 = model.encoder_.forward(X)
+    weights = npvae.models.iwae.log_mean_exp(model.log_weights(X, None, eps, 1.0))[1]
+    monkeypatch.setattr(npvae.models.iwae, "dreg_factor", lambda w, beta: np.ones_like(w))
+    grads = model.loss_and_grads(X, eps)[1]
+    numeric = numerical_gradient(
+        lambda: surrogate(model, X, eps, (mu0, logvar0, weights ** 2)), model.params_["mu.b"])
+    assert relative_error(grads["mu.b"], numeric) > 1e-2
