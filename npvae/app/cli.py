@@ -34,7 +34,8 @@ __all__ = ["main"]
 #: bundled digits in seconds and can draw the 2-D manifold.
 DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
             "kl_warmup": 0.0, "dtype": "float32", "obs_var": None, "model": "vae", "k": 5,
-            "prior": "standard_normal", "n_components": 10, "conditional": False}
+            "prior": "standard_normal", "n_components": 10, "conditional": False,
+            "gradient_estimator": "standard"}
 #: Option names of the config keys whose names differ.
 _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
 
@@ -172,6 +173,8 @@ def _parser():
     t.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
                    help=f"--prior mixture: its number of components "
                    f"(default: {DEFAULTS['n_components']})")
+    t.add_argument("--gradient-estimator", choices=("standard", "dreg", "stl"),
+                   help="the encoder's gradient, dreg for --model iwae (default: standard)")
     t.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional VAE, q(z|x,y) and p(x|z,y), on the data set's labels "
                    "(digits, mnist, fashion-mnist, .npz files holding y)")

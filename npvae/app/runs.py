@@ -139,6 +139,8 @@ _CONFIG_SCHEMA = {
     "prior": (False, lambda v: v in PRIORS, f"one of {list(PRIORS)}"),
     "n_components": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
     "conditional": (False, lambda v: isinstance(v, bool), "true or false"),
+    "gradient_estimator": (False, lambda v: v in IWAE.gradient_estimators,
+                           f"one of {list(IWAE.gradient_estimators)}"),
 }
 
 
@@ -338,6 +340,7 @@ def model_params(config):
     params["obs_var"] = config.get("obs_var")
     params["prior"] = config.get("prior", "standard_normal")
     params["n_components"] = config.get("n_components", 10)
+    params["gradient_estimator"] = config.get("gradient_estimator", "standard")
     return dict(params, epochs=config["epochs"], random_state=config["seed"])
 
 

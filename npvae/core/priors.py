@@ -243,18 +243,27 @@ class SampledKL:
     ----------
     prior : a prior piece of this module
         Its parameters get their gradients through ``backward``.
+    score_term : bool, default=True
+        Whether :math:`\log q`'s gradient keeps the score term
+        :math:`\partial \log q(z; \mu, \sigma) / \partial(\mu, \log\sigma^2)`
+        at fixed :math:`z`.  ``False`` is the stop-gradient of "sticking the
+        landing" (Roeder et al. 2017; docs/math.md §9b): :math:`\log q`'s
+        parameters held fixed, its gradient only through :math:`z`,
+        :math:`\partial \log q / \partial z = -(z - \mu)/\sigma^2
+        = -\varepsilon/\sigma`.  The value is the same either way.
     """
 
     params = grads = {}
 
-    def __init__(self, prior):
+    def __init__(self, prior, score_term=True):
         self.prior = prior
-        self._mu_shape = None
+        self.score_term = score_term
+        self._cache = None
 
     def forward(self, mu, logvar, z, eps):
         r"""The estimate per code, shape (..., n) for ``z`` and ``eps`` of
         shape (..., n, L) and ``mu``, ``logvar`` of shape (n, L)."""
-        self._mu_shape = mu.shape
+        self._cache = mu.shape, logvar, eps
         log_q = -0.5 * np.sum(_LOG_2PI + logvar + eps * eps, axis=-1)
         return log_q - self.prior.forward(z)
 
@@ -269,13 +278,28 @@ class SampledKL:
 
         (moving :math:`\mu` moves :math:`z` with it, so the density of the
         drawn code does not change), summed over the codes of each row.
-        Returns ``(grad_mu, grad_logvar, grad_z)`` of the shapes of ``mu``,
-        ``logvar`` and ``z``.
+        Without the score term (``score_term=False``) :math:`\log q`'s
+        parameters are held fixed and its gradient runs through :math:`z`
+        alone,
+
+        .. math::
+            \frac{\partial}{\partial \mu} = \frac{\partial}{\partial \log\sigma^2} = 0,
+            \qquad
+            \frac{\partial}{\partial z} \mathrel{+}= -g\, \varepsilon \odot e^{-\log\sigma^2/2},
+
+        which the caller's ``reparameterize_backward`` carries into
+        :math:`\mu` and :math:`\log\sigma^2`.  Returns ``(grad_mu,
+        grad_logvar, grad_z)`` of the shapes of ``mu``, ``logvar`` and ``z``.
         """
+        (mu_shape, logvar, eps), self._cache = self._cache, None
         grad_z = self.prior.backward(-dout)
-        per_row = -0.5 * dout.reshape(-1, self._mu_shape[0]).sum(axis=0)
-        grad_logvar = np.broadcast_to(per_row[:, None].astype(grad_z.dtype), self._mu_shape)
-        return np.zeros(self._mu_shape, grad_z.dtype), grad_logvar, grad_z
+        if not self.score_term:
+            grad_z -= dout[..., None] * eps * np.exp(-0.5 * logvar)
+            zeros = np.zeros(mu_shape, grad_z.dtype)
+            return zeros, zeros, grad_z
+        per_row = -0.5 * dout.reshape(-1, mu_shape[0]).sum(axis=0)
+        grad_logvar = np.broadcast_to(per_row[:, None].astype(grad_z.dtype), mu_shape)
+        return np.zeros(mu_shape, grad_z.dtype), grad_logvar, grad_z
 
 
 def kl_term(prior):

@@ -24,7 +24,7 @@ from ..core.priors import SampledKL
 from .base import check_number
 from .vae import VAE
 
-__all__ = ["IWAE", "log_mean_exp"]
+__all__ = ["IWAE", "log_mean_exp", "dreg_factor"]
 
 
 def log_mean_exp(log_w):
@@ -50,6 +50,31 @@ def log_mean_exp(log_w):
         The softmax of ``log_w`` over axis 0; each column sums to 1.
     """
     return logsumexp(log_w, axis=0) - math.log(log_w.shape[0]), softmax(log_w, axis=0)
+
+
+def dreg_factor(weights, beta):
+    r"""What turns the IWAE's weight on a code's path gradient into DReG's,
+    per code (docs/math.md §9b):
+
+    .. math::
+        \tilde w_i \,(1 - \beta + \beta\,\tilde w_i)
+        = (1 - \beta)\,\tilde w_i + \beta\,\tilde w_i^2,
+        \qquad\text{so the factor is}\qquad 1 - \beta + \beta\,\tilde w_i,
+
+    :math:`\tilde w_i^2` at :math:`\beta = 1` (Tucker et al. 2018), and
+    exactly 1 at :math:`k = 1` (:math:`\tilde w_1 = 1`: DReG is STL).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k, n)
+        The normalised weights :math:`\tilde w`.
+    beta : float
+
+    Returns
+    -------
+    ndarray of shape (k, n)
+    """
+    return (1.0 - beta) + beta * weights
 
 
 class IWAE(VAE):
@@ -101,6 +126,18 @@ class IWAE(VAE):
         Epochs over which :math:`\beta` rises linearly from 0 to ``beta``,
         as for the VAE: the training starts from the bound on the decoder
         alone, :math:`\log \frac1k \sum_i p(x \mid z_i)`.
+    gradient_estimator : {"standard", "dreg", "stl"}, default="standard"
+        The encoder's gradient estimate (docs/math.md §9b); the decoder's
+        and the prior's gradients are the same bit for bit whichever it is.
+        ``"dreg"``, the doubly reparameterised gradient (Tucker et al.
+        2018): the score term of :math:`\log q` removed by the
+        reparameterisation identity, each code's path gradient weighted by
+        :math:`\tilde w_i^2` (by :math:`(1 - \beta)\tilde w_i + \beta
+        \tilde w_i^2` with :math:`\beta \ne 1`); unbiased, and its
+        signal-to-noise ratio does not fall with :math:`k`.  ``"stl"``:
+        the score term dropped, the weights left at :math:`\tilde w_i`
+        (Roeder et al. 2017): the same as ``"dreg"`` at :math:`k = 1`,
+        biased for :math:`k > 1`.
     n_components, beta_1, beta_2, epsilon, output_bias_init
         As for :class:`~npvae.models.vae.VAE`.
     epochs, batch_size, learning_rate, lr_schedule, dtype, random_state, verbose
@@ -124,19 +161,23 @@ class IWAE(VAE):
 
     def __init__(self, latent_dim=2, *, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, k=5, beta=1.0, kl_warmup=0,
-                 prior="standard_normal", n_components=10, epochs=20, batch_size=128,
+                 prior="standard_normal", n_components=10, gradient_estimator="standard",
+                 epochs=20, batch_size=128,
                  learning_rate=1e-3, lr_schedule="constant", beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, output_bias_init="zeros", dtype="float32",
                  random_state=None, verbose=False):
         super().__init__(latent_dim=latent_dim, hidden_dims=hidden_dims,
                          activation=activation, likelihood=likelihood, obs_var=obs_var,
                          beta=beta, kl_warmup=kl_warmup, prior=prior,
-                         n_components=n_components, epochs=epochs, batch_size=batch_size,
+                         n_components=n_components, gradient_estimator=gradient_estimator,
+                         epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, lr_schedule=lr_schedule,
                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                          output_bias_init=output_bias_init, dtype=dtype,
                          random_state=random_state, verbose=verbose)
         self.k = k
+
+    gradient_estimators = ("standard", "dreg", "stl")
 
     def check_params(self):
         """The VAE's checks, then ``k``."""
@@ -145,8 +186,9 @@ class IWAE(VAE):
         return hidden
 
     def build_prior(self, rng, dtype):
-        """The VAE's prior and KL term (reported as ``kl``), and the sampled
-        KL of the log-weights, whatever the prior."""
+        """The VAE's prior and KL terms (``kl_`` reported as ``kl``, and
+        ``path_kl_``), and the sampled KL of the log-weights, whatever the
+        prior."""
         super().build_prior(rng, dtype)
         self.sampled_kl_ = SampledKL(self.prior_)
 
@@ -167,6 +209,15 @@ class IWAE(VAE):
         reparameterization's gradients are summed over the :math:`k` codes.
         With labels in the batch both networks' inputs join them.
 
+        ``"stl"`` and ``"dreg"`` hold :math:`\log q`'s parameters fixed in the
+        sampled KL (``path_kl_``: its gradient reaches the encoder through
+        :math:`z` only);
+        ``"dreg"`` then scales each code's :math:`\partial\mathcal{L}/\partial z_i`
+        by :func:`dreg_factor`, :math:`1 - \beta + \beta\tilde w_i`, turning
+        its weight :math:`\tilde w_i` into :math:`\tilde w_i^2` at
+        :math:`\beta = 1` (docs/math.md §9b).  The decoder's backward runs
+        before, with the weights :math:`\tilde w_i`, unchanged.
+
         Returns
         -------
         dict
@@ -184,16 +235,19 @@ class IWAE(VAE):
         joined = decoder_input.forward(z, y_onehot)
         out = self.decoder_.forward(joined.reshape(k * n, -1)).reshape(k, n, -1)
         log_px = self.likelihood_.forward(x, out)                          # (k, n)
-        log_w = log_px - beta * self.sampled_kl_.forward(mu, logvar, z, eps)   # (k, n)
+        sampled_kl = self.sampled_kl_ if self.gradient_estimator == "standard" else self.path_kl_
+        log_w = log_px - beta * sampled_kl.forward(mu, logvar, z, eps)        # (k, n)
         bound, weights = log_mean_exp(log_w)                               # (n,), (k, n)
         loss = -float(bound.mean())
         recon = -float(log_px.sum()) / (k * n)
         # Backward: dL/d(log w_in) = -w~_in / n, one weight per decoded row.
         g = weights * (-1.0 / n)                                           # (k, n)
         grad_out = self.likelihood_.backward(g)                            # (k, n, D)
-        kl_mu, kl_logvar, kl_z = self.sampled_kl_.backward(-beta * g)
+        kl_mu, kl_logvar, kl_z = sampled_kl.backward(-beta * g)
         grad_joined = self.decoder_.backward(grad_out.reshape(k * n, -1))
         grad_z = decoder_input.backward(grad_joined.reshape(*joined.shape)) + kl_z
+        if self.gradient_estimator == "dreg":
+            grad_z *= dreg_factor(weights, beta)[..., None]   # w~ -> w~^2 on the path
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)
         self.encoder_.backward(grad_mu.sum(axis=0) + kl_mu, grad_logvar.sum(axis=0) + kl_logvar,
                                input_grad=False)

@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..core.layers import GaussianEncoder, Join, reparameterize, reparameterize_backward
-from ..core.priors import PRIORS, kl_term, make_prior
+from ..core.priors import PRIORS, SampledKL, kl_term, make_prior
 from ..core.rng import as_generator, row_normals
 from ..core.validation import check_finite, check_int
 from .base import BaseAutoencoder, Batch, check_number, check_option, per_row
@@ -56,6 +56,16 @@ class VAE(BaseAutoencoder):
         :math:`z` as the reconstruction term (docs/math.md, §12).
     n_components : int, default=10
         Number of mixture components :math:`K`; used with ``prior="mixture"``.
+    gradient_estimator : {"standard", "stl"}, default="standard"
+        The encoder's gradient estimate.  ``"stl"``, "sticking the landing"
+        (Roeder et al. 2017; docs/math.md §9b), differentiates the KL in its
+        sampled form :math:`\log q(z \mid x) - \log p(z)` with :math:`\log q`'s
+        parameters held fixed (its score term, zero on average, removed):
+        unbiased, and noiseless once :math:`q` is the true posterior.  The
+        loss reported and the scores stay those of ``"standard"`` (closed-form
+        KL for :math:`N(0, I)`); the decoder's gradient is the same bit for
+        bit.  ``"dreg"`` is refused: with one code the doubly reparameterised
+        gradient is ``"stl"`` (use :class:`~npvae.models.iwae.IWAE` for it).
     epochs : int, default=20
     batch_size : int, default=128
     learning_rate : float, default=1e-3
@@ -103,13 +113,17 @@ class VAE(BaseAutoencoder):
     kl_ : npvae.core.priors.ClosedFormKL or SampledKL
         The KL term of the loss: closed form for :math:`N(0, I)`, else the
         one-sample estimate with ``prior_``.
+    path_kl_ : npvae.core.priors.SampledKL
+        The sampled KL without its score term, which training differentiates
+        instead of ``kl_`` when ``gradient_estimator`` is not ``"standard"``
+        (read at each step, so ``set_params`` switches it mid-training).
     rng_ : numpy.random.Generator
         The generator of training, continued across ``fit_epoch`` calls.
     """
 
     def __init__(self, latent_dim=2, *, hidden_dims=(400,), activation="relu",
                  likelihood="bernoulli", obs_var=None, beta=1.0, kl_warmup=0,
-                 prior="standard_normal", n_components=10,
+                 prior="standard_normal", n_components=10, gradient_estimator="standard",
                  epochs=20, batch_size=128, learning_rate=1e-3,
                  lr_schedule="constant", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  output_bias_init="zeros", dtype="float32", random_state=None,
@@ -123,6 +137,7 @@ class VAE(BaseAutoencoder):
         self.kl_warmup = kl_warmup
         self.prior = prior
         self.n_components = n_components
+        self.gradient_estimator = gradient_estimator
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -135,15 +150,25 @@ class VAE(BaseAutoencoder):
         self.random_state = random_state
         self.verbose = verbose
 
-    params_added_later = (*BaseAutoencoder.params_added_later, "prior", "n_components")
+    params_added_later = (*BaseAutoencoder.params_added_later, "prior", "n_components",
+                          "gradient_estimator")
+    # The gradient estimators this model offers (docs/math.md §9b).
+    gradient_estimators = ("standard", "stl")
 
     def check_params(self):
-        """The base's checks, then the KL weight, its warm-up and the prior."""
+        """The base's checks, then the KL weight, its warm-up, the prior and
+        the gradient estimator."""
         hidden = super().check_params()
         check_number(self, "beta", Real, 0)
         check_number(self, "kl_warmup", Real, 0)
         check_option(self, "prior", PRIORS)
         check_number(self, "n_components", Integral, 1)
+        if self.gradient_estimator == "dreg" and "dreg" not in self.gradient_estimators:
+            raise ValueError(
+                f"{type(self).__name__}.gradient_estimator='dreg' needs importance weights: "
+                f"with one code per example (weight 1) DReG is 'stl'; use "
+                f"gradient_estimator='stl', or an IWAE")
+        check_option(self, "gradient_estimator", self.gradient_estimators)
         return hidden
 
     def build_encoder(self, n_features, hidden, rng, dtype):
@@ -163,6 +188,7 @@ class VAE(BaseAutoencoder):
         code."""
         self.prior_ = make_prior(self.prior, self.latent_dim, self.n_components, rng, dtype)
         self.kl_ = kl_term(self.prior_)
+        self.path_kl_ = SampledKL(self.prior_, score_term=False)
 
     def named_layers(self):
         """The base's pieces, then the prior's parameters."""
@@ -183,7 +209,10 @@ class VAE(BaseAutoencoder):
             \qquad z_i = \mu(x_i) + \sigma(x_i) \odot \varepsilon_i,
 
         the KL in closed form for :math:`p(z) = N(0, I)` and estimated at
-        :math:`z_i` for the mixture prior.  Every piece returns per-row values
+        :math:`z_i` for the mixture prior.  With ``gradient_estimator="stl"``
+        the gradient is that of the sampled KL with :math:`\log q`'s
+        parameters held fixed (``path_kl_``, docs/math.md §9b), the value
+        reported still ``kl_``'s.  Every piece returns per-row values
         and takes per-row gradients: :math:`\partial L / \partial \log p(x_i
         \mid z_i) = -1/n` and :math:`\partial L / \partial \mathrm{KL}_i =
         \beta/n`.  With labels in the batch (a conditional model) both
@@ -210,12 +239,15 @@ class VAE(BaseAutoencoder):
         out = self.decoder_.forward(decoder_input.forward(z, y_onehot))    # (n, D)
         log_px = self.likelihood_.forward(x, out)                           # (n,)
         kl = self.kl_.forward(mu, logvar, z, eps)                           # (n,)
+        train_kl = self.kl_ if self.gradient_estimator == "standard" else self.path_kl_
+        if train_kl is not self.kl_:
+            train_kl.forward(mu, logvar, z, eps)      # STL: differentiated, not reported
         recon, kl = -float(log_px.sum()) / n, float(kl.sum()) / n
         loss = recon + beta * kl
         # Backward: the same steps in reverse; the KL's part through z (0 in
         # closed form) joins the decoder's before the reparameterization.
         grad_out = self.likelihood_.backward(per_row(n, -1.0 / n, out.dtype))
-        kl_mu, kl_logvar, kl_z = self.kl_.backward(per_row(n, beta / n, out.dtype))
+        kl_mu, kl_logvar, kl_z = train_kl.backward(per_row(n, beta / n, out.dtype))
         grad_z = decoder_input.backward(self.decoder_.backward(grad_out))
         grad_z += kl_z                              # the decoder's array is a new one
         grad_mu, grad_logvar = reparameterize_backward(grad_z, logvar, eps)

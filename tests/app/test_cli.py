@@ -745,6 +745,24 @@ def test_iwae_and_mixture_prior_runs_train_resume_and_evaluate(tmp_path, capsys,
     assert isinstance(load_checkpoint(both), IWAE) and load_checkpoint(both).prior == "mixture"
 
 
+def test_gradient_estimator_trains_resumes_and_refuses_dreg_for_the_vae(tmp_path, capsys,
+                                                                       monkeypatch):
+    from npvae.app.checkpoints import load_checkpoint
+    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    dreg = tmp_path / "dreg"
+    assert run(capsys, "train", *TINY, "--model", "iwae", "--k", "2",
+               "--gradient-estimator", "dreg", "--out", dreg)[0] == 0
+    assert json.loads((dreg / "config.json").read_text())["gradient_estimator"] == "dreg"
+    assert run(capsys, "train", "--resume", dreg, "--epochs", "3")[0] == 0
+    assert load_checkpoint(dreg).gradient_estimator == "dreg"
+    assert run(capsys, "train", *TINY, "--gradient-estimator", "stl",
+               "--out", tmp_path / "stl")[0] == 0
+    code, _, err = run(capsys, "train", *TINY, "--gradient-estimator", "dreg",
+                       "--out", tmp_path / "no")
+    assert code == 2 and "gradient_estimator='dreg'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "no").exists()
+
+
 # ------------------------------------------------------------ --conditional
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
