@@ -365,6 +365,10 @@ def describe(model):
     widths = (model.n_features_in_, *model.hidden_dims, model.latent_dim)
     extras = [f"a {model.n_components}-component {model.prior} prior"] if getattr(
         model, "prior", "standard_normal") != "standard_normal" else []
+    if getattr(model, "gradient_estimator", "standard") != "standard":
+        extras.append({"dreg": "DReG", "stl": "STL"}.get(model.gradient_estimator,
+                                                         model.gradient_estimator)
+                      + " encoder gradients")
     if model.likelihood != "bernoulli":
         extras.append("a " + {"gaussian": "Gaussian", "continuous_bernoulli": "continuous "
                               "Bernoulli"}.get(model.likelihood, model.likelihood) + " likelihood")

@@ -234,3 +234,17 @@ def test_long_class_names_fit_left_of_the_rows(tmp_path):
     # Text drawn left of the mosaic, none of it cut at the figure's left edge.
     assert grey[40:, :6].min() > 0.9
     assert grey[40:, 6:grey.shape[1] // 3].min() < 0.5
+
+
+def test_gradcheck_of_a_dreg_run_checks_the_gradient_of_its_bound(tmp_path, capsys, no_figures):
+    code, out, err = run(capsys, "train", *TINY, "--model", "iwae", "--gradient-estimator",
+                         "dreg", "--out", tmp_path / "d")
+    assert code == 0 and "training an IWAE (k=5) 64-8-2 with DReG encoder gradients" in out, err
+    # DReG's gradient is an estimate of the bound's, not its gradient: checked as is, it fails.
+    model = load_checkpoint(tmp_path / "d")
+    X = runs.load_splits(runs.read_config(tmp_path / "d")[1]).X_train[:16]
+    dreg = IWAE(**dict(model.get_params(), dtype="float64")).initialize(64)
+    dreg.parameters_.theta[...] = model.parameters_.theta
+    assert not gradcheck.check_model(dreg, X).passed
+    code, out, err = run(capsys, "gradcheck", tmp_path / "d")
+    assert code == 0 and out.splitlines()[0].endswith("rows, the gradient of its bound"), err
