@@ -249,13 +249,12 @@ def plot_reconstructions(originals, reconstructions, image_shape, path, ncols=10
 def plot_samples(samples, image_shape, path, ncols=None, title=None, row_labels=None):
     """A grid of samples (decoder means of :math:`z \\sim p(z)`), titled
     ``title`` (default: samples from the prior), its rows labelled by
-    ``row_labels`` (a conditional model's class of each row) when given."""
+    ``row_labels`` (a list of str: a conditional model's class of each row)."""
     samples = np.asarray(samples)
     ncols = ncols or math.ceil(math.sqrt(samples.shape[0]))
     return _image_figure(samples, image_shape, ncols,
                          title or "samples from the prior (decoder means)", path,
-                         grid_ticks=None if row_labels is None else
-                         (None, row_labels, None, "class"))
+                         grid_ticks=row_labels and (None, row_labels, None, "class"))
 
 
 def plot_latent(Z, labels, path, class_names=None):
@@ -353,5 +352,4 @@ def plot_interpolations(model, starts, ends, image_shape, path, steps=8, y=None,
     title = "interpolations between latent means (originals at the ends)" if y is None else \
         "interpolations within a class, decoded given it (originals at the ends)"
     return _image_figure(rows.reshape(-1, starts.shape[1]), image_shape, steps + 2, title,
-                         path, grid_ticks=None if row_labels is None else
-                         (None, row_labels, None, "class"))
+                         path, grid_ticks=row_labels and (None, row_labels, None, "class"))

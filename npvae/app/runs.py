@@ -355,6 +355,12 @@ def new_model(config):
     return VAE(**model_params(config))
 
 
+#: How :func:`describe` names the options that are not the default.
+_PHRASES = {"dreg": "DReG encoder gradients", "stl": "STL encoder gradients",
+            "gaussian": "a Gaussian likelihood",
+            "continuous_bernoulli": "a continuous Bernoulli likelihood"}
+
+
 def describe(model):
     """What a built model is, as a run prints it: "an IWAE (k=5) 64-128-2",
     "a conditional VAE (10 classes) 784-400-20 with a 10-component mixture
@@ -365,13 +371,8 @@ def describe(model):
     widths = (model.n_features_in_, *model.hidden_dims, model.latent_dim)
     extras = [f"a {model.n_components}-component {model.prior} prior"] if getattr(
         model, "prior", "standard_normal") != "standard_normal" else []
-    if getattr(model, "gradient_estimator", "standard") != "standard":
-        extras.append({"dreg": "DReG", "stl": "STL"}.get(model.gradient_estimator,
-                                                         model.gradient_estimator)
-                      + " encoder gradients")
-    if model.likelihood != "bernoulli":
-        extras.append("a " + {"gaussian": "Gaussian", "continuous_bernoulli": "continuous "
-                              "Bernoulli"}.get(model.likelihood, model.likelihood) + " likelihood")
+    extras += [_PHRASES[v] for v in (getattr(model, "gradient_estimator", None),
+                                     model.likelihood) if v in _PHRASES]
     text = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind} {'-'.join(map(str, widths))}"
     text += " with " + " and ".join(extras) if extras else ""
     return text
