@@ -35,6 +35,7 @@ GIVEN = [
     ("--k", "3", "k", 3),
     ("--prior", "mixture", "prior", "mixture"),
     ("--components", "4", "n_components", 4),
+    ("--gradient-estimator", "stl", "gradient_estimator", "stl"),
 ]
 #: An option without a value: the model's class.
 CONDITIONAL = ("--conditional", None, None, ConditionalVAE)
