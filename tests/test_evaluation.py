@@ -125,15 +125,17 @@ def test_active_units_rejects_a_meaningless_threshold(threshold):
 def reference_iwae(model, X, k, batch_rows, random_state=0):
     """The estimate as npvae computed it before its inference fast path
     (fe30f97): the training forward, the likelihood's own log_prob, and
-    the log-weight's terms summed elementwise."""
+    the log-weight's terms summed elementwise; each block of rows draws
+    from the child of SeedSequence(random_state) at its position."""
     X = model.check_data(X)
     mu_all, logvar_all = model.encode(X)
-    rng = np.random.default_rng(random_state)
     n, latent = mu_all.shape
     rows = max(1, min(n, batch_rows // min(k, batch_rows)))
     chunk = max(1, min(k, batch_rows // rows))
     result = np.empty(n)
+    children = np.random.SeedSequence(random_state).spawn(-(-n // rows))
     for start in range(0, n, rows):
+        rng = np.random.default_rng(children[start // rows])
         x = X[start:start + rows]
         mu, logvar = mu_all[start:start + rows], logvar_all[start:start + rows]
         b = x.shape[0]

@@ -10,11 +10,11 @@ import math
 import numpy as np
 
 from .conditional import ConditionalVAE
+from .parallel import Progress, block_streams, check_n_jobs, map_blocks
 from ..core.likelihoods import Bernoulli
 from ..core.losses import kl_standard_normal
 from .vae import VAE
 from ..core.priors import StandardNormal
-from ..core.rng import as_generator
 
 __all__ = ["importance_weighted_log_likelihood", "kl_per_dimension", "active_units"]
 
@@ -41,7 +41,7 @@ def _log_prior_minus_log_q(prior, z, eps, half_log_det):
 
 
 def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random_state=0,
-                                       callback=None):
+                                       callback=None, n_jobs=None):
     r"""Importance-weighted estimate of :math:`\log p(x)` per example.
 
     .. math::
@@ -63,6 +63,17 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     decoder runs without the caches of training (``Sequential.predict``),
     in the model's dtype; the log-weights are combined in float64.
 
+    **Blocks and their noise.**  The examples are taken in consecutive
+    blocks of :math:`r = \max(1, \lfloor\text{batch\_rows} / k\rfloor)`;
+    block :math:`b` draws all its :math:`\varepsilon` from its own stream,
+    the :math:`b`-th child of the seed's ``numpy.random.SeedSequence``
+    (:func:`npvae.models.parallel.block_streams`), in pieces of at most
+    ``batch_rows`` (example, sample) pairs.  The estimate is therefore a
+    function of ``X``, ``k``, ``batch_rows`` and ``random_state`` alone:
+    bit for bit the same for every ``n_jobs``.  With ``k > batch_rows / 2``
+    every example is a block of its own, and its estimate depends neither
+    on the other rows of ``X`` nor, but for rounding, on ``batch_rows``.
+
     Parameters
     ----------
     model : VAE
@@ -71,19 +82,22 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     k : int
         Importance samples per example.
     batch_rows : int
-        How many (example, sample) pairs go through the decoder at once;
-        memory is about ``batch_rows * (n_features + widest layer)`` floats,
-        whatever ``k`` and ``n_samples`` are.  Large blocks suit several
-        BLAS threads on a busy machine; on one thread any size from 512 up
-        runs about as fast (``benchmarks/README.md``).
+        How many (example, sample) pairs go through the decoder at once,
+        in each worker; memory is about
+        ``n_jobs * batch_rows * (n_features + widest layer)`` floats,
+        whatever ``k`` and ``n_samples`` are.  Part of the estimate's
+        definition when ``k <= batch_rows / 2`` (see above).
     random_state : int or numpy.random.Generator
         Source of the samples; the default makes the estimate repeatable.
-        With ``k >= batch_rows`` the estimate does not depend on
-        ``batch_rows``.
     callback : callable, optional
-        Called as ``callback(done, total)`` after every block, with the
-        number of (example, sample) pairs done so far and ``n_samples * k``,
-        e.g. to drive a progress bar.
+        Called as ``callback(done, total)`` after every piece of a block,
+        with the number of (example, sample) pairs done so far in all
+        blocks and ``n_samples * k``, e.g. to drive a progress bar.  With
+        ``n_jobs > 1`` it is called from the workers, one call at a time.
+    n_jobs : int or None
+        Blocks evaluated at once, each on its own thread with BLAS on one
+        thread: None or 1 for one core, -1 for every core (scikit-learn's
+        meaning).  Ctrl-C stops every worker within one piece of work.
 
     Returns
     -------
@@ -98,37 +112,47 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
         raise ValueError(f"batch_rows must be an integer >= 1, got {batch_rows!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    n_jobs = check_n_jobs(n_jobs)
     X = model.check_data(X)
     mu_all, logvar_all = model.encode(X)
-    rng = as_generator(random_state)
-    n, L = mu_all.shape
-    # Each block holds `rows` examples times `chunk` samples of each.
-    rows = max(1, min(n, batch_rows // min(k, batch_rows)))
-    chunk = max(1, min(k, batch_rows // rows))
-    result = np.empty(n)
-    for start in range(0, n, rows):
-        x = X[start:start + rows]
-        mu, logvar = mu_all[start:start + rows], logvar_all[start:start + rows]
-        b = x.shape[0]
-        sigma = np.exp(0.5 * logvar)
-        half_log_det = 0.5 * logvar.sum(axis=-1, dtype=np.float64)     # (b,)
-        running_max = np.full(b, -np.inf)
-        running_sum = np.zeros(b)
-        for done in range(0, k, chunk):
-            c = min(chunk, k - done)
-            eps = rng.standard_normal((c, b, L), dtype=model.dtype)
-            z = mu + sigma * eps
-            out = model.decoder_.predict(z.reshape(c * b, L)).reshape(c, b, -1)
-            log_w = _log_prob_in_place(model.likelihood_, x, out).astype(np.float64)
-            log_w += _log_prior_minus_log_q(model.prior_, z, eps, half_log_det)
-            new_max = np.maximum(running_max, log_w.max(axis=0))
-            running_sum *= np.exp(running_max - new_max)
-            running_sum += np.exp(log_w - new_max).sum(axis=0)
-            running_max = new_max
-            if callback is not None:
-                callback(start * k + b * (done + c), n * k)
-        result[start:start + b] = running_max + np.log(running_sum) - math.log(k)
-    return result
+    n = X.shape[0]
+    # Each block holds `rows` examples and draws `chunk` samples of each at a time.
+    rows = max(1, batch_rows // k)
+    chunk = min(k, batch_rows // rows)
+    streams = block_streams(random_state, -(-n // rows))
+    progress = Progress(callback, n * k)
+
+    def block(b):
+        part = slice(b * rows, (b + 1) * rows)
+        return _block_log_likelihood(model, X[part], mu_all[part], logvar_all[part], k, chunk,
+                                     streams[b], progress)
+
+    return np.concatenate(map_blocks(block, len(streams), n_jobs, progress))
+
+
+def _block_log_likelihood(model, x, mu, logvar, k, chunk, rng, progress):
+    r"""The estimate for one block of examples ``x`` (b, d) whose posterior
+    is :math:`N(\mu, \operatorname{diag} e^{\log\sigma^2})` (b, L): ``k``
+    samples of each, ``chunk`` at a time, all from ``rng``; ``progress`` is
+    told the (example, sample) pairs of every chunk."""
+    b, L = mu.shape
+    sigma = np.exp(0.5 * logvar)
+    half_log_det = 0.5 * logvar.sum(axis=-1, dtype=np.float64)     # (b,)
+    running_max = np.full(b, -np.inf)
+    running_sum = np.zeros(b)
+    for done in range(0, k, chunk):
+        c = min(chunk, k - done)
+        eps = rng.standard_normal((c, b, L), dtype=model.dtype)
+        z = mu + sigma * eps
+        out = model.decoder_.predict(z.reshape(c * b, L)).reshape(c, b, -1)
+        log_w = _log_prob_in_place(model.likelihood_, x, out).astype(np.float64)
+        log_w += _log_prior_minus_log_q(model.prior_, z, eps, half_log_det)
+        new_max = np.maximum(running_max, log_w.max(axis=0))
+        running_sum *= np.exp(running_max - new_max)
+        running_sum += np.exp(log_w - new_max).sum(axis=0)
+        running_max = new_max
+        progress(c * b)
+    return running_max + np.log(running_sum) - math.log(k)
 
 
 def _log_prob_in_place(likelihood, x, out):
