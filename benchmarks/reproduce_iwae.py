@@ -99,7 +99,7 @@ def load_mnist(args):
 def evaluate(model, X_test, args):
     start = time.perf_counter()
     nll = -float(np.mean(importance_weighted_log_likelihood(model, X_test, k=args.eval_k,
-                                                            random_state=0)))
+                                                            random_state=0, n_jobs=args.jobs)))
     elbo = float(np.mean(np.subtract(*model.elbo_terms(X_test, random_state=0))))
     # elbo_terms is VAE.elbo_terms: the ELBO, whatever the model trained on.
     return {"test_nll": round(nll, 4), "test_elbo": round(elbo, 4),
@@ -245,6 +245,8 @@ def main(argv=None):
                    help="how many of the 8 stages (3^i epochs each) to run")
     p.add_argument("--batch-size", type=int, default=20, help="mini-batch size")
     p.add_argument("--eval-k", type=int, default=5000, help="importance samples for the test NLL")
+    p.add_argument("--jobs", type=int, default=-1,
+                   help="threads for the test NLL, the same number on any (-1: every core)")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding mnist/")
     p.add_argument("--seed", type=int, default=0, help="initialisation and noise")
