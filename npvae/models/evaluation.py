@@ -71,8 +71,9 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     ``batch_rows`` (example, sample) pairs.  The estimate is therefore a
     function of ``X``, ``k``, ``batch_rows`` and ``random_state`` alone:
     bit for bit the same for every ``n_jobs``.  With ``k > batch_rows / 2``
-    every example is a block of its own, and its estimate depends neither
-    on the other rows of ``X`` nor, but for rounding, on ``batch_rows``.
+    every example is a block of its own: its estimate depends on its
+    position in ``X``, but neither on the other rows nor, but for rounding,
+    on ``batch_rows``.
 
     Parameters
     ----------

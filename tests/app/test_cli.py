@@ -25,6 +25,7 @@ import pytest
 from npvae import VAE
 from npvae.app import cli, files, plots, recipes, runs
 from npvae.app.checkpoints import load_checkpoint
+from npvae.models.evaluation import importance_weighted_log_likelihood
 from conftest import save_killed_between_renames
 
 TINY = ["--hidden", "8", "--batch-size", "128", "--epochs", "2"]
@@ -380,6 +381,23 @@ def test_evaluate(trained, capsys):
     assert again.rsplit("(", 1)[0] == out.rsplit("(", 1)[0]  # all but the timing
 
 
+def test_evaluate_gives_the_same_estimate_on_any_number_of_threads(trained, capsys,
+                                                                   monkeypatch):
+    asked = []
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["n_jobs"])
+        return importance_weighted_log_likelihood(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "importance_weighted_log_likelihood", recording)
+    outs = [run(capsys, "evaluate", trained, "--k", "300", *jobs) for jobs in
+            ([], ["--jobs", "1"], ["--jobs", "2"])]
+    assert all(code == 0 for code, _, _ in outs)
+    assert asked == [-1, 1, 2]          # every core unless told
+    iwae = {out.split("k=300")[1].split("(")[0] for _, out, _ in outs}
+    assert len(iwae) == 1, iwae
+
+
 def test_evaluate_prints_what_the_library_computes(trained, capsys, monkeypatch):
     from npvae.app.datasets import load_dataset
     from npvae.models.evaluation import active_units, kl_per_dimension
@@ -487,6 +505,8 @@ def test_gradcheck_fails_on_a_planted_bug(capsys, monkeypatch):
     (["fly"], "invalid choice: 'fly'"),
     ([], "required: COMMAND"),
     (["evaluate", "--k", "0", "x"], "argument --k"),
+    (["evaluate", "x", "--jobs", "0"], "argument --jobs: must not be 0"),
+    (["evaluate", "x", "--jobs", "1.5"], "argument --jobs: expected an integer"),
     (["evaluate", "no-such-run"], "no-such-run is not an npvae run folder"),
     (["gradcheck", "--threshold", "-1"], "argument --threshold"),
     (["train", "--hidden", str(10**30)], "argument --hidden: each width must be <= 1000000"),
