@@ -1,6 +1,7 @@
 """Tests of npvae.models.evaluation against exact answers of a linear Gaussian model."""
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from npvae import VAE, Autoencoder
 from npvae.models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
@@ -225,6 +226,18 @@ def test_iwae_is_bit_for_bit_the_same_on_any_number_of_cores(dtype, k, batch_row
     assert not np.array_equal(
         importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows, n_jobs=2,
                                            random_state=1), one)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_iwae_does_not_depend_on_the_callers_blas_threads(n_jobs):
+    # 300 rows of float64: OpenBLAS's encoder product rounds differently on two threads.
+    model = VAE(latent_dim=20, hidden_dims=(400,), dtype="float64", random_state=0).initialize(784)
+    X = (np.random.default_rng(0).random((300, 784)) < 0.3).astype(float)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = importance_weighted_log_likelihood(model, X, k=2, n_jobs=n_jobs)
+    with threadpool_limits(limits=2, user_api="blas"):
+        np.testing.assert_array_equal(
+            importance_weighted_log_likelihood(model, X, k=2, n_jobs=n_jobs), one)
 
 
 def test_each_block_of_rows_has_its_own_noise():

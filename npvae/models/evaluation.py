@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .conditional import ConditionalVAE
-from .parallel import Progress, block_streams, check_n_jobs, map_blocks
+from .parallel import Progress, block_streams, check_n_jobs, map_blocks, one_blas_thread
 from ..core.likelihoods import Bernoulli
 from ..core.losses import kl_standard_normal
 from .vae import VAE
@@ -115,7 +115,8 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     n_jobs = check_n_jobs(n_jobs)
     X = model.check_data(X)
-    mu_all, logvar_all = model.encode(X)
+    with one_blas_thread():     # the codes, too, the same whatever the cores
+        mu_all, logvar_all = model.encode(X)
     n = X.shape[0]
     # Each block holds `rows` examples and draws `chunk` samples of each at a time.
     rows = max(1, batch_rows // k)

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from ..core.rng import as_generator
 
-__all__ = ["check_n_jobs", "block_streams", "Progress", "map_blocks"]
+__all__ = ["check_n_jobs", "block_streams", "one_blas_thread", "Progress", "map_blocks"]
 
 
 def check_n_jobs(n_jobs):
@@ -55,6 +55,12 @@ def block_streams(random_state, n_blocks):
     """
     seeds = as_generator(random_state).bit_generator.seed_seq.spawn(n_blocks)
     return [np.random.default_rng(seed) for seed in seeds]
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread (for the whole process):
+    what it computes then does not depend on how many cores it would use."""
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class Stopped(Exception):
@@ -94,7 +100,7 @@ def map_blocks(function, n_blocks, n_jobs, progress):
     ``progress`` report, and the exception is raised once every worker has
     ended.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         if n_jobs == 1 or n_blocks <= 1:
             return [function(b) for b in range(n_blocks)]
         executor = ThreadPoolExecutor(max_workers=min(n_jobs, n_blocks))
