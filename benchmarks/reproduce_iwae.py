@@ -271,6 +271,8 @@ def main(argv=None):
         for folder in args.runs:
             print(f"{folder}:\n\n{table(folder)}\n")
         return None
+    if args.jobs == 0:
+        p.error("argument --jobs: must not be 0 (1: one core, -1: every core)")
     if args.out is None:
         p.error("--out is required to train or to --export")
     if args.export:

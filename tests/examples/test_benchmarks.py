@@ -222,6 +222,14 @@ def test_a_reproduction_killed_before_its_stage_checkpoint_saves_it_on_resume(tm
         reproduce.export(run, tmp_path / "third", stage=2)
 
 
+def test_reproduction_refuses_no_jobs_before_training(tmp_path, capsys):
+    reproduce = importlib.import_module("reproduce_iwae")
+    with pytest.raises(SystemExit):
+        reproduce.main(["--smoke", "--jobs", "0", "--out", str(tmp_path / "run")])
+    assert "argument --jobs: must not be 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsys):
     rows = evaluation_benchmark.main(["--smoke", "--data-dir", str(tmp_path)])
     assert [(r["model"], r["data"]) for r in rows] == [("mnist", "random"), ("digits", "digits")]
