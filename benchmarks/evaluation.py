@@ -1,34 +1,39 @@
-"""How close the importance-weighted estimate of log p(x) comes to its
-floor: the decoder's matrix products alone.
+"""The importance-weighted estimate of log p(x) on one core and on every
+core, against its floor: the decoder's matrix products alone.
 
 ``npvae.models.evaluation.importance_weighted_log_likelihood`` sends the n·k
 (example, sample) rows through the decoder in blocks of at most
 ``batch_rows``; everything it does besides the products of the decoder's
 Dense layers (drawing ε, biases and activations, the likelihood, the
 log-sum-exp) is time above that floor.  In one process and in alternating
-rounds, for each model, this times:
+rounds, for each model, this times (wall clock):
 
-* ``estimate``: the whole estimate on n test images, k samples each;
-* ``floor``: the decoder's products ``h W`` alone, into preallocated
-  outputs, for exactly the blocks the estimate sent through the decoder
-  (recorded from its calls);
-* with ``--rev REV``: the same two for the estimate as npvae had it at a git
-  revision (imported as ``revisions.py`` does), with its own blocks.
+* ``1 core``: the whole estimate with ``n_jobs=1`` (BLAS on one thread);
+* ``all cores``: the same with ``n_jobs=-1``, one block of rows per core,
+  each on one BLAS thread (the same numbers bit for bit);
+* ``floor 1``: the decoder's products ``h W`` alone on one BLAS thread,
+  into preallocated outputs, for exactly the blocks the estimate sent
+  through the decoder (recorded from its calls);
+* ``floor all``: the same products with BLAS on every core, the best
+  that spreading the products alone over the cores could do;
+* with ``--rev REV``: the estimate as npvae had it at a git revision
+  (imported as ``revisions.py`` does), with BLAS on every core.
 
 Models (random weights: the time does not depend on them, float32):
 784-400-20 on MNIST's first n test images (random binary images when MNIST
 is not in ``--data-dir``) and 64-128-8 on the digits' test images.
-Reported: samples (rows) per second, best of ``--rounds``, and the
-estimate's fraction of its floor.  With ``--threads 1`` the clock is the
-process's CPU time, which other load on a shared machine barely moves;
-otherwise wall time.
+Reported: samples (rows) per second, best of ``--rounds``; the speed-up of
+all cores over one; one core's fraction of ``floor 1`` and all cores'
+fraction of ``floor all``.  Only ratios within one run compare on a
+shared machine.
 
 Usage::
 
-    python benchmarks/evaluation.py [--k 5000] [--n 20] [--threads 1] [--rev fe30f97]
+    python benchmarks/evaluation.py [--k 5000] [--n 20] [--rev fe30f97]
     python benchmarks/evaluation.py --smoke      # seconds: that it runs
 """
 import argparse
+import importlib
 import sys
 import tempfile
 import time
@@ -43,6 +48,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import npvae  # noqa: E402
 import npvae.models.evaluation  # noqa: E402
 from npvae.app.datasets import MissingDataError, load_dataset  # noqa: E402
+from npvae.models.parallel import check_n_jobs  # noqa: E402
 
 MODELS = {"mnist": (784, (400,), 20), "digits": (64, (128,), 8)}
 
@@ -89,57 +95,59 @@ def floor_operands(model, blocks, rng):
     return ops
 
 
-def floor_pass(ops, blocks):
-    for rows in blocks:
-        for a, W, out in ops[rows]:
-            np.matmul(a, W, out=out)
+def floor_pass(ops, blocks, threads=None):
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for rows in blocks:
+            for a, W, out in ops[rows]:
+                np.matmul(a, W, out=out)
 
 
-def variants(args, rev_package):
-    """``[(label, estimate, package)]``: this tree, and the revision's."""
-    found = [("this tree", npvae.models.evaluation.importance_weighted_log_likelihood, npvae)]
-    if rev_package is not None:
-        found.append((args.rev, rev_package.evaluation.importance_weighted_log_likelihood,
-                      rev_package))
-    return found
+def timed(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
 
 
-def measure(args, rev_package=None, clock=time.perf_counter):
+def measure(args, rev=None):
     rows_out = []
     # Each estimate at its own default block size unless one is given.
     kwargs = {} if args.batch_rows is None else {"batch_rows": args.batch_rows}
-    print(f"float32, k = {args.k}, samples/s (best of {args.rounds}; "
-          f"{'CPU' if clock is time.process_time else 'wall'} time)")
-    print(f"{'model':7s} {'npvae':>10s} {'n':>5s} {'rows/block':>10s} {'estimate':>10s} "
-          f"{'floor':>10s} {'of floor':>8s}")
+    estimate = npvae.models.evaluation.importance_weighted_log_likelihood
+    cores = check_n_jobs(-1)
+    print(f"float32, k = {args.k}, {cores} cores, samples/s (best of {args.rounds}, wall time)")
+    print(f"{'model':7s} {'n':>5s} {'rows/block':>10s} {'1 core':>9s} {'all cores':>9s} "
+          f"{'speed-up':>8s} {'floor 1':>9s} {'of it':>6s} {'floor all':>9s} {'of it':>6s}"
+          + (f" {args.rev:>9s}" if rev else ""))
     for name in args.models:
         d, hidden, latent = MODELS[name]
         X, source = test_images(name, args.n, args.data_dir)
-        rng = np.random.default_rng(0)
-        timed = []
-        for label, estimate, package in variants(args, rev_package):
-            model = package.VAE(latent_dim=latent, hidden_dims=hidden, dtype="float32",
-                                random_state=0).initialize(d)
-            blocks = decoder_blocks(estimate, model, X, args.k, **kwargs)
-            timed.append((label, estimate, model, blocks, floor_operands(model, blocks, rng)))
-        best = {}
+        model = npvae.VAE(latent_dim=latent, hidden_dims=hidden, dtype="float32",
+                          random_state=0).initialize(d)
+        blocks = decoder_blocks(estimate, model, X, args.k, **kwargs)
+        ops = floor_operands(model, blocks, np.random.default_rng(0))
+        runs = {"1 core": lambda: estimate(model, X, k=args.k, n_jobs=1, **kwargs),
+                "all cores": lambda: estimate(model, X, k=args.k, n_jobs=-1, **kwargs)}
+        runs["floor 1"] = lambda: floor_pass(ops, blocks, threads=1)
+        runs["floor all"] = lambda: floor_pass(ops, blocks, threads=cores)
+        if rev is not None:
+            old = rev[0](latent_dim=latent, hidden_dims=hidden, dtype="float32",
+                         random_state=0).initialize(d)
+            runs["rev"] = lambda: rev[1](old, X, k=args.k, **kwargs)
+        best = dict.fromkeys(runs, np.inf)
         for _ in range(args.rounds):
-            for label, estimate, model, blocks, ops in timed:
-                start = clock()
-                estimate(model, X, k=args.k, **kwargs)
-                middle = clock()
-                floor_pass(ops, blocks)
-                end = clock()
-                old = best.get(label, (np.inf, np.inf))
-                best[label] = (min(old[0], middle - start), min(old[1], end - middle))
-        for label, _, _, blocks, _ in timed:
-            total = sum(blocks)
-            est, flo = total / best[label][0], total / best[label][1]
-            row = {"model": name, "data": source, "npvae": label, "n": len(X), "k": args.k,
-                   "block": max(blocks), "estimate": est, "floor": flo, "fraction": est / flo}
-            rows_out.append(row)
-            print(f"{name:7s} {label:>10s} {len(X):5d} {max(blocks):10d} {est:10.0f} "
-                  f"{flo:10.0f} {est / flo:8.0%}", flush=True)
+            for label, run in runs.items():
+                best[label] = min(best[label], timed(run))
+        speed = {label: sum(blocks) / seconds for label, seconds in best.items()}
+        row = {"model": name, "data": source, "n": len(X), "k": args.k, "cores": cores,
+               "block": max(blocks), **speed,
+               "speedup": speed["all cores"] / speed["1 core"],
+               "of_floor_1": speed["1 core"] / speed["floor 1"],
+               "of_floor_all": speed["all cores"] / speed["floor all"]}
+        rows_out.append(row)
+        print(f"{name:7s} {len(X):5d} {max(blocks):10d} {speed['1 core']:9.0f} "
+              f"{speed['all cores']:9.0f} {row['speedup']:7.2f}x {speed['floor 1']:9.0f} "
+              f"{row['of_floor_1']:6.0%} {speed['floor all']:9.0f} {row['of_floor_all']:6.0%}"
+              + (f" {speed['rev']:9.0f}" if rev else ""), flush=True)
     return rows_out
 
 
@@ -151,23 +159,23 @@ def main(argv=None):
     p.add_argument("--batch-rows", type=int, default=None,
                    help="rows per decoder block (default: each estimate's own default)")
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all)")
     p.add_argument("--rev", default=None, help="also time the estimate at this git revision")
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--smoke", action="store_true", help="a few seconds: check that it runs")
     args = p.parse_args(argv)
     if args.smoke:
         args.k, args.n, args.rounds = 200, 3, 1
-    clock = time.process_time if args.threads == 1 else time.perf_counter
-    with threadpool_limits(limits=args.threads, user_api="blas"), \
-            tempfile.TemporaryDirectory() as folder:
-        rev_package = None
+    with tempfile.TemporaryDirectory() as folder:
+        rev = None
         if args.rev is not None:
             import revisions
             revisions.import_revision(args.rev, folder)
-            import npvae_at_rev.evaluation
-            rev_package = sys.modules["npvae_at_rev"]
-        return measure(args, rev_package, clock)
+            try:                        # the layout since the split into core/models/app
+                module = importlib.import_module("npvae_at_rev.models.evaluation")
+            except ModuleNotFoundError:
+                module = importlib.import_module("npvae_at_rev.evaluation")
+            rev = (sys.modules["npvae_at_rev"].VAE, module.importance_weighted_log_likelihood)
+        return measure(args, rev)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def load_mnist(args):
 def evaluate(model, X_test, args):
     start = time.perf_counter()
     nll = -float(np.mean(importance_weighted_log_likelihood(model, X_test, k=args.eval_k,
-                                                            random_state=0)))
+                                                            random_state=0, n_jobs=args.jobs)))
     elbo = float(np.mean(np.subtract(*model.elbo_terms(X_test, random_state=0))))
     # elbo_terms is VAE.elbo_terms: the ELBO, whatever the model trained on.
     return {"test_nll": round(nll, 4), "test_elbo": round(elbo, 4),
@@ -291,6 +291,8 @@ def _main(argv):
                    help="mini-batch size (default 20; on resume, the run's)")
     p.add_argument("--eval-k", type=_at_least(1), default=5000,
                    help="importance samples for the test NLL")
+    p.add_argument("--jobs", type=int, default=-1,
+                   help="threads for the test NLL, the same number on any (-1: every core)")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding mnist/")
     p.add_argument("--seed", type=_at_least(0),
@@ -316,6 +318,8 @@ def _main(argv):
         for folder in args.runs:
             print(f"{folder}:\n\n{table(folder)}\n")
         return None
+    if args.jobs == 0:
+        p.error("argument --jobs: must not be 0 (1: one core, -1: every core)")
     if args.out is None:
         p.error("--out is required to train or to --export")
     if args.export:

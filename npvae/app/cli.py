@@ -80,6 +80,13 @@ def _int_at_least(low, high=None):
     return parse
 
 
+def _jobs(text):
+    value = _int_at_least(-MAX_SIZE, MAX_SIZE)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must not be 0: 1 for one core, -1 for every core")
+    return value
+
+
 def _path(text):
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
@@ -200,6 +207,9 @@ def _parser():
                    help="importance samples per example")
     e.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seed of the Monte Carlo estimates")
+    e.add_argument("--jobs", type=_jobs, default=-1,
+                   help="threads for the IWAE estimate, which gives the same number on any "
+                   "(-1: every core, -2: all but one)")
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("sample", help="draw a grid of samples from the prior into "
@@ -397,7 +407,7 @@ def cmd_evaluate(args):
               unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5,
               disable=None) as bar:
         iw = importance_weighted_log_likelihood(
-            model, X, k=args.k, random_state=args.seed, y=y,
+            model, X, k=args.k, random_state=args.seed, y=y, n_jobs=args.jobs,
             callback=lambda done, total: bar.update(done - bar.n))
     elapsed = time.perf_counter() - start
     print(f"log {px}, IWAE k={args.k:<5d}{np.mean(iw):10.3f} nats  ({elapsed:.1f} s)")

@@ -12,7 +12,7 @@ from scipy.special import logsumexp
 
 from ..core.losses import kl_standard_normal
 from ..core.priors import SampledKL
-from ..core.rng import as_generator
+from .parallel import Progress, block_streams, check_n_jobs, map_blocks, one_blas_thread
 
 __all__ = ["importance_weighted_log_likelihood", "importance_weighted_block",
            "kl_per_dimension", "active_units"]
@@ -28,7 +28,7 @@ def _check_vae(model):
 
 
 def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random_state=0,
-                                       callback=None, *, y=None):
+                                       callback=None, *, y=None, n_jobs=None):
     r"""Importance-weighted estimate of :math:`\log p(x)` per example
     (of :math:`\log p(x \mid y)` for a model that ``needs_labels``).
 
@@ -46,6 +46,18 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     decoder runs without the caches of training (``Sequential.predict``), in
     the model's dtype; the log-weights are combined in float64.
 
+    **Blocks and their noise.**  The examples are taken in consecutive
+    blocks of :math:`r = \max(1, \lfloor\text{batch\_rows} / k\rfloor)`;
+    block :math:`b` draws all its :math:`\varepsilon` from its own stream,
+    the :math:`b`-th child of the seed's ``numpy.random.SeedSequence``
+    (:func:`npvae.models.parallel.block_streams`), in pieces of at most
+    ``batch_rows`` (example, sample) pairs.  The estimate is therefore a
+    function of ``X``, ``k``, ``batch_rows`` and ``random_state`` alone:
+    bit for bit the same for every ``n_jobs``.  With ``k > batch_rows / 2``
+    every example is a block of its own: its estimate depends on its
+    position in ``X``, but neither on the other rows nor, but for rounding,
+    on ``batch_rows``.
+
     Parameters
     ----------
     model : VAE
@@ -54,21 +66,24 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     k : int
         Importance samples per example.
     batch_rows : int
-        How many (example, sample) pairs go through the decoder at once;
-        memory is about ``batch_rows * (n_features + widest layer)`` floats,
-        whatever ``k`` and ``n_samples`` are.  Large blocks suit several
-        BLAS threads on a busy machine; on one thread any size from 512 up
-        runs about as fast (``benchmarks/README.md``).
+        How many (example, sample) pairs go through the decoder at once,
+        in each worker; memory is about
+        ``n_jobs * batch_rows * (n_features + widest layer)`` floats,
+        whatever ``k`` and ``n_samples`` are.  Part of the estimate's
+        definition when ``k <= batch_rows / 2`` (see above).
     random_state : int or numpy.random.Generator
         Source of the samples; the default makes the estimate repeatable.
-        With ``k >= batch_rows`` the estimate does not depend on
-        ``batch_rows``.
     callback : callable, optional
-        Called as ``callback(done, total)`` after every block, with the
-        number of (example, sample) pairs done so far and ``n_samples * k``,
-        e.g. to drive a progress bar.
+        Called as ``callback(done, total)`` after every piece of a block,
+        with the number of (example, sample) pairs done so far in all
+        blocks and ``n_samples * k``, e.g. to drive a progress bar.  With
+        ``n_jobs > 1`` it is called from the workers, one call at a time.
     y : array-like of shape (n_samples,), optional
         The labels, for a model that ``needs_labels``.
+    n_jobs : int or None
+        Blocks evaluated at once, each on its own thread with BLAS on one
+        thread: None or 1 for one core, -1 for every core (scikit-learn's
+        meaning).  Ctrl-C stops every worker within one piece of work.
 
     Returns
     -------
@@ -83,24 +98,25 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
         raise ValueError(f"batch_rows must be an integer >= 1, got {batch_rows!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    n_jobs = check_n_jobs(n_jobs)
     X = model.check_data(X)
     Y = model.labels_onehot(y, X.shape[0])
-    mu_all, logvar_all = model.encode(X, y)
-    rng = as_generator(random_state)
+    with one_blas_thread():     # the codes, too, the same whatever the cores
+        mu_all, logvar_all = model.encode(X, y)
     n = X.shape[0]
-    # Each block holds `rows` examples times `chunk` samples of each.
-    rows = max(1, min(n, batch_rows // min(k, batch_rows)))
-    chunk = max(1, min(k, batch_rows // rows))
-    result = np.empty(n)
-    for start in range(0, n, rows):
-        block = slice(start, start + rows)
-        b = X[block].shape[0]
-        on_chunk = None if callback is None else (
-            lambda done, start=start, b=b: callback(start * k + b * done, n * k))
-        result[block] = importance_weighted_block(
-            model, X[block], None if Y is None else Y[block], mu_all[block],
-            logvar_all[block], k, chunk, rng, on_chunk)
-    return result
+    # Each block holds `rows` examples and draws `chunk` samples of each at a time.
+    rows = max(1, batch_rows // k)
+    chunk = min(k, batch_rows // rows)
+    streams = block_streams(random_state, -(-n // rows))
+    progress = Progress(callback, n * k)
+
+    def block(b):
+        part = slice(b * rows, (b + 1) * rows)
+        return importance_weighted_block(model, X[part], None if Y is None else Y[part],
+                                         mu_all[part], logvar_all[part], k, chunk,
+                                         streams[b], progress)
+
+    return np.concatenate(map_blocks(block, len(streams), n_jobs, progress))
 
 
 def importance_weighted_block(model, x, y_onehot, mu, logvar, k, chunk, rng, on_chunk=None):
@@ -125,7 +141,8 @@ def importance_weighted_block(model, x, y_onehot, mu, logvar, k, chunk, rng, on_
     rng : numpy.random.Generator
         Source of the noise :math:`\varepsilon`, (c, b, latent_dim) per chunk.
     on_chunk : callable, optional
-        Called as ``on_chunk(done)`` with the codes per row done so far.
+        Called as ``on_chunk(pairs)`` after each chunk, with its number of
+        (example, sample) pairs, e.g. a :class:`npvae.models.parallel.Progress`.
 
     Returns
     -------
@@ -151,7 +168,7 @@ def importance_weighted_block(model, x, y_onehot, mu, logvar, k, chunk, rng, on_
         log_w -= kl.forward(mu64, logvar64, z.astype(np.float64), eps.astype(np.float64))
         running = np.logaddexp(running, logsumexp(log_w, axis=0))
         if on_chunk is not None:
-            on_chunk(done + c)
+            on_chunk(c * b)
     return running - math.log(k)
 
 

@@ -407,6 +407,49 @@ def test_evaluate(trained, capsys):
     assert again.rsplit("(", 1)[0] == out.rsplit("(", 1)[0]  # all but the timing
 
 
+def test_evaluate_gives_the_same_estimate_on_any_number_of_threads(trained, capsys,
+                                                                   monkeypatch):
+    asked = []
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["n_jobs"])
+        return importance_weighted_log_likelihood(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "importance_weighted_log_likelihood", recording)
+    outs = [run(capsys, "evaluate", trained, "--k", "300", *jobs) for jobs in
+            ([], ["--jobs", "1"], ["--jobs", "2"])]
+    assert all(code == 0 for code, _, _ in outs)
+    assert asked == [-1, 1, 2]          # every core unless told
+    iwae = {out.split("k=300")[1].split("(")[0] for _, out, _ in outs}
+    assert len(iwae) == 1, iwae
+
+
+def test_sigint_stops_an_evaluation_on_every_core(trained, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # 359 images x 10^6 samples: minutes of work, unless Ctrl-C stops it.
+    cmd = [sys.executable, "-m", "npvae", "evaluate", str(trained), "--k", "1000000",
+           "--jobs", "2"]
+    with open(tmp_path / "stdout.txt", "w") as stdout:
+        proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 60
+            while "active units" not in (tmp_path / "stdout.txt").read_text():
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "no output after 60 s"
+                time.sleep(0.02)
+            time.sleep(0.5)             # into the estimate
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "npvae: interrupted" in err
+    assert "log p(x)" not in (tmp_path / "stdout.txt").read_text()
+
+
 def test_evaluate_prints_what_the_library_computes(trained, capsys, monkeypatch):
     from npvae.app.datasets import load_dataset
     from npvae.models.evaluation import active_units, kl_per_dimension
@@ -514,6 +557,8 @@ def test_gradcheck_fails_on_a_planted_bug(capsys, monkeypatch):
     (["fly"], "invalid choice: 'fly'"),
     ([], "required: COMMAND"),
     (["evaluate", "--k", "0", "x"], "argument --k"),
+    (["evaluate", "x", "--jobs", "0"], "argument --jobs: must not be 0"),
+    (["evaluate", "x", "--jobs", "1.5"], "argument --jobs: expected an integer"),
     (["evaluate", "no-such-run"], "no-such-run is not an npvae run folder"),
     (["gradcheck", "--threshold", "-1"], "argument --threshold"),
     (["train", "--hidden", str(10**30)], "argument --hidden: each width must be <= 1000000"),

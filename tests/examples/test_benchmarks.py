@@ -273,11 +273,21 @@ def test_a_reproduction_killed_before_its_stage_checkpoint_saves_it_on_resume(tm
         reproduce.export(run, tmp_path / "third", stage=2)
 
 
+def test_reproduction_refuses_no_jobs_before_training(tmp_path, capsys):
+    reproduce = importlib.import_module("reproduce_iwae")
+    with pytest.raises(SystemExit):
+        reproduce.main(["--smoke", "--jobs", "0", "--out", str(tmp_path / "run")])
+    assert "argument --jobs: must not be 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_evaluation_benchmark_floor_decodes_the_estimates_blocks(tmp_path, capsys):
     rows = evaluation_benchmark.main(["--smoke", "--data-dir", str(tmp_path)])
     assert [(r["model"], r["data"]) for r in rows] == [("mnist", "random"), ("digits", "digits")]
-    assert all(r["estimate"] > 0 and r["floor"] > 0 for r in rows)
-    assert "of floor" in capsys.readouterr().out
+    assert all(r[label] > 0 for r in rows
+               for label in ("1 core", "all cores", "floor 1", "floor all"))
+    assert all(r["speedup"] == r["all cores"] / r["1 core"] for r in rows)
+    assert "floor all" in capsys.readouterr().out
     # The floor runs the decoder's products for exactly the estimate's blocks.
     model = VAE(latent_dim=3, hidden_dims=(16, 8), random_state=0).initialize(12)
     X = np.random.default_rng(0).random((9, 12))

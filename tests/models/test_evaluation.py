@@ -1,6 +1,7 @@
 """Tests of npvae.models.evaluation against exact answers of a linear Gaussian model."""
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from npvae import VAE, Autoencoder
 from npvae.models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
@@ -125,15 +126,17 @@ def test_active_units_rejects_a_meaningless_threshold(threshold):
 def reference_iwae(model, X, k, batch_rows, random_state=0):
     """The estimate as npvae computed it before its inference fast path
     (fe30f97): the training forward, the likelihood's own log_prob, and
-    the log-weight's terms summed elementwise."""
+    the log-weight's terms summed elementwise; each block of rows draws
+    from the child of SeedSequence(random_state) at its position."""
     X = model.check_data(X)
     mu_all, logvar_all = model.encode(X)
-    rng = np.random.default_rng(random_state)
     n, latent = mu_all.shape
     rows = max(1, min(n, batch_rows // min(k, batch_rows)))
     chunk = max(1, min(k, batch_rows // rows))
     result = np.empty(n)
+    children = np.random.SeedSequence(random_state).spawn(-(-n // rows))
     for start in range(0, n, rows):
+        rng = np.random.default_rng(children[start // rows])
         x = X[start:start + rows]
         mu, logvar = mu_all[start:start + rows], logvar_all[start:start + rows]
         b = x.shape[0]
@@ -193,12 +196,13 @@ def test_iwae_does_not_depend_on_the_block_when_k_fills_it():
             a, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
 @pytest.mark.parametrize("n, k, batch_rows", [(30, 7, 3), (30, 50, 16), (30, 5, 1024),
                                               (1, 1, 1), (30, 13, 40)])
-def test_iwae_reports_its_progress(n, k, batch_rows):
+def test_iwae_reports_its_progress(n, k, batch_rows, n_jobs):
     model, X = small_model("bernoulli", "relu")
     calls = []
-    importance_weighted_log_likelihood(model, X[:n], k=k, batch_rows=batch_rows,
+    importance_weighted_log_likelihood(model, X[:n], k=k, batch_rows=batch_rows, n_jobs=n_jobs,
                                        callback=lambda done, total: calls.append((done, total)))
     done = [d for d, _ in calls]
     assert {t for _, t in calls} == {n * k}
@@ -206,6 +210,62 @@ def test_iwae_reports_its_progress(n, k, batch_rows):
     assert all(0 < a < b for a, b in zip(done, done[1:]))
     # One call a block: the steps are the blocks' rows, none above batch_rows.
     assert np.diff([0] + done).max() <= batch_rows
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("k, batch_rows", [(600, 256), (40, 256), (3, 16)])
+def test_iwae_is_bit_for_bit_the_same_on_any_number_of_cores(dtype, k, batch_rows):
+    # MNIST's sizes, so that BLAS would split its products over threads if let.
+    model = VAE(latent_dim=20, hidden_dims=(400,), dtype=dtype, random_state=0).initialize(784)
+    X = (np.random.default_rng(0).random((13, 784)) < 0.3).astype(dtype)
+    one = importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows, n_jobs=1)
+    for n_jobs in (None, 2, 3, -1):
+        np.testing.assert_array_equal(
+            importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows,
+                                               n_jobs=n_jobs), one)
+    assert not np.array_equal(
+        importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows, n_jobs=2,
+                                           random_state=1), one)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_iwae_does_not_depend_on_the_callers_blas_threads(n_jobs):
+    # 300 rows of float64: OpenBLAS's encoder product rounds differently on two threads.
+    model = VAE(latent_dim=20, hidden_dims=(400,), dtype="float64", random_state=0).initialize(784)
+    X = (np.random.default_rng(0).random((300, 784)) < 0.3).astype(float)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = importance_weighted_log_likelihood(model, X, k=2, n_jobs=n_jobs)
+    with threadpool_limits(limits=2, user_api="blas"):
+        np.testing.assert_array_equal(
+            importance_weighted_log_likelihood(model, X, k=2, n_jobs=n_jobs), one)
+
+
+def test_each_block_of_rows_has_its_own_noise():
+    model, X = small_model("bernoulli", "relu")
+    # k = 300 > batch_rows / 2: one example a block, whose samples come
+    # from the child of the seed at its position, whatever the other rows are.
+    a = importance_weighted_log_likelihood(model, X, k=300, batch_rows=512, n_jobs=2)
+    other = X.copy()
+    other[1:] = 1 - other[1:]
+    b = importance_weighted_log_likelihood(model, other, k=300, batch_rows=512, n_jobs=2)
+    np.testing.assert_allclose(b[0], a[0], rtol=0, atol=1e-12)
+    # The same rows in another order are other blocks: other noise.
+    swapped = importance_weighted_log_likelihood(model, X[[1, 0]], k=300, batch_rows=512)
+    assert swapped[1] != a[0] and swapped[0] != a[1]
+    # Several examples a block: the first block is the first rows' own.
+    rows = 512 // 30
+    first = importance_weighted_log_likelihood(model, X, k=30, batch_rows=512)[:rows]
+    np.testing.assert_allclose(
+        importance_weighted_log_likelihood(model, X[:rows], k=30, batch_rows=512), first,
+        rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_jobs, error", [(0, ValueError), (True, TypeError),
+                                           (1.0, TypeError), ("all", TypeError)])
+def test_iwae_refuses_a_meaningless_n_jobs(n_jobs, error):
+    model, X = small_model("bernoulli", "relu")
+    with pytest.raises(error, match="n_jobs"):
+        importance_weighted_log_likelihood(model, X, k=2, n_jobs=n_jobs)
 
 
 def test_iwae_refuses_a_callback_that_cannot_be_called():

@@ -259,15 +259,18 @@ def test_scores_are_the_vaes_elbo():
 def test_heldout_bound_rises_with_k(digits):
     """E[L_k] rises with k for a fixed model.  Measured after 10 epochs on
     the 297 test digits: -31.2, -27.8, -27.7 nats at k = 1, 10, 100 through
-    loss; through importance_weighted_log_likelihood, per-example gains of
-    3.3 +- 0.5 and 0.084 +- 0.028 nats (mean +- standard error)."""
+    loss; through importance_weighted_log_likelihood averaged over four
+    seeds, per-example gains of 2.95 +- 0.25 and 0.104 +- 0.015 nats (mean
+    +- standard error; one seed's noise alone leaves the second gain
+    between 2.3 and 5.5 standard errors)."""
     X_train, X_test = digits
     model = IWAE(latent_dim=8, hidden_dims=(64,), activation="tanh", k=5, epochs=10,
                  batch_size=64, dtype="float64", random_state=0).fit(X_train)
     r = rng(6)
     by_loss = [-model.loss(X_test, r.standard_normal((k, len(X_test), 8))) for k in (1, 10, 100)]
     assert by_loss[0] < by_loss[1] < by_loss[2], by_loss
-    per_example = [importance_weighted_log_likelihood(model, X_test, k=k) for k in (1, 10, 100)]
+    per_example = [np.mean([importance_weighted_log_likelihood(model, X_test, k=k, random_state=s)
+                            for s in range(4)], axis=0) for k in (1, 10, 100)]
     for low, high in zip(per_example, per_example[1:]):
         gain = high - low
         assert gain.mean() > 2.5 * gain.std() / math.sqrt(len(gain)), gain.mean()
