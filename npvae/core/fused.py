@@ -6,14 +6,15 @@ twin, and :data:`TWINS` pairs every one of them, so that one test
 (tests/core/test_fused.py) checks each pair agrees in float64 to
 :math:`10^{-12}` relative.  Two live beside what owns them, and are listed
 here: :func:`npvae.core.layers.column_sums` (``Dense.backward``'s bias
-gradient; layers sit below this module) and
+gradient) and :func:`npvae.core.layers.row_sums` (the likelihoods' sums per
+row; layers sit below this module) and
 :meth:`npvae.core.optimizers.Adam.step` (which owns its moment buffers).
 Why each is faster is measured in benchmarks/README.md.
 """
 import numpy as np
 
 from . import losses
-from .layers import column_sums
+from .layers import column_sums, row_sums
 from .optimizers import Adam, adam_step_textbook
 
 __all__ = ["bernoulli_log_likelihood_fused", "TWINS"]
@@ -35,11 +36,11 @@ def bernoulli_log_likelihood_fused(x, logits, residual=True):
         \qquad e^{\min(\ell, 0)} = \max\big(e_d, \operatorname{sign} \ell\big)
 
     since :math:`x \ell - \max(\ell, 0) = \frac12((2x - 1)\ell - |\ell|)`.
-    The sums run over terms of one sign (the first :math:`\le 0`, the
-    second :math:`> 0`): separate sums of :math:`x \ell` and
-    :math:`\max(\ell, 0)` run to thousands of nats per MNIST row and cancel
-    to about a hundred, which in float32 costs more precision than the
-    result has.  :math:`\log(1 + e)` is ``log``, not ``log1p``: with
+    Both terms are :math:`\le 0`, so one sum per row adds terms of one sign
+    (by :func:`npvae.core.layers.row_sums`, twin of ``.sum(axis=-1)``):
+    separate sums of :math:`x \ell` and :math:`\max(\ell, 0)` run to
+    thousands of nats per MNIST row and cancel to about a hundred, which in
+    float32 costs more precision than the result has.  :math:`\log(1 + e)` is ``log``, not ``log1p``: with
     :math:`e \le 1` both are exact to a rounding of 1, and ``log`` is
     faster.  The sigmoid reuses :math:`e_d` (it is :math:`e^{\ell}` for
     :math:`\ell < 0`; :math:`\operatorname{sign} \ell = 1` wins otherwise),
@@ -65,15 +66,17 @@ def bernoulli_log_likelihood_fused(x, logits, residual=True):
     signed -= 1.0
     signed *= logits
     signed -= e                                # 2 (x l - max(l, 0)) <= 0
+    signed *= 0.5
     np.negative(e, out=e)
     np.exp(e, out=e)
     if not residual:
         e += 1
-        log_px = 0.5 * signed.sum(axis=-1) - np.log(e, out=e).sum(axis=-1)
-        return log_px, None
+        signed -= np.log(e, out=e)             # log p per entry, <= 0
+        return row_sums(signed), None
     denom = e + 1
     work = np.log(denom)
-    log_px = 0.5 * signed.sum(axis=-1) - work.sum(axis=-1)
+    signed -= work                             # log p per entry, <= 0
+    log_px = row_sums(signed)
     np.sign(logits, out=work)
     np.maximum(e, work, out=work)              # exp(min(l, 0))
     np.divide(work, denom, out=work)           # sigma(l)
@@ -101,5 +104,6 @@ def _adam_step(theta, g, m, v, t, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
 TWINS = [
     (bernoulli_log_likelihood_fused, _bernoulli_textbook),
     (column_sums, lambda g: g.sum(axis=0)),
+    (row_sums, lambda a: a.sum(axis=-1)),
     (_adam_step, adam_step_textbook),
 ]

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = [
+__all__ = ["row_sums", 
     "Dense", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "Identity",
     "Sequential", "GaussianEncoder", "Join", "ACTIVATIONS", "make_activation", "mlp", "sigmoid",
     "softplus", "column_sums", "reparameterize", "reparameterize_backward",
@@ -126,6 +126,17 @@ def column_sums(g, out=None):
     over rows.
     """
     return np.matmul(_ones(g.shape[0], g.dtype), g, out=out)
+
+
+def row_sums(a):
+    r""":math:`\sum_d a_{\dots d}`, the sum of each row of ``a`` (..., d), as
+    the product :math:`a \mathbf{1}`, shape (...).
+
+    The textbook form is ``a.sum(axis=-1)`` (equal up to rounding, see the
+    tests); BLAS's matrix-vector product is faster than NumPy's reduction
+    along rows (three times for MNIST's rows of 784).
+    """
+    return a @ _ones(a.shape[-1], a.dtype)
 
 
 @lru_cache(maxsize=16)

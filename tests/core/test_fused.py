@@ -26,6 +26,8 @@ def adam_arguments(rng):
 ARGUMENTS = {
     "bernoulli_log_likelihood_fused": bernoulli_arguments,
     "column_sums": lambda rng: ((rng.standard_normal((33, 5)),), {}),
+    # Terms of one sign, as the likelihoods sum them; rows of a 3-D stack.
+    "row_sums": lambda rng: ((-rng.random((4, 3, 50)),), {}),
     "_adam_step": adam_arguments,
 }
 
