@@ -144,6 +144,11 @@ class IWAE(VAE):
         check_number(self, "k", Integral, 1)
         return hidden
 
+    def memory_needs(self, n_in, hidden, rows):
+        """The VAE's, then the ``k`` codes per row that a step decodes."""
+        yield from super().memory_needs(n_in, hidden, rows)
+        yield 4 * self.k * rows * (n_in + sum(hidden) + self.latent_dim), f"k={self.k!r}"
+
     def build_prior(self, rng, dtype):
         """The VAE's prior and KL term (reported as ``kl``), and the sampled
         KL of the log-weights, whatever the prior."""
