@@ -26,7 +26,8 @@ epoch cannot be resumed bit for bit, so it is dropped, and
 ``npvae train --resume RUN`` continues from the last whole one.  A
 resume of a finished run completes what a crash left out (metrics.csv,
 the figures), and a run stopped before its first checkpoint starts anew
-from its config.json.  Temporary files of npvae's atomic writes left by a
+from its config.json; a folder killed before its config.json was written
+holds only npvae's lock, and ``--force`` replaces it like an empty one.  Temporary files of npvae's atomic writes left by a
 killed process are removed whenever the folder is next locked.
 """
 import collections
