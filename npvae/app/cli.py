@@ -45,6 +45,10 @@ class _UsageError(ValueError):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs):
+        # No abbreviations: a typo such as --epoch is an error, not --epochs.
+        super().__init__(allow_abbrev=False, **kwargs)
+
     def error(self, message):
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
@@ -61,9 +65,12 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 # ---------------------------------------------------------------- option types
-#: Largest layer width, latent size or count of a figure: far above what a
-#: NumPy VAE trains, far below sizes NumPy cannot even allocate.
-MAX_SIZE = 1_000_000
+#: Largest layer width, latent size or sample count: far above what a
+#: NumPy VAE trains, below sizes that take minutes or cannot be allocated;
+#: the models check what a size costs in memory (npvae.core.validation.check_memory).
+MAX_SIZE = 100_000
+#: Largest number of images in a figure: more could not be told apart.
+MAX_IMAGES = 10_000
 
 
 def _int_at_least(low, high=None):
@@ -146,7 +153,7 @@ def _parser():
     t.add_argument("--binarize", action=argparse.BooleanOptionalAction,
                    help="dynamic binarisation: draw 0/1 pixels anew each epoch "
                    "(data in [0, 1]) (default: the recipe's, on for mnist)")
-    t.add_argument("--epochs", type=_int_at_least(0), help="total epochs; with --resume, "
+    t.add_argument("--epochs", type=_int_at_least(1), help="total epochs; with --resume, "
                    "the new total (default: the recipe's, e.g. 100 for digits, 10 for a file)")
     t.add_argument("--batch-size", type=_int_at_least(1, MAX_SIZE),
                    help="examples per step (default: the recipe's)")
@@ -215,7 +222,7 @@ def _parser():
     s = sub.add_parser("sample", help="draw a grid of samples from the prior into "
                        "RUN/figures/samples-seed<SEED>.png", formatter_class=_HelpFormatter)
     _run_arguments(s, "samples-seed<SEED>.png")
-    s.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=100,
+    s.add_argument("--n", type=_int_at_least(1, MAX_IMAGES), default=100,
                    help="number of samples")
     s.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the samples")
     s.add_argument("--label", metavar="L", help="conditional runs: N samples of the class L "
@@ -226,7 +233,7 @@ def _parser():
                        "into RUN/figures/reconstructions-n<N>.png",
                        formatter_class=_HelpFormatter)
     _run_arguments(r, "reconstructions-n<N>.png")
-    r.add_argument("--n", type=_int_at_least(1, MAX_SIZE), default=20,
+    r.add_argument("--n", type=_int_at_least(1, MAX_IMAGES), default=20,
                    help="number of test images (the first of the test set)")
     r.set_defaults(func=cmd_reconstruct)
 
@@ -234,9 +241,9 @@ def _parser():
                        "RUN/figures/interpolations-<PAIRS>x<STEPS>.png",
                        formatter_class=_HelpFormatter)
     _run_arguments(i, "interpolations-<PAIRS>x<STEPS>.png")
-    i.add_argument("--pairs", type=_int_at_least(1, MAX_SIZE), default=8,
+    i.add_argument("--pairs", type=_int_at_least(1, MAX_IMAGES), default=8,
                    help="number of pairs of test images, one row each")
-    i.add_argument("--steps", type=_int_at_least(2, MAX_SIZE), default=8,
+    i.add_argument("--steps", type=_int_at_least(2, MAX_IMAGES), default=8,
                    help="decoded images per row, from one latent mean to the other; "
                         "the two originals are added at the ends")
     i.set_defaults(func=cmd_interpolate)
@@ -304,6 +311,10 @@ def cmd_train(args):
     if config["obs_var"] is not None and config["likelihood"] != "gaussian":
         raise ValueError("--obs-var is the noise variance of --likelihood gaussian; "
                          f"the likelihood here is {config['likelihood']}")
+    for key, flag, needs in (("k", "--model", "iwae"), ("n_components", "--prior", "mixture")):
+        if key in given and config[flag[2:]] != needs:
+            raise ValueError(f"--{_FLAGS.get(key, key)} is for {flag} {needs} only; the "
+                             f"{flag[2:]} here is {config[flag[2:]]}")
     if config["conditional"] and config["model"] != "vae":
         raise ValueError("--conditional trains a conditional VAE; it has no --model "
                          f"{config['model']}")
@@ -362,7 +373,7 @@ def _open_run(args):
 
 
 def _figure_path(args, run, name):
-    path = Path(args.out) if args.out else run / "figures" / name
+    path = Path(args.out) if args.out else runs.subfolder(run, "figures") / name
     if path.is_dir():
         raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "
                          f"such as {path / name}")

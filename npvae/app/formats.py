@@ -14,6 +14,7 @@ import math
 import os
 import struct
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -229,8 +230,10 @@ def read_array_file(path):
                 y = _npz_array(npz, "y", path) if "X" in keys and "y" in keys else None
     except DataError:
         raise
-    except (ValueError, OSError, EOFError, zlib.error) as e:
-        # np.load refuses pickled (object) arrays with a ValueError.
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile,
+            NotImplementedError, RuntimeError) as e:
+        # np.load refuses pickled (object) arrays with a ValueError; zipfile
+        # an unknown compression method or an encrypted member with the last two.
         raise DataError(f"{path}: cannot read: {e}") from None
     except MemoryError as e:
         raise MemoryError(f"{path}: {e}") from None

@@ -26,7 +26,8 @@ epoch cannot be resumed bit for bit, so it is dropped, and
 ``npvae train --resume RUN`` continues from the last whole one.  A
 resume of a finished run completes what a crash left out (metrics.csv,
 the figures), and a run stopped before its first checkpoint starts anew
-from its config.json.  Temporary files of npvae's atomic writes left by a
+from its config.json; a folder killed before its config.json was written
+holds only npvae's lock, and ``--force`` replaces it like an empty one.  Temporary files of npvae's atomic writes left by a
 killed process are removed whenever the folder is next locked.
 """
 import collections
@@ -61,6 +62,7 @@ from ..models.saving import atomic_write
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
            "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
            "new_model", "describe", "create", "resume", "ctrl_c_deferred", "image_shape",
+           "subfolder",
            "draw_run_figures", "draw_reconstructions", "draw_samples", "draw_interpolations"]
 
 VAL_FRACTION = 0.1
@@ -236,7 +238,8 @@ def check_out(out, force):
     if out.resolve() == here or out.resolve() in here.parents:
         raise ValueError(f"{out} is the working folder or one of its parents; npvae never "
                          "replaces it, even with --force: choose another --out")
-    if not any(out.iterdir()):
+    # Empty, or left by a kill before its config.json: the lock, a temporary file.
+    if all(e.name == LOCK_NAME or _TEMP_FILE.fullmatch(e.name) for e in out.iterdir()):
         if not force:
             raise ValueError(f"{out} already exists (empty); pass --force to train into it")
         return
@@ -313,6 +316,11 @@ def load_splits(config, data_dir=None, download=False):
     # The same permutation with or without labels, so a run's split never depends on them.
     X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION,
                                                split_rng)
+    if config.get("conditional"):   # a class never trained on cannot be scored or drawn
+        for split, y in (("validation", y_val), ("test", data.y_test)):
+            if unseen := np.setdiff1d(y, y_tr).tolist():
+                raise ValueError(f"--conditional: the label {unseen[0]!r} is in the {split} "
+                                 "split but not in the training split, so it cannot be trained on")
     X_test = data.X_test
     if config.get("binarize"):
         X_val = binarize(X_val, np.random.default_rng(val_bits))
@@ -400,8 +408,8 @@ def create(config, out=None, force=False, download=False):
     model = _untrained_model(config, data)
     config["npvae_version"] = __version__
     with _new_folder(out, config["dataset"], force) as out:
+        _write_json(out / "config.json", config)   # first: a folder without it is bare
         (out / "checkpoints").mkdir()
-        _write_json(out / "config.json", config)
         return _train_from_epoch_0(model, out, config, data)
 
 
@@ -493,13 +501,20 @@ def ctrl_c_deferred():
         raise KeyboardInterrupt
 
 
+def subfolder(run, name):
+    """``run/name``, or a ValueError if it is a symbolic link: npvae reads,
+    writes and deletes only in real folders of a run."""
+    folder = Path(run) / name
+    if folder.is_symlink():
+        raise ValueError(f"{folder} is a symbolic link; npvae reads and writes {name} only "
+                         "in a real folder of the run")
+    return folder
+
+
 def _checkpoints(run):
     """The checkpoint files npvae wrote in ``run/checkpoints`` (an earlier
     npvae's ``.json`` + ``.npz`` pairs among them)."""
-    folder = run / "checkpoints"
-    if folder.is_symlink():
-        raise ValueError(f"{folder} is a symbolic link; npvae reads and deletes checkpoints "
-                         "only in a real folder of the run")
+    folder = subfolder(run, "checkpoints")
     if not folder.is_dir():
         return []
     return [p for p in folder.iterdir() if _OWN_FILES["checkpoints"].fullmatch(p.name)
@@ -617,7 +632,7 @@ def image_shape(config, required=False):
 
 def draw_run_figures(model, run, config, X_test, y_test, metrics):
     """Draw every figure of a trained run into ``run/figures``; return their paths."""
-    figures = run / "figures"
+    figures = subfolder(run, "figures")
     figures.mkdir(exist_ok=True)
     paths = []
     if metrics:

@@ -1,11 +1,13 @@
-"""Checks the estimators share: an integer argument, finite results, and
-the refusal of a training step whose loss or gradient is not finite."""
+"""Checks the estimators share: an integer argument, finite results, sizes
+that fit in memory, and the refusal of a training step whose loss or
+gradient is not finite."""
 import math
 import numbers
+import os
 
 import numpy as np
 
-__all__ = ["check_int", "check_finite", "refuse_non_finite"]
+__all__ = ["check_int", "check_finite", "check_memory", "refuse_non_finite"]
 
 
 def check_int(name, value, low):
@@ -24,6 +26,23 @@ def check_finite(values, what):
                          f"computation overflowed (inputs far outside the training "
                          f"data's range, or parameters a diverged fit left huge)")
     return values
+
+
+def check_memory(n_values, itemsize, what):
+    """Raise a ValueError naming ``what`` (the parameter that sets the size)
+    when ``n_values`` values of ``itemsize`` bytes exceed the memory
+    available (MemAvailable of /proc/meminfo, else the physical memory):
+    refused before allocating, instead of a MemoryError or minutes of work."""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+        available = 1024 * kb
+    except (OSError, StopIteration, ValueError, IndexError):
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    needed = float(n_values) * itemsize
+    if needed > available:
+        raise ValueError(f"{what} needs about {needed / 2**30:.3g} GiB of memory, more than "
+                         f"the {available / 2**30:.3g} GiB available; choose a smaller value")
 
 
 def refuse_non_finite(terms, parameters):

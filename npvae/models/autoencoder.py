@@ -103,7 +103,8 @@ class Autoencoder(BaseAutoencoder):
     def transform(self, X, y=None):
         r"""The code :math:`z = \mathrm{enc}(x)`."""
         X = self.checked_input(X, reset=False)
-        return self.in_row_blocks(self.encoder_.forward, X)
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
+            return check_finite(self.in_row_blocks(self.encoder_.forward, X), "transform(X)")
 
     def score_samples(self, X, y=None):
         r""":math:`\log p(x \mid \mathrm{dec}(\mathrm{enc}(x)))` per example, in

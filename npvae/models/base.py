@@ -32,7 +32,7 @@ from ..core.likelihoods import LIKELIHOODS, make_likelihood
 from ..core.optimizers import Adam, learning_rate_at
 from ..core.parameters import ParameterVector
 from ..core.rng import as_generator
-from ..core.validation import check_finite, check_int, refuse_non_finite
+from ..core.validation import check_finite, check_int, check_memory, refuse_non_finite
 from .saving import FLAT, load_checkpoint, save_checkpoint
 
 __all__ = ["BaseAutoencoder", "Batch", "DTYPES", "EVAL_BLOCK_ROWS", "FLAT",
@@ -137,6 +137,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         check_option(self, "activation", ACTIVATIONS)
         check_option(self, "likelihood", LIKELIHOODS)
         check_number(self, "obs_var", Real, 0, low_open=True, none_ok=True)
+        if self.obs_var is not None and self.likelihood != "gaussian":
+            raise ValueError(f"{type(self).__name__}.obs_var is the noise variance of "
+                             f"likelihood='gaussian'; with likelihood={self.likelihood!r} "
+                             f"it does nothing: leave it None")
         check_number(self, "epochs", Integral, 0)
         check_number(self, "batch_size", Integral, 1)
         check_number(self, "learning_rate", Real, 0, low_open=True)
@@ -263,6 +267,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         model's one-hot label) join both networks' inputs.  Nothing changes
         before the hyper-parameters and the seed have passed their checks."""
         hidden = self.check_params()
+        rows = 1 if X is None else min(self.batch_size, X.shape[0])
+        for n_values, what in self.memory_needs(n_features + condition_dim, hidden, rows):
+            check_memory(n_values, np.dtype(self.dtype).itemsize, f"{type(self).__name__}({what})")
         rng = as_generator(self.random_state)
         self.n_features_in_, self.rng_ = n_features, rng
         dtype = np.dtype(self.dtype)
@@ -284,6 +291,18 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         self.n_iter_ = 0
         self.history_ = []
         return self
+
+    def memory_needs(self, n_in, hidden, rows):
+        """``(number of values, the parameter that sets it)`` for what
+        training allocates, checked before :meth:`build` allocates it."""
+        widths = [n_in, *hidden, self.latent_dim]
+        # The encoder and its mirror, the decoder; each parameter held four
+        # times: its value, its gradient and Adam's two moments.
+        largest = "hidden_dims" if max(hidden, default=0) > self.latent_dim else "latent_dim"
+        yield (8 * sum((a + 1) * b for a, b in zip(widths, widths[1:])),
+               f"{largest}={getattr(self, largest)!r}")
+        # A step's activations and their gradients, in both networks.
+        yield 4 * rows * sum(widths), f"batch_size={self.batch_size!r}"
 
     def build_prior(self, rng, dtype):
         """A model with a prior :math:`p(z)` builds it here."""

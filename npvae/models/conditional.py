@@ -125,6 +125,8 @@ class ConditionalVAE(VAE):
         labels = self.labels_array(classes)
         check_classification_targets(labels)
         classes = unique_labels(labels)
+        if len(classes) == 0:
+            raise ValueError("classes is empty: a conditional VAE needs at least one label value")
         if len(classes) != len(labels):
             raise ValueError(f"classes must be distinct, got {labels.tolist()}")
         if X is not None:
@@ -213,7 +215,6 @@ class ConditionalVAE(VAE):
         -------
         ndarray of shape (n_samples, n_features)
         """
-        check_is_fitted(self)
-        check_int("n_samples", n_samples, 1)
+        self.checked_count(n_samples)
         Y = self.onehot(y, n_samples)       # checked before any draw
         return self.sampled(n_samples, Y, random_state)

@@ -185,6 +185,11 @@ class IWAE(VAE):
         check_number(self, "k", Integral, 1)
         return hidden
 
+    def memory_needs(self, n_in, hidden, rows):
+        """The VAE's, then the ``k`` codes per row that a step decodes."""
+        yield from super().memory_needs(n_in, hidden, rows)
+        yield 4 * self.k * rows * (n_in + sum(hidden) + self.latent_dim), f"k={self.k!r}"
+
     def build_prior(self, rng, dtype):
         """The VAE's prior and KL terms (``kl_`` reported as ``kl``, and
         ``path_kl_``), and the sampled KL of the log-weights, whatever the

@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..core.layers import GaussianEncoder, Join, reparameterize, reparameterize_backward
 from ..core.priors import PRIORS, SampledKL, kl_term, make_prior
 from ..core.rng import as_generator, row_normals
-from ..core.validation import check_finite, check_int
+from ..core.validation import check_finite, check_int, check_memory
 from .base import BaseAutoencoder, Batch, check_number, check_option, per_row
 
 __all__ = ["VAE"]
@@ -182,6 +182,13 @@ class VAE(BaseAutoencoder):
         yield "mu.", self.encoder_.mu
         yield "logvar.", self.encoder_.logvar
 
+    def memory_needs(self, n_in, hidden, rows):
+        """The base's, then the mixture prior's parameters (four times each)."""
+        yield from super().memory_needs(n_in, hidden, rows)
+        if self.prior == "mixture":
+            yield (4 * self.n_components * (2 * self.latent_dim + 1),
+                   f"n_components={self.n_components!r}")
+
     def build_prior(self, rng, dtype):
         """The prior and its KL term.  Only the mixture draws from ``rng``,
         so the default VAE's initialisation does not depend on the prior
@@ -345,8 +352,10 @@ class VAE(BaseAutoencoder):
         """
         X = self.checked_input(X, reset=False)
         Y = self.labels_onehot(y, X.shape[0])
-        return self.in_row_blocks(lambda x, t: self.encoder_.forward(self.join_label(x, t)),
-                                  X, Y)
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
+            mu, logvar = self.in_row_blocks(
+                lambda x, t: self.encoder_.forward(self.join_label(x, t)), X, Y)
+        return check_finite(mu, "encode(X)'s mu"), check_finite(logvar, "encode(X)'s logvar")
 
     def transform(self, X, y=None):
         r"""The posterior means :math:`\mu(x)`, the VAE's code for ``X``."""
@@ -383,13 +392,20 @@ class VAE(BaseAutoencoder):
         -------
         ndarray of shape (n_samples, n_features)
         """
-        return self.sampled(n_samples, None, random_state)
+        return self.sampled(self.checked_count(n_samples), None, random_state)
 
-    def sampled(self, n_samples, Y, random_state):
-        """Decoded draws from the prior for the checked one-hot labels ``Y``
-        (or None)."""
+    def checked_count(self, n_samples):
+        """``n_samples`` checked: an integer >= 1 whose codes and decoded
+        samples (with the blocks they are stacked from) fit in memory."""
         check_is_fitted(self)
         check_int("n_samples", n_samples, 1)
+        check_memory(n_samples * (self.latent_dim + 2 * self.n_features_in_),
+                     np.dtype(self.dtype).itemsize, f"n_samples={n_samples!r}")
+        return n_samples
+
+    def sampled(self, n_samples, Y, random_state):
+        """Decoded draws from the prior for a checked ``n_samples`` and
+        one-hot labels ``Y`` (or None)."""
         rng = self.rng_ if random_state is None else as_generator(random_state)
         return self.decoded(self.prior_.sample(n_samples, rng), Y)
 

@@ -394,6 +394,36 @@ def test_array_file_promising_more_than_it_holds(tmp_path, make, message):
         ds.load_dataset(path)
 
 
+def _damaged_npz(path, damage):
+    """A compressed .npz of X, then damaged: cut in half, one byte of its data
+    flipped, an unknown compression method or the encrypted flag set (in the
+    local header at offset 8/6 and the central directory at 10/8)."""
+    np.savez_compressed(path, X=np.random.default_rng(0).random((50, 16)))
+    data = bytearray(path.read_bytes())
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    elif damage == "crc":
+        data[local + 60] ^= 0xFF
+    elif damage == "method":
+        data[local + 8] = data[central + 10] = 99
+    else:
+        data[local + 6] |= 1
+        data[central + 8] |= 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc", "method", "encrypted"])
+def test_a_damaged_npz_file_is_one_error_naming_it(tmp_path, capsys, damage):
+    _damaged_npz(tmp_path / "f.npz", damage)
+    with pytest.raises(DataError, match="f.npz: cannot read"):
+        ds.load_dataset(tmp_path / "f.npz")
+    assert cli.main(["train", "--dataset", str(tmp_path / "f.npz"), "--out",
+                     str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("npvae: error: ") and err.count("\n") == 1 and "f.npz" in err
+
+
 @pytest.mark.parametrize("bom", ["", "\ufeff"])  # a UTF-8 byte-order mark, as Excel writes
 @pytest.mark.parametrize("header", ["", "a,b,c\n"])
 def test_csv(tmp_path, header, bom):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from npvae import VAE, Autoencoder
+from npvae import VAE, Autoencoder, ConditionalVAE, IWAE
 
 D = 5
 X = np.random.default_rng(0).uniform(size=(20, D))
@@ -276,3 +276,63 @@ def test_every_seed_numpy_takes_works(seed, same_as):
     b = VAE(latent_dim=2, hidden_dims=(4,), epochs=1,
             random_state=np.random.default_rng(same_as)).fit(X)
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
+# ------------------------------------------------------------ issue #21
+FAMILY = [VAE, Autoencoder, ConditionalVAE, IWAE]
+
+
+def _fitted(cls):
+    y = np.arange(len(X)) % 2 if cls.needs_labels else None
+    return cls(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X, y), y
+
+
+@pytest.mark.parametrize("cls", FAMILY)
+def test_transform_and_encode_refuse_non_finite_codes(cls):
+    model, y = _fitted(cls)
+    labels = () if y is None else (y[:2],)
+    huge = np.full((2, D), 3e38)   # finite in float32; the first layer overflows
+    verbs = [model.transform] + ([model.encode] if hasattr(model, "encode") else [])
+    for verb in verbs:
+        with pytest.raises(ValueError, match="is not finite for some rows"):
+            verb(huge, *labels)
+    model.params_["encoder.0.W"][...] = 1e38   # weights that overflow on ordinary data
+    for verb in verbs:
+        with pytest.raises(ValueError, match="is not finite for some rows"):
+            verb(X[:2], *labels)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: VAE(2, hidden_dims=(10**9,)), r"hidden_dims=\(1000000000,\)"),
+    (lambda: VAE(10**9), "latent_dim=1000000000"),
+    (lambda: Autoencoder(10**9), "latent_dim=1000000000"),
+    (lambda: VAE(2, prior="mixture", n_components=10**9), "n_components=1000000000"),
+    (lambda: IWAE(2, k=10**6, batch_size=20), "k=1000000"),
+])
+def test_sizes_that_cannot_fit_in_memory_are_refused_naming_the_parameter(make, name):
+    with pytest.raises(ValueError, match=name + ".* GiB of memory, more than"):
+        make().fit(X)
+
+
+@pytest.mark.parametrize("cls", [VAE, ConditionalVAE])
+def test_sample_refuses_a_count_that_cannot_fit_before_drawing(cls):
+    model, y = _fitted(cls)
+    with pytest.raises(ValueError, match="n_samples=1000000000000 .* GiB of memory"):
+        model.sample(10**12, *(() if y is None else (0,)))
+
+
+def test_a_bool_latent_dim_is_named():
+    with pytest.raises(TypeError, match="latent_dim"):
+        VAE(latent_dim=True).fit(X)
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_obs_var_without_the_gaussian_likelihood_is_refused(cls):
+    with pytest.raises(ValueError, match="obs_var is the noise variance of "
+                                         "likelihood='gaussian'"):
+        cls(obs_var=0.5, epochs=1).fit(X)
+
+
+def test_a_conditional_vae_needs_at_least_one_class():
+    with pytest.raises(ValueError, match="classes is empty"):
+        ConditionalVAE(2, hidden_dims=(4,)).initialize(D, classes=[])
