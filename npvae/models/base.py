@@ -221,6 +221,11 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             raise ValueError("Z contains NaN or infinity")
         return Z
 
+    def labels_array(self, y):
+        """The labels ``fit`` trains with: None for a model without labels,
+        which ignores ``y`` as scikit-learn's unsupervised estimators do."""
+        return None
+
     def labels_onehot(self, y, n_rows):
         """The one-hot rows of the labels ``y`` for a model that
         ``needs_labels``; None for one that does not (``y`` is ignored)."""
@@ -353,6 +358,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             takes either shape, and ``decode``/``sample`` return flat rows
             (``.reshape(-1, *model.image_shape_)`` makes them images again).
         y : array-like of shape (n_samples,) or None
+            The label of every row: required by a model that
+            ``needs_labels``, ignored by the others.
 
         Returns
         -------
@@ -360,6 +367,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         """
         shape = image_shape_of(X)
         X = self.check_fit_data(X)
+        y = self.labels_array(y)        # checked once, not every epoch
         self.build_for_fit(X, y)
         self.image_shape_ = shape
         for _ in range(self.epochs):

@@ -21,7 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from ..core.validation import check_int
-from .base import Batch, image_shape_of
+from .base import Batch
 from .vae import VAE
 
 __all__ = ["ConditionalVAE"]
@@ -148,29 +148,6 @@ class ConditionalVAE(VAE):
         return {"classes": self.classes_.tolist()}
 
     # ------------------------------------------------------------ training
-    def fit(self, X, y=None):
-        """Train on the rows of ``X`` with their labels ``y`` for ``epochs``
-        epochs, from freshly initialised parameters.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Required: the label of every row.
-
-        Returns
-        -------
-        self
-        """
-        shape = image_shape_of(X)
-        X = self.check_fit_data(X)
-        y = self.labels_array(y)        # once, not every epoch
-        self.build_for_fit(X, y)
-        self.image_shape_ = shape
-        for _ in range(self.epochs):
-            self.fit_epoch(X, y)
-        return self
-
     def build_for_fit(self, X, y):
         """:meth:`build` with the classes found in the labels ``y``."""
         self.build(X.shape[1], X, self.fit_labels(y, X))
