@@ -35,7 +35,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
 import re
 import shutil
@@ -53,10 +52,7 @@ from . import plots
 from .checkpoints import epoch_checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_split
 from .locks import hold_lock
-from ..core.layers import ACTIVATIONS
-from ..core.likelihoods import LIKELIHOODS
-from ..core.priors import PRIORS
-from ..models import DTYPES, VAE, ConditionalVAE, IWAE
+from ..models import VAE, ConditionalVAE, IWAE
 from ..models.saving import atomic_write
 
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
@@ -107,42 +103,22 @@ def _is_int(v, low):
     return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
-def _is_number(v, low, inclusive=True):
-    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            and (v >= low if inclusive else v > low))
-
-
-#: config.json's keys: (required, test, what the value must be).
+#: config.json's keys beside the model's hyper-parameters, which the
+#: estimator checks itself: (required, test, what the value must be).
 _CONFIG_SCHEMA = {
     "dataset": (True, lambda v: isinstance(v, str) and v != "", "a data set name or a file path"),
     "seed": (True, lambda v: _is_int(v, 0), "an integer >= 0"),
     "epochs": (True, lambda v: _is_int(v, 0), "an integer >= 0"),
-    "latent_dim": (True, lambda v: _is_int(v, 1), "an integer >= 1"),
     "hidden_dims": (True, lambda v: isinstance(v, list) and all(_is_int(w, 1) for w in v),
                     "a list of integers >= 1"),
-    "activation": (True, lambda v: isinstance(v, str) and v in ACTIVATIONS,
-                   f"one of {sorted(ACTIVATIONS)}"),
-    "likelihood": (True, lambda v: v in LIKELIHOODS, f"one of {list(LIKELIHOODS)}"),
-    "beta": (True, lambda v: _is_number(v, 0), "a finite number >= 0"),
-    "kl_warmup": (True, lambda v: _is_number(v, 0), "a finite number >= 0"),
-    "batch_size": (True, lambda v: _is_int(v, 1), "an integer >= 1"),
-    "learning_rate": (True, lambda v: _is_number(v, 0, False), "a finite number > 0"),
-    "dtype": (True, lambda v: v in DTYPES, f"one of {list(DTYPES)}"),
     "binarize": (False, lambda v: isinstance(v, bool), "true or false"),
-    "obs_var": (False, lambda v: v is None or _is_number(v, 0, False),
-                "null or a finite number > 0"),
     "data_dir": (False, lambda v: v is None or isinstance(v, str), "a path or null"),
     "n_features": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
     "image_shape": (False, lambda v: v is None or (isinstance(v, list) and len(v) == 2 and
                                                    all(_is_int(w, 1) for w in v)),
                     "null or [height, width]"),
     "model": (False, lambda v: v in ("vae", "iwae"), "'vae' or 'iwae'"),
-    "k": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
-    "prior": (False, lambda v: v in PRIORS, f"one of {list(PRIORS)}"),
-    "n_components": (False, lambda v: _is_int(v, 1), "an integer >= 1"),
     "conditional": (False, lambda v: isinstance(v, bool), "true or false"),
-    "gradient_estimator": (False, lambda v: v in IWAE.gradient_estimators,
-                           f"one of {list(IWAE.gradient_estimators)}"),
 }
 
 
@@ -161,13 +137,18 @@ def read_config(run):
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: not an npvae run config (a JSON object expected)")
-    missing = [k for k, (required, _, _) in _CONFIG_SCHEMA.items()
-               if required and k not in config]
+    missing = [k for k, (required, _, _) in _CONFIG_SCHEMA.items() if required] + [
+        k for k in (*MODEL_KEYS, *(("k",) if config.get("model") == "iwae" else ()))]
+    missing = [k for k in dict.fromkeys(missing) if k not in config]
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)}")
     for key, (_, test, what) in _CONFIG_SCHEMA.items():
         if key in config and not test(config[key]):
             raise ValueError(f"{path}: {key!r} must be {what}, got {config[key]!r}")
+    try:                            # the model's hyper-parameters, by the model
+        new_model(config).check_params()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
     return run, config
 
 

@@ -295,6 +295,24 @@ def test_a_bad_seed_in_config_json_is_named(copy_of, capsys, seed):
                            f"got {seed!r}")
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"latent_dim": 0}, "latent_dim == 0, must be >= 1"),
+    ({"activation": "nope"}, "activation must be one of"),
+    ({"learning_rate": -1}, "learning_rate == -1, must be > 0"),
+    ({"model": "iwae", "k": 0}, "k == 0, must be >= 1"),
+    ({"model": "iwae"}, "missing k"),
+    ({"gradient_estimator": "x"}, "gradient_estimator must be one of"),
+])
+def test_a_bad_model_setting_in_config_json_is_named_by_the_model(copy_of, capsys, change,
+                                                                  message):
+    # The model's hyper-parameters are checked by the estimator itself.
+    path = copy_of / "config.json"
+    config = json.loads(path.read_text())
+    config.pop("k", None)
+    path.write_text(json.dumps({**config, **change}))
+    assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"), f"{path}: ", message)
+
+
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
     (copy_of / "config.json").write_text("[1, 2]")
     assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
