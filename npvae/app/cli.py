@@ -25,7 +25,7 @@ from ..models.evaluation import active_units, importance_weighted_log_likelihood
 from ..core.gradcheck import check_model
 from ..core.layers import ACTIVATIONS
 from ..core.likelihoods import LIKELIHOODS
-from ..models import DTYPES, VAE
+from ..models import DTYPES
 
 __all__ = ["main"]
 
@@ -390,7 +390,7 @@ def _test_data(args, config):
 def cmd_evaluate(args):
     run, config, model = _open_run(args)
     X, y = _test_data(args, config)
-    if not isinstance(model, VAE):
+    if not model.has_prior:
         # No prior, so no ELBO, KL or IWAE: only the reconstruction term.
         print(f"{run}: a {type(model).__name__} (no prior: no ELBO, KL, active units or "
               f"IWAE), epoch {model.n_iter_}, test set of {config['dataset']}: "
@@ -429,7 +429,7 @@ def _figure_command(args, name, draw, draw_samples=False):
     """Open RUN, draw one figure with ``draw(model, config, shape, path)``
     and print its path."""
     run, config, model = _open_run(args)
-    if draw_samples and not isinstance(model, VAE):
+    if draw_samples and not model.has_prior:
         raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
                          "sample from; train a VAE to sample")
     shape = runs.image_shape(config, required=True)

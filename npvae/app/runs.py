@@ -423,7 +423,7 @@ def resume(run, epochs=None, data_dir=None):
                   "starting it from epoch 0", flush=True)
             return _train_from_epoch_0(model, run, config, data)
         model, extra = load_checkpoint(run, return_extra=True, require_optimizer=True)
-        if not isinstance(model, VAE):
+        if not model.has_prior:
             raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE; "
                              "npvae train --resume continues VAE runs only")
         metrics = list(extra.get("metrics", []))

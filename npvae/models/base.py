@@ -116,6 +116,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
 
     # Whether fit, fit_epoch and the scores take each row's label y.
     needs_labels = False
+    # Whether the model has a prior p(z): an ELBO, samples and log p(x).
+    has_prior = False
     # Hyper-parameters newer than the checkpoint format: a checkpoint that
     # lacks one was written before it existed, with its default's behaviour.
     params_added_later = ("beta_1", "beta_2", "epsilon", "output_bias_init")

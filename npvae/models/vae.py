@@ -152,6 +152,7 @@ class VAE(BaseAutoencoder):
 
     params_added_later = (*BaseAutoencoder.params_added_later, "prior", "n_components",
                           "gradient_estimator")
+    has_prior = True
     # The gradient estimators this model offers (docs/math.md §9b).
     gradient_estimators = ("standard", "stl")
 
