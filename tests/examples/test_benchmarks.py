@@ -176,6 +176,8 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path, capsys):
     (["--epoch", "5"], "unrecognized arguments: --epoch 5"),      # no abbreviations
     (["--model", "vae", "--k", "3"], "--k is for --model iwae"),
     (["--data-dir", "nowhere"], "--data-dir nowhere has no mnist/ folder"),
+    (["--gradient-estimator", "dreg"], "VAE.gradient_estimator='dreg' needs importance weights"),
+    (["--gradient-estimator", "drag"], "argument --gradient-estimator: invalid choice: 'drag'"),
 ])
 def test_a_reproductions_bad_argument_is_one_line_and_exit_2(argv, message, tmp_path, capsys,
                                                                  monkeypatch):
@@ -192,14 +194,17 @@ def test_a_reproductions_bad_argument_is_one_line_and_exit_2(argv, message, tmp_
 def test_a_reproduction_resumed_with_other_settings_is_refused_naming_them(tmp_path):
     reproduce = importlib.import_module("reproduce_iwae")
     run = npvae.IWAE(k=5, batch_size=20, random_state=0)
-    given = argparse.Namespace(model="vae", k=None, seed=1, batch_size=20)
+    given = argparse.Namespace(model="vae", k=None, seed=1, batch_size=20,
+                               gradient_estimator="dreg")
     with pytest.raises(ValueError, match=r"trained with --model iwae \(given vae\), "
-                                         r"--seed 0 \(given 1\); leave those options out"):
+                                         r"--seed 0 \(given 1\), --gradient-estimator standard "
+                                         r"\(given dreg\); leave those options out"):
         reproduce.settle_settings(given, tmp_path, run)
-    left_out = argparse.Namespace(model=None, k=None, seed=None, batch_size=None)
+    left_out = argparse.Namespace(**dict.fromkeys(reproduce.SETTINGS))
     reproduce.settle_settings(left_out, tmp_path, run)
-    assert vars(left_out) == {"model": "iwae", "k": 5, "seed": 0, "batch_size": 20}
-    new = argparse.Namespace(model=None, k=None, seed=None, batch_size=None)
+    assert vars(left_out) == {"model": "iwae", "k": 5, "seed": 0, "batch_size": 20,
+                              "gradient_estimator": "standard"}
+    new = argparse.Namespace(**dict.fromkeys(reproduce.SETTINGS))
     reproduce.settle_settings(new, tmp_path, None)
     assert vars(new) == reproduce.SETTINGS
 
