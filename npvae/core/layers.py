@@ -400,6 +400,14 @@ class GaussianEncoder:
         self.mu = Dense(sizes[-1], latent_dim, rng, "glorot", dtype)
         self.logvar = Dense(sizes[-1], latent_dim, rng, "glorot", dtype)
 
+    def named_layers(self, prefix=""):
+        """Yield ``(name prefix, layer)``: the body's layers under
+        ``prefix``, then the heads under ``prefix + "mu."`` and
+        ``prefix + "logvar."``."""
+        yield from self.body.named_layers(prefix)
+        yield f"{prefix}mu.", self.mu
+        yield f"{prefix}logvar.", self.logvar
+
     def forward(self, x):
         r""":math:`(\mu, \log\sigma^2)` for a batch of rows ``x``."""
         h = self.body.forward(x)

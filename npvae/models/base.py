@@ -124,18 +124,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ validation
     def check_params(self):
-        """Validate the hyper-parameters; return ``hidden_dims`` as a tuple."""
-        check_number(self, "latent_dim", Integral, 1)
-        hidden = self.hidden_dims
-        if isinstance(hidden, (str, bytes)) or hidden is None or not (
-                isinstance(hidden, Integral) or np.iterable(hidden)):
-            raise ValueError(f"{type(self).__name__}.hidden_dims must be an int or a "
-                             f"sequence of ints, got {hidden!r}")
-        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
-        for h in hidden:
-            if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
-                raise ValueError(f"each entry of hidden_dims must be an integer >= 1, "
-                                 f"got {h!r}")
+        """Validate the hyper-parameters; return ``hidden_dims`` as a tuple
+        (as :meth:`check_architecture` reads it)."""
+        hidden = self.check_architecture()
         check_option(self, "activation", ACTIVATIONS)
         check_option(self, "likelihood", LIKELIHOODS)
         check_number(self, "obs_var", Real, 0, low_open=True, none_ok=True)
@@ -159,6 +150,23 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             # past this it overflows, and the parameters would be inf already.
             raise ValueError(f"learning_rate {self.learning_rate!r} is too large for "
                              f"{self.dtype}: one Adam step would overflow")
+        return hidden
+
+    def check_architecture(self):
+        """Validate ``latent_dim`` and ``hidden_dims``; return ``hidden_dims``
+        as a tuple of ints (a model with more stochastic layers reads its
+        own)."""
+        check_number(self, "latent_dim", Integral, 1)
+        hidden = self.hidden_dims
+        if isinstance(hidden, (str, bytes)) or hidden is None or not (
+                isinstance(hidden, Integral) or np.iterable(hidden)):
+            raise ValueError(f"{type(self).__name__}.hidden_dims must be an int or a "
+                             f"sequence of ints, got {hidden!r}")
+        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+        for h in hidden:
+            if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
+                raise ValueError(f"each entry of hidden_dims must be an integer >= 1, "
+                                 f"got {h!r}")
         return hidden
 
     def checked_input(self, X, reset):
@@ -281,8 +289,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         self.n_features_in_, self.rng_ = n_features, rng
         dtype = np.dtype(self.dtype)
         self.build_encoder(n_features + condition_dim, hidden, rng, dtype)
-        self.decoder_ = mlp([self.latent_dim + condition_dim, *reversed(hidden), n_features],
-                            self.activation, rng, dtype)
+        self.build_decoder(n_features, hidden, condition_dim, rng, dtype)
         self.build_prior(rng, dtype)
         self.likelihood_ = make_likelihood(self.likelihood, dtype, self.obs_var)
         self.tie_parameters()
@@ -298,6 +305,13 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         self.n_iter_ = 0
         self.history_ = []
         return self
+
+    def build_decoder(self, n_features, hidden, condition_dim, rng, dtype):
+        r"""The decoder, :math:`z \mapsto` the likelihood's parameters: the
+        encoder's widths mirrored (``decoder_``, whose last layer
+        ``output_bias_init`` sets)."""
+        self.decoder_ = mlp([self.latent_dim + condition_dim, *reversed(hidden), n_features],
+                            self.activation, rng, dtype)
 
     def memory_needs(self, n_in, hidden, rows):
         """``(number of values, the parameter that sets it)`` for what
