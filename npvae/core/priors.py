@@ -29,7 +29,7 @@ from scipy.special import logsumexp
 
 from . import losses
 
-__all__ = ["StandardNormal", "GaussianMixture", "PRIORS", "make_prior",
+__all__ = ["StandardNormal", "GaussianMixture", "DiagonalGaussian", "PRIORS", "make_prior",
            "ClosedFormKL", "SampledKL", "kl_term"]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -183,6 +183,54 @@ class GaussianMixture:
         k = rng.choice(self.n_components, size=n, p=weights / weights.sum())
         eps = rng.standard_normal((n, self.latent_dim), dtype=self.dtype)
         return self.params["means"][k] + np.exp(0.5 * self.params["logvars"][k]) * eps
+
+
+class DiagonalGaussian:
+    r"""The log-density of codes under a diagonal Gaussian whose mean and
+    log-variance are inputs, not parameters: a conditional prior such as
+    the two-layer model's :math:`p(z_1 \mid z_2)` (docs/math.md §9c), whose
+    :math:`\mu, \log\sigma^2` a network computes from :math:`z_2`.
+
+    .. math::
+        \log N(z \mid \mu, \operatorname{diag}\sigma^2)
+            = -\tfrac12 \sum_j \Big(\log 2\pi + \log\sigma_j^2
+              + \frac{(z_j - \mu_j)^2}{\sigma_j^2}\Big)
+
+    * ``forward(z, mu, logvar)``: all three of shape (..., L); returns the
+      log-density per row, shape (...), by
+      :func:`npvae.core.losses.gaussian_log_likelihood`, caching its inputs;
+    * ``backward(dout)``: ``dout`` :math:`= g`, shape (...); returns
+      ``(grad_z, grad_mu, grad_logvar)``, each (..., L), by
+      :func:`npvae.core.losses.gaussian_log_likelihood_backward`:
+
+    .. math::
+        \frac{\partial L}{\partial \mu} = g\,\frac{z - \mu}{\sigma^2},
+        \qquad
+        \frac{\partial L}{\partial z} = -g\,\frac{z - \mu}{\sigma^2},
+        \qquad
+        \frac{\partial L}{\partial \log\sigma^2}
+            = \frac g2 \Big(\frac{(z - \mu)^2}{\sigma^2} - 1\Big).
+    """
+
+    params = grads = {}
+
+    def __init__(self):
+        self._cache = None
+
+    def forward(self, z, mu, logvar):
+        r""":math:`\log N(z_r \mid \mu_r, \sigma_r^2)` per row, shape (...)."""
+        self._cache = z, mu, logvar
+        return losses.gaussian_log_likelihood(z, mu, logvar)
+
+    def backward(self, dout):
+        r"""``(grad_z, grad_mu, grad_logvar)`` for :math:`g` = ``dout`` of
+        shape (...), each of shape (..., L)."""
+        (z, mu, logvar), self._cache = self._cache, None
+        grad_mu, grad_logvar = losses.gaussian_log_likelihood_backward(z, mu, logvar)
+        g = dout[..., None]
+        grad_mu *= g
+        grad_logvar = grad_logvar * g
+        return -grad_mu, grad_mu, grad_logvar
 
 
 PRIORS = {"standard_normal": StandardNormal, "mixture": GaussianMixture}
