@@ -9,8 +9,10 @@ docstring, and every gradient is checked by finite differences
 from .core import gradcheck, layers, losses
 from .core.layers import reparameterize, reparameterize_backward
 from .core.optimizers import SGD, Adam
-from .models import IWAE, VAE, Autoencoder, ConditionalVAE, evaluation, inference
+from .models import (IWAE, VAE, Autoencoder, ConditionalVAE, TwoLayerIWAE, TwoLayerVAE,
+                     evaluation, inference)
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "IWAE", "Autoencoder", "ConditionalVAE", "Adam", "SGD", "reparameterize",
-           "reparameterize_backward", "gradcheck", "layers", "losses", "evaluation", "inference"]
+__all__ = ["VAE", "IWAE", "Autoencoder", "ConditionalVAE", "TwoLayerVAE", "TwoLayerIWAE",
+           "Adam", "SGD", "reparameterize", "reparameterize_backward", "gradcheck", "layers",
+           "losses", "evaluation", "inference"]

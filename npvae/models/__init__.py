@@ -5,6 +5,8 @@ from .vae import VAE
 from .autoencoder import Autoencoder
 from .iwae import IWAE
 from .conditional import ConditionalVAE
+from .two_layer import TwoLayerIWAE, TwoLayerVAE
 from . import evaluation, inference
 
-__all__ = ["DTYPES", "VAE", "Autoencoder", "IWAE", "ConditionalVAE", "evaluation", "inference"]
+__all__ = ["DTYPES", "VAE", "Autoencoder", "IWAE", "ConditionalVAE", "TwoLayerVAE", "TwoLayerIWAE",
+           "evaluation", "inference"]

@@ -1,0 +1,397 @@
+r"""Two stochastic layers: the VAE and the IWAE of Burda, Grosse &
+Salakhutdinov (2016, Table 1's lower half), docs/math.md §9c.
+
+The generative model and the approximate posterior are chains of diagonal
+Gaussians,
+
+.. math::
+    p(x, z_1, z_2) = p(x \mid z_1)\, p(z_1 \mid z_2)\, p(z_2), \qquad
+    q(z_1, z_2 \mid x) = q(z_1 \mid x)\, q(z_2 \mid z_1),
+
+with :math:`p(z_2) = N(0, I)`, each conditional Gaussian's mean and
+log-variance from a tanh network, and :math:`p(x \mid z_1)` one of the
+likelihoods of :mod:`npvae.core.likelihoods` (the paper's: Bernoulli).  With
+:math:`k` codes per example drawn by two reparameterisations,
+:math:`z_1 = \mu_1(x) + \sigma_1(x) \odot \varepsilon_1`,
+:math:`z_2 = \mu_2(z_1) + \sigma_2(z_1) \odot \varepsilon_2`, each code has
+the log-weight
+
+.. math::
+    \log w = \log p(x \mid z_1) + \log p(z_1 \mid z_2) + \log p(z_2)
+        - \log q(z_1 \mid x) - \log q(z_2 \mid z_1),
+
+and the two estimators differ only in what they make of the :math:`k`
+log-weights of a row: :class:`TwoLayerVAE` their mean (the ELBO with its KL
+sampled, as the authors' code trains the VAE), :class:`TwoLayerIWAE` their
+log-mean-exp, :math:`\mathcal{L}_k`.  One backward pass serves both, with
+the weight of each code's gradient :math:`1/k` or :math:`\tilde w_i`.
+"""
+import math
+from numbers import Integral
+
+import numpy as np
+
+from ..core.layers import GaussianEncoder, mlp, reparameterize, reparameterize_backward
+from ..core.priors import DiagonalGaussian, SampledKL, StandardNormal
+from .base import BaseAutoencoder, Batch, check_number
+from .iwae import log_mean_exp
+
+__all__ = ["TwoLayerVAE", "TwoLayerIWAE"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class TwoLayerVAE(BaseAutoencoder):
+    r"""A VAE with two stochastic layers (Burda et al. 2016), docs/math.md §9c.
+
+    :math:`x \to q(z_1 \mid x) \to q(z_2 \mid z_1)` up,
+    :math:`z_2 \sim N(0, I) \to p(z_1 \mid z_2) \to p(x \mid z_1)` down; the
+    paper's sizes by default, x → 100 → 100 → z1 (100) → 50 → 50 → z2 (50),
+    tanh, the generative networks mirroring the recognition ones.  Trained on
+    the mean over ``k`` codes of the log-weight
+    :math:`\log p(x, z_1, z_2) - \log q(z_1, z_2 \mid x)`: the ELBO with both
+    layers' KL sampled (it has no closed form), as the authors' code trains
+    its VAE.
+
+    Parameters
+    ----------
+    latent_dims : pair of int, default=(100, 50)
+        Widths of :math:`z_1` and :math:`z_2`, one per stochastic layer.
+    hidden_dims : pair of sequences of int, default=((100, 100), (50, 50))
+        Hidden widths of :math:`q(z_1 \mid x)` and of :math:`q(z_2 \mid z_1)`;
+        :math:`p(x \mid z_1)` and :math:`p(z_1 \mid z_2)` mirror them.  (The
+        paper's text gives these; the authors' code, yburda/iwae, uses
+        ((200, 200), (100, 100)).)
+    activation : str, default="tanh"
+    likelihood : {"bernoulli", "gaussian", "continuous_bernoulli"}, default="bernoulli"
+        :math:`p(x \mid z_1)`, as for :class:`~npvae.models.vae.VAE`.
+    obs_var : float or None, default=None
+        Gaussian only, as for the VAE.
+    k : int, default=1
+        Codes per example in training (the authors' VAE: 1).
+    gradient_estimator : {"standard"}, default="standard"
+        Only the standard estimator: STL and DReG are not implemented for
+        two layers (docs/math.md §9c says which terms their stop-gradients
+        would touch); any other value is refused at ``fit``.
+    epochs, batch_size, learning_rate, lr_schedule, beta_1, beta_2, epsilon,
+    output_bias_init, dtype, random_state, verbose
+        As for :class:`~npvae.models.vae.VAE`.
+
+    Attributes
+    ----------
+    q_z1_, q_z2_ : npvae.core.layers.GaussianEncoder
+        :math:`x \mapsto (\mu_1, \log\sigma_1^2)` and
+        :math:`z_1 \mapsto (\mu_2, \log\sigma_2^2)`.
+    p_z1_ : npvae.core.layers.GaussianEncoder
+        :math:`z_2 \mapsto` the mean and log-variance of :math:`p(z_1 \mid z_2)`.
+    decoder_ : npvae.core.layers.Sequential
+        :math:`z_1 \mapsto` the likelihood's parameters.
+    likelihood_, parameters_, params_, optimizer_, rng_, n_features_in_, n_iter_, history_
+        As for the VAE; ``history_`` holds ``loss``, ``recon``
+        (:math:`-\log p(x \mid z_1)`) and ``kl`` (the sampled
+        :math:`\log q(z_1, z_2 \mid x) - \log p(z_1, z_2)`) per epoch.
+    prior_ : npvae.core.priors.StandardNormal
+        :math:`p(z_2)`.
+    """
+
+    has_prior = True
+    gradient_estimators = ("standard",)
+
+    def __init__(self, latent_dims=(100, 50), *, hidden_dims=((100, 100), (50, 50)),
+                 activation="tanh", likelihood="bernoulli", obs_var=None, k=1,
+                 gradient_estimator="standard", epochs=20, batch_size=128,
+                 learning_rate=1e-3, lr_schedule="constant", beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, output_bias_init="zeros", dtype="float32",
+                 random_state=None, verbose=False):
+        self.latent_dims = latent_dims
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.likelihood = likelihood
+        self.obs_var = obs_var
+        self.k = k
+        self.gradient_estimator = gradient_estimator
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.output_bias_init = output_bias_init
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @property
+    def latent_dim(self):
+        """The width of the top code :math:`z_2`: what ``transform``
+        returns and ``decode``/``inverse_transform`` take."""
+        return int(self.latent_dims[-1])
+
+    # ------------------------------------------------------------ validation
+    def check_architecture(self):
+        """``latent_dims``: two widths >= 1; ``hidden_dims``: two sequences
+        of widths >= 1, one per stochastic layer.  Returns ``hidden_dims`` as
+        a pair of tuples."""
+        name = type(self).__name__
+        latent, hidden = self.latent_dims, self.hidden_dims
+        if isinstance(latent, (str, bytes)) or not np.iterable(latent):
+            raise ValueError(f"{name}.latent_dims must be a pair of ints, the widths of "
+                             f"z1 and z2, got {latent!r}")
+        latent = tuple(latent)
+        if len(latent) != 2:
+            raise ValueError(f"{name}.latent_dims must have 2 entries, one per stochastic "
+                             f"layer (z1, z2), got {len(latent)}: {latent!r}; for one "
+                             f"stochastic layer use VAE or IWAE")
+        for width in latent:
+            if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
+                raise ValueError(f"each entry of {name}.latent_dims must be an integer "
+                                 f">= 1, got {width!r}")
+        if isinstance(hidden, (str, bytes)) or not np.iterable(hidden) or any(
+                isinstance(h, (str, bytes)) or not np.iterable(h) for h in hidden):
+            raise ValueError(f"{name}.hidden_dims must be a pair of sequences of ints, the "
+                             f"hidden widths below z1 and below z2, e.g. ((100, 100), "
+                             f"(50, 50)), got {hidden!r}")
+        hidden = tuple(tuple(h) for h in hidden)
+        if len(hidden) != len(latent):
+            raise ValueError(f"{name}.hidden_dims has {len(hidden)} entries but latent_dims "
+                             f"{len(latent)}: one sequence of hidden widths per stochastic "
+                             f"layer, got hidden_dims={self.hidden_dims!r}")
+        for h in (w for widths in hidden for w in widths):
+            if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
+                raise ValueError(f"each width in {name}.hidden_dims must be an integer "
+                                 f">= 1, got {h!r}")
+        return hidden
+
+    def check_params(self):
+        """The base's checks, then ``k`` and the gradient estimator."""
+        hidden = super().check_params()
+        check_number(self, "k", Integral, 1)
+        estimator = self.gradient_estimator
+        if not isinstance(estimator, str) or estimator not in self.gradient_estimators:
+            hint = (" is not implemented for two stochastic layers (docs/math.md §9c)"
+                    if estimator in ("stl", "dreg") else " does not exist")
+            raise ValueError(f"{type(self).__name__}.gradient_estimator={estimator!r}{hint}: "
+                             f"use one of {list(self.gradient_estimators)}")
+        return hidden
+
+    # ------------------------------------------------------------ parameters
+    def memory_needs(self, n_in, hidden, rows):
+        """Every parameter four times (value, gradient, Adam's moments), and
+        a step's activations and their gradients for ``k`` codes per row."""
+        (l1, l2), (h1, h2) = self.latent_dims, hidden
+        chains = ([n_in, *h1, l1], [l1, *h2, l2])
+        n_params = sum(2 * (a + 1) * b for c in chains for a, b in zip(c, c[1:]))
+        yield 4 * n_params, f"hidden_dims={self.hidden_dims!r}"
+        yield (4 * self.k * rows * (n_in + sum(map(sum, hidden)) + l1 + l2),
+               f"batch_size={self.batch_size!r}, k={self.k!r}")
+
+    def build_encoder(self, n_features, hidden, rng, dtype):
+        r""":math:`q(z_1 \mid x)` and :math:`q(z_2 \mid z_1)`."""
+        (l1, l2), (h1, h2) = self.latent_dims, hidden
+        self.q_z1_ = GaussianEncoder([n_features, *h1], l1, self.activation, rng, dtype)
+        self.q_z2_ = GaussianEncoder([l1, *h2], l2, self.activation, rng, dtype)
+
+    def build_decoder(self, n_features, hidden, condition_dim, rng, dtype):
+        r""":math:`p(z_1 \mid z_2)` and :math:`p(x \mid z_1)`, mirroring the
+        recognition networks."""
+        (l1, l2), (h1, h2) = self.latent_dims, hidden
+        self.p_z1_ = GaussianEncoder([l2, *reversed(h2)], l1, self.activation, rng, dtype)
+        self.decoder_ = mlp([l1, *reversed(h1), n_features], self.activation, rng, dtype)
+
+    def build_prior(self, rng, dtype):
+        r""":math:`p(z_2) = N(0, I)`; the pieces of the log-weight's two
+        density ratios: :math:`\log q(z_2 \mid z_1) - \log p(z_2)` (the
+        sampled KL) and :math:`\log p(z_1 \mid z_2)`."""
+        self.prior_ = StandardNormal(self.latent_dim, dtype)
+        self.kl_z2_ = SampledKL(self.prior_)
+        self.log_p_z1_ = DiagonalGaussian()
+
+    def named_encoder_layers(self):
+        """The recognition networks' pieces, under ``q_z1.`` and ``q_z2.``."""
+        yield from self.q_z1_.named_layers("q_z1.")
+        yield from self.q_z2_.named_layers("q_z2.")
+
+    def named_layers(self):
+        """The base's pieces, then :math:`p(z_1 \\mid z_2)`'s under ``p_z1.``."""
+        yield from super().named_layers()
+        yield from self.p_z1_.named_layers("p_z1.")
+
+    # ------------------------------------------------------------ one step
+    def forward_pass(self, x, eps, beta=1.0):
+        r"""The log-weights of :math:`k` codes per row and what the backward
+        pass needs (docs/math.md §9c), every piece caching its input.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, D)
+        eps : ndarray of shape (k, n, L1 + L2)
+            :math:`[\varepsilon_1, \varepsilon_2]` per code.
+        beta : float
+            Weight of :math:`\log q - \log p(z_1, z_2)` in the log-weight.
+
+        Returns
+        -------
+        dict
+            ``log_w`` (k, n); ``log_px`` (k, n); ``log_ratio`` (k, n), the
+            sampled :math:`\log q(z_1, z_2 \mid x) - \log p(z_1, z_2)`; and
+            ``logvar1`` (n, L1), ``logvar2`` (kn, L2), ``eps1`` (k, n, L1),
+            ``eps2`` (kn, L2) for the backward pass.
+        """
+        k, n = eps.shape[:2]
+        l1, l2 = self.latent_dims
+        eps1, eps2 = eps[..., :l1], eps[..., l1:].reshape(k * n, l2)
+        mu1, logvar1 = self.q_z1_.forward(x)                               # (n, L1)
+        z1 = reparameterize(mu1, logvar1, eps1)                            # (k, n, L1)
+        flat_z1 = z1.reshape(k * n, l1)
+        mu2, logvar2 = self.q_z2_.forward(flat_z1)                         # (kn, L2)
+        z2 = reparameterize(mu2, logvar2, eps2)                            # (kn, L2)
+        mu_p, logvar_p = self.p_z1_.forward(z2)                            # (kn, L1)
+        log_p_z1 = self.log_p_z1_.forward(flat_z1, mu_p, logvar_p)         # (kn,)
+        kl_z2 = self.kl_z2_.forward(mu2, logvar2, z2, eps2)                # (kn,)
+        out = self.decoder_.forward(flat_z1).reshape(k, n, -1)             # (k, n, D)
+        log_px = self.likelihood_.forward(x, out)                          # (k, n)
+        # log q(z1|x) at z1 = mu1 + sigma1 eps1, in eps (§9): (k, n)
+        log_q_z1 = -0.5 * np.sum(_LOG_2PI + logvar1 + eps1 * eps1, axis=-1)
+        log_ratio = log_q_z1 + (kl_z2 - log_p_z1).reshape(k, n)
+        return {"log_w": log_px - beta * log_ratio, "log_px": log_px,
+                "log_ratio": log_ratio, "logvar1": logvar1, "logvar2": logvar2,
+                "eps1": eps1, "eps2": eps2}
+
+    def bound_and_weights(self, log_w):
+        r"""The VAE's objective per row, the mean of its :math:`k`
+        log-weights, shape (n,), and the weight :math:`1/k` of each code's
+        gradient, shape (k, n)."""
+        k = log_w.shape[0]
+        return log_w.mean(axis=0), np.full(log_w.shape, 1.0 / k, log_w.dtype)
+
+    def forward_backward(self, batch, beta=1.0):
+        r"""One batch forward to the loss and backward, as docs/math.md §9c
+        derives it, filling ``parameters_.grad``.
+
+        The loss is :math:`-\frac1n\sum_n b_n`, with :math:`b_n` the row's
+        :meth:`bound_and_weights` of its log-weights.  Backward, with
+        :math:`g_{in} = \partial L/\partial \log w_{in} = -c_{in}/n`
+        (:math:`c` the code weights: :math:`1/k`, or :math:`\tilde w` for the
+        IWAE): the likelihood and decoder with :math:`g`; :math:`\log p(z_1
+        \mid z_2)` with :math:`\beta g` into :math:`z_1` and, through
+        :math:`p(z_1 \mid z_2)`'s network, into :math:`z_2`;
+        :math:`\log q(z_2 \mid z_1) - \log p(z_2)` with :math:`-\beta g`;
+        :math:`z_2`'s reparameterisation and :math:`q(z_2 \mid z_1)`'s
+        network back into :math:`z_1`; :math:`-\log q(z_1 \mid x)` adds
+        :math:`\frac12\beta\sum_i g_{in}` to every :math:`\log\sigma_1^2`;
+        :math:`z_1`'s reparameterisation, summed over the :math:`k` codes,
+        into :math:`q(z_1 \mid x)`.
+
+        Parameters
+        ----------
+        batch : npvae.models.base.Batch
+            ``x`` (n, D) and ``eps`` (k, n, L1 + L2).
+        beta : float
+
+        Returns
+        -------
+        dict
+            The batch's means: ``loss``, ``recon`` (:math:`-\log p(x \mid
+            z_1)` over the :math:`kn` codes) and ``kl`` (the sampled
+            :math:`\log q - \log p(z_1, z_2)` over them), in nats.
+        """
+        x, eps = batch.x, batch.eps
+        k, n = eps.shape[:2]
+        l1, l2 = self.latent_dims
+        f = self.forward_pass(x, eps, beta)
+        bound, weights = self.bound_and_weights(f["log_w"])
+        g = weights * (-1.0 / n)                                           # (k, n)
+        flat_g = (beta * g).reshape(k * n)
+        # Into z1 from log p(x|z1), then from log p(z1|z2) (and on into z2).
+        grad_out = self.likelihood_.backward(g)                            # (k, n, D)
+        grad_z1 = self.decoder_.backward(grad_out.reshape(k * n, -1))      # (kn, L1)
+        p_z1, p_mu, p_logvar = self.log_p_z1_.backward(flat_g)
+        grad_z1 += p_z1
+        grad_z2 = self.p_z1_.backward(p_mu, p_logvar)                      # (kn, L2)
+        # log q(z2|z1) - log p(z2), weighted -beta g; then z2's reparameterisation.
+        kl_mu2, kl_logvar2, kl_z2 = self.kl_z2_.backward(-flat_g)
+        grad_z2 += kl_z2
+        grad_mu2, grad_logvar2 = reparameterize_backward(grad_z2, f["logvar2"], f["eps2"])
+        grad_z1 += self.q_z2_.backward(grad_mu2 + kl_mu2, grad_logvar2 + kl_logvar2)
+        # z1's reparameterisation, summed over the k codes, and -log q(z1|x).
+        grad_mu1, grad_logvar1 = reparameterize_backward(
+            grad_z1.reshape(k, n, l1), f["logvar1"], f["eps1"])
+        grad_logvar1 = grad_logvar1.sum(axis=0) + 0.5 * flat_g.reshape(k, n).sum(axis=0)[:, None]
+        self.q_z1_.backward(grad_mu1.sum(axis=0), grad_logvar1, input_grad=False)
+        return {"loss": -float(bound.mean()), "recon": -float(f["log_px"].mean()),
+                "kl": float(f["log_ratio"].mean())}
+
+    def draw_noise(self, n):
+        r""":math:`[\varepsilon_1, \varepsilon_2]` of shape (k, n, L1 + L2)
+        from ``rng_``."""
+        return self.rng_.standard_normal((self.k, n, sum(self.latent_dims)), dtype=self.dtype)
+
+    def check_noise(self, X, eps):
+        r"""``eps`` as an array of the model's dtype and shape (k, n, L1 + L2)
+        for the rows of ``X``, any :math:`k \ge 1`, finite; else a ValueError."""
+        eps = np.asarray(eps, dtype=self.dtype)
+        width = sum(self.latent_dims)
+        if eps.ndim != 3 or eps.shape[0] < 1 or eps.shape[1:] != (X.shape[0], width):
+            raise ValueError(f"eps must have shape (k, {X.shape[0]}, {width}) with k >= 1 "
+                             f"codes per example, got {eps.shape}")
+        if not np.isfinite(eps).all():
+            raise ValueError("eps contains NaN or infinity")
+        return eps
+
+    # ------------------------------------------------------------ for study
+    def loss(self, X, eps, y=None):
+        r"""Mean training loss per example for a fixed noise ``eps`` of shape
+        (k, n_samples, L1 + L2), :math:`\beta = 1`: a deterministic function
+        of the parameters, for gradient checks."""
+        X = self.check_data(X)
+        eps = self.check_noise(X, eps)
+        return -float(self.bound_and_weights(self.forward_pass(X, eps)["log_w"])[0].mean())
+
+    def loss_and_grads(self, X, eps=None, y=None):
+        """The mean loss per example (:meth:`loss`) and its gradient for
+        every parameter, copies keyed like ``params_``; ``eps`` is drawn
+        from ``rng_`` when omitted."""
+        self.check_initialized()
+        X = self.check_data(X)
+        eps = self.check_noise(X, self.draw_noise(X.shape[0]) if eps is None else eps)
+        return self.loss_and_grads_of(Batch(X, None, eps), 1.0)
+
+
+class TwoLayerIWAE(TwoLayerVAE):
+    r"""An IWAE with two stochastic layers (Burda et al. 2016), docs/math.md §9c.
+
+    The :class:`TwoLayerVAE`'s networks trained on the importance-weighted
+    bound :math:`\mathcal{L}_k = \log\frac1k\sum_i w_i` of the same
+    log-weights: the backward pass is the VAE's with each code's gradient
+    weighted by :math:`\tilde w_i = \operatorname{softmax}_i(\log w)`
+    instead of :math:`1/k` (§9).
+
+    Parameters
+    ----------
+    k : int, default=5
+        Codes per example in training.
+    latent_dims, hidden_dims, activation, likelihood, obs_var, gradient_estimator,
+    epochs, batch_size, learning_rate, lr_schedule, beta_1, beta_2, epsilon,
+    output_bias_init, dtype, random_state, verbose
+        As for :class:`TwoLayerVAE`.
+    """
+
+    def __init__(self, latent_dims=(100, 50), *, hidden_dims=((100, 100), (50, 50)),
+                 activation="tanh", likelihood="bernoulli", obs_var=None, k=5,
+                 gradient_estimator="standard", epochs=20, batch_size=128,
+                 learning_rate=1e-3, lr_schedule="constant", beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, output_bias_init="zeros", dtype="float32",
+                 random_state=None, verbose=False):
+        super().__init__(latent_dims, hidden_dims=hidden_dims, activation=activation,
+                         likelihood=likelihood, obs_var=obs_var, k=k,
+                         gradient_estimator=gradient_estimator, epochs=epochs,
+                         batch_size=batch_size, learning_rate=learning_rate,
+                         lr_schedule=lr_schedule, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, output_bias_init=output_bias_init, dtype=dtype,
+                         random_state=random_state, verbose=verbose)
+
+    def bound_and_weights(self, log_w):
+        r""":math:`\mathcal{L}_k` per row, shape (n,), and the normalised
+        weights :math:`\tilde w`, shape (k, n) (:func:`npvae.models.iwae.log_mean_exp`)."""
+        return log_mean_exp(log_w)
