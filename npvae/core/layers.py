@@ -413,6 +413,12 @@ class GaussianEncoder:
         h = self.body.forward(x)
         return self.mu.forward(h), self.logvar.forward(h)
 
+    def predict(self, x):
+        r""":math:`(\mu, \log\sigma^2)` for inference: nothing is cached, so
+        threads may share the encoder."""
+        h = self.body.predict(x)
+        return self.mu.predict(h), self.logvar.predict(h)
+
     def backward(self, grad_mu, grad_logvar, input_grad=True):
         r"""Both heads read :math:`h`, so their gradients add:
 

@@ -30,9 +30,12 @@ import math
 from numbers import Integral
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from ..core.layers import GaussianEncoder, mlp, reparameterize, reparameterize_backward
 from ..core.priors import DiagonalGaussian, SampledKL, StandardNormal
+from ..core.rng import as_generator, row_normals
+from ..core.validation import check_finite, check_int, check_memory
 from .base import BaseAutoencoder, Batch, check_number
 from .iwae import log_mean_exp
 
@@ -218,9 +221,9 @@ class TwoLayerVAE(BaseAutoencoder):
         yield from self.p_z1_.named_layers("p_z1.")
 
     # ------------------------------------------------------------ one step
-    def forward_pass(self, x, eps, beta=1.0):
+    def forward_pass(self, x, eps, beta=1.0, train=True):
         r"""The log-weights of :math:`k` codes per row and what the backward
-        pass needs (docs/math.md §9c), every piece caching its input.
+        pass needs (docs/math.md §9c).
 
         Parameters
         ----------
@@ -229,6 +232,10 @@ class TwoLayerVAE(BaseAutoencoder):
             :math:`[\varepsilon_1, \varepsilon_2]` per code.
         beta : float
             Weight of :math:`\log q - \log p(z_1, z_2)` in the log-weight.
+        train : bool
+            Every piece caches its input for the backward pass; with False
+            nothing is cached (the networks' ``predict``, fresh density
+            pieces), so that threads may evaluate the model at once.
 
         Returns
         -------
@@ -240,17 +247,24 @@ class TwoLayerVAE(BaseAutoencoder):
         """
         k, n = eps.shape[:2]
         l1, l2 = self.latent_dims
+        if train:
+            q_z1, q_z2, p_z1 = self.q_z1_.forward, self.q_z2_.forward, self.p_z1_.forward
+            decoder, log_px_of = self.decoder_.forward, self.likelihood_.forward
+            log_p_z1_of, kl_z2_of = self.log_p_z1_, self.kl_z2_
+        else:
+            q_z1, q_z2, p_z1 = self.q_z1_.predict, self.q_z2_.predict, self.p_z1_.predict
+            decoder, log_px_of = self.decoder_.predict, self.likelihood_.log_prob
+            log_p_z1_of, kl_z2_of = DiagonalGaussian(), SampledKL(StandardNormal(l2))
         eps1, eps2 = eps[..., :l1], eps[..., l1:].reshape(k * n, l2)
-        mu1, logvar1 = self.q_z1_.forward(x)                               # (n, L1)
+        mu1, logvar1 = q_z1(x)                                             # (n, L1)
         z1 = reparameterize(mu1, logvar1, eps1)                            # (k, n, L1)
         flat_z1 = z1.reshape(k * n, l1)
-        mu2, logvar2 = self.q_z2_.forward(flat_z1)                         # (kn, L2)
+        mu2, logvar2 = q_z2(flat_z1)                                       # (kn, L2)
         z2 = reparameterize(mu2, logvar2, eps2)                            # (kn, L2)
-        mu_p, logvar_p = self.p_z1_.forward(z2)                            # (kn, L1)
-        log_p_z1 = self.log_p_z1_.forward(flat_z1, mu_p, logvar_p)         # (kn,)
-        kl_z2 = self.kl_z2_.forward(mu2, logvar2, z2, eps2)                # (kn,)
-        out = self.decoder_.forward(flat_z1).reshape(k, n, -1)             # (k, n, D)
-        log_px = self.likelihood_.forward(x, out)                          # (k, n)
+        mu_p, logvar_p = p_z1(z2)                                          # (kn, L1)
+        log_p_z1 = log_p_z1_of.forward(flat_z1, mu_p, logvar_p)            # (kn,)
+        kl_z2 = kl_z2_of.forward(mu2, logvar2, z2, eps2)                   # (kn,)
+        log_px = log_px_of(x, decoder(flat_z1).reshape(k, n, -1))          # (k, n)
         # log q(z1|x) at z1 = mu1 + sigma1 eps1, in eps (§9): (k, n)
         log_q_z1 = -0.5 * np.sum(_LOG_2PI + logvar1 + eps1 * eps1, axis=-1)
         log_ratio = log_q_z1 + (kl_z2 - log_p_z1).reshape(k, n)
@@ -346,7 +360,8 @@ class TwoLayerVAE(BaseAutoencoder):
         of the parameters, for gradient checks."""
         X = self.check_data(X)
         eps = self.check_noise(X, eps)
-        return -float(self.bound_and_weights(self.forward_pass(X, eps)["log_w"])[0].mean())
+        log_w = self.forward_pass(X, eps, train=False)["log_w"]
+        return -float(self.bound_and_weights(log_w)[0].mean())
 
     def loss_and_grads(self, X, eps=None, y=None):
         """The mean loss per example (:meth:`loss`) and its gradient for
@@ -356,6 +371,101 @@ class TwoLayerVAE(BaseAutoencoder):
         X = self.check_data(X)
         eps = self.check_noise(X, self.draw_noise(X.shape[0]) if eps is None else eps)
         return self.loss_and_grads_of(Batch(X, None, eps), 1.0)
+
+    # ------------------------------------------------------------ public verbs
+    @property
+    def noise_dim(self):
+        r"""The width of one code's noise :math:`[\varepsilon_1, \varepsilon_2]`, L1 + L2."""
+        return int(sum(self.latent_dims))
+
+    def importance_log_weights(self, x, eps):
+        r"""The log-weights :math:`\log w` of shape (k, n), float64, for
+        checked rows ``x`` and noise ``eps`` of shape (k, n, L1 + L2),
+        :math:`\beta = 1`, nothing cached: what
+        :func:`npvae.models.evaluation.importance_weighted_log_likelihood`
+        asks of a model that computes its own log-weights."""
+        return self.forward_pass(x, eps, train=False)["log_w"].astype(np.float64)
+
+    def encode(self, X, y=None):
+        r"""The top layer's posterior with :math:`z_1` at its mean:
+        :math:`(\mu_2, \log\sigma_2^2)` of :math:`q(z_2 \mid z_1 = \mu_1(x))`,
+        each of shape (n_samples, L2)."""
+        X = self.checked_input(X, reset=False)
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
+            mu, logvar = self.in_row_blocks(
+                lambda x: self.q_z2_.predict(self.q_z1_.predict(x)[0]), X)
+        return check_finite(mu, "encode(X)'s mu"), check_finite(logvar, "encode(X)'s logvar")
+
+    def transform(self, X, y=None):
+        r"""The code of ``X``: the top layer's posterior mean
+        :math:`\mu_2(\mu_1(x))`, shape (n_samples, L2) (:meth:`encode`)."""
+        return self.encode(X)[0]
+
+    def layer_means(self, X, y=None, random_state=0):
+        r"""Each stochastic layer's posterior mean, bottom first, as the
+        authors' code measures active units: :math:`\mu_1(x)` (n, L1) and
+        :math:`\mu_2(z_1)` (n, L2) at one :math:`z_1 \sim q(z_1 \mid x)`
+        per row (noise :func:`npvae.core.rng.row_normals`)."""
+        X = self.check_data(X)
+        eps = row_normals(X, self.latent_dims[0], random_state, self.dtype)
+        mu1, logvar1 = self.in_row_blocks(self.q_z1_.predict, X)
+        mu2 = self.in_row_blocks(
+            lambda m, lv, e: self.q_z2_.predict(reparameterize(m, lv, e))[0], mu1, logvar1, eps)
+        return [check_finite(mu1, "mu1"), check_finite(mu2, "mu2")]
+
+    def decoded(self, Z, Y=None):
+        r"""The decoder's mean at :math:`z_1 = m(z_2)`, the mean of
+        :math:`p(z_1 \mid z_2)`, for checked top codes ``Z`` (n, L2): what
+        ``decode`` and ``inverse_transform`` return."""
+        def mean_of(z2):
+            return self.likelihood_.mean(self.decoder_.predict(self.p_z1_.predict(z2)[0]))
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
+            return check_finite(self.in_row_blocks(mean_of, Z), "decode(Z)")
+
+    def sample(self, n_samples=1, random_state=None):
+        r"""Draws from the model, returning the decoder's mean: :math:`z_2
+        \sim N(0, I)`, :math:`z_1 \sim p(z_1 \mid z_2)`, then the mean of
+        :math:`p(x \mid z_1)` (as the authors' ``get_samples``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        check_int("n_samples", n_samples, 1)
+        check_memory(n_samples * (sum(self.latent_dims) + 2 * self.n_features_in_),
+                     np.dtype(self.dtype).itemsize, f"n_samples={n_samples!r}")
+        rng = self.rng_ if random_state is None else as_generator(random_state)
+        z2 = self.prior_.sample(n_samples, rng)
+        eps1 = rng.standard_normal((n_samples, self.latent_dims[0]), dtype=self.dtype)
+
+        def mean_of(z2, eps1):
+            z1 = reparameterize(*self.p_z1_.predict(z2), eps1)
+            return self.likelihood_.mean(self.decoder_.predict(z1))
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
+            return check_finite(self.in_row_blocks(mean_of, z2, eps1), "sample()")
+
+    def elbo_terms(self, X, y=None, random_state=0):
+        r"""The ELBO's two terms per example from one code each, in nats:
+        :math:`\log p(x \mid z_1)` and the sampled KL :math:`\log q(z_1, z_2
+        \mid x) - \log p(z_1, z_2)` (docs/math.md §9c), each of shape
+        (n_samples,).  Each row's noise is :func:`npvae.core.rng.row_normals`
+        of its values and ``random_state``: the same alone or in any batch."""
+        X = self.check_data(X)
+        eps = row_normals(X, self.noise_dim, random_state, self.dtype)
+
+        def terms(x, e):
+            f = self.forward_pass(x, e[None], train=False)
+            return f["log_px"][0], f["log_ratio"][0]
+        with np.errstate(over="ignore", invalid="ignore"):   # reported by check_finite
+            log_px, kl = self.in_row_blocks(terms, X, eps)
+        return check_finite(log_px, "log p(x|z1)"), check_finite(kl, "the KL term")
+
+    def score_samples(self, X, y=None):
+        r"""The one-code ELBO per example, :math:`\log p(x \mid z_1) -
+        \widehat{\mathrm{KL}}`, in nats (:meth:`elbo_terms`)."""
+        log_px, kl = self.elbo_terms(X)
+        return log_px - kl
 
 
 class TwoLayerIWAE(TwoLayerVAE):

@@ -150,8 +150,10 @@ def test_check_catches_q_z2_fed_x_instead_of_z1():
     for cls, k in ((TwoLayerVAE, 1), (TwoLayerIWAE, 3)):
         model = small(cls, d=L1, k=k)
         assert check_model(model, X, eps=noise(k), max_entries=1000).max_error <= TOL
-        original = model.q_z2_.forward
-        model.q_z2_.forward = lambda z1: original(np.tile(X, (z1.shape[0] // N, 1)))
+        for method in ("forward", "predict"):     # training's and loss()'s path
+            original = getattr(model.q_z2_, method)
+            setattr(model.q_z2_, method,
+                    lambda z1, original=original: original(np.tile(X, (z1.shape[0] // N, 1))))
         errors = check_model(model, X, eps=noise(k), max_entries=1000).errors
         assert errors["q_z1.mu.b"] > BIG and errors["q_z1.logvar.b"] > BIG
         assert errors["q_z2.mu.b"] <= TOL and errors["decoder.2.W"] <= TOL
@@ -183,3 +185,8 @@ def test_bad_hyper_parameters_are_named_at_fit(params, match):
 def test_bad_noise_is_named():
     with pytest.raises(ValueError, match=r"eps must have shape \(k, 5, 5\)"):
         small().loss_and_grads(data(), noise(1)[..., :4])
+
+
+def test_check_model_draws_noise_of_both_layers():
+    report = check_model(small(TwoLayerIWAE, k=2), data())
+    assert report.max_error <= TOL, str(report)
