@@ -160,13 +160,14 @@ def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0, *, y
         ``initialize`` if the model is not yet fitted),
         ``loss_and_grads(X, eps)`` and ``loss(X, eps)`` (with ``y=y`` when
         labels are given).  Any npvae model: VAE (either prior, any
-        likelihood), IWAE, ConditionalVAE, Autoencoder.
+        likelihood), IWAE, ConditionalVAE, Autoencoder, TwoLayerVAE, TwoLayerIWAE.
     X : ndarray of shape (n, d)
     eps : ndarray, optional
         Noise for the reparameterization, of shape (n, latent_dim), or
         (k, n, latent_dim) for a model with ``k`` importance samples (the
-        IWAE); drawn from ``random_state`` when none is given (a model
-        without latent noise ignores it).
+        IWAE), ``noise_dim`` wide for two stochastic layers; drawn from
+        ``random_state`` when none is given (a model without latent noise
+        ignores it).
     max_entries : int
         Parameters with more entries are checked on a random subset of
         this size.
@@ -193,8 +194,9 @@ def check_model(model, X, eps=None, max_entries=30, h=3e-5, random_state=0, *, y
                          f"this model uses {model.dtype!r}")
     if eps is None:     # a model without latent noise ignores it
         k = getattr(model, "k", None)
-        eps = rng.standard_normal((X.shape[0], model.latent_dim) if k is None else
-                                  (k, X.shape[0], model.latent_dim))
+        # One code's noise is latent_dim wide, or noise_dim (two stochastic layers).
+        width = getattr(model, "noise_dim", model.latent_dim)
+        eps = rng.standard_normal((X.shape[0], width) if k is None else (k, X.shape[0], width))
     _, grads = model.loss_and_grads(X, eps=eps, **labels)
     rows = []
     for name, p in model.params_.items():

@@ -15,7 +15,7 @@ from ..core.priors import SampledKL
 from .parallel import Progress, block_streams, check_n_jobs, map_blocks, one_blas_thread
 
 __all__ = ["importance_weighted_log_likelihood", "importance_weighted_block",
-           "kl_per_dimension", "active_units"]
+           "own_weights_block", "kl_per_dimension", "active_units", "active_units_per_layer"]
 
 LIKELIHOOD_BLOCK_ROWS = 128
 
@@ -101,14 +101,20 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     n_jobs = check_n_jobs(n_jobs)
     X = model.check_data(X)
     Y = model.labels_onehot(y, X.shape[0])
-    with one_blas_thread():     # the codes, too, the same whatever the cores
-        mu_all, logvar_all = model.encode(X, y)
     n = X.shape[0]
     # Each block holds `rows` examples and draws `chunk` samples of each at a time.
     rows = max(1, batch_rows // k)
     chunk = min(k, batch_rows // rows)
     streams = block_streams(random_state, -(-n // rows))
     progress = Progress(callback, n * k)
+    if hasattr(model, "importance_log_weights"):
+        # The model computes its own log-weights from its noise (two stochastic layers).
+        def block(b):
+            part = slice(b * rows, (b + 1) * rows)
+            return own_weights_block(model, X[part], k, chunk, streams[b], progress)
+        return np.concatenate(map_blocks(block, len(streams), n_jobs, progress))
+    with one_blas_thread():     # the codes, too, the same whatever the cores
+        mu_all, logvar_all = model.encode(X, y)
 
     def block(b):
         part = slice(b * rows, (b + 1) * rows)
@@ -117,6 +123,28 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
                                          streams[b], progress)
 
     return np.concatenate(map_blocks(block, len(streams), n_jobs, progress))
+
+
+def own_weights_block(model, x, k, chunk, rng, on_chunk=None):
+    r"""The importance-weighted estimate of :math:`\log p(x_b)` for one block
+    of rows of a model that computes its own log-weights from a block of
+    noise, ``model.importance_log_weights(x, eps)`` with ``eps`` of shape
+    (c, b, ``model.noise_dim``) (two stochastic layers, docs/math.md §9c):
+    :math:`k` codes per row, ``chunk`` at a time, combined by a running
+    log-sum-exp in float64.  Arguments as for :func:`importance_weighted_block`.
+
+    Returns
+    -------
+    ndarray of shape (b,)
+    """
+    running = np.full(x.shape[0], -np.inf)
+    for done in range(0, k, chunk):
+        c = min(chunk, k - done)
+        eps = rng.standard_normal((c, x.shape[0], model.noise_dim), dtype=model.dtype)
+        running = np.logaddexp(running, logsumexp(model.importance_log_weights(x, eps), axis=0))
+        if on_chunk is not None:
+            on_chunk(c * x.shape[0])
+    return running - math.log(k)
 
 
 def importance_weighted_block(model, x, y_onehot, mu, logvar, k, chunk, rng, on_chunk=None):
@@ -197,6 +225,12 @@ def kl_per_dimension(model, X, y=None):
     return per_dim.mean(axis=0)
 
 
+def _check_threshold(threshold):
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+
+
 def active_units(model, X, threshold=0.01, *, y=None):
     r"""Number of active latent units (Burda et al., 2016).
 
@@ -210,8 +244,25 @@ def active_units(model, X, threshold=0.01, *, y=None):
     int
     """
     _check_vae(model)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+    _check_threshold(threshold)
     variances = model.transform(X, y).astype(np.float64).var(axis=0)
     return int(np.sum(variances > threshold))
+
+
+def active_units_per_layer(model, X, threshold=0.01, *, y=None):
+    r"""Active units of each stochastic layer, bottom first (Burda et al.
+    2016 report both layers'): :math:`\operatorname{Var}_x` of each layer's
+    posterior mean above ``threshold``, the means from ``model.layer_means``
+    (two stochastic layers: :math:`\mu_1(x)` and :math:`\mu_2(z_1)`), else
+    the one layer's, ``transform``.
+
+    Returns
+    -------
+    list of int
+    """
+    if not hasattr(model, "layer_means"):
+        return [active_units(model, X, threshold, y=y)]
+    _check_vae(model)
+    _check_threshold(threshold)
+    return [int(np.sum(m.astype(np.float64).var(axis=0) > threshold))
+            for m in model.layer_means(X, y)]
