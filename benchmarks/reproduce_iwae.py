@@ -25,6 +25,14 @@ where theirs predicts log sigma (the same family of distributions).
 reparameterised gradient (Tucker et al. 2018) instead of the paper's;
 ``stl`` does the same for a VAE (docs/math.md, section 9b).
 
+``--stochastic-layers 2`` trains the paper's second architecture
+(docs/math.md, section 9c): 784-100-100 (tanh) -> z1 (100) -> 50-50 (tanh)
+-> z2 (50), the generative networks mirroring it, p(z2) = N(0, I); the same
+Adam, batch, schedule and output bias.  (The paper's text gives these
+sizes; the authors' code uses 200-200 and 100-100 hidden units.)  Its
+active units are counted per layer (z1's means, then z2's at one z1 drawn
+per image, as the authors' code does), written "a1+a2".
+
 The run checkpoints after every epoch (``latest``, with the stage's training
 time so far) and keeps one checkpoint per stage boundary (``stage-<i>``); run
 it again with the same ``--out`` and it resumes bit for bit from the last
@@ -44,6 +52,7 @@ Usage::
     python benchmarks/reproduce_iwae.py --model vae --out runs/iwae-table1-vae
     python benchmarks/reproduce_iwae.py --model iwae --k 5 --stages 6 --out runs/iwae-k5
     python benchmarks/reproduce_iwae.py --model iwae --gradient-estimator dreg --stages 6 --out runs/dreg-k5
+    python benchmarks/reproduce_iwae.py --stochastic-layers 2 --model iwae --k 5 --stages 6 --out runs/2l-k5
     python benchmarks/reproduce_iwae.py --smoke --out /tmp/smoke
     python benchmarks/reproduce_iwae.py --out runs/iwae-k5 --export benchmarks/results/iwae-table1/iwae-k5
     python benchmarks/reproduce_iwae.py --plot docs/reproduction.png --runs runs/iwae-table1-vae ...
@@ -64,7 +73,8 @@ import npvae  # noqa: E402
 from npvae.app.datasets import binarize, load_dataset  # noqa: E402
 from npvae.app.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from npvae.app.runs import MODEL_KEYS, lock  # noqa: E402
-from npvae.models.evaluation import active_units, importance_weighted_log_likelihood  # noqa: E402
+from npvae.models.evaluation import (active_units_per_layer,  # noqa: E402
+                                     importance_weighted_log_likelihood)
 
 N_TRAIN = 59_600
 #: Table 1's test NLL after the full schedule (one stochastic layer, MNIST).
@@ -80,15 +90,20 @@ def stage_schedule(stages):
 
 
 def make_model(args):
-    """A fresh estimator with the paper's architecture and optimiser."""
-    kw = dict(latent_dim=50, hidden_dims=(200, 200), activation="tanh", likelihood="bernoulli",
+    """A fresh estimator with the paper's architecture (one or two
+    stochastic layers) and optimiser."""
+    kw = dict(activation="tanh", likelihood="bernoulli",
               batch_size=args.batch_size, learning_rate=1e-3, beta_1=0.9, beta_2=0.999,
               epsilon=1e-4, output_bias_init="data", epochs=sum(3 ** i for i in range(8)),
-              dtype="float32", random_state=args.seed)
-    kw["gradient_estimator"] = args.gradient_estimator
+              dtype="float32", random_state=args.seed,
+              gradient_estimator=args.gradient_estimator)
     if args.model == "iwae":
-        return npvae.IWAE(k=args.k, **kw)
-    return npvae.VAE(**kw)
+        kw["k"] = args.k
+    if args.stochastic_layers == 2:
+        kind = npvae.TwoLayerIWAE if args.model == "iwae" else npvae.TwoLayerVAE
+        return kind(latent_dims=(100, 50), hidden_dims=((100, 100), (50, 50)), **kw)
+    kind = npvae.IWAE if args.model == "iwae" else npvae.VAE
+    return kind(latent_dim=50, hidden_dims=(200, 200), **kw)
 
 
 def load_mnist(args):
@@ -105,9 +120,9 @@ def evaluate(model, X_test, args):
     nll = -float(np.mean(importance_weighted_log_likelihood(model, X_test, k=args.eval_k,
                                                             random_state=0, n_jobs=args.jobs)))
     elbo = float(np.mean(np.subtract(*model.elbo_terms(X_test, random_state=0))))
-    # elbo_terms is VAE.elbo_terms: the ELBO, whatever the model trained on.
+    # elbo_terms is the ELBO, whatever the model trained on.
     return {"test_nll": round(nll, 4), "test_elbo": round(elbo, 4),
-            "active_units": active_units(model, X_test),
+            "active_units": "+".join(map(str, active_units_per_layer(model, X_test))),
             "eval_seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -125,6 +140,13 @@ def append_row(path, row):
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def per_layer(units):
+    """A results.csv ``active_units``, "57" or "61+19" (two stochastic
+    layers): an int, or one int per layer."""
+    counts = [int(u) for u in units.split("+")]
+    return counts[0] if len(counts) == 1 else counts
 
 
 def saved(stem):
@@ -163,7 +185,7 @@ def export(out, folder, stage=None):
               "seed": params["random_state"], **{k: params[k] for k in MODEL_KEYS},
               "epochs": model.n_iter_, "n_features": model.n_features_in_,
               "image_shape": [28, 28],
-              "model": "iwae" if isinstance(model, npvae.IWAE) else "vae",
+              "model": "iwae" if isinstance(model, (npvae.IWAE, npvae.TwoLayerIWAE)) else "vae",
               "npvae_version": npvae.__version__}
     config["hidden_dims"] = list(config["hidden_dims"])
     if config["model"] == "iwae":
@@ -177,8 +199,9 @@ def export(out, folder, stage=None):
                    for i, ((e, r), end) in enumerate(zip(schedule, boundaries))],
         **{k: params[k] for k in ("beta_1", "beta_2", "epsilon", "output_bias_init")},
         "training_images": N_TRAIN, "test_binarization": "numpy.random.default_rng(12345)",
-        "results": {k: None if v == "" else int(v) if k in ("stage", "epochs", "active_units")
-                    else float(v) for k, v in rows[-1].items()}}
+        "results": {k: None if v == "" else int(v) if k in ("stage", "epochs")
+                    else per_layer(v) if k == "active_units" else float(v)
+                    for k, v in rows[-1].items()}}
     folder.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     (building / "checkpoints").mkdir()
@@ -266,7 +289,7 @@ def _at_least(low):
 #: Settings a run keeps for life, with their defaults: given again on a
 #: resume they must match the saved run, and when left out they are read from it.
 SETTINGS = {"model": "vae", "k": 5, "seed": 0, "batch_size": 20,
-            "gradient_estimator": "standard"}
+            "gradient_estimator": "standard", "stochastic_layers": 1}
 
 
 def main(argv=None):
@@ -293,6 +316,9 @@ def _main(argv):
     p.add_argument("--gradient-estimator", choices=["standard", "dreg", "stl"],
                    help="the encoder's gradient (default standard; dreg for an IWAE, stl for "
                         "a VAE; on resume, the run's)")
+    p.add_argument("--stochastic-layers", type=int, choices=(1, 2),
+                   help="1: the paper's first architecture, 2: its second (default 1; on "
+                        "resume, the run's)")
     p.add_argument("--stages", type=int, default=8, choices=range(1, 9), metavar="1..8",
                    help="how many of the 8 stages (3^i epochs each) to run")
     p.add_argument("--batch-size", type=_at_least(1),
@@ -350,10 +376,12 @@ def settle_settings(args, out, model):
     """Fill each of ``SETTINGS`` left out of ``args`` from the saved run
     ``model`` (or the default for a new run); refuse, naming them, those
     given with values other than the run was trained with."""
+    iwae = isinstance(model, (npvae.IWAE, npvae.TwoLayerIWAE))
     saved = None if model is None else {
-        "model": "iwae" if isinstance(model, npvae.IWAE) else "vae",
-        "k": getattr(model, "k", None), "seed": model.random_state,
-        "batch_size": model.batch_size, "gradient_estimator": model.gradient_estimator}
+        "model": "iwae" if iwae else "vae", "k": model.k if iwae else None,
+        "seed": model.random_state,
+        "batch_size": model.batch_size, "gradient_estimator": model.gradient_estimator,
+        "stochastic_layers": model.stochastic_layers}
     differ = [f"--{key.replace('_', '-')} {saved[key]} (given {getattr(args, key)})"
               for key in SETTINGS if saved is not None and getattr(args, key) is not None
               and saved[key] is not None and getattr(args, key) != saved[key]]

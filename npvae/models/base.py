@@ -118,6 +118,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
     needs_labels = False
     # Whether the model has a prior p(z): an ELBO, samples and log p(x).
     has_prior = False
+    # How many layers of codes z the model stacks.
+    stochastic_layers = 1
     # Hyper-parameters newer than the checkpoint format: a checkpoint that
     # lacks one was written before it existed, with its default's behaviour.
     params_added_later = ("beta_1", "beta_2", "epsilon", "output_bias_init")

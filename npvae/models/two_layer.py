@@ -98,6 +98,7 @@ class TwoLayerVAE(BaseAutoencoder):
     """
 
     has_prior = True
+    stochastic_layers = 2
     gradient_estimators = ("standard",)
 
     def __init__(self, latent_dims=(100, 50), *, hidden_dims=((100, 100), (50, 50)),

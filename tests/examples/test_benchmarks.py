@@ -178,6 +178,9 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path, capsys):
     (["--data-dir", "nowhere"], "--data-dir nowhere has no mnist/ folder"),
     (["--gradient-estimator", "dreg"], "VAE.gradient_estimator='dreg' needs importance weights"),
     (["--gradient-estimator", "drag"], "argument --gradient-estimator: invalid choice: 'drag'"),
+    (["--stochastic-layers", "3"], "argument --stochastic-layers: invalid choice: 3"),
+    (["--stochastic-layers", "2", "--model", "iwae", "--gradient-estimator", "dreg"],
+     "TwoLayerIWAE.gradient_estimator='dreg' is not implemented for two stochastic layers"),
 ])
 def test_a_reproductions_bad_argument_is_one_line_and_exit_2(argv, message, tmp_path, capsys,
                                                                  monkeypatch):
@@ -195,18 +198,41 @@ def test_a_reproduction_resumed_with_other_settings_is_refused_naming_them(tmp_p
     reproduce = importlib.import_module("reproduce_iwae")
     run = npvae.IWAE(k=5, batch_size=20, random_state=0)
     given = argparse.Namespace(model="vae", k=None, seed=1, batch_size=20,
-                               gradient_estimator="dreg")
+                               gradient_estimator="dreg", stochastic_layers=2)
     with pytest.raises(ValueError, match=r"trained with --model iwae \(given vae\), "
                                          r"--seed 0 \(given 1\), --gradient-estimator standard "
-                                         r"\(given dreg\); leave those options out"):
+                                         r"\(given dreg\), --stochastic-layers 1 \(given 2\); "
+                                         r"leave those options out"):
         reproduce.settle_settings(given, tmp_path, run)
     left_out = argparse.Namespace(**dict.fromkeys(reproduce.SETTINGS))
     reproduce.settle_settings(left_out, tmp_path, run)
     assert vars(left_out) == {"model": "iwae", "k": 5, "seed": 0, "batch_size": 20,
-                              "gradient_estimator": "standard"}
+                              "gradient_estimator": "standard", "stochastic_layers": 1}
     new = argparse.Namespace(**dict.fromkeys(reproduce.SETTINGS))
     reproduce.settle_settings(new, tmp_path, None)
     assert vars(new) == reproduce.SETTINGS
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_a_two_layer_reproduction_keeps_its_layers_and_counts_units_per_layer(tmp_path):
+    reproduce = importlib.import_module("reproduce_iwae")
+    run = tmp_path / "run"
+    common = ["--smoke", "--data-dir", str(MNIST_DIR), "--out", str(run), "--jobs", "1"]
+    reproduce.main(common + ["--stochastic-layers", "2"])      # --smoke: 2 stages
+    model = load_checkpoint(run / "latest")
+    assert type(model) is npvae.TwoLayerVAE and model.n_iter_ == 4
+    assert tuple(model.latent_dims) == (100, 50) and model.epsilon == 1e-4
+    assert tuple(map(tuple, model.hidden_dims)) == ((100, 100), (50, 50))
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(common + ["--stochastic-layers", "1"])
+    assert stopped.value.code == 2
+    reproduce.main(common)                                     # resumed with its 2 layers
+    assert type(load_checkpoint(run / "latest")) is npvae.TwoLayerVAE
+    units = [row.split(",")[5] for row in (run / "results.csv").read_text().splitlines()[1:]]
+    assert len(units) == 2
+    for counts in units:
+        first, second = map(int, counts.split("+"))
+        assert 0 <= first <= 100 and 0 <= second <= 50
 
 
 def test_a_reproduction_stopped_by_ctrl_c_exits_130(tmp_path, capsys, monkeypatch):
