@@ -371,3 +371,16 @@ def test_evaluating_a_shipped_model_without_its_data_says_where_to_point(tmp_pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "mnist: missing" in err
     assert "(CLI: npvae train --download)" in err and "(CLI: --data-dir)" in err
+
+
+def test_two_layer_step_counts_the_products_and_prints_the_ratios(capsys):
+    bench = importlib.import_module("two_layer_step")
+    vae = bench.models(20)["VAE"][0].initialize(bench.D)
+    batch = npvae.models.base.Batch(np.zeros((20, bench.D), np.float32), None, vae.draw_noise(20))
+    sizes = [784 * 200, 200 * 200, 200 * 50, 200 * 50, 50 * 200, 200 * 200, 200 * 784]
+    # Forward 2 R |W| per layer; backward the weight gradient, and the input
+    # gradient everywhere but the encoder's first layer.
+    assert bench.gemm_flops(vae, batch) == 2 * 20 * (3 * sum(sizes) - sizes[0])
+    ratios = bench.main(["--rounds", "1", "--steps", "2", "--blas-threads", "1"])
+    assert set(ratios) == {"VAE", "IWAE k=5"} and all(r > 0 for r in ratios.values())
+    assert "measured / predicted" in capsys.readouterr().out
