@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from npvae import VAE
 from npvae.models.base import BaseAutoencoder
@@ -95,3 +96,10 @@ def test_a_checkpoint_resumes_bit_for_bit(fitted, tmp_path):
         m.fit_epoch(X[:20])
     np.testing.assert_array_equal(loaded.parameters_.theta, model.parameters_.theta)
     np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+
+
+@parametrize_with_checks([cls((4, 2), hidden_dims=((8,), (4,)), likelihood="gaussian", epochs=2,
+                              random_state=0) for cls in (TwoLayerVAE, TwoLayerIWAE)])
+def test_sklearn_estimator_checks(estimator, check):
+    # The Gaussian likelihood: scikit-learn's checks feed data outside [0, 1].
+    check(estimator)
