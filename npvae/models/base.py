@@ -36,7 +36,8 @@ from ..core.validation import check_finite, check_int, check_memory, refuse_non_
 from .saving import FLAT, load_checkpoint, save_checkpoint
 
 __all__ = ["BaseAutoencoder", "Batch", "DTYPES", "EVAL_BLOCK_ROWS", "FLAT",
-           "check_number", "check_option", "image_shape_of", "per_row"]
+           "check_gradient_estimator", "check_number", "check_option", "image_shape_of",
+           "per_row"]
 
 DTYPES = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
@@ -89,6 +90,18 @@ def check_option(model, name, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{type(model).__name__}.{name} must be one of "
                          f"{sorted(options)}, got {value!r}")
+
+
+def check_gradient_estimator(model):
+    """Check that ``model.gradient_estimator`` is one of the model's
+    ``gradient_estimators``; DReG asked of a model whose codes all weigh the
+    same is named for what it would be, STL (docs/math.md §9b)."""
+    if model.gradient_estimator == "dreg" and "dreg" not in model.gradient_estimators:
+        raise ValueError(
+            f"{type(model).__name__}.gradient_estimator='dreg' needs importance weights: "
+            f"with every code weighing the same (1 or 1/k) DReG is 'stl'; use "
+            f"gradient_estimator='stl', or an importance-weighted model (IWAE, TwoLayerIWAE)")
+    check_option(model, "gradient_estimator", model.gradient_estimators)
 
 
 class Batch(NamedTuple):

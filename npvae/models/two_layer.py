@@ -36,8 +36,8 @@ from ..core.layers import GaussianEncoder, mlp, reparameterize, reparameterize_b
 from ..core.priors import DiagonalGaussian, SampledKL, StandardNormal
 from ..core.rng import as_generator, row_normals
 from ..core.validation import check_finite, check_int, check_memory
-from .base import BaseAutoencoder, Batch, check_number
-from .iwae import log_mean_exp
+from .base import BaseAutoencoder, Batch, check_gradient_estimator, check_number
+from .iwae import dreg_factor, log_mean_exp
 
 __all__ = ["TwoLayerVAE", "TwoLayerIWAE"]
 
@@ -72,10 +72,14 @@ class TwoLayerVAE(BaseAutoencoder):
         Gaussian only, as for the VAE.
     k : int, default=1
         Codes per example in training (the authors' VAE: 1).
-    gradient_estimator : {"standard"}, default="standard"
-        Only the standard estimator: STL and DReG are not implemented for
-        two layers (docs/math.md §9c says which terms their stop-gradients
-        would touch); any other value is refused at ``fit``.
+    gradient_estimator : {"standard", "stl"}, default="standard"
+        The recognition networks' gradient estimate (docs/math.md §9c).
+        ``"stl"``, "sticking the landing": both recognition densities'
+        parameters held fixed in the log-weight, both codes live (the score
+        terms, zero on average, removed); unbiased for this model's
+        objective, the decoder's and :math:`p(z_1 \mid z_2)`'s gradients
+        unchanged bit for bit.  ``"dreg"`` is refused: with the weights
+        :math:`1/k` it would be STL (use :class:`TwoLayerIWAE`).
     epochs, batch_size, learning_rate, lr_schedule, beta_1, beta_2, epsilon,
     output_bias_init, dtype, random_state, verbose
         As for :class:`~npvae.models.vae.VAE`.
@@ -99,7 +103,8 @@ class TwoLayerVAE(BaseAutoencoder):
 
     has_prior = True
     stochastic_layers = 2
-    gradient_estimators = ("standard",)
+    # The gradient estimators this model offers (docs/math.md §9b, §9c).
+    gradient_estimators = ("standard", "stl")
 
     def __init__(self, latent_dims=(100, 50), *, hidden_dims=((100, 100), (50, 50)),
                  activation="tanh", likelihood="bernoulli", obs_var=None, k=1,
@@ -171,12 +176,7 @@ class TwoLayerVAE(BaseAutoencoder):
         """The base's checks, then ``k`` and the gradient estimator."""
         hidden = super().check_params()
         check_number(self, "k", Integral, 1)
-        estimator = self.gradient_estimator
-        if not isinstance(estimator, str) or estimator not in self.gradient_estimators:
-            hint = (" is not implemented for two stochastic layers (docs/math.md §9c)"
-                    if estimator in ("stl", "dreg") else " does not exist")
-            raise ValueError(f"{type(self).__name__}.gradient_estimator={estimator!r}{hint}: "
-                             f"use one of {list(self.gradient_estimators)}")
+        check_gradient_estimator(self)
         return hidden
 
     # ------------------------------------------------------------ parameters
@@ -209,6 +209,7 @@ class TwoLayerVAE(BaseAutoencoder):
         sampled KL) and :math:`\log p(z_1 \mid z_2)`."""
         self.prior_ = StandardNormal(self.latent_dim, dtype)
         self.kl_z2_ = SampledKL(self.prior_)
+        self.path_kl_z2_ = SampledKL(self.prior_, score_term=False)
         self.log_p_z1_ = DiagonalGaussian()
 
     def named_encoder_layers(self):
@@ -251,7 +252,7 @@ class TwoLayerVAE(BaseAutoencoder):
         if train:
             q_z1, q_z2, p_z1 = self.q_z1_.forward, self.q_z2_.forward, self.p_z1_.forward
             decoder, log_px_of = self.decoder_.forward, self.likelihood_.forward
-            log_p_z1_of, kl_z2_of = self.log_p_z1_, self.kl_z2_
+            log_p_z1_of, kl_z2_of = self.log_p_z1_, self.kl_of_z2()
         else:
             q_z1, q_z2, p_z1 = self.q_z1_.predict, self.q_z2_.predict, self.p_z1_.predict
             decoder, log_px_of = self.decoder_.predict, self.likelihood_.log_prob
@@ -325,17 +326,57 @@ class TwoLayerVAE(BaseAutoencoder):
         grad_z1 += p_z1
         grad_z2 = self.p_z1_.backward(p_mu, p_logvar)                      # (kn, L2)
         # log q(z2|z1) - log p(z2), weighted -beta g; then z2's reparameterisation.
-        kl_mu2, kl_logvar2, kl_z2 = self.kl_z2_.backward(-flat_g)
+        kl_mu2, kl_logvar2, kl_z2 = self.kl_of_z2().backward(-flat_g)
         grad_z2 += kl_z2
+        if self.gradient_estimator == "standard":
+            # -log q(z1|x) in eps: +beta g / 2 into every log sigma1^2.
+            q_z1_logvar = 0.5 * flat_g.reshape(k, n).sum(axis=0)[:, None]
+        else:
+            q_z1_logvar = 0.0
+            grad_z1 += self.path_terms(f, flat_g, weights, beta, grad_z1, grad_z2)
         grad_mu2, grad_logvar2 = reparameterize_backward(grad_z2, f["logvar2"], f["eps2"])
         grad_z1 += self.q_z2_.backward(grad_mu2 + kl_mu2, grad_logvar2 + kl_logvar2)
-        # z1's reparameterisation, summed over the k codes, and -log q(z1|x).
+        # z1's reparameterisation, summed over the k codes.
         grad_mu1, grad_logvar1 = reparameterize_backward(
             grad_z1.reshape(k, n, l1), f["logvar1"], f["eps1"])
-        grad_logvar1 = grad_logvar1.sum(axis=0) + 0.5 * flat_g.reshape(k, n).sum(axis=0)[:, None]
-        self.q_z1_.backward(grad_mu1.sum(axis=0), grad_logvar1, input_grad=False)
+        self.q_z1_.backward(grad_mu1.sum(axis=0), grad_logvar1.sum(axis=0) + q_z1_logvar,
+                            input_grad=False)
         return {"loss": -float(bound.mean()), "recon": -float(f["log_px"].mean()),
                 "kl": float(f["log_ratio"].mean())}
+
+    def kl_of_z2(self):
+        r"""The piece of :math:`\log q(z_2 \mid z_1) - \log p(z_2)`: with its
+        score term for ``"standard"``, without it (``score_term=False``) for
+        STL and DReG; read at each step, so ``set_params`` switches it."""
+        return self.kl_z2_ if self.gradient_estimator == "standard" else self.path_kl_z2_
+
+    def path_terms(self, f, h, weights, beta, grad_z1, grad_z2):
+        r"""STL's and DReG's changes to the backward pass (docs/math.md §9c):
+        the recognition densities' parameters held fixed, their codes live.
+
+        ``grad_z1`` (kn, L1) and ``grad_z2`` (kn, L2) hold the path
+        gradients so far; ``h`` (kn,) is :math:`\beta g`.  Adds to
+        ``grad_z1`` the path of :math:`-\log q(z_1 \mid x)`,
+        :math:`h\,\varepsilon_1/\sigma_1` (the path of :math:`-\log q(z_2
+        \mid z_1)` through :math:`z_2` came from ``path_kl_z2_``); for DReG
+        scales both by :func:`npvae.models.iwae.dreg_factor` per code.
+        Returns the path of :math:`\log q(z_2 \mid z_1)` through its input
+        :math:`z_1` with ``q_z2_``'s weights frozen:
+        :math:`J^\top(-h\,\varepsilon_2/\sigma_2,\; -\tfrac h2(\varepsilon_2^2 - 1))`,
+        shape (kn, L1).  That backward pass writes ``q_z2_``'s parameter
+        gradients, which the pass after it overwrites (a layer's
+        ``backward`` sets its gradients, never adds to them)."""
+        k, n = weights.shape
+        eps1 = f["eps1"].reshape(k * n, -1)
+        eps2, sigma2 = f["eps2"], np.exp(0.5 * f["logvar2"])
+        h = h[:, None]
+        grad_z1 += h * eps1 * np.tile(np.exp(-0.5 * f["logvar1"]), (k, 1))
+        frozen_mu2, frozen_logvar2 = -h * eps2 / sigma2, -0.5 * h * (eps2 * eps2 - 1)
+        if self.gradient_estimator == "dreg":
+            factor = dreg_factor(weights, beta).reshape(k * n, 1)
+            for grad in (grad_z1, grad_z2, frozen_mu2, frozen_logvar2):
+                grad *= factor
+        return self.q_z2_.backward(frozen_mu2, frozen_logvar2)
 
     def draw_noise(self, n):
         r""":math:`[\varepsilon_1, \varepsilon_2]` of shape (k, n, L1 + L2)
@@ -482,7 +523,12 @@ class TwoLayerIWAE(TwoLayerVAE):
     ----------
     k : int, default=5
         Codes per example in training.
-    latent_dims, hidden_dims, activation, likelihood, obs_var, gradient_estimator,
+    gradient_estimator : {"standard", "dreg", "stl"}, default="standard"
+        As for the one-layer :class:`~npvae.models.iwae.IWAE` (docs/math.md
+        §9b, §9c): ``"dreg"`` weights each code's path gradient into the
+        recognition networks by :math:`\tilde w_i^2`, ``"stl"`` by
+        :math:`\tilde w_i` (biased for :math:`k > 1`).
+    latent_dims, hidden_dims, activation, likelihood, obs_var,
     epochs, batch_size, learning_rate, lr_schedule, beta_1, beta_2, epsilon,
     output_bias_init, dtype, random_state, verbose
         As for :class:`TwoLayerVAE`.
@@ -501,6 +547,8 @@ class TwoLayerIWAE(TwoLayerVAE):
                          lr_schedule=lr_schedule, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, output_bias_init=output_bias_init, dtype=dtype,
                          random_state=random_state, verbose=verbose)
+
+    gradient_estimators = ("standard", "dreg", "stl")
 
     def bound_and_weights(self, log_w):
         r""":math:`\mathcal{L}_k` per row, shape (n,), and the normalised

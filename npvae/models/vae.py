@@ -8,7 +8,8 @@ from ..core.layers import GaussianEncoder, Join, reparameterize, reparameterize_
 from ..core.priors import PRIORS, SampledKL, kl_term, make_prior
 from ..core.rng import as_generator, row_normals
 from ..core.validation import check_finite, check_int, check_memory
-from .base import BaseAutoencoder, Batch, check_number, check_option, per_row
+from .base import (BaseAutoencoder, Batch, check_gradient_estimator, check_number,
+                   check_option, per_row)
 
 __all__ = ["VAE"]
 
@@ -164,12 +165,7 @@ class VAE(BaseAutoencoder):
         check_number(self, "kl_warmup", Real, 0)
         check_option(self, "prior", PRIORS)
         check_number(self, "n_components", Integral, 1)
-        if self.gradient_estimator == "dreg" and "dreg" not in self.gradient_estimators:
-            raise ValueError(
-                f"{type(self).__name__}.gradient_estimator='dreg' needs importance weights: "
-                f"with one code per example (weight 1) DReG is 'stl'; use "
-                f"gradient_estimator='stl', or an IWAE")
-        check_option(self, "gradient_estimator", self.gradient_estimators)
+        check_gradient_estimator(self)
         return hidden
 
     def build_encoder(self, n_features, hidden, rng, dtype):
