@@ -24,7 +24,8 @@ machine its threads' waiting for each other swamps the small products.
 
 Usage::
 
-    python benchmarks/two_layer_step.py [--batch-size 20] [--rounds 5] [--steps 200] [--blas-threads 1]
+    python benchmarks/two_layer_step.py [--batch-size 20] [--rounds 5] [--steps 200]
+    python benchmarks/two_layer_step.py --blas-threads 1
 """
 import argparse
 import sys

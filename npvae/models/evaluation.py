@@ -226,7 +226,8 @@ def kl_per_dimension(model, X, y=None):
 
 
 def _check_threshold(threshold):
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
+    if isinstance(threshold, bool) or not isinstance(
+            threshold, (int, float, np.floating, np.integer)) \
             or not math.isfinite(threshold) or threshold < 0:
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
 
