@@ -181,6 +181,11 @@ def export(out, folder, stage=None):
     except (OSError, ValueError) as e:
         sys.exit(f"reproduce_iwae: cannot export {out}: {e}")
     params = model.get_params()
+    if model.stochastic_layers == 2:
+        # The CLI's two-layer layout: z2 latent_dim wide, z1 twice that, the
+        # hidden widths below z1 and half of them below z2; the paper's fits it.
+        params.update(latent_dim=params["latent_dims"][1], hidden_dims=params["hidden_dims"][0],
+                      beta=1.0, kl_warmup=0.0)
     config = {"dataset": "mnist", "data_dir": None, "binarize": True,
               "seed": params["random_state"], **{k: params[k] for k in MODEL_KEYS},
               "epochs": model.n_iter_, "n_features": model.n_features_in_,
@@ -190,6 +195,8 @@ def export(out, folder, stage=None):
     config["hidden_dims"] = list(config["hidden_dims"])
     if config["model"] == "iwae":
         config["k"] = params["k"]
+    if model.stochastic_layers == 2:
+        config["stochastic_layers"] = 2
     schedule = stage_schedule(len(rows))
     boundaries = np.cumsum([e for e, _ in schedule])
     config["reproduction"] = {
