@@ -44,24 +44,30 @@ class _UsageError(ValueError):
     """A command-line argument that argparse refused."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, **kwargs):
-        # No abbreviations: a typo such as --epoch is an error, not --epochs.
-        super().__init__(allow_abbrev=False, **kwargs)
-
-    def error(self, message):
-        raise _UsageError(f"{message} (see '{self.prog} --help')")
-
-
 class _HelpFormatter(argparse.HelpFormatter):
-    """Appends each option's default to its help, unless the help says it."""
+    """Appends each option's default to its help, unless the help says it.
+    An option of ``train`` left out (None) takes the recipe's value or
+    :data:`DEFAULTS`', so its help says which."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (action.option_strings and "default" not in text
-                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
-            text += " (default: %(default)s)"
+        default = action.default
+        if default is None:
+            default = "the recipe's" if action.dest in recipes.FILE_RECIPE else \
+                DEFAULTS.get(action.dest)
+        if action.option_strings and action.nargs != 0 and "default" not in text \
+                and default not in (None, argparse.SUPPRESS):
+            text += f" (default: {_as_typed(default)})"
         return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs):
+        # No abbreviations: a typo such as --epoch is an error, not --epochs.
+        super().__init__(allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
+
+    def error(self, message):
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
 # ---------------------------------------------------------------- option types
@@ -131,6 +137,10 @@ def _hidden(text):
 
 
 # ---------------------------------------------------------------- the parser
+#: Sizes of layers, latent codes and sample counts, and numbers of images.
+_SIZE, _IMAGES = _int_at_least(1, MAX_SIZE), _int_at_least(1, MAX_IMAGES)
+
+
 def _parser():
     parser = _Parser(prog="npvae", description="A Variational Autoencoder in NumPy: "
                      "train, evaluate, draw and gradient-check. 'npvae COMMAND --help' "
@@ -139,7 +149,6 @@ def _parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a VAE and write a run folder",
-                       formatter_class=_HelpFormatter,
                        description="Train a VAE; writes config.json, metrics.csv, "
                        "checkpoints/ and figures/ into the run folder. Options left out "
                        "take the data set's recipe (listed in npvae/app/recipes.py and the "
@@ -155,47 +164,23 @@ def _parser():
                    "(data in [0, 1]) (default: the recipe's, on for mnist)")
     t.add_argument("--epochs", type=_int_at_least(1), help="total epochs; with --resume, "
                    "the new total (default: the recipe's, e.g. 100 for digits, 10 for a file)")
-    t.add_argument("--batch-size", type=_int_at_least(1, MAX_SIZE),
-                   help="examples per step (default: the recipe's)")
+    t.add_argument("--batch-size", type=_SIZE, help="examples per step")
     t.add_argument("--lr", dest="learning_rate", type=_float_in(0, False), metavar="LR",
-                   help="Adam's step size (default: the recipe's)")
-    t.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE),
-                   help="dimension of z (default: the recipe's)")
-    t.add_argument("--hidden", dest="hidden_dims", type=_hidden, metavar="WIDTHS",
-                   help="encoder widths, e.g. 400 or 200,200; 'none' for linear "
-                   "(default: the recipe's)")
-    t.add_argument("--activation", choices=sorted(ACTIVATIONS),
-                   help="hidden layers' activation (default: the recipe's)")
-    t.add_argument("--likelihood", choices=tuple(LIKELIHOODS),
-                   help="p(x|z) (default: the recipe's)")
+                   help="Adam's step size")
+    _model_arguments(t)
     t.add_argument("--obs-var", type=_float_in(0, False), metavar="VAR",
                    help="Gaussian likelihood: a fixed noise variance sigma^2 instead of a "
                    "learned one (default: learned)")
-    t.add_argument("--beta", type=_float_in(0, True),
-                   help=f"weight of the KL term (default: {DEFAULTS['beta']})")
+    t.add_argument("--beta", type=_float_in(0, True), help="weight of the KL term")
     t.add_argument("--kl-warmup", type=_float_in(0, True), metavar="EPOCHS",
-                   help=f"epochs over which the KL weight rises from 0 to beta "
-                   f"(default: {DEFAULTS['kl_warmup']:g})")
-    t.add_argument("--model", choices=("vae", "iwae"),
-                   help=f"train on the ELBO (vae) or the importance-weighted bound (iwae) "
-                   f"(default: {DEFAULTS['model']})")
-    t.add_argument("--k", type=_int_at_least(1, MAX_SIZE),
-                   help=f"--model iwae: importance samples per example (default: {DEFAULTS['k']})")
-    t.add_argument("--prior", choices=("standard_normal", "mixture"),
-                   help=f"p(z): N(0, I), or a learned mixture of Gaussians "
-                   f"(default: {DEFAULTS['prior']})")
-    t.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
-                   help=f"--prior mixture: its number of components "
-                   f"(default: {DEFAULTS['n_components']})")
+                   help="epochs over which the KL weight rises from 0 to beta")
     t.add_argument("--gradient-estimator", choices=("standard", "dreg", "stl"),
-                   help="the encoder's gradient, dreg for --model iwae (default: standard)")
+                   help="the encoder's gradient, dreg for --model iwae")
     t.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional VAE, q(z|x,y) and p(x|z,y), on the data set's labels "
                    "(digits, mnist, fashion-mnist, .npz files holding y)")
-    t.add_argument("--dtype", choices=DTYPES,
-                   help=f"floating-point type of the model (default: {DEFAULTS['dtype']})")
-    t.add_argument("--seed", type=_int_at_least(0),
-                   help=f"seeds everything; same seed, same bits (default: {DEFAULTS['seed']})")
+    t.add_argument("--dtype", choices=DTYPES, help="floating-point type of the model")
+    t.add_argument("--seed", type=_int_at_least(0), help="seeds everything; same seed, same bits")
     t.add_argument("--out", type=_path,
                    help="run folder (default: runs/<dataset>-vae, numbered if taken)")
     t.add_argument("--force", action="store_true",
@@ -207,11 +192,9 @@ def _parser():
                    "with it (default: a new run)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set",
-                       formatter_class=_HelpFormatter)
+    e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set")
     _run_arguments(e)
-    e.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=1000,
-                   help="importance samples per example")
+    e.add_argument("--k", type=_SIZE, default=1000, help="importance samples per example")
     e.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seed of the Monte Carlo estimates")
     e.add_argument("--jobs", type=_jobs, default=-1,
@@ -219,67 +202,65 @@ def _parser():
                    "(-1: every core, -2: all but one)")
     e.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("sample", help="draw a grid of samples from the prior into "
-                       "RUN/figures/samples-seed<SEED>.png", formatter_class=_HelpFormatter)
-    _run_arguments(s, "samples-seed<SEED>.png")
-    s.add_argument("--n", type=_int_at_least(1, MAX_IMAGES), default=100,
-                   help="number of samples")
+    s = _figure_parser(sub, "sample", "a grid of samples from the prior",
+                       "samples-seed<SEED>.png", cmd_sample)
+    s.add_argument("--n", type=_IMAGES, default=100, help="number of samples")
     s.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the samples")
     s.add_argument("--label", metavar="L", help="conditional runs: N samples of the class L "
                    "(default: one row per class)")
-    s.set_defaults(func=cmd_sample)
 
-    r = sub.add_parser("reconstruct", help="draw test images above their reconstructions "
-                       "into RUN/figures/reconstructions-n<N>.png",
-                       formatter_class=_HelpFormatter)
-    _run_arguments(r, "reconstructions-n<N>.png")
-    r.add_argument("--n", type=_int_at_least(1, MAX_IMAGES), default=20,
+    r = _figure_parser(sub, "reconstruct", "test images above their reconstructions",
+                       "reconstructions-n<N>.png", cmd_reconstruct)
+    r.add_argument("--n", type=_IMAGES, default=20,
                    help="number of test images (the first of the test set)")
-    r.set_defaults(func=cmd_reconstruct)
 
-    i = sub.add_parser("interpolate", help="draw interpolations between test images into "
-                       "RUN/figures/interpolations-<PAIRS>x<STEPS>.png",
-                       formatter_class=_HelpFormatter)
-    _run_arguments(i, "interpolations-<PAIRS>x<STEPS>.png")
-    i.add_argument("--pairs", type=_int_at_least(1, MAX_IMAGES), default=8,
+    i = _figure_parser(sub, "interpolate", "interpolations between test images",
+                       "interpolations-<PAIRS>x<STEPS>.png", cmd_interpolate)
+    i.add_argument("--pairs", type=_IMAGES, default=8,
                    help="number of pairs of test images, one row each")
     i.add_argument("--steps", type=_int_at_least(2, MAX_IMAGES), default=8,
                    help="decoded images per row, from one latent mean to the other; "
                         "the two originals are added at the ends")
-    i.set_defaults(func=cmd_interpolate)
 
     g = sub.add_parser("gradcheck", help="check a model's gradients by central differences "
                        "in float64: a small fresh one, or a trained run's; exit status 1 on "
-                       "failure", formatter_class=_HelpFormatter)
+                       "failure", description="The default activation, tanh, is smooth; "
+                       "ReLU's kinks can fail a check.")
     g.add_argument("run", metavar="RUN", type=_path, nargs="?",
                    help="a run folder: check its trained model, cast to float64, on its first "
                    "--samples training rows (default: a fresh model, as the options below say)")
-    g.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE), default=2,
-                   help="dimension of z")
-    g.add_argument("--hidden", dest="hidden_dims", type=_hidden, default=[8], metavar="WIDTHS",
-                   help="encoder widths, e.g. 8 or 8,6; 'none' for linear (default: 8)")
-    g.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh",
-                   help="hidden layers' activation (tanh is smooth; ReLU's kinks can fail "
-                   "a check)")
-    g.add_argument("--likelihood", choices=tuple(LIKELIHOODS), default="bernoulli", help="p(x|z)")
-    g.add_argument("--model", choices=("vae", "iwae"), default="vae", help="VAE or IWAE")
-    g.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=5, help="IWAE's samples")
-    g.add_argument("--prior", choices=("standard_normal", "mixture"), default="standard_normal",
-                   help="p(z)")
-    g.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
-                   default=3, help="--prior mixture: its number of components")
+    _model_arguments(g)
     g.add_argument("--conditional", action="store_true", help="a conditional VAE, on the "
                    "labels 0, 1, 2 given to the rows in turn")
-    g.add_argument("--features", type=_int_at_least(1, MAX_SIZE), default=10,
+    g.add_argument("--features", type=_SIZE, default=10,
                    help="features of the random data checked on")
-    g.add_argument("--samples", type=_int_at_least(1, MAX_SIZE), default=16,
+    g.add_argument("--samples", type=_SIZE, default=16,
                    help="rows checked on: random, or RUN's first training rows")
     g.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seeds the model, the data and the noise")
     g.add_argument("--threshold", type=_float_in(0, False), default=1e-6,
                    help="largest relative error that passes")
-    g.set_defaults(func=cmd_gradcheck)
+    g.set_defaults(func=cmd_gradcheck, latent_dim=2, hidden_dims=[8], activation="tanh",
+                   likelihood="bernoulli", model="vae", k=5, prior="standard_normal",
+                   n_components=3)
     return parser
+
+
+def _model_arguments(p):
+    """The options that build a model, shared by train (left out: the
+    recipe's or DEFAULTS') and gradcheck (its own small defaults)."""
+    p.add_argument("--latent-dim", type=_SIZE, help="dimension of z")
+    p.add_argument("--hidden", dest="hidden_dims", type=_hidden, metavar="WIDTHS",
+                   help="encoder widths, e.g. 400 or 200,200; 'none' for linear")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden layers' activation")
+    p.add_argument("--likelihood", choices=tuple(LIKELIHOODS), help="p(x|z)")
+    p.add_argument("--model", choices=("vae", "iwae"),
+                   help="the ELBO (vae) or the importance-weighted bound (iwae)")
+    p.add_argument("--k", type=_SIZE, help="--model iwae: importance samples per example")
+    p.add_argument("--prior", choices=("standard_normal", "mixture"),
+                   help="p(z): N(0, I), or a learned mixture of Gaussians")
+    p.add_argument("--components", dest="n_components", type=_SIZE,
+                   help="--prior mixture: its number of components")
 
 
 def _run_arguments(p, figure=None):
@@ -290,6 +271,14 @@ def _run_arguments(p, figure=None):
     if figure:
         p.add_argument("--out", type=_path, help=f"PNG file to write (default: "
                        f"RUN/figures/{figure}, beside the figures train drew)")
+
+
+def _figure_parser(sub, name, what, figure, func):
+    """The sub-command ``name`` that draws ``what`` into RUN/figures/``figure``."""
+    p = sub.add_parser(name, help=f"draw {what} into RUN/figures/{figure}")
+    _run_arguments(p, figure)
+    p.set_defaults(func=func)
+    return p
 
 
 # ---------------------------------------------------------------- train
@@ -331,17 +320,15 @@ def cmd_train(args):
 
 def _settings(config, given, source):
     """One line of the settings a run trains with, as options."""
-    hidden = ",".join(map(str, config["hidden_dims"])) or "none"
-    noise = "" if config["likelihood"] != "gaussian" else \
-        f" --obs-var {config['obs_var']:g}" if config["obs_var"] else " (noise variance learned)"
-    line = (f"settings: --likelihood {config['likelihood']}{noise} --activation "
-            f"{config['activation']} --hidden {hidden} --latent-dim {config['latent_dim']} "
-            f"--epochs {config['epochs']} --batch-size {config['batch_size']} --lr "
-            f"{config['learning_rate']:g}{' --binarize' if config['binarize'] else ''}"
-            f"{' --conditional' if config['conditional'] else ''} --seed {config['seed']}")
-    name = Path(config["dataset"]).name
+    keys = ("likelihood", "obs_var", "activation", "hidden_dims", "latent_dim", "epochs",
+            "batch_size", "learning_rate", "binarize", "conditional", "seed")
+    shown = [_option(k, config[k]) for k in keys
+             if config[k] is not None and config[k] is not False]
+    if config["likelihood"] == "gaussian" and config["obs_var"] is None:
+        shown.insert(1, "(noise variance learned)")
     flags = ", ".join(_option(k, config[k]) for k in given)
-    return f"{line} ({name} {source}{'; given: ' + flags if flags else ''})"
+    return (f"settings: {' '.join(shown)} ({Path(config['dataset']).name} {source}"
+            f"{'; given: ' + flags if flags else ''})")
 
 
 def _option(key, value):
@@ -349,8 +336,14 @@ def _option(key, value):
     flag = "--" + _FLAGS.get(key, key).replace("_", "-")
     if isinstance(value, bool):
         return flag if value else "--no-" + flag[2:]
-    value = ",".join(map(str, value)) or "none" if isinstance(value, list) else value
-    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+    return f"{flag} {_as_typed(value)}"
+
+
+def _as_typed(value):
+    """``value`` as typed on the command line: ``200,200``, ``none``, ``1e-06``."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _resume(args):
