@@ -79,14 +79,20 @@ MAX_SIZE = 100_000
 MAX_IMAGES = 10_000
 
 
-def _int_at_least(low, high=None):
+def _number(kind, low, high=None, inclusive=True):
+    """An option type: a ``kind`` (int or float) from ``low`` (itself
+    included if ``inclusive``) to ``high``; a float must be finite."""
     def parse(text):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (kind is float and not math.isfinite(value)) or value < low \
+                or (value == low and not inclusive):
+            what = "" if kind is int else "a finite number "
+            raise argparse.ArgumentTypeError(
+                f"must be {what}{'>=' if inclusive else '>'} {low}, got {text}")
         if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
         return value
@@ -94,7 +100,7 @@ def _int_at_least(low, high=None):
 
 
 def _jobs(text):
-    value = _int_at_least(-MAX_SIZE, MAX_SIZE)(text)
+    value = _number(int, -MAX_SIZE, MAX_SIZE)(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must not be 0: 1 for one core, -1 for every core")
     return value
@@ -104,19 +110,6 @@ def _path(text):
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return text
-
-
-def _float_in(low, inclusive):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value < low or (value == low and not inclusive):
-            bound = ">=" if inclusive else ">"
-            raise argparse.ArgumentTypeError(f"must be a finite number {bound} {low}, got {text}")
-        return value
-    return parse
 
 
 def _hidden(text):
@@ -138,7 +131,8 @@ def _hidden(text):
 
 # ---------------------------------------------------------------- the parser
 #: Sizes of layers, latent codes and sample counts, and numbers of images.
-_SIZE, _IMAGES = _int_at_least(1, MAX_SIZE), _int_at_least(1, MAX_IMAGES)
+_SIZE, _IMAGES = _number(int, 1, MAX_SIZE), _number(int, 1, MAX_IMAGES)
+_SEED, _POSITIVE = _number(int, 0), _number(float, 0, inclusive=False)
 
 
 def _parser():
@@ -157,22 +151,21 @@ def _parser():
                    f".npy/.npz/.csv file (default: {DEFAULTS['dataset']})")
     t.add_argument("--data-dir", type=_path, help="folder with one sub-folder per data set "
                    "(default: $NPVAE_DATA_DIR, else ~/.npvae/data)")
-    t.add_argument("--download", action="store_true",
-                   help="fetch missing data files (md5-checked)")
+    t.add_argument("--download", action="store_true", help="fetch missing data files (md5-checked)")
     t.add_argument("--binarize", action=argparse.BooleanOptionalAction,
                    help="dynamic binarisation: draw 0/1 pixels anew each epoch "
                    "(data in [0, 1]) (default: the recipe's, on for mnist)")
-    t.add_argument("--epochs", type=_int_at_least(1), help="total epochs; with --resume, "
+    t.add_argument("--epochs", type=_number(int, 1), help="total epochs; with --resume, "
                    "the new total (default: the recipe's, e.g. 100 for digits, 10 for a file)")
     t.add_argument("--batch-size", type=_SIZE, help="examples per step")
-    t.add_argument("--lr", dest="learning_rate", type=_float_in(0, False), metavar="LR",
+    t.add_argument("--lr", dest="learning_rate", type=_POSITIVE, metavar="LR",
                    help="Adam's step size")
     _model_arguments(t)
-    t.add_argument("--obs-var", type=_float_in(0, False), metavar="VAR",
+    t.add_argument("--obs-var", type=_POSITIVE, metavar="VAR",
                    help="Gaussian likelihood: a fixed noise variance sigma^2 instead of a "
                    "learned one (default: learned)")
-    t.add_argument("--beta", type=_float_in(0, True), help="weight of the KL term")
-    t.add_argument("--kl-warmup", type=_float_in(0, True), metavar="EPOCHS",
+    t.add_argument("--beta", type=_number(float, 0), help="weight of the KL term")
+    t.add_argument("--kl-warmup", type=_number(float, 0), metavar="EPOCHS",
                    help="epochs over which the KL weight rises from 0 to beta")
     t.add_argument("--gradient-estimator", choices=("standard", "dreg", "stl"),
                    help="the encoder's gradient, dreg for --model iwae")
@@ -180,7 +173,7 @@ def _parser():
                    help="a conditional VAE, q(z|x,y) and p(x|z,y), on the data set's labels "
                    "(digits, mnist, fashion-mnist, .npz files holding y)")
     t.add_argument("--dtype", choices=DTYPES, help="floating-point type of the model")
-    t.add_argument("--seed", type=_int_at_least(0), help="seeds everything; same seed, same bits")
+    t.add_argument("--seed", type=_SEED, help="seeds everything; same seed, same bits")
     t.add_argument("--out", type=_path,
                    help="run folder (default: runs/<dataset>-vae, numbered if taken)")
     t.add_argument("--force", action="store_true",
@@ -195,8 +188,7 @@ def _parser():
     e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set")
     _run_arguments(e)
     e.add_argument("--k", type=_SIZE, default=1000, help="importance samples per example")
-    e.add_argument("--seed", type=_int_at_least(0), default=0,
-                   help="seed of the Monte Carlo estimates")
+    e.add_argument("--seed", type=_SEED, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--jobs", type=_jobs, default=-1,
                    help="threads for the IWAE estimate, which gives the same number on any "
                    "(-1: every core, -2: all but one)")
@@ -205,7 +197,7 @@ def _parser():
     s = _figure_parser(sub, "sample", "a grid of samples from the prior",
                        "samples-seed<SEED>.png", cmd_sample)
     s.add_argument("--n", type=_IMAGES, default=100, help="number of samples")
-    s.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the samples")
+    s.add_argument("--seed", type=_SEED, default=0, help="seed of the samples")
     s.add_argument("--label", metavar="L", help="conditional runs: N samples of the class L "
                    "(default: one row per class)")
 
@@ -218,7 +210,7 @@ def _parser():
                        "interpolations-<PAIRS>x<STEPS>.png", cmd_interpolate)
     i.add_argument("--pairs", type=_IMAGES, default=8,
                    help="number of pairs of test images, one row each")
-    i.add_argument("--steps", type=_int_at_least(2, MAX_IMAGES), default=8,
+    i.add_argument("--steps", type=_number(int, 2, MAX_IMAGES), default=8,
                    help="decoded images per row, from one latent mean to the other; "
                         "the two originals are added at the ends")
 
@@ -236,9 +228,8 @@ def _parser():
                    help="features of the random data checked on")
     g.add_argument("--samples", type=_SIZE, default=16,
                    help="rows checked on: random, or RUN's first training rows")
-    g.add_argument("--seed", type=_int_at_least(0), default=0,
-                   help="seeds the model, the data and the noise")
-    g.add_argument("--threshold", type=_float_in(0, False), default=1e-6,
+    g.add_argument("--seed", type=_SEED, default=0, help="seeds the model, the data and the noise")
+    g.add_argument("--threshold", type=_POSITIVE, default=1e-6,
                    help="largest relative error that passes")
     g.set_defaults(func=cmd_gradcheck, latent_dim=2, hidden_dims=[8], activation="tanh",
                    likelihood="bernoulli", model="vae", k=5, prior="standard_normal",

@@ -18,7 +18,7 @@ from ..models.saving import atomic_write
 
 __all__ = ["DPI", "IMAGE_CMAP", "infer_image_shape", "image_mosaic", "show_images",
            "plot_loss_curves", "plot_reconstructions", "plot_samples", "plot_latent",
-           "plot_manifold", "plot_interpolations"]
+           "plot_manifold", "plot_interpolations", "class_labels"]
 
 DPI = 150
 #: Pixel values drawn as brightness, 0 black to 1 white, for every data set:
@@ -283,7 +283,7 @@ def plot_latent(Z, labels, path, class_names=None):
         ax.scatter(Z[:, 0], Z[:, 1], s=4, alpha=0.6)
     else:
         classes, index = np.unique(np.asarray(labels), return_inverse=True)
-        names = _class_names(classes, class_names)
+        names = class_labels(classes, class_names)
         if len(classes) <= 10:
             from matplotlib.lines import Line2D  # matplotlib loads only to draw
 
@@ -304,14 +304,15 @@ def plot_latent(Z, labels, path, class_names=None):
     return _save(fig, path)
 
 
-def _class_names(classes, class_names):
-    """The legend's name of each class: ``class_names[c]``, or ``c`` itself."""
+def class_labels(classes, class_names):
+    """The name of each class, as legends and rows show it:
+    ``class_names[c]``, or ``c`` itself."""
     if class_names is None:
         return [str(c) for c in classes]
     class_names = list(class_names)
-    if not np.issubdtype(classes.dtype, np.integer) or classes[0] < 0 \
-            or classes[-1] >= len(class_names):
-        raise ValueError(f"labels {classes[0]}..{classes[-1]} do not index the "
+    if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 \
+            or classes.max() >= len(class_names):
+        raise ValueError(f"labels {classes.min()}..{classes.max()} do not index the "
                          f"{len(class_names)} class_names")
     return [str(class_names[c]) for c in classes]
 

@@ -269,13 +269,6 @@ def _new_folder(out, dataset, force):
 
 
 # ---------------------------------------------------------------- data
-def _seeds(seed):
-    """Independent generators for the validation split and the fixed
-    binarisation of held-out data, both derived from the run's seed."""
-    split, val_bits, test_bits = np.random.SeedSequence(seed).spawn(3)
-    return np.random.default_rng(split), val_bits, test_bits
-
-
 #: A run's data: each split's rows and labels (None when the data set has
 #: none) and the image shape (or None).
 Splits = collections.namedtuple(
@@ -293,10 +286,11 @@ def load_splits(config, data_dir=None, download=False):
         raise ValueError(f"--conditional needs a data set with labels, and "
                          f"{config['dataset']} has none (digits, mnist, fashion-mnist and "
                          ".npz files holding y have them)")
-    split_rng, val_bits, test_bits = _seeds(config["seed"])
+    # Independent seeds of the validation split and the fixed binarisation of
+    # held-out data, both derived from the run's seed.
+    split, val_bits, test_bits = np.random.SeedSequence(config["seed"]).spawn(3)
     # The same permutation with or without labels, so a run's split never depends on them.
-    X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION,
-                                               split_rng)
+    X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION, split)
     if config.get("conditional"):   # a class never trained on cannot be scored or drawn
         for split, y in (("validation", y_val), ("test", data.y_test)):
             if unseen := np.setdiff1d(y, y_tr).tolist():
@@ -315,22 +309,17 @@ def labels_for(model, y):
     return (y,) if model.needs_labels else ()
 
 
-def _validation(model, X, y):
-    log_px, kl = model.elbo_terms(X, *labels_for(model, y), random_state=0)
-    recon, kl = -float(np.mean(log_px)), float(np.mean(kl))
-    return {"val_loss": recon + kl, "val_recon": recon, "val_kl": kl}
+#: Hyper-parameters a config may lack: it trained with these defaults.
+_OPTIONAL_KEYS = {"obs_var": None, "prior": "standard_normal", "n_components": 10,
+                  "gradient_estimator": "standard"}
 
 
 def model_params(config):
     """The VAE's constructor arguments for a run's config."""
-    params = {k: config[k] for k in MODEL_KEYS}
-    params["hidden_dims"] = tuple(params["hidden_dims"])
-    # A config without these keys trained with their defaults.
-    params["obs_var"] = config.get("obs_var")
-    params["prior"] = config.get("prior", "standard_normal")
-    params["n_components"] = config.get("n_components", 10)
-    params["gradient_estimator"] = config.get("gradient_estimator", "standard")
-    return dict(params, epochs=config["epochs"], random_state=config["seed"])
+    return {**{k: config[k] for k in MODEL_KEYS},
+            **{k: config.get(k, v) for k, v in _OPTIONAL_KEYS.items()},
+            "hidden_dims": tuple(config["hidden_dims"]), "epochs": config["epochs"],
+            "random_state": config["seed"]}
 
 
 def new_model(config):
@@ -370,10 +359,8 @@ def describe(model):
 def _untrained_model(config, data):
     """``new_model(config)`` with fresh parameters for ``data``'s training split."""
     model = new_model(config)
-    X = data.X_train
-    if model.needs_labels:
-        return model.initialize(X.shape[1], X, classes=np.unique(data.y_train))
-    return model.initialize(X.shape[1], X)
+    classes = {"classes": np.unique(data.y_train)} if model.needs_labels else {}
+    return model.initialize(data.X_train.shape[1], data.X_train, **classes)
 
 
 # ---------------------------------------------------------------- train
@@ -389,12 +376,12 @@ def create(config, out=None, force=False, download=False):
     model = _untrained_model(config, data)
     config["npvae_version"] = __version__
     with _new_folder(out, config["dataset"], force) as out:
-        _write_json(out / "config.json", config)   # first: a folder without it is bare
-        (out / "checkpoints").mkdir()
         return _train_from_epoch_0(model, out, config, data)
 
 
 def _train_from_epoch_0(model, out, config, data):
+    _write_json(out / "config.json", config)   # first: a folder without it is bare
+    (out / "checkpoints").mkdir(exist_ok=True)
     X_tr = data.X_train
     print(f"training {describe(model)} on "
           f"{config['dataset']} ({X_tr.shape[0]} train, {data.X_val.shape[0]} validation "
@@ -417,8 +404,6 @@ def resume(run, epochs=None, data_dir=None):
             # and a new start from it is the run it would have been.
             data = load_splits(config, data_dir=data_dir)
             model = _untrained_model(config, data)
-            (run / "checkpoints").mkdir(exist_ok=True)
-            _write_json(run / "config.json", config)
             print(f"{run} has no checkpoint (it was stopped before its first): "
                   "starting it from epoch 0", flush=True)
             return _train_from_epoch_0(model, run, config, data)
@@ -538,11 +523,9 @@ def _train_epochs(model, run, config, data, metrics):
                 # fit_epoch raises FloatingPointError if the loss stops being
                 # finite; numpy's overflow warnings on the way add nothing.
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    record = model.fit_epoch(X_epoch, *y_tr, callback=progress)
-            with ctrl_c_deferred():
-                metrics = metrics + [_metrics_row(model, record, data)]
-                _checkpoint(model, run, metrics)
-                saved = model.n_iter_
+                    model.fit_epoch(X_epoch, *y_tr, callback=progress)
+            metrics = _save_epoch(model, run, metrics, data)
+            saved = model.n_iter_
             m = metrics[-1]
             print(f"epoch {epoch:>{len(str(config['epochs']))}}/{config['epochs']}  "
                   f"train {m['train_loss']:.3f} (recon {m['train_recon']:.3f}, "
@@ -552,13 +535,9 @@ def _train_epochs(model, run, config, data, metrics):
         if model.n_iter_ > saved:
             # Interrupted after an epoch ended but before its checkpoint was
             # complete: that state is whole, so save it.
-            with ctrl_c_deferred():
-                if len(metrics) < model.n_iter_:
-                    metrics = metrics + [_metrics_row(model, model.history_[-1], data)]
-                _checkpoint(model, run, metrics)
-                saved = model.n_iter_
+            _save_epoch(model, run, metrics, data)
         # A partial epoch cannot be resumed bit for bit; the last whole one can.
-        print(f"\nnpvae: interrupted; {run} is saved at epoch {saved} "
+        print(f"\nnpvae: interrupted; {run} is saved at epoch {model.n_iter_} "
               f"({latest_checkpoint(run)}). Continue with: npvae train --resume {run}",
               file=sys.stderr, flush=True)
         return 130
@@ -585,11 +564,20 @@ def _draw_final_figures(model, run, config, X_test, y_test, metrics):
     return 0
 
 
-def _metrics_row(model, record, data):
-    row = {"epoch": model.n_iter_, "train_loss": record["loss"],
-           "train_recon": record["recon"], "train_kl": record["kl"]}
-    row.update(_validation(model, data.X_val, data.y_val))
-    return row
+def _save_epoch(model, run, metrics, data):
+    """Checkpoint the epoch just trained, with its row of metrics (unless a
+    Ctrl-C came after it was added), Ctrl-C held back; return the metrics."""
+    with ctrl_c_deferred():
+        if len(metrics) < model.n_iter_:
+            train = model.history_[-1]
+            log_px, kl = model.elbo_terms(data.X_val, *labels_for(model, data.y_val),
+                                          random_state=0)
+            recon, kl = -float(np.mean(log_px)), float(np.mean(kl))
+            metrics = metrics + [{"epoch": model.n_iter_, "train_loss": train["loss"],
+                                  "train_recon": train["recon"], "train_kl": train["kl"],
+                                  "val_loss": recon + kl, "val_recon": recon, "val_kl": kl}]
+        _checkpoint(model, run, metrics)
+    return metrics
 
 
 # ---------------------------------------------------------------- figures
@@ -666,7 +654,8 @@ def draw_samples(model, shape, path, n=100, random_state=0, label=None, class_na
     per_class = max(1, round(n / len(model.classes_)))
     y = np.repeat(model.classes_, per_class)
     return plots.plot_samples(model.sample(len(y), y, random_state=random_state), shape, path,
-                              ncols=per_class, row_labels=_names(model.classes_, class_names),
+                              ncols=per_class,
+                              row_labels=plots.class_labels(model.classes_, class_names),
                               title="samples from the prior, one row per class (decoder "
                               "means given the class)")
 
@@ -689,9 +678,4 @@ def draw_interpolations(model, X, shape, path, pairs=8, steps=8, y=None, class_n
     c, i, j = map(np.array, zip(*chosen))
     return plots.plot_interpolations(
         model, X[i], X[j], shape, path, steps, y=c,
-        row_labels=_names(c, class_names))
-
-
-def _names(classes, class_names):
-    """The name of each class: ``class_names[c]``, or ``c`` itself."""
-    return [str(c) if class_names is None else class_names[c] for c in classes.tolist()]
+        row_labels=plots.class_labels(c, class_names))
