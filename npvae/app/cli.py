@@ -224,16 +224,13 @@ def _parser():
     _model_arguments(g)
     g.add_argument("--conditional", action="store_true", help="a conditional VAE, on the "
                    "labels 0, 1, 2 given to the rows in turn")
-    g.add_argument("--features", type=_SIZE, default=10,
-                   help="features of the random data checked on")
+    g.add_argument("--features", type=_SIZE, help="features of the random data checked on")
     g.add_argument("--samples", type=_SIZE, default=16,
                    help="rows checked on: random, or RUN's first training rows")
     g.add_argument("--seed", type=_SEED, default=0, help="seeds the model, the data and the noise")
     g.add_argument("--threshold", type=_POSITIVE, default=1e-6,
                    help="largest relative error that passes")
-    g.set_defaults(func=cmd_gradcheck, latent_dim=2, hidden_dims=[8], activation="tanh",
-                   likelihood="bernoulli", model="vae", k=5, prior="standard_normal",
-                   n_components=3)
+    g.set_defaults(func=cmd_gradcheck, **_FRESH)
     return parser
 
 
@@ -284,8 +281,7 @@ def cmd_train(args):
     # Absolute paths, so that the run can be evaluated from any folder.
     elif Path(dataset).exists():
         dataset = str(Path(dataset).resolve())
-    recipe = recipes.recipe(dataset)
-    config = {**DEFAULTS, **recipe, "dataset": dataset}
+    config = {**DEFAULTS, **recipes.recipe(dataset), "dataset": dataset}
     given = [k for k in config if k != "dataset" and getattr(args, k) is not None]
     config.update({k: getattr(args, k) for k in given})
     if config["obs_var"] is not None and config["likelihood"] != "gaussian":
@@ -351,9 +347,7 @@ def _resume(args):
 
 # ---------------------------------------------------------------- the other verbs
 def _open_run(args):
-    run, config = runs.read_config(args.run)
-    model = load_checkpoint(args.run)
-    return run, config, model
+    return (*runs.read_config(args.run), load_checkpoint(args.run))
 
 
 def _figure_path(args, run, name):
@@ -382,16 +376,15 @@ def cmd_evaluate(args):
         print(f"reconstruction -log p(x|dec(enc(x))) {-np.mean(model.score_samples(X)):.3f} nats")
         return 0
     # A conditional model is scored on log p(x|y), with the test labels.
-    y, px = (y, "p(x|y)") if model.needs_labels else (None, "p(x)")
+    y, px, labels, elbo = (y, "p(x|y)", " with its labels", "ELBO of log p(x|y)") \
+        if model.needs_labels else (None, "p(x)", "", "ELBO")
     log_px, kl = model.elbo_terms(X, y, random_state=args.seed)
     mixture = config.get("prior", "standard_normal") != "standard_normal"
     per_dim = None if mixture else kl_per_dimension(model, X, y)
     units = active_units(model, X, y=y)
     binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
-    labels = " with its labels" if model.needs_labels else ""
     print(f"{run}: epoch {model.n_iter_}, test set of {config['dataset']}{labels}: "
           f"{X.shape[0]} examples, {X.shape[1]} features{binarized}")
-    elbo = "ELBO of log p(x|y)" if model.needs_labels else "ELBO"
     print(f"{elbo:22s}{np.mean(log_px - kl):10.3f} nats  "
           f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
     detail = ("KL sampled: the mixture prior has no KL per dimension" if mixture else
@@ -409,50 +402,50 @@ def cmd_evaluate(args):
     return 0
 
 
-def _figure_command(args, name, draw, draw_samples=False):
-    """Open RUN, draw one figure with ``draw(model, config, shape, path)``
-    and print its path."""
+def _figure_command(args, name, draw, sample=False):
+    """Open RUN, draw one figure with ``draw(model, X, y, shape, path,
+    class_names)`` (the test split's X and y; none to ``sample``) and print
+    its path."""
     run, config, model = _open_run(args)
-    if draw_samples and not model.has_prior:
+    if sample and not model.has_prior:
         raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
                          "sample from; train a VAE to sample")
     shape = runs.image_shape(config, required=True)
-    print(draw(model, config, shape, _figure_path(args, run, name)))
+    path = _figure_path(args, run, name)
+    data = () if sample else _test_data(args, config)
+    print(draw(model, *data, shape, path, CLASS_NAMES.get(config["dataset"])))
     return 0
 
 
 def cmd_sample(args):
     name = f"samples-seed{args.seed}{'' if args.label is None else f'-label{args.label}'}.png"
-    return _figure_command(args, name, lambda model, config, shape, path: (
-        runs.draw_samples(model, shape, path, args.n, args.seed, args.label,
-                          CLASS_NAMES.get(config["dataset"]))), draw_samples=True)
+    return _figure_command(args, name, lambda model, shape, path, names: runs.draw_samples(
+        model, shape, path, args.n, args.seed, args.label, names), sample=True)
 
 
 def cmd_reconstruct(args):
-    def draw(model, config, shape, path):
-        X, y = _test_data(args, config)
-        return runs.draw_reconstructions(model, X, shape, path, args.n, y)
-    return _figure_command(args, f"reconstructions-n{args.n}.png", draw)
+    return _figure_command(args, f"reconstructions-n{args.n}.png", lambda model, X, y, shape,
+                           path, _: runs.draw_reconstructions(model, X, shape, path, args.n, y))
 
 
 def cmd_interpolate(args):
-    def draw(model, config, shape, path):
-        X, y = _test_data(args, config)
-        return runs.draw_interpolations(model, X, shape, path, args.pairs, args.steps, y,
-                                        CLASS_NAMES.get(config["dataset"]))
-    return _figure_command(args, f"interpolations-{args.pairs}x{args.steps}.png", draw)
+    return _figure_command(
+        args, f"interpolations-{args.pairs}x{args.steps}.png",
+        lambda model, X, y, shape, path, names: runs.draw_interpolations(
+            model, X, shape, path, args.pairs, args.steps, y, names))
 
 
-#: The options of ``npvae gradcheck`` that build a fresh model: not for a RUN.
-_FRESH = ("latent_dim", "hidden_dims", "activation", "likelihood", "features", "model", "k",
-          "prior", "n_components", "conditional")
+#: The options of ``npvae gradcheck`` that build a fresh model (not for a
+#: RUN), with their defaults: a small model, quick to check.
+_FRESH = {"latent_dim": 2, "hidden_dims": [8], "activation": "tanh", "likelihood": "bernoulli",
+          "features": 10, "model": "vae", "k": 5, "prior": "standard_normal",
+          "n_components": 3, "conditional": False}
 
 
 def cmd_gradcheck(args):
     rng = np.random.default_rng(args.seed)
     if args.run is not None:
-        defaults = vars(_parser().parse_args(["gradcheck"]))
-        given = [_option(k, getattr(args, k)) for k in _FRESH if getattr(args, k) != defaults[k]]
+        given = [_option(k, getattr(args, k)) for k in _FRESH if getattr(args, k) != _FRESH[k]]
         if given:
             raise ValueError(f"gradcheck RUN checks the run's own model; {given[0]} is for a "
                              "fresh model, without RUN")

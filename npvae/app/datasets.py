@@ -504,10 +504,7 @@ def _check_md5(path, expected):
 def _local_file(folder, fname):
     # Accept the file gzipped or not, whichever way it was published.
     alt = fname[:-3] if fname.endswith(".gz") else fname + ".gz"
-    for candidate in (folder / fname, folder / alt):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((p for p in (folder / fname, folder / alt) if p.is_file()), None)
 
 
 def _mirrors(name, mirror):

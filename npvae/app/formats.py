@@ -237,10 +237,9 @@ def read_array_file(path):
         raise DataError(f"{path}: cannot read: {e}") from None
     except MemoryError as e:
         raise MemoryError(f"{path}: {e}") from None
-    image_shape = None
-    if X.ndim == 3:  # images: (samples, height, width)
-        image_shape = (int(X.shape[1]), int(X.shape[2]))
-        X = X.reshape(X.shape[0], X.shape[1] * X.shape[2])
+    image_shape = tuple(map(int, X.shape[1:])) if X.ndim == 3 else None  # (height, width)
+    if image_shape:
+        X = X.reshape(X.shape[0], math.prod(image_shape))
     X = _check_features(X, path)
     if y is not None:
         y = _check_labels(y, X.shape[0], path)

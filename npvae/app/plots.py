@@ -235,13 +235,11 @@ def plot_reconstructions(originals, reconstructions, image_shape, path, ncols=10
     if originals.shape != reconstructions.shape:
         raise ValueError(f"originals {originals.shape} and reconstructions "
                          f"{reconstructions.shape} differ in shape")
-    ncols = min(ncols, originals.shape[0])
-    rows = []
-    for start in range(0, originals.shape[0], ncols):
-        block = slice(start, start + ncols)
-        for part in (originals[block], reconstructions[block]):
-            rows.extend(part)
-            rows.extend(np.full_like(part[0], np.nan) for _ in range(ncols - part.shape[0]))
+    (n, d), ncols = originals.shape, min(ncols, originals.shape[0])
+    # Blocks of ncols originals above their reconstructions, the last filled with NaN.
+    pair = np.stack([np.pad(np.asarray(a, np.float64), ((0, -n % ncols), (0, 0)),
+                            constant_values=np.nan) for a in (originals, reconstructions)])
+    rows = pair.reshape(2, -1, ncols, d).swapaxes(0, 1).reshape(-1, d)
     return _image_figure(rows, image_shape, ncols,
                          "test images above their reconstructions", path)
 

@@ -94,11 +94,6 @@ def _metrics_text(metrics):
     return buf.getvalue().encode()
 
 
-def _write_metrics(path, metrics):
-    text = _metrics_text(metrics)
-    atomic_write(path, lambda f: f.write(text))
-
-
 def _is_int(v, low):
     return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
@@ -428,13 +423,11 @@ def _complete_trained_run(model, run, config, metrics, data_dir):
     """Finish a trained run that a crash left incomplete: older checkpoints
     not yet dropped, metrics.csv behind the checkpoint, figures not drawn."""
     _remove_checkpoints_but(run, latest_checkpoint(run))
-    missing = []
-    metrics_path = run / "metrics.csv"
-    if not metrics_path.is_file() or metrics_path.read_bytes() != _metrics_text(metrics):
-        missing.append("metrics.csv")
-    done = run / FIGURES_DONE
-    if not done.is_file() or done.read_text().strip() != str(model.n_iter_):
-        missing.append("figures")
+    # What the files would hold had the run not crashed.
+    due = {"metrics.csv": (run / "metrics.csv", _metrics_text(metrics)),
+           "figures": (run / FIGURES_DONE, str(model.n_iter_).encode())}
+    missing = [what for what, (path, data) in due.items()
+               if not (path.is_file() and path.read_bytes() == data)]
     if not missing:
         print(f"{run} has already trained {model.n_iter_} epochs; pass --epochs N "
               f"with N > {model.n_iter_} to train more")
@@ -442,7 +435,7 @@ def _complete_trained_run(model, run, config, metrics, data_dir):
     print(f"{run} has trained its {model.n_iter_} epochs; completing its "
           f"{' and '.join(missing)}", flush=True)
     if "metrics.csv" in missing:
-        _write_metrics(metrics_path, metrics)
+        atomic_write(run / "metrics.csv", lambda f: f.write(due["metrics.csv"][1]))
     if "figures" not in missing:
         return 0
     data = load_splits(config, data_dir=data_dir)
@@ -480,11 +473,8 @@ def subfolder(run, name):
 def _checkpoints(run):
     """The checkpoint files npvae wrote in ``run/checkpoints`` (an earlier
     npvae's ``.json`` + ``.npz`` pairs among them)."""
-    folder = subfolder(run, "checkpoints")
-    if not folder.is_dir():
-        return []
-    return [p for p in folder.iterdir() if _OWN_FILES["checkpoints"].fullmatch(p.name)
-            and p.is_file() and not p.is_symlink()]
+    return [p for p in subfolder(run, "checkpoints").glob("epoch-*")
+            if _OWN_FILES["checkpoints"].fullmatch(p.name) and p.is_file() and not p.is_symlink()]
 
 
 def _remove_checkpoints_but(run, keep):
@@ -501,7 +491,7 @@ def _checkpoint(model, run, metrics):
     path = save_checkpoint(model, epoch_checkpoint(run, model.n_iter_),
                            extra={"metrics": metrics})
     _remove_checkpoints_but(run, path)
-    _write_metrics(run / "metrics.csv", metrics)
+    atomic_write(run / "metrics.csv", lambda f: f.write(_metrics_text(metrics)))
     return path
 
 
