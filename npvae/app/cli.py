@@ -32,10 +32,9 @@ __all__ = ["main"]
 #: Defaults of ``npvae train`` that no recipe sets; the data set's recipe
 #: (npvae.app.recipes) gives the rest.  A bare ``npvae train`` trains the
 #: bundled digits in seconds and can draw the 2-D manifold.
-DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
-            "kl_warmup": 0.0, "dtype": "float32", "obs_var": None, "model": "vae", "k": 5,
-            "prior": "standard_normal", "n_components": 10, "conditional": False,
-            "gradient_estimator": "standard"}
+DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0, "kl_warmup": 0.0,
+            "dtype": "float32", "model": "vae", "k": 5, "conditional": False,
+            **runs.OPTIONAL_DEFAULTS}
 #: Option names of the config keys whose names differ.
 _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
 
@@ -295,8 +294,7 @@ def cmd_train(args):
         raise ValueError("--conditional trains a conditional VAE; it has no --model "
                          f"{config['model']}")
     if config["conditional"] and dataset in runs.UNLABELLED:
-        raise ValueError(f"--conditional needs a data set with labels, and {dataset} has "
-                         "none (digits, mnist, fashion-mnist and .npz files holding y have them)")
+        raise runs.unlabelled(dataset)
     if config["data_dir"] is not None:
         config["data_dir"] = str(Path(config["data_dir"]).resolve())
     print(_settings(config, given, "recipe" if dataset in recipes.RECIPES else

@@ -13,7 +13,6 @@ test scores are comparable across runs.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
@@ -456,8 +455,7 @@ _LOCK_NAME = ".npvae-download.lock"
 def _require(name, files, data_dir, download_missing, mirror):
     """Return local paths of ``files`` of data set ``name``, downloading if asked."""
     folder = resolve_data_dir(data_dir, name)
-    paths = [_local_file(folder, f) for f in files]
-    missing = [f for f, p in zip(files, paths) if p is None]
+    missing = [f for f in files if _local_file(folder, f) is None]
     if missing and not download_missing:
         raise MissingDataError(
             f"{name}: missing {', '.join(missing)} in {folder}; put the official files "
@@ -541,14 +539,13 @@ def _fetch(name, fname, folder, mirror):
                 os.replace(tmp, folder / fname)
                 return
             errors.append(f"{url}: md5 {md5}, expected {expected}")
-        except OSError as e:        # requests' errors are OSErrors too
-            if e.errno in _DISK_ERRNOS:  # no other mirror can help with a full disk
+        # requests' errors are OSErrors too; an ImportError is an https URL in
+        # a Python built without ssl.
+        except (OSError, ImportError) as e:
+            if getattr(e, "errno", None) in _DISK_ERRNOS:  # no other mirror can help
                 raise OSError(e.errno, f"cannot save {url}: {e.strerror}",
                               str(folder / fname)) from None
             errors.append(f"{url}: {e}")
-        except ImportError as e:    # an https URL in a Python built without ssl
-            errors.append(f"{url}: {e}")
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            Path(tmp).unlink(missing_ok=True)
     raise DataError(f"could not download {name}/{fname}: {'; '.join(errors)}")

@@ -64,9 +64,8 @@ def read_idx(path, ndim=None):
     header = 4 + 4 * data[3]
     if len(data) < header:
         raise DataError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{data[3]}i", data[4:header])
-    if any(d < 0 for d in dims):
-        raise DataError(f"{path}: negative IDX dimensions {dims}")
+    # Unsigned: a corrupt sign bit shows as a size the file cannot hold.
+    dims = struct.unpack(f">{data[3]}I", data[4:header])
     if 0 in dims:  # a data set of no images is no data set
         raise DataError(f"{path}: holds no data (IDX dimensions {dims})")
     expected = header + math.prod(dims)

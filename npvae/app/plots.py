@@ -70,14 +70,13 @@ def image_mosaic(images, image_shape, ncols, pad=1):
     the background)."""
     images = np.asarray(images, dtype=np.float64)
     h, w = image_shape
-    n = images.shape[0]
-    nrows = -(-n // ncols)
-    grid = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad), np.nan)
-    for i, img in enumerate(images):
-        r, c = divmod(i, ncols)
-        grid[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = \
-            img.reshape(h, w)
-    return grid
+    nrows = -(-images.shape[0] // ncols)
+    # Cells of (h + pad) x (w + pad), the image in the top left of each.
+    cells = np.full((nrows * ncols, h + pad, w + pad), np.nan)
+    cells[:images.shape[0], :h, :w] = images.reshape(-1, h, w)
+    grid = cells.reshape(nrows, ncols, h + pad, w + pad).swapaxes(1, 2)
+    return grid.reshape(nrows * (h + pad), ncols * (w + pad))[:nrows * (h + pad) - pad,
+                                                              :ncols * (w + pad) - pad]
 
 
 def show_images(ax, images, image_shape, ncols):

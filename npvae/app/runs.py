@@ -57,8 +57,8 @@ from ..models.saving import atomic_write
 
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
            "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
-           "new_model", "describe", "create", "resume", "ctrl_c_deferred", "image_shape",
-           "subfolder",
+           "new_model", "unlabelled", "describe", "create", "resume", "ctrl_c_deferred",
+           "image_shape", "subfolder", "OPTIONAL_DEFAULTS",
            "draw_run_figures", "draw_reconstructions", "draw_samples", "draw_interpolations"]
 
 VAL_FRACTION = 0.1
@@ -278,9 +278,7 @@ def load_splits(config, data_dir=None, download=False):
     data = load_dataset(config["dataset"], data_dir=data_dir or config.get("data_dir"),
                         download=download)
     if config.get("conditional") and (data.y_train is None or data.y_test is None):
-        raise ValueError(f"--conditional needs a data set with labels, and "
-                         f"{config['dataset']} has none (digits, mnist, fashion-mnist and "
-                         ".npz files holding y have them)")
+        raise unlabelled(config["dataset"])
     # Independent seeds of the validation split and the fixed binarisation of
     # held-out data, both derived from the run's seed.
     split, val_bits, test_bits = np.random.SeedSequence(config["seed"]).spawn(3)
@@ -298,21 +296,28 @@ def load_splits(config, data_dir=None, download=False):
     return Splits(X_tr, y_tr, X_val, y_val, X_test, data.y_test, data.image_shape)
 
 
+def unlabelled(dataset):
+    """The error of a conditional run on ``dataset``, which has no labels."""
+    return ValueError(f"--conditional needs a data set with labels, and {dataset} has none "
+                      "(digits, mnist, fashion-mnist and .npz files holding y have them)")
+
+
 def labels_for(model, y):
     """The label arguments of ``model``'s verbs: ``(y,)`` for a model that
     needs labels (``model.needs_labels``), else ``()``."""
     return (y,) if model.needs_labels else ()
 
 
-#: Hyper-parameters a config may lack: it trained with these defaults.
-_OPTIONAL_KEYS = {"obs_var": None, "prior": "standard_normal", "n_components": 10,
+#: Hyper-parameters a config may lack (it trained with these defaults),
+#: and ``npvae train``'s defaults for them.
+OPTIONAL_DEFAULTS = {"obs_var": None, "prior": "standard_normal", "n_components": 10,
                   "gradient_estimator": "standard"}
 
 
 def model_params(config):
     """The VAE's constructor arguments for a run's config."""
     return {**{k: config[k] for k in MODEL_KEYS},
-            **{k: config.get(k, v) for k, v in _OPTIONAL_KEYS.items()},
+            **{k: config.get(k, v) for k, v in OPTIONAL_DEFAULTS.items()},
             "hidden_dims": tuple(config["hidden_dims"]), "epochs": config["epochs"],
             "random_state": config["seed"]}
 
@@ -347,8 +352,7 @@ def describe(model):
     extras += [_PHRASES[v] for v in (getattr(model, "gradient_estimator", None),
                                      model.likelihood) if v in _PHRASES]
     text = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind} {'-'.join(map(str, widths))}"
-    text += " with " + " and ".join(extras) if extras else ""
-    return text
+    return text + (" with " + " and ".join(extras) if extras else "")
 
 
 def _untrained_model(config, data):
@@ -366,10 +370,9 @@ def create(config, out=None, force=False, download=False):
         check_out(out, force)
     # Everything that can fail on bad input happens before the disk is touched.
     data = load_splits(config, download=download)
-    config["n_features"] = int(data.X_train.shape[1])
-    config["image_shape"] = list(data.image_shape) if data.image_shape else None
+    config.update(n_features=int(data.X_train.shape[1]), npvae_version=__version__,
+                  image_shape=list(data.image_shape) if data.image_shape else None)
     model = _untrained_model(config, data)
-    config["npvae_version"] = __version__
     with _new_folder(out, config["dataset"], force) as out:
         return _train_from_epoch_0(model, out, config, data)
 
@@ -546,8 +549,7 @@ def _draw_final_figures(model, run, config, X_test, y_test, metrics):
               f"{model.n_iter_}. Draw them with: npvae train --resume {run}",
               file=sys.stderr, flush=True)
         return 130
-    epoch = str(model.n_iter_)
-    atomic_write(run / FIGURES_DONE, lambda f: f.write(epoch.encode()))
+    atomic_write(run / FIGURES_DONE, lambda f: f.write(str(model.n_iter_).encode()))
     print(f"run folder {run}: config.json, metrics.csv, checkpoints/, figures/")
     for path in paths:
         print(f"  figure {path}")
@@ -643,11 +645,10 @@ def draw_samples(model, shape, path, n=100, random_state=0, label=None, class_na
                                   "(decoder means given the class)")
     per_class = max(1, round(n / len(model.classes_)))
     y = np.repeat(model.classes_, per_class)
-    return plots.plot_samples(model.sample(len(y), y, random_state=random_state), shape, path,
-                              ncols=per_class,
-                              row_labels=plots.class_labels(model.classes_, class_names),
-                              title="samples from the prior, one row per class (decoder "
-                              "means given the class)")
+    return plots.plot_samples(
+        model.sample(len(y), y, random_state=random_state), shape, path, ncols=per_class,
+        row_labels=plots.class_labels(model.classes_, class_names),
+        title="samples from the prior, one row per class (decoder means given the class)")
 
 
 def draw_interpolations(model, X, shape, path, pairs=8, steps=8, y=None, class_names=None):
@@ -666,6 +667,5 @@ def draw_interpolations(model, X, shape, path, pairs=8, steps=8, y=None, class_n
     if not chosen:
         raise ValueError("interpolations within a class need 2 test examples of one class")
     c, i, j = map(np.array, zip(*chosen))
-    return plots.plot_interpolations(
-        model, X[i], X[j], shape, path, steps, y=c,
-        row_labels=plots.class_labels(c, class_names))
+    return plots.plot_interpolations(model, X[i], X[j], shape, path, steps, y=c,
+                                     row_labels=plots.class_labels(c, class_names))
