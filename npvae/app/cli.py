@@ -39,10 +39,6 @@ DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0, "kl_w
 _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
 
 
-class _UsageError(ValueError):
-    """A command-line argument that argparse refused."""
-
-
 class _HelpFormatter(argparse.HelpFormatter):
     """Appends each option's default to its help, unless the help says it.
     An option of ``train`` left out (None) takes the recipe's value or
@@ -66,7 +62,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
 
     def error(self, message):
-        raise _UsageError(f"{message} (see '{self.prog} --help')")
+        # A ValueError, so that main reports it as any bad input: one line, exit 2.
+        raise ValueError(f"{message} (see '{self.prog} --help')")
 
 
 # ---------------------------------------------------------------- option types

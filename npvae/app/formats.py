@@ -319,10 +319,8 @@ def _read_bytes(path):
     """Read a file, gunzipping it when its name ends in .gz."""
     path = Path(path)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            return f.read()
     except FileNotFoundError:
         raise
     except (OSError, EOFError, zlib.error) as e:

@@ -147,36 +147,34 @@ def read_config(run):
     return run, config
 
 
-def _foreign_entries(run):
-    """The entries of a run folder that npvae did not write there."""
-    found = []
+def _entries(run):
+    """``(entry, pattern, name)`` for each entry of a run folder and of its
+    sub-folders: the pattern of npvae's names there, and the entry's name or,
+    for a temporary file of an atomic write, the name it will have.  A
+    sub-folder that is not a real folder is an entry itself, with no pattern."""
     for sub, pattern in _OWN_FILES.items():
         folder = run / sub
-        if sub and not (folder.exists() or folder.is_symlink()):
-            continue
-        if folder.is_symlink() or not folder.is_dir():
-            found.append(folder)
-            continue
-        for entry in folder.iterdir():
-            if not sub and entry.name in _OWN_FILES:
-                continue  # a sub-folder, checked in its turn
-            temp = _TEMP_FILE.fullmatch(entry.name)
-            name = temp["name"] if temp else entry.name
-            if entry.is_symlink() or not entry.is_file() or not pattern.fullmatch(name):
-                found.append(entry)
-    return found
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            yield folder, None, folder.name
+        elif folder.is_dir():
+            for entry in folder.iterdir():
+                if sub or entry.name not in _OWN_FILES:  # a sub-folder comes in its turn
+                    temp = _TEMP_FILE.fullmatch(entry.name)
+                    yield entry, pattern, temp["name"] if temp else entry.name
+
+
+def _foreign_entries(run):
+    """The entries of a run folder that npvae did not write there."""
+    return [entry for entry, pattern, name in _entries(run) if pattern is None
+            or entry.is_symlink() or not entry.is_file() or not pattern.fullmatch(name)]
 
 
 def _remove_temp_files(run):
     """Remove the temporary files a killed write of npvae left in a run
     folder (only while holding its lock: a live writer's are in use)."""
-    for sub, pattern in _OWN_FILES.items():
-        folder = run / sub
-        if folder.is_dir() and not folder.is_symlink():
-            for entry in folder.iterdir():
-                temp = _TEMP_FILE.fullmatch(entry.name)
-                if temp and pattern.fullmatch(temp["name"]) and entry.is_file():
-                    entry.unlink()
+    for entry, pattern, name in _entries(run):
+        if pattern and name != entry.name and pattern.fullmatch(name) and entry.is_file():
+            entry.unlink()
 
 
 def lock(run):
@@ -534,8 +532,7 @@ def _train_epochs(model, run, config, data, metrics):
               f"({latest_checkpoint(run)}). Continue with: npvae train --resume {run}",
               file=sys.stderr, flush=True)
         return 130
-    elapsed = time.perf_counter() - start
-    print(f"trained {config['epochs']} epochs in {elapsed:.1f} s", flush=True)
+    print(f"trained {config['epochs']} epochs in {time.perf_counter() - start:.1f} s", flush=True)
     return _draw_final_figures(model, run, config, data.X_test, data.y_test, metrics)
 
 
@@ -595,9 +592,7 @@ def draw_run_figures(model, run, config, X_test, y_test, metrics):
     """Draw every figure of a trained run into ``run/figures``; return their paths."""
     figures = subfolder(run, "figures")
     figures.mkdir(exist_ok=True)
-    paths = []
-    if metrics:
-        paths.append(plots.plot_loss_curves(metrics, figures / "loss.png"))
+    paths = [plots.plot_loss_curves(metrics, figures / "loss.png")] if metrics else []
     labels, names = labels_for(model, y_test), CLASS_NAMES.get(config.get("dataset"))
     paths.append(plots.plot_latent(model.transform(X_test, *labels), y_test,
                                    figures / "latent.png", class_names=names))
