@@ -27,13 +27,15 @@ epoch cannot be resumed bit for bit, so it is dropped, and
 resume of a finished run completes what a crash left out (metrics.csv,
 the figures), and a run stopped before its first checkpoint starts anew
 from its config.json; a folder killed before its config.json was written
-holds only npvae's lock, and ``--force`` replaces it like an empty one.  Temporary files of npvae's atomic writes left by a
-killed process are removed whenever the folder is next locked.
+holds only npvae's lock, and ``--force`` replaces it like an empty one.
+Temporary files of npvae's atomic writes left by a killed process are
+removed whenever the folder is next locked.
 """
 import collections
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -193,11 +195,8 @@ def default_run_dir(dataset):
     first name free now: :func:`create` takes the next if it is gone)."""
     stem = dataset if dataset in DATASETS else Path(dataset).stem
     base = Path("runs") / f"{stem}-vae"
-    out, n = base, 1
-    while out.exists():
-        n += 1
-        out = base.with_name(f"{base.name}-{n}")
-    return out
+    numbered = (base.with_name(f"{base.name}-{n}") for n in itertools.count(2))
+    return next(out for out in itertools.chain([base], numbered) if not out.exists())
 
 
 def check_out(out, force):
@@ -279,9 +278,9 @@ def load_splits(config, data_dir=None, download=False):
         raise unlabelled(config["dataset"])
     # Independent seeds of the validation split and the fixed binarisation of
     # held-out data, both derived from the run's seed.
-    split, val_bits, test_bits = np.random.SeedSequence(config["seed"]).spawn(3)
+    split_seed, val_bits, test_bits = np.random.SeedSequence(config["seed"]).spawn(3)
     # The same permutation with or without labels, so a run's split never depends on them.
-    X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION, split)
+    X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION, split_seed)
     if config.get("conditional"):   # a class never trained on cannot be scored or drawn
         for split, y in (("validation", y_val), ("test", data.y_test)):
             if unseen := np.setdiff1d(y, y_tr).tolist():
@@ -289,8 +288,7 @@ def load_splits(config, data_dir=None, download=False):
                                  "split but not in the training split, so it cannot be trained on")
     X_test = data.X_test
     if config.get("binarize"):
-        X_val = binarize(X_val, np.random.default_rng(val_bits))
-        X_test = binarize(X_test, np.random.default_rng(test_bits))
+        X_val, X_test = binarize(X_val, val_bits), binarize(X_test, test_bits)
     return Splits(X_tr, y_tr, X_val, y_val, X_test, data.y_test, data.image_shape)
 
 
@@ -378,10 +376,9 @@ def create(config, out=None, force=False, download=False):
 def _train_from_epoch_0(model, out, config, data):
     _write_json(out / "config.json", config)   # first: a folder without it is bare
     (out / "checkpoints").mkdir(exist_ok=True)
-    X_tr = data.X_train
-    print(f"training {describe(model)} on "
-          f"{config['dataset']} ({X_tr.shape[0]} train, {data.X_val.shape[0]} validation "
-          f"examples) for {config['epochs']} epochs into {out}", flush=True)
+    print(f"training {describe(model)} on {config['dataset']} ({data.X_train.shape[0]} train, "
+          f"{data.X_val.shape[0]} validation examples) for {config['epochs']} epochs into {out}",
+          flush=True)
     _checkpoint(model, out, [])
     return _train_epochs(model, out, config, data, [])
 
@@ -393,8 +390,7 @@ def resume(run, epochs=None, data_dir=None):
     run, config = read_config(run)
     with lock(run):
         _remove_temp_files(run)
-        if epochs is not None:
-            config["epochs"] = epochs
+        config["epochs"] = config["epochs"] if epochs is None else epochs
         if not _checkpoints(run):
             # Killed before its first checkpoint: its config.json is whole,
             # and a new start from it is the run it would have been.
