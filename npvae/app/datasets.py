@@ -485,10 +485,9 @@ def _remove_stale_parts(folder, fname):
     them (by :func:`tempfile.mkstemp`: 8 of ``a-z0-9_`` in the middle) go.
     """
     stale = re.compile(re.escape(f".{fname}.") + r"[a-z0-9_]{8}\.part")
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if stale.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
+    for entry in folder.iterdir():
+        if stale.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink()
 
 
 def _check_md5(path, expected):

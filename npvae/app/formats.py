@@ -56,11 +56,10 @@ def read_idx(path, ndim=None):
     data = _read_bytes(path)
     if len(data) < 4:
         raise DataError(f"{path}: too short for an IDX file ({len(data)} bytes)")
-    magic = int.from_bytes(data[:4], "big")
     # 0x08 in the third byte means unsigned bytes; the fourth is the rank.
     if data[:3] != b"\x00\x00\x08" or (ndim is not None and data[3] != ndim):
         expected = f"0x{0x800 + ndim:08x}" if ndim is not None else "0x000008NN"
-        raise DataError(f"{path}: wrong IDX magic number 0x{magic:08x}, expected {expected}")
+        raise DataError(f"{path}: wrong IDX magic number 0x{data[:4].hex()}, expected {expected}")
     header = 4 + 4 * data[3]
     if len(data) < header:
         raise DataError(f"{path}: truncated IDX header")

@@ -91,10 +91,8 @@ def show_images(ax, images, image_shape, ncols):
         else np.nanpercentile(grid, [1, 99])
     ax.imshow(grid, cmap=IMAGE_CMAP, vmin=lo, vmax=max(hi, lo + 1e-12),
               interpolation="nearest")  # square pixels
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    ax.set(xticks=[], yticks=[])
+    ax.spines[:].set_visible(False)
     return grid
 
 
@@ -295,8 +293,7 @@ def plot_latent(Z, labels, path, class_names=None):
         else:
             points = ax.scatter(Z[:, 0], Z[:, 1], c=index, cmap="viridis", s=4, alpha=0.7)
             fig.colorbar(points, ax=ax, label="label")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.set_title("latent means of the test set", fontsize=9)
     return _save(fig, path)
 
