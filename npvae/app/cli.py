@@ -41,8 +41,8 @@ _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "compo
 
 class _HelpFormatter(argparse.HelpFormatter):
     """Appends each option's default to its help, unless the help says it.
-    An option of ``train`` left out (None) takes the recipe's value or
-    :data:`DEFAULTS`', so its help says which."""
+    An option of ``train`` left out (None) takes the recipe's value or the
+    one in :data:`DEFAULTS`, so its help says which."""
 
     def _get_help_string(self, action):
         text = action.help or ""
