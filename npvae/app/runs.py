@@ -489,7 +489,6 @@ def _checkpoint(model, run, metrics):
                            extra={"metrics": metrics})
     _remove_checkpoints_but(run, path)
     atomic_write(run / "metrics.csv", lambda f: f.write(_metrics_text(metrics)))
-    return path
 
 
 def _train_epochs(model, run, config, data, metrics):
