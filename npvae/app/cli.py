@@ -32,36 +32,38 @@ __all__ = ["main"]
 #: Defaults of ``npvae train`` that no recipe sets; the data set's recipe
 #: (npvae.app.recipes) gives the rest.  A bare ``npvae train`` trains the
 #: bundled digits in seconds and can draw the 2-D manifold.
-DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
-            "kl_warmup": 0.0, "dtype": "float32", "obs_var": None, "model": "vae", "k": 5,
-            "prior": "standard_normal", "n_components": 10, "conditional": False,
-            "gradient_estimator": "standard"}
+DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0, "kl_warmup": 0.0,
+            "dtype": "float32", "model": "vae", "k": 5, "conditional": False,
+            **runs.OPTIONAL_DEFAULTS}
 #: Option names of the config keys whose names differ.
 _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
 
 
-class _UsageError(ValueError):
-    """A command-line argument that argparse refused."""
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends each option's default to its help, unless the help says it.
+    An option of ``train`` left out (None) takes the recipe's value or the
+    one in :data:`DEFAULTS`, so its help says which."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if default is None:
+            default = "the recipe's" if action.dest in recipes.FILE_RECIPE else \
+                DEFAULTS.get(action.dest)
+        if action.option_strings and action.nargs != 0 and "default" not in text \
+                and default not in (None, argparse.SUPPRESS):
+            text += f" (default: {_as_typed(default)})"
+        return text
 
 
 class _Parser(argparse.ArgumentParser):
     def __init__(self, **kwargs):
         # No abbreviations: a typo such as --epoch is an error, not --epochs.
-        super().__init__(allow_abbrev=False, **kwargs)
+        super().__init__(allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
 
     def error(self, message):
-        raise _UsageError(f"{message} (see '{self.prog} --help')")
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """Appends each option's default to its help, unless the help says it."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if (action.option_strings and "default" not in text
-                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
-            text += " (default: %(default)s)"
-        return text
+        # A ValueError, so that main reports it as any bad input: one line, exit 2.
+        raise ValueError(f"{message} (see '{self.prog} --help')")
 
 
 # ---------------------------------------------------------------- option types
@@ -73,14 +75,20 @@ MAX_SIZE = 100_000
 MAX_IMAGES = 10_000
 
 
-def _int_at_least(low, high=None):
+def _number(kind, low, high=None, inclusive=True):
+    """An option type: a ``kind`` (int or float) from ``low`` (itself
+    included if ``inclusive``) to ``high``; a float must be finite."""
     def parse(text):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (kind is float and not math.isfinite(value)) or value < low \
+                or (value == low and not inclusive):
+            what = "" if kind is int else "a finite number "
+            raise argparse.ArgumentTypeError(
+                f"must be {what}{'>=' if inclusive else '>'} {low}, got {text}")
         if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
         return value
@@ -88,7 +96,7 @@ def _int_at_least(low, high=None):
 
 
 def _jobs(text):
-    value = _int_at_least(-MAX_SIZE, MAX_SIZE)(text)
+    value = _number(int, -MAX_SIZE, MAX_SIZE)(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must not be 0: 1 for one core, -1 for every core")
     return value
@@ -98,19 +106,6 @@ def _path(text):
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return text
-
-
-def _float_in(low, inclusive):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value < low or (value == low and not inclusive):
-            bound = ">=" if inclusive else ">"
-            raise argparse.ArgumentTypeError(f"must be a finite number {bound} {low}, got {text}")
-        return value
-    return parse
 
 
 def _hidden(text):
@@ -131,6 +126,11 @@ def _hidden(text):
 
 
 # ---------------------------------------------------------------- the parser
+#: Sizes of layers, latent codes and sample counts, and numbers of images.
+_SIZE, _IMAGES = _number(int, 1, MAX_SIZE), _number(int, 1, MAX_IMAGES)
+_SEED, _POSITIVE = _number(int, 0), _number(float, 0, inclusive=False)
+
+
 def _parser():
     parser = _Parser(prog="npvae", description="A Variational Autoencoder in NumPy: "
                      "train, evaluate, draw and gradient-check. 'npvae COMMAND --help' "
@@ -139,7 +139,6 @@ def _parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a VAE and write a run folder",
-                       formatter_class=_HelpFormatter,
                        description="Train a VAE; writes config.json, metrics.csv, "
                        "checkpoints/ and figures/ into the run folder. Options left out "
                        "take the data set's recipe (listed in npvae/app/recipes.py and the "
@@ -148,54 +147,29 @@ def _parser():
                    f".npy/.npz/.csv file (default: {DEFAULTS['dataset']})")
     t.add_argument("--data-dir", type=_path, help="folder with one sub-folder per data set "
                    "(default: $NPVAE_DATA_DIR, else ~/.npvae/data)")
-    t.add_argument("--download", action="store_true",
-                   help="fetch missing data files (md5-checked)")
+    t.add_argument("--download", action="store_true", help="fetch missing data files (md5-checked)")
     t.add_argument("--binarize", action=argparse.BooleanOptionalAction,
                    help="dynamic binarisation: draw 0/1 pixels anew each epoch "
                    "(data in [0, 1]) (default: the recipe's, on for mnist)")
-    t.add_argument("--epochs", type=_int_at_least(1), help="total epochs; with --resume, "
+    t.add_argument("--epochs", type=_number(int, 1), help="total epochs; with --resume, "
                    "the new total (default: the recipe's, e.g. 100 for digits, 10 for a file)")
-    t.add_argument("--batch-size", type=_int_at_least(1, MAX_SIZE),
-                   help="examples per step (default: the recipe's)")
-    t.add_argument("--lr", dest="learning_rate", type=_float_in(0, False), metavar="LR",
-                   help="Adam's step size (default: the recipe's)")
-    t.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE),
-                   help="dimension of z (default: the recipe's)")
-    t.add_argument("--hidden", dest="hidden_dims", type=_hidden, metavar="WIDTHS",
-                   help="encoder widths, e.g. 400 or 200,200; 'none' for linear "
-                   "(default: the recipe's)")
-    t.add_argument("--activation", choices=sorted(ACTIVATIONS),
-                   help="hidden layers' activation (default: the recipe's)")
-    t.add_argument("--likelihood", choices=tuple(LIKELIHOODS),
-                   help="p(x|z) (default: the recipe's)")
-    t.add_argument("--obs-var", type=_float_in(0, False), metavar="VAR",
+    t.add_argument("--batch-size", type=_SIZE, help="examples per step")
+    t.add_argument("--lr", dest="learning_rate", type=_POSITIVE, metavar="LR",
+                   help="Adam's step size")
+    _model_arguments(t)
+    t.add_argument("--obs-var", type=_POSITIVE, metavar="VAR",
                    help="Gaussian likelihood: a fixed noise variance sigma^2 instead of a "
                    "learned one (default: learned)")
-    t.add_argument("--beta", type=_float_in(0, True),
-                   help=f"weight of the KL term (default: {DEFAULTS['beta']})")
-    t.add_argument("--kl-warmup", type=_float_in(0, True), metavar="EPOCHS",
-                   help=f"epochs over which the KL weight rises from 0 to beta "
-                   f"(default: {DEFAULTS['kl_warmup']:g})")
-    t.add_argument("--model", choices=("vae", "iwae"),
-                   help=f"train on the ELBO (vae) or the importance-weighted bound (iwae) "
-                   f"(default: {DEFAULTS['model']})")
-    t.add_argument("--k", type=_int_at_least(1, MAX_SIZE),
-                   help=f"--model iwae: importance samples per example (default: {DEFAULTS['k']})")
-    t.add_argument("--prior", choices=("standard_normal", "mixture"),
-                   help=f"p(z): N(0, I), or a learned mixture of Gaussians "
-                   f"(default: {DEFAULTS['prior']})")
-    t.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
-                   help=f"--prior mixture: its number of components "
-                   f"(default: {DEFAULTS['n_components']})")
+    t.add_argument("--beta", type=_number(float, 0), help="weight of the KL term")
+    t.add_argument("--kl-warmup", type=_number(float, 0), metavar="EPOCHS",
+                   help="epochs over which the KL weight rises from 0 to beta")
     t.add_argument("--gradient-estimator", choices=("standard", "dreg", "stl"),
-                   help="the encoder's gradient, dreg for --model iwae (default: standard)")
+                   help="the encoder's gradient, dreg for --model iwae")
     t.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional VAE, q(z|x,y) and p(x|z,y), on the data set's labels "
                    "(digits, mnist, fashion-mnist, .npz files holding y)")
-    t.add_argument("--dtype", choices=DTYPES,
-                   help=f"floating-point type of the model (default: {DEFAULTS['dtype']})")
-    t.add_argument("--seed", type=_int_at_least(0),
-                   help=f"seeds everything; same seed, same bits (default: {DEFAULTS['seed']})")
+    t.add_argument("--dtype", choices=DTYPES, help="floating-point type of the model")
+    t.add_argument("--seed", type=_SEED, help="seeds everything; same seed, same bits")
     t.add_argument("--out", type=_path,
                    help="run folder (default: runs/<dataset>-vae, numbered if taken)")
     t.add_argument("--force", action="store_true",
@@ -207,79 +181,70 @@ def _parser():
                    "with it (default: a new run)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set",
-                       formatter_class=_HelpFormatter)
+    e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set")
     _run_arguments(e)
-    e.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=1000,
-                   help="importance samples per example")
-    e.add_argument("--seed", type=_int_at_least(0), default=0,
-                   help="seed of the Monte Carlo estimates")
+    e.add_argument("--k", type=_SIZE, default=1000, help="importance samples per example")
+    e.add_argument("--seed", type=_SEED, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--jobs", type=_jobs, default=-1,
                    help="threads for the IWAE estimate, which gives the same number on any "
                    "(-1: every core, -2: all but one)")
     e.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("sample", help="draw a grid of samples from the prior into "
-                       "RUN/figures/samples-seed<SEED>.png", formatter_class=_HelpFormatter)
-    _run_arguments(s, "samples-seed<SEED>.png")
-    s.add_argument("--n", type=_int_at_least(1, MAX_IMAGES), default=100,
-                   help="number of samples")
-    s.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the samples")
+    s = _figure_parser(sub, "sample", "a grid of samples from the prior",
+                       "samples-seed<SEED>.png", cmd_sample)
+    s.add_argument("--n", type=_IMAGES, default=100, help="number of samples")
+    s.add_argument("--seed", type=_SEED, default=0, help="seed of the samples")
     s.add_argument("--label", metavar="L", help="conditional runs: N samples of the class L "
                    "(default: one row per class)")
-    s.set_defaults(func=cmd_sample)
 
-    r = sub.add_parser("reconstruct", help="draw test images above their reconstructions "
-                       "into RUN/figures/reconstructions-n<N>.png",
-                       formatter_class=_HelpFormatter)
-    _run_arguments(r, "reconstructions-n<N>.png")
-    r.add_argument("--n", type=_int_at_least(1, MAX_IMAGES), default=20,
+    r = _figure_parser(sub, "reconstruct", "test images above their reconstructions",
+                       "reconstructions-n<N>.png", cmd_reconstruct)
+    r.add_argument("--n", type=_IMAGES, default=20,
                    help="number of test images (the first of the test set)")
-    r.set_defaults(func=cmd_reconstruct)
 
-    i = sub.add_parser("interpolate", help="draw interpolations between test images into "
-                       "RUN/figures/interpolations-<PAIRS>x<STEPS>.png",
-                       formatter_class=_HelpFormatter)
-    _run_arguments(i, "interpolations-<PAIRS>x<STEPS>.png")
-    i.add_argument("--pairs", type=_int_at_least(1, MAX_IMAGES), default=8,
+    i = _figure_parser(sub, "interpolate", "interpolations between test images",
+                       "interpolations-<PAIRS>x<STEPS>.png", cmd_interpolate)
+    i.add_argument("--pairs", type=_IMAGES, default=8,
                    help="number of pairs of test images, one row each")
-    i.add_argument("--steps", type=_int_at_least(2, MAX_IMAGES), default=8,
+    i.add_argument("--steps", type=_number(int, 2, MAX_IMAGES), default=8,
                    help="decoded images per row, from one latent mean to the other; "
                         "the two originals are added at the ends")
-    i.set_defaults(func=cmd_interpolate)
 
     g = sub.add_parser("gradcheck", help="check a model's gradients by central differences "
                        "in float64: a small fresh one, or a trained run's; exit status 1 on "
-                       "failure", formatter_class=_HelpFormatter)
+                       "failure", description="The default activation, tanh, is smooth; "
+                       "ReLU's kinks can fail a check.")
     g.add_argument("run", metavar="RUN", type=_path, nargs="?",
                    help="a run folder: check its trained model, cast to float64, on its first "
                    "--samples training rows (default: a fresh model, as the options below say)")
-    g.add_argument("--latent-dim", type=_int_at_least(1, MAX_SIZE), default=2,
-                   help="dimension of z")
-    g.add_argument("--hidden", dest="hidden_dims", type=_hidden, default=[8], metavar="WIDTHS",
-                   help="encoder widths, e.g. 8 or 8,6; 'none' for linear (default: 8)")
-    g.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh",
-                   help="hidden layers' activation (tanh is smooth; ReLU's kinks can fail "
-                   "a check)")
-    g.add_argument("--likelihood", choices=tuple(LIKELIHOODS), default="bernoulli", help="p(x|z)")
-    g.add_argument("--model", choices=("vae", "iwae"), default="vae", help="VAE or IWAE")
-    g.add_argument("--k", type=_int_at_least(1, MAX_SIZE), default=5, help="IWAE's samples")
-    g.add_argument("--prior", choices=("standard_normal", "mixture"), default="standard_normal",
-                   help="p(z)")
-    g.add_argument("--components", dest="n_components", type=_int_at_least(1, MAX_SIZE),
-                   default=3, help="--prior mixture: its number of components")
+    _model_arguments(g)
     g.add_argument("--conditional", action="store_true", help="a conditional VAE, on the "
                    "labels 0, 1, 2 given to the rows in turn")
-    g.add_argument("--features", type=_int_at_least(1, MAX_SIZE), default=10,
-                   help="features of the random data checked on")
-    g.add_argument("--samples", type=_int_at_least(1, MAX_SIZE), default=16,
+    g.add_argument("--features", type=_SIZE, help="features of the random data checked on")
+    g.add_argument("--samples", type=_SIZE, default=16,
                    help="rows checked on: random, or RUN's first training rows")
-    g.add_argument("--seed", type=_int_at_least(0), default=0,
-                   help="seeds the model, the data and the noise")
-    g.add_argument("--threshold", type=_float_in(0, False), default=1e-6,
+    g.add_argument("--seed", type=_SEED, default=0, help="seeds the model, the data and the noise")
+    g.add_argument("--threshold", type=_POSITIVE, default=1e-6,
                    help="largest relative error that passes")
-    g.set_defaults(func=cmd_gradcheck)
+    g.set_defaults(func=cmd_gradcheck, **_FRESH)
     return parser
+
+
+def _model_arguments(p):
+    """The options that build a model, shared by train (left out: the
+    recipe's or DEFAULTS') and gradcheck (its own small defaults)."""
+    p.add_argument("--latent-dim", type=_SIZE, help="dimension of z")
+    p.add_argument("--hidden", dest="hidden_dims", type=_hidden, metavar="WIDTHS",
+                   help="encoder widths, e.g. 400 or 200,200; 'none' for linear")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden layers' activation")
+    p.add_argument("--likelihood", choices=tuple(LIKELIHOODS), help="p(x|z)")
+    p.add_argument("--model", choices=("vae", "iwae"),
+                   help="the ELBO (vae) or the importance-weighted bound (iwae)")
+    p.add_argument("--k", type=_SIZE, help="--model iwae: importance samples per example")
+    p.add_argument("--prior", choices=("standard_normal", "mixture"),
+                   help="p(z): N(0, I), or a learned mixture of Gaussians")
+    p.add_argument("--components", dest="n_components", type=_SIZE,
+                   help="--prior mixture: its number of components")
 
 
 def _run_arguments(p, figure=None):
@@ -290,6 +255,14 @@ def _run_arguments(p, figure=None):
     if figure:
         p.add_argument("--out", type=_path, help=f"PNG file to write (default: "
                        f"RUN/figures/{figure}, beside the figures train drew)")
+
+
+def _figure_parser(sub, name, what, figure, func):
+    """The sub-command ``name`` that draws ``what`` into RUN/figures/``figure``."""
+    p = sub.add_parser(name, help=f"draw {what} into RUN/figures/{figure}")
+    _run_arguments(p, figure)
+    p.set_defaults(func=func)
+    return p
 
 
 # ---------------------------------------------------------------- train
@@ -304,8 +277,7 @@ def cmd_train(args):
     # Absolute paths, so that the run can be evaluated from any folder.
     elif Path(dataset).exists():
         dataset = str(Path(dataset).resolve())
-    recipe = recipes.recipe(dataset)
-    config = {**DEFAULTS, **recipe, "dataset": dataset}
+    config = {**DEFAULTS, **recipes.recipe(dataset), "dataset": dataset}
     given = [k for k in config if k != "dataset" and getattr(args, k) is not None]
     config.update({k: getattr(args, k) for k in given})
     if config["obs_var"] is not None and config["likelihood"] != "gaussian":
@@ -319,8 +291,7 @@ def cmd_train(args):
         raise ValueError("--conditional trains a conditional VAE; it has no --model "
                          f"{config['model']}")
     if config["conditional"] and dataset in runs.UNLABELLED:
-        raise ValueError(f"--conditional needs a data set with labels, and {dataset} has "
-                         "none (digits, mnist, fashion-mnist and .npz files holding y have them)")
+        raise runs.unlabelled(dataset)
     if config["data_dir"] is not None:
         config["data_dir"] = str(Path(config["data_dir"]).resolve())
     print(_settings(config, given, "recipe" if dataset in recipes.RECIPES else
@@ -331,17 +302,15 @@ def cmd_train(args):
 
 def _settings(config, given, source):
     """One line of the settings a run trains with, as options."""
-    hidden = ",".join(map(str, config["hidden_dims"])) or "none"
-    noise = "" if config["likelihood"] != "gaussian" else \
-        f" --obs-var {config['obs_var']:g}" if config["obs_var"] else " (noise variance learned)"
-    line = (f"settings: --likelihood {config['likelihood']}{noise} --activation "
-            f"{config['activation']} --hidden {hidden} --latent-dim {config['latent_dim']} "
-            f"--epochs {config['epochs']} --batch-size {config['batch_size']} --lr "
-            f"{config['learning_rate']:g}{' --binarize' if config['binarize'] else ''}"
-            f"{' --conditional' if config['conditional'] else ''} --seed {config['seed']}")
-    name = Path(config["dataset"]).name
+    keys = ("likelihood", "obs_var", "activation", "hidden_dims", "latent_dim", "epochs",
+            "batch_size", "learning_rate", "binarize", "conditional", "seed")
+    shown = [_option(k, config[k]) for k in keys
+             if config[k] is not None and config[k] is not False]
+    if config["likelihood"] == "gaussian" and config["obs_var"] is None:
+        shown.insert(1, "(noise variance learned)")
     flags = ", ".join(_option(k, config[k]) for k in given)
-    return f"{line} ({name} {source}{'; given: ' + flags if flags else ''})"
+    return (f"settings: {' '.join(shown)} ({Path(config['dataset']).name} {source}"
+            f"{'; given: ' + flags if flags else ''})")
 
 
 def _option(key, value):
@@ -349,8 +318,14 @@ def _option(key, value):
     flag = "--" + _FLAGS.get(key, key).replace("_", "-")
     if isinstance(value, bool):
         return flag if value else "--no-" + flag[2:]
-    value = ",".join(map(str, value)) or "none" if isinstance(value, list) else value
-    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+    return f"{flag} {_as_typed(value)}"
+
+
+def _as_typed(value):
+    """``value`` as typed on the command line: ``200,200``, ``none``, ``1e-06``."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _resume(args):
@@ -367,9 +342,7 @@ def _resume(args):
 
 # ---------------------------------------------------------------- the other verbs
 def _open_run(args):
-    run, config = runs.read_config(args.run)
-    model = load_checkpoint(args.run)
-    return run, config, model
+    return (*runs.read_config(args.run), load_checkpoint(args.run))
 
 
 def _figure_path(args, run, name):
@@ -398,16 +371,15 @@ def cmd_evaluate(args):
         print(f"reconstruction -log p(x|dec(enc(x))) {-np.mean(model.score_samples(X)):.3f} nats")
         return 0
     # A conditional model is scored on log p(x|y), with the test labels.
-    y, px = (y, "p(x|y)") if model.needs_labels else (None, "p(x)")
+    y, px, labels, elbo = (y, "p(x|y)", " with its labels", "ELBO of log p(x|y)") \
+        if model.needs_labels else (None, "p(x)", "", "ELBO")
     log_px, kl = model.elbo_terms(X, y, random_state=args.seed)
     mixture = config.get("prior", "standard_normal") != "standard_normal"
     per_dim = None if mixture else kl_per_dimension(model, X, y)
     units = active_units(model, X, y=y)
     binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
-    labels = " with its labels" if model.needs_labels else ""
     print(f"{run}: epoch {model.n_iter_}, test set of {config['dataset']}{labels}: "
           f"{X.shape[0]} examples, {X.shape[1]} features{binarized}")
-    elbo = "ELBO of log p(x|y)" if model.needs_labels else "ELBO"
     print(f"{elbo:22s}{np.mean(log_px - kl):10.3f} nats  "
           f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
     detail = ("KL sampled: the mixture prior has no KL per dimension" if mixture else
@@ -425,50 +397,50 @@ def cmd_evaluate(args):
     return 0
 
 
-def _figure_command(args, name, draw, draw_samples=False):
-    """Open RUN, draw one figure with ``draw(model, config, shape, path)``
-    and print its path."""
+def _figure_command(args, name, draw, sample=False):
+    """Open RUN, draw one figure with ``draw(model, X, y, shape, path,
+    class_names)`` (the test split's X and y; none to ``sample``) and print
+    its path."""
     run, config, model = _open_run(args)
-    if draw_samples and not model.has_prior:
+    if sample and not model.has_prior:
         raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
                          "sample from; train a VAE to sample")
     shape = runs.image_shape(config, required=True)
-    print(draw(model, config, shape, _figure_path(args, run, name)))
+    path = _figure_path(args, run, name)
+    data = () if sample else _test_data(args, config)
+    print(draw(model, *data, shape, path, CLASS_NAMES.get(config["dataset"])))
     return 0
 
 
 def cmd_sample(args):
     name = f"samples-seed{args.seed}{'' if args.label is None else f'-label{args.label}'}.png"
-    return _figure_command(args, name, lambda model, config, shape, path: (
-        runs.draw_samples(model, shape, path, args.n, args.seed, args.label,
-                          CLASS_NAMES.get(config["dataset"]))), draw_samples=True)
+    return _figure_command(args, name, lambda model, shape, path, names: runs.draw_samples(
+        model, shape, path, args.n, args.seed, args.label, names), sample=True)
 
 
 def cmd_reconstruct(args):
-    def draw(model, config, shape, path):
-        X, y = _test_data(args, config)
-        return runs.draw_reconstructions(model, X, shape, path, args.n, y)
-    return _figure_command(args, f"reconstructions-n{args.n}.png", draw)
+    return _figure_command(args, f"reconstructions-n{args.n}.png", lambda model, X, y, shape,
+                           path, _: runs.draw_reconstructions(model, X, shape, path, args.n, y))
 
 
 def cmd_interpolate(args):
-    def draw(model, config, shape, path):
-        X, y = _test_data(args, config)
-        return runs.draw_interpolations(model, X, shape, path, args.pairs, args.steps, y,
-                                        CLASS_NAMES.get(config["dataset"]))
-    return _figure_command(args, f"interpolations-{args.pairs}x{args.steps}.png", draw)
+    return _figure_command(
+        args, f"interpolations-{args.pairs}x{args.steps}.png",
+        lambda model, X, y, shape, path, names: runs.draw_interpolations(
+            model, X, shape, path, args.pairs, args.steps, y, names))
 
 
-#: The options of ``npvae gradcheck`` that build a fresh model: not for a RUN.
-_FRESH = ("latent_dim", "hidden_dims", "activation", "likelihood", "features", "model", "k",
-          "prior", "n_components", "conditional")
+#: The options of ``npvae gradcheck`` that build a fresh model (not for a
+#: RUN), with their defaults: a small model, quick to check.
+_FRESH = {"latent_dim": 2, "hidden_dims": [8], "activation": "tanh", "likelihood": "bernoulli",
+          "features": 10, "model": "vae", "k": 5, "prior": "standard_normal",
+          "n_components": 3, "conditional": False}
 
 
 def cmd_gradcheck(args):
     rng = np.random.default_rng(args.seed)
     if args.run is not None:
-        defaults = vars(_parser().parse_args(["gradcheck"]))
-        given = [_option(k, getattr(args, k)) for k in _FRESH if getattr(args, k) != defaults[k]]
+        given = [_option(k, getattr(args, k)) for k in _FRESH if getattr(args, k) != _FRESH[k]]
         if given:
             raise ValueError(f"gradcheck RUN checks the run's own model; {given[0]} is for a "
                              "fresh model, without RUN")

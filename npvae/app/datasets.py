@@ -13,7 +13,6 @@ test scores are comparable across runs.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
@@ -94,9 +93,8 @@ MD5SUMS = {
 #: (pooch's timeout); then the next mirror is tried.
 DOWNLOAD_TIMEOUT = 60.0
 
-# Fixed seeds of the built-in splits: they must not follow the user's seed.
-_DIGITS_SPLIT_SEED = 0
-_FILE_SPLIT_SEED = 0
+# The fixed seed of the built-in splits: they must not follow the user's seed.
+_SPLIT_SEED = 0
 _HELD_OUT_FRACTION = 0.2
 # A data file's test part has 2+ rows (`npvae train` draws interpolations between
 # test pairs), and its training part 2+ (the CLI splits a validation set off it).
@@ -313,9 +311,7 @@ def resolve_data_dir(data_dir=None, name=None):
     if data_dir is None:
         data_dir = os.environ.get("NPVAE_DATA_DIR") or Path.home() / ".npvae" / "data"
     root = Path(data_dir).expanduser()
-    if name is None:
-        return root
-    if root.name == name and not (root / name).is_dir():
+    if name is None or (root.name == name and not (root / name).is_dir()):
         return root
     return root / name
 
@@ -396,17 +392,15 @@ def _load_digits():
     digits = load_digits()
     X = (digits.data / 16.0).astype(np.float32)
     X_tr, X_te, y_tr, y_te = train_val_split(X, digits.target.astype(np.int64),
-                                             _HELD_OUT_FRACTION, _DIGITS_SPLIT_SEED)
+                                             _HELD_OUT_FRACTION, _SPLIT_SEED)
     return Dataset("digits", X_tr, y_tr, X_te, y_te, (8, 8), False)
 
 
 def _load_idx_dataset(name, data_dir, download, mirror):
     paths = _require(name, list(MD5SUMS[name]), data_dir, download, mirror)
-    by_name = dict(zip(MD5SUMS[name], paths))
     parts = []
-    for split in ("train", "t10k"):
-        images_path = by_name[f"{split}-images-idx3-ubyte.gz"]
-        labels_path = by_name[f"{split}-labels-idx1-ubyte.gz"]
+    # MD5SUMS lists the training images and labels, then the test ones.
+    for images_path, labels_path in (paths[:2], paths[2:]):
         images, labels = read_idx(images_path, ndim=3), read_idx(labels_path, ndim=1)
         if images.shape[1:] != (28, 28):
             raise DataError(f"{images_path}: images of shape {images.shape[1:]}, expected (28, 28)")
@@ -441,7 +435,7 @@ def _load_file(path):
                         "(2 for the test set, 2 for training and validation)")
     # From 8 rows on, this is the 20% alone (round(0.2 n) >= 2).
     fraction = max(_HELD_OUT_FRACTION, _MIN_TEST_ROWS / len(X))
-    X_tr, X_te, y_tr, y_te = train_val_split(X, y, fraction, _FILE_SPLIT_SEED)
+    X_tr, X_te, y_tr, y_te = train_val_split(X, y, fraction, _SPLIT_SEED)
     binary = bool(np.all((X == 0) | (X == 1)))
     return Dataset(str(path), X_tr, y_tr, X_te, y_te, image_shape, binary)
 
@@ -461,8 +455,7 @@ _LOCK_NAME = ".npvae-download.lock"
 def _require(name, files, data_dir, download_missing, mirror):
     """Return local paths of ``files`` of data set ``name``, downloading if asked."""
     folder = resolve_data_dir(data_dir, name)
-    paths = [_local_file(folder, f) for f in files]
-    missing = [f for f, p in zip(files, paths) if p is None]
+    missing = [f for f in files if _local_file(folder, f) is None]
     if missing and not download_missing:
         raise MissingDataError(
             f"{name}: missing {', '.join(missing)} in {folder}; put the official files "
@@ -492,10 +485,9 @@ def _remove_stale_parts(folder, fname):
     them (by :func:`tempfile.mkstemp`: 8 of ``a-z0-9_`` in the middle) go.
     """
     stale = re.compile(re.escape(f".{fname}.") + r"[a-z0-9_]{8}\.part")
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if stale.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
+    for entry in folder.iterdir():
+        if stale.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink()
 
 
 def _check_md5(path, expected):
@@ -509,10 +501,7 @@ def _check_md5(path, expected):
 def _local_file(folder, fname):
     # Accept the file gzipped or not, whichever way it was published.
     alt = fname[:-3] if fname.endswith(".gz") else fname + ".gz"
-    for candidate in (folder / fname, folder / alt):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((p for p in (folder / fname, folder / alt) if p.is_file()), None)
 
 
 def _mirrors(name, mirror):
@@ -549,14 +538,13 @@ def _fetch(name, fname, folder, mirror):
                 os.replace(tmp, folder / fname)
                 return
             errors.append(f"{url}: md5 {md5}, expected {expected}")
-        except OSError as e:        # requests' errors are OSErrors too
-            if e.errno in _DISK_ERRNOS:  # no other mirror can help with a full disk
+        # requests' errors are OSErrors too; an ImportError is an https URL in
+        # a Python built without ssl.
+        except (OSError, ImportError) as e:
+            if getattr(e, "errno", None) in _DISK_ERRNOS:  # no other mirror can help
                 raise OSError(e.errno, f"cannot save {url}: {e.strerror}",
                               str(folder / fname)) from None
             errors.append(f"{url}: {e}")
-        except ImportError as e:    # an https URL in a Python built without ssl
-            errors.append(f"{url}: {e}")
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            Path(tmp).unlink(missing_ok=True)
     raise DataError(f"could not download {name}/{fname}: {'; '.join(errors)}")

@@ -56,17 +56,15 @@ def read_idx(path, ndim=None):
     data = _read_bytes(path)
     if len(data) < 4:
         raise DataError(f"{path}: too short for an IDX file ({len(data)} bytes)")
-    magic = int.from_bytes(data[:4], "big")
     # 0x08 in the third byte means unsigned bytes; the fourth is the rank.
     if data[:3] != b"\x00\x00\x08" or (ndim is not None and data[3] != ndim):
         expected = f"0x{0x800 + ndim:08x}" if ndim is not None else "0x000008NN"
-        raise DataError(f"{path}: wrong IDX magic number 0x{magic:08x}, expected {expected}")
+        raise DataError(f"{path}: wrong IDX magic number 0x{data[:4].hex()}, expected {expected}")
     header = 4 + 4 * data[3]
     if len(data) < header:
         raise DataError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{data[3]}i", data[4:header])
-    if any(d < 0 for d in dims):
-        raise DataError(f"{path}: negative IDX dimensions {dims}")
+    # Unsigned: a corrupt sign bit shows as a size the file cannot hold.
+    dims = struct.unpack(f">{data[3]}I", data[4:header])
     if 0 in dims:  # a data set of no images is no data set
         raise DataError(f"{path}: holds no data (IDX dimensions {dims})")
     expected = header + math.prod(dims)
@@ -237,10 +235,9 @@ def read_array_file(path):
         raise DataError(f"{path}: cannot read: {e}") from None
     except MemoryError as e:
         raise MemoryError(f"{path}: {e}") from None
-    image_shape = None
-    if X.ndim == 3:  # images: (samples, height, width)
-        image_shape = (int(X.shape[1]), int(X.shape[2]))
-        X = X.reshape(X.shape[0], X.shape[1] * X.shape[2])
+    image_shape = tuple(map(int, X.shape[1:])) if X.ndim == 3 else None  # (height, width)
+    if image_shape:
+        X = X.reshape(X.shape[0], math.prod(image_shape))
     X = _check_features(X, path)
     if y is not None:
         y = _check_labels(y, X.shape[0], path)
@@ -321,10 +318,8 @@ def _read_bytes(path):
     """Read a file, gunzipping it when its name ends in .gz."""
     path = Path(path)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            return f.read()
     except FileNotFoundError:
         raise
     except (OSError, EOFError, zlib.error) as e:

@@ -18,7 +18,7 @@ from ..models.saving import atomic_write
 
 __all__ = ["DPI", "IMAGE_CMAP", "infer_image_shape", "image_mosaic", "show_images",
            "plot_loss_curves", "plot_reconstructions", "plot_samples", "plot_latent",
-           "plot_manifold", "plot_interpolations"]
+           "plot_manifold", "plot_interpolations", "class_labels"]
 
 DPI = 150
 #: Pixel values drawn as brightness, 0 black to 1 white, for every data set:
@@ -70,14 +70,13 @@ def image_mosaic(images, image_shape, ncols, pad=1):
     the background)."""
     images = np.asarray(images, dtype=np.float64)
     h, w = image_shape
-    n = images.shape[0]
-    nrows = -(-n // ncols)
-    grid = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad), np.nan)
-    for i, img in enumerate(images):
-        r, c = divmod(i, ncols)
-        grid[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = \
-            img.reshape(h, w)
-    return grid
+    nrows = -(-images.shape[0] // ncols)
+    # Cells of (h + pad) x (w + pad), the image in the top left of each.
+    cells = np.full((nrows * ncols, h + pad, w + pad), np.nan)
+    cells[:images.shape[0], :h, :w] = images.reshape(-1, h, w)
+    grid = cells.reshape(nrows, ncols, h + pad, w + pad).swapaxes(1, 2)
+    return grid.reshape(nrows * (h + pad), ncols * (w + pad))[:nrows * (h + pad) - pad,
+                                                              :ncols * (w + pad) - pad]
 
 
 def show_images(ax, images, image_shape, ncols):
@@ -92,10 +91,8 @@ def show_images(ax, images, image_shape, ncols):
         else np.nanpercentile(grid, [1, 99])
     ax.imshow(grid, cmap=IMAGE_CMAP, vmin=lo, vmax=max(hi, lo + 1e-12),
               interpolation="nearest")  # square pixels
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    ax.set(xticks=[], yticks=[])
+    ax.spines[:].set_visible(False)
     return grid
 
 
@@ -235,13 +232,11 @@ def plot_reconstructions(originals, reconstructions, image_shape, path, ncols=10
     if originals.shape != reconstructions.shape:
         raise ValueError(f"originals {originals.shape} and reconstructions "
                          f"{reconstructions.shape} differ in shape")
-    ncols = min(ncols, originals.shape[0])
-    rows = []
-    for start in range(0, originals.shape[0], ncols):
-        block = slice(start, start + ncols)
-        for part in (originals[block], reconstructions[block]):
-            rows.extend(part)
-            rows.extend(np.full_like(part[0], np.nan) for _ in range(ncols - part.shape[0]))
+    (n, d), ncols = originals.shape, min(ncols, originals.shape[0])
+    # Blocks of ncols originals above their reconstructions, the last filled with NaN.
+    pair = np.stack([np.pad(np.asarray(a, np.float64), ((0, -n % ncols), (0, 0)),
+                            constant_values=np.nan) for a in (originals, reconstructions)])
+    rows = pair.reshape(2, -1, ncols, d).swapaxes(0, 1).reshape(-1, d)
     return _image_figure(rows, image_shape, ncols,
                          "test images above their reconstructions", path)
 
@@ -283,7 +278,7 @@ def plot_latent(Z, labels, path, class_names=None):
         ax.scatter(Z[:, 0], Z[:, 1], s=4, alpha=0.6)
     else:
         classes, index = np.unique(np.asarray(labels), return_inverse=True)
-        names = _class_names(classes, class_names)
+        names = class_labels(classes, class_names)
         if len(classes) <= 10:
             from matplotlib.lines import Line2D  # matplotlib loads only to draw
 
@@ -298,20 +293,20 @@ def plot_latent(Z, labels, path, class_names=None):
         else:
             points = ax.scatter(Z[:, 0], Z[:, 1], c=index, cmap="viridis", s=4, alpha=0.7)
             fig.colorbar(points, ax=ax, label="label")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.set_title("latent means of the test set", fontsize=9)
     return _save(fig, path)
 
 
-def _class_names(classes, class_names):
-    """The legend's name of each class: ``class_names[c]``, or ``c`` itself."""
+def class_labels(classes, class_names):
+    """The name of each class, as legends and rows show it:
+    ``class_names[c]``, or ``c`` itself."""
     if class_names is None:
         return [str(c) for c in classes]
     class_names = list(class_names)
-    if not np.issubdtype(classes.dtype, np.integer) or classes[0] < 0 \
-            or classes[-1] >= len(class_names):
-        raise ValueError(f"labels {classes[0]}..{classes[-1]} do not index the "
+    if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 \
+            or classes.max() >= len(class_names):
+        raise ValueError(f"labels {classes.min()}..{classes.max()} do not index the "
                          f"{len(class_names)} class_names")
     return [str(class_names[c]) for c in classes]
 

@@ -39,22 +39,17 @@ gets the digits recipe with 10 epochs.
 
 __all__ = ["RECIPES", "FILE_RECIPE", "recipe"]
 
+#: What the MNIST-like data sets share: Kingma & Welling's 784-400-20.
+_MNIST = {"likelihood": "bernoulli", "activation": "relu", "hidden_dims": [400],
+          "latent_dim": 20, "epochs": 10, "batch_size": 100, "learning_rate": 1e-3,
+          "binarize": False}
 RECIPES = {
-    "digits": {"likelihood": "bernoulli", "activation": "relu", "hidden_dims": [128],
-               "latent_dim": 2, "epochs": 100, "batch_size": 32, "learning_rate": 1e-3,
-               "binarize": False},
-    "mnist": {"likelihood": "bernoulli", "activation": "relu", "hidden_dims": [400],
-              "latent_dim": 20, "epochs": 10, "batch_size": 100, "learning_rate": 1e-3,
-              "binarize": True},
-    "fashion-mnist": {"likelihood": "bernoulli", "activation": "relu", "hidden_dims": [400],
-                      "latent_dim": 20, "epochs": 10, "batch_size": 100,
-                      "learning_rate": 1e-3, "binarize": False},
-    "binarized-mnist": {"likelihood": "bernoulli", "activation": "relu", "hidden_dims": [400],
-                        "latent_dim": 20, "epochs": 10, "batch_size": 100,
-                        "learning_rate": 1e-3, "binarize": False},
-    "frey-face": {"likelihood": "gaussian", "activation": "tanh", "hidden_dims": [200],
-                  "latent_dim": 2, "epochs": 200, "batch_size": 32, "learning_rate": 1e-3,
-                  "binarize": False},
+    "digits": dict(_MNIST, hidden_dims=[128], latent_dim=2, epochs=100, batch_size=32),
+    "mnist": dict(_MNIST, binarize=True),
+    "fashion-mnist": dict(_MNIST),
+    "binarized-mnist": dict(_MNIST),
+    "frey-face": dict(_MNIST, likelihood="gaussian", activation="tanh", hidden_dims=[200],
+                      latent_dim=2, epochs=200, batch_size=32),
 }
 
 #: For a .npy/.npz/.csv file of the user's: the digits recipe, 10 epochs.

@@ -27,13 +27,15 @@ epoch cannot be resumed bit for bit, so it is dropped, and
 resume of a finished run completes what a crash left out (metrics.csv,
 the figures), and a run stopped before its first checkpoint starts anew
 from its config.json; a folder killed before its config.json was written
-holds only npvae's lock, and ``--force`` replaces it like an empty one.  Temporary files of npvae's atomic writes left by a
-killed process are removed whenever the folder is next locked.
+holds only npvae's lock, and ``--force`` replaces it like an empty one.
+Temporary files of npvae's atomic writes left by a killed process are
+removed whenever the folder is next locked.
 """
 import collections
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -57,8 +59,8 @@ from ..models.saving import atomic_write
 
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
            "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
-           "new_model", "describe", "create", "resume", "ctrl_c_deferred", "image_shape",
-           "subfolder",
+           "new_model", "unlabelled", "describe", "create", "resume", "ctrl_c_deferred",
+           "image_shape", "subfolder", "OPTIONAL_DEFAULTS",
            "draw_run_figures", "draw_reconstructions", "draw_samples", "draw_interpolations"]
 
 VAL_FRACTION = 0.1
@@ -92,11 +94,6 @@ def _metrics_text(metrics):
     for row in metrics:
         writer.writerow({k: row[k] if k == "epoch" else repr(row[k]) for k in METRIC_KEYS})
     return buf.getvalue().encode()
-
-
-def _write_metrics(path, metrics):
-    text = _metrics_text(metrics)
-    atomic_write(path, lambda f: f.write(text))
 
 
 def _is_int(v, low):
@@ -152,36 +149,34 @@ def read_config(run):
     return run, config
 
 
-def _foreign_entries(run):
-    """The entries of a run folder that npvae did not write there."""
-    found = []
+def _entries(run):
+    """``(entry, pattern, name)`` for each entry of a run folder and of its
+    sub-folders: the pattern of npvae's names there, and the entry's name or,
+    for a temporary file of an atomic write, the name it will have.  A
+    sub-folder that is not a real folder is an entry itself, with no pattern."""
     for sub, pattern in _OWN_FILES.items():
         folder = run / sub
-        if sub and not (folder.exists() or folder.is_symlink()):
-            continue
-        if folder.is_symlink() or not folder.is_dir():
-            found.append(folder)
-            continue
-        for entry in folder.iterdir():
-            if not sub and entry.name in _OWN_FILES:
-                continue  # a sub-folder, checked in its turn
-            temp = _TEMP_FILE.fullmatch(entry.name)
-            name = temp["name"] if temp else entry.name
-            if entry.is_symlink() or not entry.is_file() or not pattern.fullmatch(name):
-                found.append(entry)
-    return found
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            yield folder, None, folder.name
+        elif folder.is_dir():
+            for entry in folder.iterdir():
+                if sub or entry.name not in _OWN_FILES:  # a sub-folder comes in its turn
+                    temp = _TEMP_FILE.fullmatch(entry.name)
+                    yield entry, pattern, temp["name"] if temp else entry.name
+
+
+def _foreign_entries(run):
+    """The entries of a run folder that npvae did not write there."""
+    return [entry for entry, pattern, name in _entries(run) if pattern is None
+            or entry.is_symlink() or not entry.is_file() or not pattern.fullmatch(name)]
 
 
 def _remove_temp_files(run):
     """Remove the temporary files a killed write of npvae left in a run
     folder (only while holding its lock: a live writer's are in use)."""
-    for sub, pattern in _OWN_FILES.items():
-        folder = run / sub
-        if folder.is_dir() and not folder.is_symlink():
-            for entry in folder.iterdir():
-                temp = _TEMP_FILE.fullmatch(entry.name)
-                if temp and pattern.fullmatch(temp["name"]) and entry.is_file():
-                    entry.unlink()
+    for entry, pattern, name in _entries(run):
+        if pattern and name != entry.name and pattern.fullmatch(name) and entry.is_file():
+            entry.unlink()
 
 
 def lock(run):
@@ -200,11 +195,8 @@ def default_run_dir(dataset):
     first name free now: :func:`create` takes the next if it is gone)."""
     stem = dataset if dataset in DATASETS else Path(dataset).stem
     base = Path("runs") / f"{stem}-vae"
-    out, n = base, 1
-    while out.exists():
-        n += 1
-        out = base.with_name(f"{base.name}-{n}")
-    return out
+    numbered = (base.with_name(f"{base.name}-{n}") for n in itertools.count(2))
+    return next(out for out in itertools.chain([base], numbered) if not out.exists())
 
 
 def check_out(out, force):
@@ -269,13 +261,6 @@ def _new_folder(out, dataset, force):
 
 
 # ---------------------------------------------------------------- data
-def _seeds(seed):
-    """Independent generators for the validation split and the fixed
-    binarisation of held-out data, both derived from the run's seed."""
-    split, val_bits, test_bits = np.random.SeedSequence(seed).spawn(3)
-    return np.random.default_rng(split), val_bits, test_bits
-
-
 #: A run's data: each split's rows and labels (None when the data set has
 #: none) and the image shape (or None).
 Splits = collections.namedtuple(
@@ -290,13 +275,12 @@ def load_splits(config, data_dir=None, download=False):
     data = load_dataset(config["dataset"], data_dir=data_dir or config.get("data_dir"),
                         download=download)
     if config.get("conditional") and (data.y_train is None or data.y_test is None):
-        raise ValueError(f"--conditional needs a data set with labels, and "
-                         f"{config['dataset']} has none (digits, mnist, fashion-mnist and "
-                         ".npz files holding y have them)")
-    split_rng, val_bits, test_bits = _seeds(config["seed"])
+        raise unlabelled(config["dataset"])
+    # Independent seeds of the validation split and the fixed binarisation of
+    # held-out data, both derived from the run's seed.
+    split_seed, val_bits, test_bits = np.random.SeedSequence(config["seed"]).spawn(3)
     # The same permutation with or without labels, so a run's split never depends on them.
-    X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION,
-                                               split_rng)
+    X_tr, X_val, y_tr, y_val = train_val_split(data.X_train, data.y_train, VAL_FRACTION, split_seed)
     if config.get("conditional"):   # a class never trained on cannot be scored or drawn
         for split, y in (("validation", y_val), ("test", data.y_test)):
             if unseen := np.setdiff1d(y, y_tr).tolist():
@@ -304,9 +288,14 @@ def load_splits(config, data_dir=None, download=False):
                                  "split but not in the training split, so it cannot be trained on")
     X_test = data.X_test
     if config.get("binarize"):
-        X_val = binarize(X_val, np.random.default_rng(val_bits))
-        X_test = binarize(X_test, np.random.default_rng(test_bits))
+        X_val, X_test = binarize(X_val, val_bits), binarize(X_test, test_bits)
     return Splits(X_tr, y_tr, X_val, y_val, X_test, data.y_test, data.image_shape)
+
+
+def unlabelled(dataset):
+    """The error of a conditional run on ``dataset``, which has no labels."""
+    return ValueError(f"--conditional needs a data set with labels, and {dataset} has none "
+                      "(digits, mnist, fashion-mnist and .npz files holding y have them)")
 
 
 def labels_for(model, y):
@@ -315,22 +304,18 @@ def labels_for(model, y):
     return (y,) if model.needs_labels else ()
 
 
-def _validation(model, X, y):
-    log_px, kl = model.elbo_terms(X, *labels_for(model, y), random_state=0)
-    recon, kl = -float(np.mean(log_px)), float(np.mean(kl))
-    return {"val_loss": recon + kl, "val_recon": recon, "val_kl": kl}
+#: Hyper-parameters a config may lack (it trained with these defaults),
+#: and ``npvae train``'s defaults for them.
+OPTIONAL_DEFAULTS = {"obs_var": None, "prior": "standard_normal", "n_components": 10,
+                  "gradient_estimator": "standard"}
 
 
 def model_params(config):
     """The VAE's constructor arguments for a run's config."""
-    params = {k: config[k] for k in MODEL_KEYS}
-    params["hidden_dims"] = tuple(params["hidden_dims"])
-    # A config without these keys trained with their defaults.
-    params["obs_var"] = config.get("obs_var")
-    params["prior"] = config.get("prior", "standard_normal")
-    params["n_components"] = config.get("n_components", 10)
-    params["gradient_estimator"] = config.get("gradient_estimator", "standard")
-    return dict(params, epochs=config["epochs"], random_state=config["seed"])
+    return {**{k: config[k] for k in MODEL_KEYS},
+            **{k: config.get(k, v) for k, v in OPTIONAL_DEFAULTS.items()},
+            "hidden_dims": tuple(config["hidden_dims"]), "epochs": config["epochs"],
+            "random_state": config["seed"]}
 
 
 def new_model(config):
@@ -363,17 +348,14 @@ def describe(model):
     extras += [_PHRASES[v] for v in (getattr(model, "gradient_estimator", None),
                                      model.likelihood) if v in _PHRASES]
     text = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind} {'-'.join(map(str, widths))}"
-    text += " with " + " and ".join(extras) if extras else ""
-    return text
+    return text + (" with " + " and ".join(extras) if extras else "")
 
 
 def _untrained_model(config, data):
     """``new_model(config)`` with fresh parameters for ``data``'s training split."""
     model = new_model(config)
-    X = data.X_train
-    if model.needs_labels:
-        return model.initialize(X.shape[1], X, classes=np.unique(data.y_train))
-    return model.initialize(X.shape[1], X)
+    classes = {"classes": np.unique(data.y_train)} if model.needs_labels else {}
+    return model.initialize(data.X_train.shape[1], data.X_train, **classes)
 
 
 # ---------------------------------------------------------------- train
@@ -384,21 +366,19 @@ def create(config, out=None, force=False, download=False):
         check_out(out, force)
     # Everything that can fail on bad input happens before the disk is touched.
     data = load_splits(config, download=download)
-    config["n_features"] = int(data.X_train.shape[1])
-    config["image_shape"] = list(data.image_shape) if data.image_shape else None
+    config.update(n_features=int(data.X_train.shape[1]), npvae_version=__version__,
+                  image_shape=list(data.image_shape) if data.image_shape else None)
     model = _untrained_model(config, data)
-    config["npvae_version"] = __version__
     with _new_folder(out, config["dataset"], force) as out:
-        _write_json(out / "config.json", config)   # first: a folder without it is bare
-        (out / "checkpoints").mkdir()
         return _train_from_epoch_0(model, out, config, data)
 
 
 def _train_from_epoch_0(model, out, config, data):
-    X_tr = data.X_train
-    print(f"training {describe(model)} on "
-          f"{config['dataset']} ({X_tr.shape[0]} train, {data.X_val.shape[0]} validation "
-          f"examples) for {config['epochs']} epochs into {out}", flush=True)
+    _write_json(out / "config.json", config)   # first: a folder without it is bare
+    (out / "checkpoints").mkdir(exist_ok=True)
+    print(f"training {describe(model)} on {config['dataset']} ({data.X_train.shape[0]} train, "
+          f"{data.X_val.shape[0]} validation examples) for {config['epochs']} epochs into {out}",
+          flush=True)
     _checkpoint(model, out, [])
     return _train_epochs(model, out, config, data, [])
 
@@ -410,15 +390,12 @@ def resume(run, epochs=None, data_dir=None):
     run, config = read_config(run)
     with lock(run):
         _remove_temp_files(run)
-        if epochs is not None:
-            config["epochs"] = epochs
+        config["epochs"] = config["epochs"] if epochs is None else epochs
         if not _checkpoints(run):
             # Killed before its first checkpoint: its config.json is whole,
             # and a new start from it is the run it would have been.
             data = load_splits(config, data_dir=data_dir)
             model = _untrained_model(config, data)
-            (run / "checkpoints").mkdir(exist_ok=True)
-            _write_json(run / "config.json", config)
             print(f"{run} has no checkpoint (it was stopped before its first): "
                   "starting it from epoch 0", flush=True)
             return _train_from_epoch_0(model, run, config, data)
@@ -443,13 +420,11 @@ def _complete_trained_run(model, run, config, metrics, data_dir):
     """Finish a trained run that a crash left incomplete: older checkpoints
     not yet dropped, metrics.csv behind the checkpoint, figures not drawn."""
     _remove_checkpoints_but(run, latest_checkpoint(run))
-    missing = []
-    metrics_path = run / "metrics.csv"
-    if not metrics_path.is_file() or metrics_path.read_bytes() != _metrics_text(metrics):
-        missing.append("metrics.csv")
-    done = run / FIGURES_DONE
-    if not done.is_file() or done.read_text().strip() != str(model.n_iter_):
-        missing.append("figures")
+    # What the files would hold had the run not crashed.
+    due = {"metrics.csv": (run / "metrics.csv", _metrics_text(metrics)),
+           "figures": (run / FIGURES_DONE, str(model.n_iter_).encode())}
+    missing = [what for what, (path, data) in due.items()
+               if not (path.is_file() and path.read_bytes() == data)]
     if not missing:
         print(f"{run} has already trained {model.n_iter_} epochs; pass --epochs N "
               f"with N > {model.n_iter_} to train more")
@@ -457,7 +432,7 @@ def _complete_trained_run(model, run, config, metrics, data_dir):
     print(f"{run} has trained its {model.n_iter_} epochs; completing its "
           f"{' and '.join(missing)}", flush=True)
     if "metrics.csv" in missing:
-        _write_metrics(metrics_path, metrics)
+        atomic_write(run / "metrics.csv", lambda f: f.write(due["metrics.csv"][1]))
     if "figures" not in missing:
         return 0
     data = load_splits(config, data_dir=data_dir)
@@ -495,11 +470,8 @@ def subfolder(run, name):
 def _checkpoints(run):
     """The checkpoint files npvae wrote in ``run/checkpoints`` (an earlier
     npvae's ``.json`` + ``.npz`` pairs among them)."""
-    folder = subfolder(run, "checkpoints")
-    if not folder.is_dir():
-        return []
-    return [p for p in folder.iterdir() if _OWN_FILES["checkpoints"].fullmatch(p.name)
-            and p.is_file() and not p.is_symlink()]
+    return [p for p in subfolder(run, "checkpoints").glob("epoch-*")
+            if _OWN_FILES["checkpoints"].fullmatch(p.name) and p.is_file() and not p.is_symlink()]
 
 
 def _remove_checkpoints_but(run, keep):
@@ -516,8 +488,7 @@ def _checkpoint(model, run, metrics):
     path = save_checkpoint(model, epoch_checkpoint(run, model.n_iter_),
                            extra={"metrics": metrics})
     _remove_checkpoints_but(run, path)
-    _write_metrics(run / "metrics.csv", metrics)
-    return path
+    atomic_write(run / "metrics.csv", lambda f: f.write(_metrics_text(metrics)))
 
 
 def _train_epochs(model, run, config, data, metrics):
@@ -538,11 +509,9 @@ def _train_epochs(model, run, config, data, metrics):
                 # fit_epoch raises FloatingPointError if the loss stops being
                 # finite; numpy's overflow warnings on the way add nothing.
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    record = model.fit_epoch(X_epoch, *y_tr, callback=progress)
-            with ctrl_c_deferred():
-                metrics = metrics + [_metrics_row(model, record, data)]
-                _checkpoint(model, run, metrics)
-                saved = model.n_iter_
+                    model.fit_epoch(X_epoch, *y_tr, callback=progress)
+            metrics = _save_epoch(model, run, metrics, data)
+            saved = model.n_iter_
             m = metrics[-1]
             print(f"epoch {epoch:>{len(str(config['epochs']))}}/{config['epochs']}  "
                   f"train {m['train_loss']:.3f} (recon {m['train_recon']:.3f}, "
@@ -552,18 +521,13 @@ def _train_epochs(model, run, config, data, metrics):
         if model.n_iter_ > saved:
             # Interrupted after an epoch ended but before its checkpoint was
             # complete: that state is whole, so save it.
-            with ctrl_c_deferred():
-                if len(metrics) < model.n_iter_:
-                    metrics = metrics + [_metrics_row(model, model.history_[-1], data)]
-                _checkpoint(model, run, metrics)
-                saved = model.n_iter_
+            _save_epoch(model, run, metrics, data)
         # A partial epoch cannot be resumed bit for bit; the last whole one can.
-        print(f"\nnpvae: interrupted; {run} is saved at epoch {saved} "
+        print(f"\nnpvae: interrupted; {run} is saved at epoch {model.n_iter_} "
               f"({latest_checkpoint(run)}). Continue with: npvae train --resume {run}",
               file=sys.stderr, flush=True)
         return 130
-    elapsed = time.perf_counter() - start
-    print(f"trained {config['epochs']} epochs in {elapsed:.1f} s", flush=True)
+    print(f"trained {config['epochs']} epochs in {time.perf_counter() - start:.1f} s", flush=True)
     return _draw_final_figures(model, run, config, data.X_test, data.y_test, metrics)
 
 
@@ -577,19 +541,27 @@ def _draw_final_figures(model, run, config, X_test, y_test, metrics):
               f"{model.n_iter_}. Draw them with: npvae train --resume {run}",
               file=sys.stderr, flush=True)
         return 130
-    epoch = str(model.n_iter_)
-    atomic_write(run / FIGURES_DONE, lambda f: f.write(epoch.encode()))
+    atomic_write(run / FIGURES_DONE, lambda f: f.write(str(model.n_iter_).encode()))
     print(f"run folder {run}: config.json, metrics.csv, checkpoints/, figures/")
     for path in paths:
         print(f"  figure {path}")
     return 0
 
 
-def _metrics_row(model, record, data):
-    row = {"epoch": model.n_iter_, "train_loss": record["loss"],
-           "train_recon": record["recon"], "train_kl": record["kl"]}
-    row.update(_validation(model, data.X_val, data.y_val))
-    return row
+def _save_epoch(model, run, metrics, data):
+    """Checkpoint the epoch just trained, with its row of metrics (unless a
+    Ctrl-C came after it was added), Ctrl-C held back; return the metrics."""
+    with ctrl_c_deferred():
+        if len(metrics) < model.n_iter_:
+            train = model.history_[-1]
+            log_px, kl = model.elbo_terms(data.X_val, *labels_for(model, data.y_val),
+                                          random_state=0)
+            recon, kl = -float(np.mean(log_px)), float(np.mean(kl))
+            metrics = metrics + [{"epoch": model.n_iter_, "train_loss": train["loss"],
+                                  "train_recon": train["recon"], "train_kl": train["kl"],
+                                  "val_loss": recon + kl, "val_recon": recon, "val_kl": kl}]
+        _checkpoint(model, run, metrics)
+    return metrics
 
 
 # ---------------------------------------------------------------- figures
@@ -615,9 +587,7 @@ def draw_run_figures(model, run, config, X_test, y_test, metrics):
     """Draw every figure of a trained run into ``run/figures``; return their paths."""
     figures = subfolder(run, "figures")
     figures.mkdir(exist_ok=True)
-    paths = []
-    if metrics:
-        paths.append(plots.plot_loss_curves(metrics, figures / "loss.png"))
+    paths = [plots.plot_loss_curves(metrics, figures / "loss.png")] if metrics else []
     labels, names = labels_for(model, y_test), CLASS_NAMES.get(config.get("dataset"))
     paths.append(plots.plot_latent(model.transform(X_test, *labels), y_test,
                                    figures / "latent.png", class_names=names))
@@ -665,10 +635,10 @@ def draw_samples(model, shape, path, n=100, random_state=0, label=None, class_na
                                   "(decoder means given the class)")
     per_class = max(1, round(n / len(model.classes_)))
     y = np.repeat(model.classes_, per_class)
-    return plots.plot_samples(model.sample(len(y), y, random_state=random_state), shape, path,
-                              ncols=per_class, row_labels=_names(model.classes_, class_names),
-                              title="samples from the prior, one row per class (decoder "
-                              "means given the class)")
+    return plots.plot_samples(
+        model.sample(len(y), y, random_state=random_state), shape, path, ncols=per_class,
+        row_labels=plots.class_labels(model.classes_, class_names),
+        title="samples from the prior, one row per class (decoder means given the class)")
 
 
 def draw_interpolations(model, X, shape, path, pairs=8, steps=8, y=None, class_names=None):
@@ -687,11 +657,5 @@ def draw_interpolations(model, X, shape, path, pairs=8, steps=8, y=None, class_n
     if not chosen:
         raise ValueError("interpolations within a class need 2 test examples of one class")
     c, i, j = map(np.array, zip(*chosen))
-    return plots.plot_interpolations(
-        model, X[i], X[j], shape, path, steps, y=c,
-        row_labels=_names(c, class_names))
-
-
-def _names(classes, class_names):
-    """The name of each class: ``class_names[c]``, or ``c`` itself."""
-    return [str(c) if class_names is None else class_names[c] for c in classes.tolist()]
+    return plots.plot_interpolations(model, X[i], X[j], shape, path, steps, y=c,
+                                     row_labels=plots.class_labels(c, class_names))
