@@ -21,7 +21,8 @@ from . import recipes
 from . import runs
 from .checkpoints import load_checkpoint
 from .datasets import CLASS_NAMES, DATASETS, DataError
-from ..models.evaluation import active_units, importance_weighted_log_likelihood, kl_per_dimension
+from ..models.evaluation import (active_units_per_layer, importance_weighted_log_likelihood,
+                                kl_per_dimension)
 from ..core.gradcheck import check_model
 from ..core.layers import ACTIVATIONS
 from ..core.likelihoods import LIKELIHOODS
@@ -34,6 +35,7 @@ __all__ = ["main"]
 #: bundled digits in seconds and can draw the 2-D manifold.
 DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0, "kl_warmup": 0.0,
             "dtype": "float32", "model": "vae", "k": 5, "conditional": False,
+            "stochastic_layers": 1,
             **runs.OPTIONAL_DEFAULTS}
 #: Option names of the config keys whose names differ.
 _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
@@ -241,6 +243,9 @@ def _model_arguments(p):
     p.add_argument("--model", choices=("vae", "iwae"),
                    help="the ELBO (vae) or the importance-weighted bound (iwae)")
     p.add_argument("--k", type=_SIZE, help="--model iwae: importance samples per example")
+    p.add_argument("--stochastic-layers", type=int, choices=(1, 2), help="layers of codes; 2: "
+                   "z2 --latent-dim wide, z1 twice that, the --hidden widths below z1 and "
+                   "halved below z2 (Burda et al.'s with --latent-dim 50 --hidden 100,100)")
     p.add_argument("--prior", choices=("standard_normal", "mixture"),
                    help="p(z): N(0, I), or a learned mixture of Gaussians")
     p.add_argument("--components", dest="n_components", type=_SIZE,
@@ -375,16 +380,19 @@ def cmd_evaluate(args):
         if model.needs_labels else (None, "p(x)", "", "ELBO")
     log_px, kl = model.elbo_terms(X, y, random_state=args.seed)
     mixture = config.get("prior", "standard_normal") != "standard_normal"
-    per_dim = None if mixture else kl_per_dimension(model, X, y)
-    units = active_units(model, X, y=y)
+    sampled = mixture or model.stochastic_layers == 2      # no KL per dimension
+    per_dim = None if sampled else kl_per_dimension(model, X, y)
+    units = "+".join(map(str, active_units_per_layer(model, X, y=y)))
+    sizes = "+".join(map(str, getattr(model, "latent_dims", [model.latent_dim])))
     binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
     print(f"{run}: epoch {model.n_iter_}, test set of {config['dataset']}{labels}: "
           f"{X.shape[0]} examples, {X.shape[1]} features{binarized}")
     print(f"{elbo:22s}{np.mean(log_px - kl):10.3f} nats  "
           f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
-    detail = ("KL sampled: the mixture prior has no KL per dimension" if mixture else
+    detail = (f"KL sampled: the {'mixture prior' if mixture else 'two-layer model'} has no KL "
+              f"per dimension" if sampled else
               f"KL per dimension: {' '.join(f'{v:.2f}' for v in per_dim)}")
-    print(f"active units          {units:>6d} of {model.latent_dim}  ({detail})", flush=True)
+    print(f"active units          {units:>6s} of {sizes}  ({detail})", flush=True)
     start = time.perf_counter()
     with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample",
               unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5,
@@ -434,7 +442,7 @@ def cmd_interpolate(args):
 #: RUN), with their defaults: a small model, quick to check.
 _FRESH = {"latent_dim": 2, "hidden_dims": [8], "activation": "tanh", "likelihood": "bernoulli",
           "features": 10, "model": "vae", "k": 5, "prior": "standard_normal",
-          "n_components": 3, "conditional": False}
+          "n_components": 3, "conditional": False, "stochastic_layers": 1}
 
 
 def cmd_gradcheck(args):

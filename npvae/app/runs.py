@@ -54,7 +54,7 @@ from . import plots
 from .checkpoints import epoch_checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_split
 from .locks import hold_lock
-from ..models import VAE, ConditionalVAE, IWAE
+from ..models import VAE, ConditionalVAE, IWAE, TwoLayerIWAE, TwoLayerVAE
 from ..models.saving import atomic_write
 
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
@@ -116,6 +116,7 @@ _CONFIG_SCHEMA = {
                     "null or [height, width]"),
     "model": (False, lambda v: v in ("vae", "iwae"), "'vae' or 'iwae'"),
     "conditional": (False, lambda v: isinstance(v, bool), "true or false"),
+    "stochastic_layers": (False, lambda v: v in (1, 2), "1 or 2"),
 }
 
 
@@ -321,12 +322,36 @@ def model_params(config):
 def new_model(config):
     """A new, unfitted estimator for a run's config: a VAE, a
     ConditionalVAE (``config["conditional"]``) or an IWAE with
-    ``config["k"]`` importance samples."""
+    ``config["k"]`` importance samples; with ``config["stochastic_layers"]``
+    2, their two-layer kind (:func:`_two_layer_model`)."""
+    if config.get("stochastic_layers", 1) == 2:
+        return _two_layer_model(config)
     if config.get("model", "vae") == "iwae":
         return IWAE(k=config["k"], **model_params(config))
     if config.get("conditional"):
         return ConditionalVAE(**model_params(config))
     return VAE(**model_params(config))
+
+
+def _two_layer_model(config):
+    """Burda et al.'s two layers of codes scaled to the config: z2 is
+    ``latent_dim`` wide and z1 twice that; below z1 the ``hidden_dims``,
+    below z2 each halved (their 50/100 and 100-100/50-50 from
+    ``--latent-dim 50 --hidden 100,100``)."""
+    other = [f"--{k.replace('_', '-')} {config[k]}" for k, v in (
+        ("beta", 1.0), ("kl_warmup", 0.0), ("prior", "standard_normal"), ("conditional", False))
+        if config.get(k, v) != v]
+    if other:
+        raise ValueError(f"--stochastic-layers 2 trains the bound itself, with p(z2) = N(0, I) "
+                         f"and no labels: it takes no {', '.join(other)}")
+    params = {k: v for k, v in model_params(config).items()
+              if k not in ("latent_dim", "hidden_dims", "beta", "kl_warmup", "prior",
+                           "n_components")}
+    iwae = config.get("model", "vae") == "iwae"
+    return (TwoLayerIWAE if iwae else TwoLayerVAE)(
+        (2 * config["latent_dim"], config["latent_dim"]), **({"k": config["k"]} if iwae else {}),
+        hidden_dims=(tuple(config["hidden_dims"]),
+                     tuple(max(1, w // 2) for w in config["hidden_dims"])), **params)
 
 
 #: How :func:`describe` names the options that are not the default.
@@ -340,9 +365,13 @@ def describe(model):
     "a conditional VAE (10 classes) 784-400-20 with a 10-component mixture
     prior and a continuous Bernoulli likelihood", ..."""
     kind = {"IWAE": f"IWAE (k={getattr(model, 'k', '')})", "ConditionalVAE":
-            f"conditional VAE ({len(getattr(model, 'classes_', ()))} classes)"}.get(
-        type(model).__name__, type(model).__name__)
-    widths = (model.n_features_in_, *model.hidden_dims, model.latent_dim)
+            f"conditional VAE ({len(getattr(model, 'classes_', ()))} classes)",
+            "TwoLayerVAE": "two-layer VAE", "TwoLayerIWAE": f"two-layer IWAE "
+            f"(k={getattr(model, 'k', '')})"}.get(type(model).__name__, type(model).__name__)
+    # A two-layer model's hidden widths come in one sequence per layer of codes.
+    stacks = zip(model.hidden_dims, model.latent_dims) if model.stochastic_layers == 2 else \
+        [(model.hidden_dims, model.latent_dim)]
+    widths = (model.n_features_in_, *(w for hidden, z in stacks for w in (*hidden, z)))
     extras = [f"a {model.n_components}-component {model.prior} prior"] if getattr(
         model, "prior", "standard_normal") != "standard_normal" else []
     extras += [_PHRASES[v] for v in (getattr(model, "gradient_estimator", None),

@@ -467,7 +467,7 @@ def test_evaluate_prints_what_the_library_computes(trained, capsys, monkeypatch)
     per_dim = out.split("KL per dimension:")[1].split(")")[0].split()
     assert [float(v) for v in per_dim] == pytest.approx(kl_per_dimension(model, X), abs=5e-3)
     # Both units of this model are active; a stand-in count shows it is the one printed.
-    monkeypatch.setattr(cli, "active_units", lambda model, X, y=None: 1)
+    monkeypatch.setattr(cli, "active_units_per_layer", lambda model, X, y=None: [1])
     assert "active units               1 of 2" in run(capsys, "evaluate", trained, "--k", "1")[1]
 
 

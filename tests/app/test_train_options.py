@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from npvae import IWAE, VAE, ConditionalVAE
+from npvae import IWAE, VAE, ConditionalVAE, TwoLayerVAE
 from npvae.app import cli, runs
 
 #: Options of ``train`` that say where the data and the run are, not what
@@ -39,6 +39,8 @@ GIVEN = [
 ]
 #: An option without a value: the model's class.
 CONDITIONAL = ("--conditional", None, None, ConditionalVAE)
+#: Two stochastic layers, a model of another class (with none of beta, the prior, labels).
+TWO_LAYERS = ("--stochastic-layers", "2", None, TwoLayerVAE)
 
 
 def _train(argv):
@@ -72,6 +74,14 @@ def given_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def two_layer_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_layers")
+    _train(["--dataset", str(_grey_file(folder)), "--stochastic-layers", "2",
+            "--epochs", "1", "--out", str(folder / "run")])
+    return TwoLayerVAE.load(folder / "run")
+
+
+@pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("conditional")
     _train(["--dataset", str(_grey_file(folder, labels=True)), "--conditional",
@@ -83,15 +93,16 @@ def test_every_model_option_of_train_is_tested(capsys):
     assert cli.main(["train", "--help"]) == 0
     usage = capsys.readouterr().out.split("\n\n")[0]      # every option, once
     listed = set(re.findall(r"\[(--?[a-z][\w-]*)", usage.replace("| ", "[")))
-    tested = {option for option, *_ in GIVEN + [CONDITIONAL]}
+    tested = {option for option, *_ in GIVEN + [CONDITIONAL, TWO_LAYERS]}
     assert listed - NOT_MODEL_OPTIONS == tested
 
 
-@pytest.mark.parametrize("option, value, key, expected", GIVEN + [CONDITIONAL],
-                         ids=[case[0] for case in GIVEN + [CONDITIONAL]])
+@pytest.mark.parametrize("option, value, key, expected", GIVEN + [CONDITIONAL, TWO_LAYERS],
+                         ids=[case[0] for case in GIVEN + [CONDITIONAL, TWO_LAYERS]])
 def test_the_trained_model_holds_the_value_given(option, value, key, expected, request):
-    model = request.getfixturevalue("conditional_run" if option == "--conditional"
-                                    else "given_run")
+    model = request.getfixturevalue({"--conditional": "conditional_run",
+                                     "--stochastic-layers": "two_layer_run"}.get(option,
+                                                                                "given_run"))
     if key is None:
         assert type(model) is expected
     else:

@@ -233,6 +233,14 @@ def test_a_two_layer_reproduction_keeps_its_layers_and_counts_units_per_layer(tm
     for counts in units:
         first, second = map(int, counts.split("+"))
         assert 0 <= first <= 100 and 0 <= second <= 50
+    # Exported, it is a run folder the CLI rebuilds in the same layout and evaluates.
+    reproduce.main(["--out", str(run), "--export", str(tmp_path / "shipped")])
+    config = json.loads((tmp_path / "shipped" / "config.json").read_text())
+    assert config["stochastic_layers"] == 2 and config["latent_dim"] == 50
+    assert config["reproduction"]["results"]["active_units"] == [first, second]
+    rebuilt = npvae.app.runs.new_model(config)
+    assert tuple(rebuilt.latent_dims) == (100, 50)
+    assert tuple(map(tuple, rebuilt.hidden_dims)) == ((100, 100), (50, 50))
 
 
 def test_a_reproduction_stopped_by_ctrl_c_exits_130(tmp_path, capsys, monkeypatch):
