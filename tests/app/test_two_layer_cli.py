@@ -65,9 +65,11 @@ def test_resume_gives_the_same_bits_as_one_run(tmp_path, capsys, monkeypatch):
     np.testing.assert_array_equal(a.parameters_.theta, b.parameters_.theta)
 
 
-def test_gradcheck_of_a_fresh_two_layer_model_passes(capsys):
+def test_gradcheck_of_a_fresh_two_layer_model_and_of_the_run_pass(two_layer_run, capsys):
     code, out, _ = run(capsys, "gradcheck", "--stochastic-layers", "2", "--model", "iwae")
     assert code == 0 and "p_z1.logvar.W" in out and "passed" in out
+    code, out, _ = run(capsys, "gradcheck", two_layer_run, "--samples", "4")
+    assert code == 0 and "a two-layer IWAE (k=3) 64-8-4-4-2" in out and "passed" in out
 
 
 @pytest.mark.parametrize("argv, fragment", [
