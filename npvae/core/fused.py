@@ -74,7 +74,7 @@ def bernoulli_log_likelihood_fused(x, logits, residual=True, overwrite_logits=Fa
     if residual and overwrite_logits:
         raise ValueError("overwrite_logits scores in place, without the residual: "
                          "pass residual=False")
-    signed = np.multiply(x, 2.0, out=np.empty(np.shape(x), logits.dtype))
+    signed = np.multiply(x, 2.0, out=np.empty(x.shape, logits.dtype))
     signed -= 1.0
     # In the array of 2x - 1 when x has the logits' shape, else one new array.
     signed = np.multiply(signed, logits, out=signed if signed.shape == logits.shape else None)
