@@ -20,7 +20,7 @@ from .optimizers import Adam, adam_step_textbook
 __all__ = ["bernoulli_log_likelihood_fused", "TWINS"]
 
 
-def bernoulli_log_likelihood_fused(x, logits, residual=True):
+def bernoulli_log_likelihood_fused(x, logits, residual=True, overwrite_logits=False):
     r"""The Bernoulli log-likelihood per row and, with ``residual``, its
     gradient :math:`x - \sigma(\ell)`, from one exponential per element.
 
@@ -46,13 +46,23 @@ def bernoulli_log_likelihood_fused(x, logits, residual=True):
     :math:`\ell < 0`; :math:`\operatorname{sign} \ell = 1` wins otherwise),
     so it equals :func:`npvae.core.layers.sigmoid` bit for bit.
 
+    :math:`2x - 1` is formed at the shape of ``x``: once for all the samples
+    it broadcasts over (the importance-weighted estimate's ``(c, b, d)``
+    logits against ``(b, d)`` data).  Scoring fresh logits that are not
+    needed afterwards (``overwrite_logits``), the exponential's pass works
+    in them instead of in a new array.
+
     Parameters
     ----------
     x : ndarray of shape (..., d)
         Data in [0, 1], broadcastable against ``logits``.
     logits : ndarray of shape (..., d)
+        Read only, unless ``overwrite_logits``.
     residual : bool
         Whether to form :math:`x - \sigma(\ell)` too.
+    overwrite_logits : bool
+        Without ``residual`` only: score in place, leaving
+        :math:`\log(1 + e_d)` in ``logits``.
 
     Returns
     -------
@@ -61,10 +71,14 @@ def bernoulli_log_likelihood_fused(x, logits, residual=True):
     residual : ndarray of shape (..., d), or None
         A new array :math:`x - \sigma(\ell)`; None without ``residual``.
     """
-    e = np.abs(logits)
-    signed = np.multiply(x, 2.0, out=np.empty_like(logits))   # one temporary, not three
+    if residual and overwrite_logits:
+        raise ValueError("overwrite_logits scores in place, without the residual: "
+                         "pass residual=False")
+    signed = np.multiply(x, 2.0, out=np.empty(x.shape, logits.dtype))
     signed -= 1.0
-    signed *= logits
+    # In the array of 2x - 1 when x has the logits' shape, else one new array.
+    signed = np.multiply(signed, logits, out=signed if signed.shape == logits.shape else None)
+    e = np.abs(logits, out=logits if overwrite_logits else None)
     signed -= e                                # 2 (x l - max(l, 0)) <= 0
     signed *= 0.5
     np.negative(e, out=e)
@@ -89,6 +103,12 @@ def _bernoulli_textbook(x, logits, residual=True):
             losses.bernoulli_log_likelihood_backward(x, logits) if residual else None)
 
 
+def _bernoulli_scored_in_place(x, logits):
+    # The scoring path, in place of a copy of the logits: the twin's convention.
+    return bernoulli_log_likelihood_fused(x, logits.copy(), residual=False,
+                                          overwrite_logits=True)[0]
+
+
 def _adam_step(theta, g, m, v, t, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     # Adam.step at step t on copies of (theta, m, v): the textbook twin's convention.
     adam = Adam(learning_rate, beta1, beta2, eps)
@@ -103,6 +123,7 @@ def _adam_step(theta, g, m, v, t, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
 # works in place is wrapped to take and return arrays as its twin does.
 TWINS = [
     (bernoulli_log_likelihood_fused, _bernoulli_textbook),
+    (_bernoulli_scored_in_place, losses.bernoulli_log_likelihood),
     (column_sums, lambda g: g.sum(axis=0)),
     (row_sums, lambda a: a.sum(axis=-1)),
     (_adam_step, adam_step_textbook),

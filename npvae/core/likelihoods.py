@@ -16,7 +16,9 @@ over the data:
   :math:`-1/n` per row, the IWAE its normalised importance weights,
   inference its mask (with each pixel as a row);
 * ``log_prob(x, o)`` gives the same values as ``forward`` without caching,
-  for scoring; ``mean(o)`` is :math:`\mathbb{E}[x \mid o]`, what ``decode``
+  for scoring; with ``overwrite=True`` the caller gives up ``o`` (a fresh
+  output it will not read again), which a likelihood may then work in;
+  ``mean(o)`` is :math:`\mathbb{E}[x \mid o]`, what ``decode``
   returns; ``check_support(X)`` refuses data the density is not defined on.
 
 The equations are those of :mod:`npvae.core.losses`, which holds the textbook
@@ -87,10 +89,12 @@ class Bernoulli:
         residual *= dout[..., None]     # a new array of forward's, so scaled in place
         return residual
 
-    def log_prob(self, x, logits):
+    def log_prob(self, x, logits, *, overwrite=False):
         r""":math:`\log p(x_r \mid \ell_r)` per row, shape (...), by the fused
-        form without its residual."""
-        return bernoulli_log_likelihood_fused(x, logits, residual=False)[0]
+        form without its residual; with ``overwrite`` in place of ``logits``
+        (which then hold :math:`\log(1 + e^{-|\ell|})`)."""
+        return bernoulli_log_likelihood_fused(x, logits, residual=False,
+                                              overwrite_logits=overwrite)[0]
 
     def mean(self, logits):
         r""":math:`\mathbb{E}[x \mid \ell] = \sigma(\ell)`, the pixel probabilities."""
@@ -159,8 +163,9 @@ class ContinuousBernoulli:
         residual *= dout[..., None]    # a new array, so scaled in place
         return residual
 
-    def log_prob(self, x, logits):
-        r""":math:`\log p(x_r \mid \eta_r)` per row, shape (...)."""
+    def log_prob(self, x, logits, *, overwrite=False):
+        r""":math:`\log p(x_r \mid \eta_r)` per row, shape (...); ``logits``
+        are never written (``overwrite`` is allowed, not used)."""
         return losses.continuous_bernoulli_log_likelihood(x, logits)
 
     def mean(self, logits):
@@ -256,9 +261,10 @@ class Gaussian:
         grad_mean *= dout[..., None]
         return grad_mean
 
-    def log_prob(self, x, mean):
+    def log_prob(self, x, mean, *, overwrite=False):
         r""":math:`\log N(x_n \mid m_n, \sigma^2 I)` per example (summed over
-        the last axis)."""
+        the last axis); ``mean`` is never written (``overwrite`` is allowed,
+        not used)."""
         return losses.gaussian_log_likelihood(x, mean, self.logvar)
 
     def mean(self, out):

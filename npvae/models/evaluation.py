@@ -17,7 +17,9 @@ from .parallel import Progress, block_streams, check_n_jobs, map_blocks, one_bla
 __all__ = ["importance_weighted_log_likelihood", "importance_weighted_block",
            "own_weights_block", "kl_per_dimension", "active_units", "active_units_per_layer"]
 
-LIKELIHOOD_BLOCK_ROWS = 128
+# Decoded entries scored at a time: about 400 kB of float32, which keeps the
+# likelihood's passes in the CPU's cache (128 MNIST rows).
+LIKELIHOOD_BLOCK_ENTRIES = 128 * 784
 
 
 def _check_vae(model):
@@ -188,11 +190,12 @@ def importance_weighted_block(model, x, y_onehot, mu, logvar, k, chunk, rng, on_
         z = mu + sigma * eps
         joined = model.join_label(z, y_onehot)
         out = model.decoder_.predict(joined.reshape(c * b, -1)).reshape(c, b, -1)
-        # A few hundred decoded rows at a time keep the likelihood's
-        # temporaries in the CPU's cache.
-        step = max(1, LIKELIHOOD_BLOCK_ROWS // b)
-        log_w = np.concatenate([model.likelihood_.log_prob(x, out[i:i + step])
-                                for i in range(0, c, step)]).astype(np.float64)   # (c, b)
+        # The decoder's output is this chunk's own: scored in place, a cached
+        # piece at a time.
+        step = max(1, LIKELIHOOD_BLOCK_ENTRIES // out[0].size)
+        log_w = np.empty((c, b))
+        for i in range(0, c, step):
+            log_w[i:i + step] = model.likelihood_.log_prob(x, out[i:i + step], overwrite=True)
         log_w -= kl.forward(mu64, logvar64, z.astype(np.float64), eps.astype(np.float64))
         running = np.logaddexp(running, logsumexp(log_w, axis=0))
         if on_chunk is not None:

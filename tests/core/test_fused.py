@@ -22,9 +22,17 @@ def adam_arguments(rng):
     return (theta, g, m, v, 5), {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6}
 
 
+def bernoulli_broadcast_arguments(rng):
+    # Data of shape (b, d) against logits of shape (c, b, d), as the
+    # importance-weighted estimate scores its samples.
+    (x, logits), _ = bernoulli_arguments(rng)
+    return (x, np.stack([logits, -logits, 0.5 * logits])), {}
+
+
 # The arguments each pair is called with, by the fused form's name.
 ARGUMENTS = {
     "bernoulli_log_likelihood_fused": bernoulli_arguments,
+    "_bernoulli_scored_in_place": bernoulli_broadcast_arguments,
     "column_sums": lambda rng: ((rng.standard_normal((33, 5)),), {}),
     # Terms of one sign, as the likelihoods sum them; rows of a 3-D stack.
     "row_sums": lambda rng: ((-rng.random((4, 3, 50)),), {}),
@@ -61,3 +69,30 @@ def test_the_walk_catches_a_planted_difference():
         np.testing.assert_allclose(value + 1e-9 * np.abs(value), textbook(*args)[0],
                                    rtol=1e-12, atol=0)
     np.testing.assert_allclose(value, textbook(*args)[0], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_scored_in_place_leaves_what_it_documents(dtype):
+    # In place: the same bits as the scoring that allocates, log(1 + e^-|l|)
+    # left in the logits, the data untouched.
+    (x, logits), _ = bernoulli_broadcast_arguments(np.random.default_rng(1))
+    x, logits = x.astype(dtype), logits.astype(dtype)
+    x_before, work = x.copy(), logits.copy()
+    value, residual = fused.bernoulli_log_likelihood_fused(x, work, residual=False,
+                                                           overwrite_logits=True)
+    assert residual is None and value.shape == logits.shape[:-1]
+    np.testing.assert_array_equal(
+        value, fused.bernoulli_log_likelihood_fused(x, logits, residual=False)[0])
+    np.testing.assert_array_equal(work, np.log(1 + np.exp(-np.abs(logits))))
+    np.testing.assert_array_equal(x, x_before)
+    # Without overwrite_logits the logits are read only.
+    kept = logits.copy()
+    fused.bernoulli_log_likelihood_fused(x, kept, residual=False)
+    np.testing.assert_array_equal(kept, logits)
+
+
+def test_bernoulli_in_place_needs_no_residual():
+    x, logits = np.ones((2, 3)), np.zeros((2, 3))
+    with pytest.raises(ValueError, match="residual=False"):
+        fused.bernoulli_log_likelihood_fused(x, logits, overwrite_logits=True)
+    np.testing.assert_array_equal(logits, 0.0)

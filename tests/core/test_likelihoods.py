@@ -64,3 +64,20 @@ def test_make_likelihood_names_the_choices():
         make_likelihood("poisson", np.float64)
 
 
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian", "continuous_bernoulli"])
+def test_log_prob_may_overwrite_only_what_the_caller_gives_up(name):
+    # overwrite=True: the same values; only the Bernoulli works in its
+    # logits (leaving log(1 + e^-|l|)), the others leave them; x is never written.
+    x, out = batch(4)
+    piece = make_likelihood(name, np.float64)
+    x_before, kept = x.copy(), out.copy()
+    expected = piece.log_prob(x, out)
+    np.testing.assert_array_equal(out, kept)
+    np.testing.assert_array_equal(piece.log_prob(x, out, overwrite=True), expected)
+    np.testing.assert_array_equal(x, x_before)
+    if name == "bernoulli":
+        np.testing.assert_array_equal(out, np.log(1 + np.exp(-np.abs(kept))))
+    else:
+        np.testing.assert_array_equal(out, kept)

@@ -179,6 +179,27 @@ def test_iwae_equals_the_reference_computation(likelihood, activation, k, batch_
         reference_iwae(model, X, k, batch_rows, random_state=3), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("k, batch_rows", [(50, 16), (600, 8192)])
+def test_iwae_scores_in_pieces_in_place_and_leaves_the_data(monkeypatch, dtype, k, batch_rows):
+    # The decoder's output is scored in place, a piece of rows at a time:
+    # pieces of one or a few rows give the same bits as one piece per
+    # chunk, equal the reference, and neither X nor the model is written.
+    from npvae.models import evaluation
+    model, X = small_model("bernoulli", "relu", dtype=dtype)
+    X = X.astype(dtype)
+    before, params = X.copy(), {name: p.copy() for name, p in model.params_.items()}
+    whole = importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows)
+    monkeypatch.setattr(evaluation, "LIKELIHOOD_BLOCK_ENTRIES", 2 * X.shape[1])
+    pieces = importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows)
+    np.testing.assert_array_equal(pieces, whole)
+    np.testing.assert_allclose(whole, reference_iwae(model, X, k, batch_rows),
+                               rtol=1e-5 if dtype == "float32" else 1e-13)
+    np.testing.assert_array_equal(X, before)
+    for name, p in model.params_.items():
+        np.testing.assert_array_equal(p, params[name])
+
+
 def test_iwae_in_float32_is_the_float64_estimate_to_float32_rounding():
     model, X = small_model("bernoulli", "relu", dtype="float32")
     got = importance_weighted_log_likelihood(model, X, k=100, batch_rows=64)
