@@ -222,7 +222,7 @@ def test_a_two_layer_reproduction_keeps_its_layers_and_counts_units_per_layer(tm
     model = load_checkpoint(run / "latest")
     assert type(model) is npvae.TwoLayerVAE and model.n_iter_ == 4
     assert tuple(model.latent_dims) == (100, 50) and model.epsilon == 1e-4
-    assert tuple(map(tuple, model.hidden_dims)) == ((100, 100), (50, 50))
+    assert tuple(map(tuple, model.hidden_dims)) == ((200, 200), (100, 100))
     with pytest.raises(SystemExit) as stopped:
         reproduce.main(common + ["--stochastic-layers", "1"])
     assert stopped.value.code == 2
@@ -240,7 +240,7 @@ def test_a_two_layer_reproduction_keeps_its_layers_and_counts_units_per_layer(tm
     assert config["reproduction"]["results"]["active_units"] == [first, second]
     rebuilt = npvae.app.runs.new_model(config)
     assert tuple(rebuilt.latent_dims) == (100, 50)
-    assert tuple(map(tuple, rebuilt.hidden_dims)) == ((100, 100), (50, 50))
+    assert tuple(map(tuple, rebuilt.hidden_dims)) == ((200, 200), (100, 100))
 
 
 def test_a_reproduction_stopped_by_ctrl_c_exits_130(tmp_path, capsys, monkeypatch):
