@@ -273,27 +273,23 @@ def plot_latent(Z, labels, path, class_names=None):
         Z = PCA(n_components=2, svd_solver="full").fit_transform(Z)
         xlabel, ylabel = "PC 1 of the means", "PC 2 of the means"
     fig = _figure(figsize=(6, 4.5), layout="constrained")
-    ax = fig.add_subplot()
+    ax = fig.add_subplot(xlabel=xlabel, ylabel=ylabel)
     if labels is None:
         ax.scatter(Z[:, 0], Z[:, 1], s=4, alpha=0.6)
     else:
         classes, index = np.unique(np.asarray(labels), return_inverse=True)
         names = class_labels(classes, class_names)
-        if len(classes) <= 10:
-            from matplotlib.lines import Line2D  # matplotlib loads only to draw
-
-            colours = [f"C{i}" for i in range(len(classes))]
-            # One scatter in data order, so that no class is drawn over the others.
-            ax.scatter(Z[:, 0], Z[:, 1], c=[colours[i] for i in index], s=4, alpha=0.7)
-            handles = [Line2D([], [], ls="", marker="o", ms=5, color=colours[i], label=name)
-                       for i, name in enumerate(names)]
-            ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5),
-                      fontsize=8, frameon=False,
-                      title="label" if class_names is None else None)
+        few = len(classes) <= 10
+        # One scatter in data order, so that no class is drawn over the others;
+        # up to ten classes in the colours C0-C9 (tab10), each its own.
+        points = ax.scatter(Z[:, 0], Z[:, 1], c=index, s=4, alpha=0.7,
+                            cmap="tab10" if few else "viridis", vmin=0, vmax=9 if few else None)
+        if few:
+            handles, _ = points.legend_elements(num=None, size=5, alpha=None)
+            ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
+                      frameon=False, title="label" if class_names is None else None)
         else:
-            points = ax.scatter(Z[:, 0], Z[:, 1], c=index, cmap="viridis", s=4, alpha=0.7)
             fig.colorbar(points, ax=ax, label="label")
-    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.set_title("latent means of the test set", fontsize=9)
     return _save(fig, path)
 
