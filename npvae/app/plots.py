@@ -164,29 +164,26 @@ def plot_loss_curves(metrics, path):
     """
     if not metrics:
         raise ValueError("no epochs to plot")
-    epochs = [m["epoch"] for m in metrics]
-    terms = [t for t in ("loss", "recon", "kl") if f"train_{t}" in metrics[0]]
-    titles = {"loss": "loss (nats)", "recon": "reconstruction -log p(x|z)",
-              "kl": "KL(q(z|x) || p(z))"}
     from matplotlib.ticker import MaxNLocator  # matplotlib loads only to draw
 
+    epochs = [m["epoch"] for m in metrics]
+    vae = "train_kl" in metrics[0]
+    terms = [t for t in ("loss", "recon", "kl") if f"train_{t}" in metrics[0]]
+    titles = {"loss": "-ELBO (nats)" if vae else "loss (nats)",
+              "recon": "reconstruction -log p(x|z)", "kl": "KL(q(z|x) || p(z))"}
     fig = _figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
     marker = "." if len(epochs) < 30 else None
-    for i, t in enumerate(terms):
-        ax = fig.add_subplot(1, len(terms), i + 1)
-        curves = {split: [m[f"{split}_{t}"] for m in metrics] for split in ("train", "val")}
-        objective = None
-        if t == "loss" and "train_kl" in metrics[0]:
+    for ax, t in zip(fig.subplots(1, len(terms), squeeze=False).flat, terms):
+        objective, val = ([m[f"{split}_{t}"] for m in metrics] for split in ("train", "val"))
+        train = objective
+        if t == "loss" and vae:
             # val_loss is the negative ELBO; the training objective weighs the
             # KL by beta (and the warm-up), so compare like with like and
             # draw the objective apart when it differs.
-            objective = curves["train"]
-            curves["train"] = [m["train_recon"] + m["train_kl"] for m in metrics]
-            titles["loss"] = "-ELBO (nats)"
-        lines = [ax.plot(epochs, curves[split], style, marker=marker, label=split)[0]
-                 for split, style in (("train", "-"), ("val", "--"))]
-        if objective is not None and not np.allclose(objective, curves["train"],
-                                                     rtol=1e-9, atol=1e-9):
+            train = [m["train_recon"] + m["train_kl"] for m in metrics]
+        lines = [ax.plot(epochs, y, style, marker=marker, label=split)[0]
+                 for split, y, style in (("train", train, "-"), ("val", val, "--"))]
+        if not np.allclose(objective, train, rtol=1e-9, atol=1e-9):
             lines += ax.plot(epochs, objective, ":", marker=marker, label="train objective (beta)")
         clipped = _clip_first_epoch(ax, lines)
         ax.set_title(titles[t] + (f"\n{clipped}" if clipped else ""), fontsize=9)
