@@ -209,17 +209,15 @@ def _clip_first_epoch(ax, lines):
     out = (first > hi + 3 * span) | (first < lo - 3 * span)
     if not out.any():
         return ""
-    kept = first[~out]
-    bottom = min(lo, kept.min(initial=lo)) - 0.08 * span
-    top = max(hi, kept.max(initial=hi)) + 0.08 * span
+    kept = np.append(values[:, 1:], first[~out])
+    bottom, top = kept.min() - 0.08 * span, kept.max() + 0.08 * span
     ax.set_ylim(bottom, top)
     notes = []
     x = lines[0].get_xdata()[0]
-    for line, value, is_out in zip(lines, first, out):
-        if is_out:
-            edge, marker = (top, "^") if value > top else (bottom, "v")
-            ax.plot([x], [edge], marker, color=line.get_color(), ms=7, clip_on=False)
-            notes.append(f"{line.get_label()} {value:.4g}")
+    for i in np.flatnonzero(out):
+        edge, marker = (top, "^") if first[i] > top else (bottom, "v")
+        ax.plot([x], [edge], marker, color=lines[i].get_color(), ms=7, clip_on=False)
+        notes.append(f"{lines[i].get_label()} {first[i]:.4g}")
     return f"epoch {x:g} off scale: " + ", ".join(notes)
 
 
