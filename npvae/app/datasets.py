@@ -29,22 +29,9 @@ from .formats import ARRAY_FILE_SUFFIXES, DataError, read_amat, read_array_file,
 from .locks import hold_lock
 from ..core.rng import as_generator
 
-__all__ = [
-    "DATASETS",
-    "CLASS_NAMES",
-    "MIRRORS",
-    "MD5SUMS",
-    "DOWNLOAD_TIMEOUT",
-    "DataError",
-    "MissingDataError",
-    "Dataset",
-    "load_dataset",
-    "load_binarized_mnist",
-    "download",
-    "resolve_data_dir",
-    "train_val_split",
-    "binarize",
-]
+__all__ = ["DATASETS", "CLASS_NAMES", "MIRRORS", "MD5SUMS", "DOWNLOAD_TIMEOUT", "DataError",
+           "MissingDataError", "Dataset", "load_dataset", "load_binarized_mnist", "download",
+           "resolve_data_dir", "train_val_split", "binarize"]
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "binarized-mnist", "frey-face")
 
