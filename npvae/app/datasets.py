@@ -29,22 +29,9 @@ from .formats import ARRAY_FILE_SUFFIXES, DataError, read_amat, read_array_file,
 from .locks import hold_lock
 from ..core.rng import as_generator
 
-__all__ = [
-    "DATASETS",
-    "CLASS_NAMES",
-    "MIRRORS",
-    "MD5SUMS",
-    "DOWNLOAD_TIMEOUT",
-    "DataError",
-    "MissingDataError",
-    "Dataset",
-    "load_dataset",
-    "load_binarized_mnist",
-    "download",
-    "resolve_data_dir",
-    "train_val_split",
-    "binarize",
-]
+__all__ = ["DATASETS", "CLASS_NAMES", "MIRRORS", "MD5SUMS", "DOWNLOAD_TIMEOUT", "DataError",
+           "MissingDataError", "Dataset", "load_dataset", "load_binarized_mnist", "download",
+           "resolve_data_dir", "train_val_split", "binarize"]
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "binarized-mnist", "frey-face")
 
@@ -67,27 +54,22 @@ MIRRORS = {
     "frey-face": ("https://cs.nyu.edu/~roweis/data/",),
 }
 
+
+def _read_registry():
+    """The md5 checksums of ``registry.txt`` (beside this module, in pooch's
+    registry format) as ``{data set: {file: md5}}``, in the file's order."""
+    # A Pooch only to parse the file: downloads go through _fetch and MIRRORS.
+    registry = pooch.create(path=".", base_url="")
+    registry.load_registry(Path(__file__).with_name("registry.txt"))
+    md5sums = {}
+    for key, checksum in registry.registry.items():
+        name, fname = key.split("/")
+        md5sums.setdefault(name, {})[fname] = checksum.removeprefix("md5:")
+    return md5sums
+
+
 #: The files of each data set as published, with their md5 checksums.
-MD5SUMS = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    },
-    "binarized-mnist": {
-        "binarized_mnist_train.amat": "db28b1a6ae0fe70cbd3da91acf46e477",
-        "binarized_mnist_valid.amat": "bf37822a04e94123630de6a7dfd9c9ef",
-        "binarized_mnist_test.amat": "14e41ae11040adba6ab8cb291eda0dd8",
-    },
-    "frey-face": {"frey_rawface.mat": "5aeb024d42b8a6091f30e5eb18c8a48d"},
-}
+MD5SUMS = _read_registry()
 
 #: Seconds a mirror may take to connect or stay silent while sending a file
 #: (pooch's timeout); then the next mirror is tried.

@@ -7,7 +7,6 @@ MATLAB MAT-files (Frey faces, read by SciPy) hold the named data sets;
 wrong kind. Where the files live and how they are split is
 :mod:`npvae.app.datasets`' business.
 """
-from __future__ import annotations
 
 import gzip
 import math

@@ -38,16 +38,14 @@ def hold_lock(path, on_busy, error=ValueError):
         if path.is_symlink():
             raise OSError(errno.ELOOP, "a symbolic link", str(path))
         try:
-            lock.acquire(timeout=0)
+            held = lock.acquire(timeout=0)
         except filelock.Timeout:
             on_busy()
-            lock.acquire()
+            held = lock.acquire()
     except OSError as e:
         if e.errno != errno.ELOOP:
             raise
         raise error(f"{path} is a symbolic link, not npvae's lock file; remove it, "
                     "or use another folder") from None
-    try:
+    with held:  # released on leaving the block
         yield
-    finally:
-        lock.release()

@@ -164,29 +164,26 @@ def plot_loss_curves(metrics, path):
     """
     if not metrics:
         raise ValueError("no epochs to plot")
-    epochs = [m["epoch"] for m in metrics]
-    terms = [t for t in ("loss", "recon", "kl") if f"train_{t}" in metrics[0]]
-    titles = {"loss": "loss (nats)", "recon": "reconstruction -log p(x|z)",
-              "kl": "KL(q(z|x) || p(z))"}
     from matplotlib.ticker import MaxNLocator  # matplotlib loads only to draw
 
+    epochs = [m["epoch"] for m in metrics]
+    vae = "train_kl" in metrics[0]
+    terms = [t for t in ("loss", "recon", "kl") if f"train_{t}" in metrics[0]]
+    titles = {"loss": "-ELBO (nats)" if vae else "loss (nats)",
+              "recon": "reconstruction -log p(x|z)", "kl": "KL(q(z|x) || p(z))"}
     fig = _figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
     marker = "." if len(epochs) < 30 else None
-    for i, t in enumerate(terms):
-        ax = fig.add_subplot(1, len(terms), i + 1)
-        curves = {split: [m[f"{split}_{t}"] for m in metrics] for split in ("train", "val")}
-        objective = None
-        if t == "loss" and "train_kl" in metrics[0]:
+    for ax, t in zip(fig.subplots(1, len(terms), squeeze=False).flat, terms):
+        objective, val = ([m[f"{split}_{t}"] for m in metrics] for split in ("train", "val"))
+        train = objective
+        if t == "loss" and vae:
             # val_loss is the negative ELBO; the training objective weighs the
             # KL by beta (and the warm-up), so compare like with like and
             # draw the objective apart when it differs.
-            objective = curves["train"]
-            curves["train"] = [m["train_recon"] + m["train_kl"] for m in metrics]
-            titles["loss"] = "-ELBO (nats)"
-        lines = [ax.plot(epochs, curves[split], style, marker=marker, label=split)[0]
-                 for split, style in (("train", "-"), ("val", "--"))]
-        if objective is not None and not np.allclose(objective, curves["train"],
-                                                     rtol=1e-9, atol=1e-9):
+            train = [m["train_recon"] + m["train_kl"] for m in metrics]
+        lines = [ax.plot(epochs, y, style, marker=marker, label=split)[0]
+                 for split, y, style in (("train", train, "-"), ("val", val, "--"))]
+        if not np.allclose(objective, train, rtol=1e-9, atol=1e-9):
             lines += ax.plot(epochs, objective, ":", marker=marker, label="train objective (beta)")
         clipped = _clip_first_epoch(ax, lines)
         ax.set_title(titles[t] + (f"\n{clipped}" if clipped else ""), fontsize=9)
@@ -212,17 +209,15 @@ def _clip_first_epoch(ax, lines):
     out = (first > hi + 3 * span) | (first < lo - 3 * span)
     if not out.any():
         return ""
-    kept = first[~out]
-    bottom = min(lo, kept.min(initial=lo)) - 0.08 * span
-    top = max(hi, kept.max(initial=hi)) + 0.08 * span
+    kept = np.append(values[:, 1:], first[~out])
+    bottom, top = kept.min() - 0.08 * span, kept.max() + 0.08 * span
     ax.set_ylim(bottom, top)
     notes = []
     x = lines[0].get_xdata()[0]
-    for line, value, is_out in zip(lines, first, out):
-        if is_out:
-            edge, marker = (top, "^") if value > top else (bottom, "v")
-            ax.plot([x], [edge], marker, color=line.get_color(), ms=7, clip_on=False)
-            notes.append(f"{line.get_label()} {value:.4g}")
+    for i in np.flatnonzero(out):
+        edge, marker = (top, "^") if first[i] > top else (bottom, "v")
+        ax.plot([x], [edge], marker, color=lines[i].get_color(), ms=7, clip_on=False)
+        notes.append(f"{lines[i].get_label()} {first[i]:.4g}")
     return f"epoch {x:g} off scale: " + ", ".join(notes)
 
 
@@ -273,27 +268,23 @@ def plot_latent(Z, labels, path, class_names=None):
         Z = PCA(n_components=2, svd_solver="full").fit_transform(Z)
         xlabel, ylabel = "PC 1 of the means", "PC 2 of the means"
     fig = _figure(figsize=(6, 4.5), layout="constrained")
-    ax = fig.add_subplot()
+    ax = fig.add_subplot(xlabel=xlabel, ylabel=ylabel)
     if labels is None:
         ax.scatter(Z[:, 0], Z[:, 1], s=4, alpha=0.6)
     else:
         classes, index = np.unique(np.asarray(labels), return_inverse=True)
         names = class_labels(classes, class_names)
-        if len(classes) <= 10:
-            from matplotlib.lines import Line2D  # matplotlib loads only to draw
-
-            colours = [f"C{i}" for i in range(len(classes))]
-            # One scatter in data order, so that no class is drawn over the others.
-            ax.scatter(Z[:, 0], Z[:, 1], c=[colours[i] for i in index], s=4, alpha=0.7)
-            handles = [Line2D([], [], ls="", marker="o", ms=5, color=colours[i], label=name)
-                       for i, name in enumerate(names)]
-            ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5),
-                      fontsize=8, frameon=False,
-                      title="label" if class_names is None else None)
+        few = len(classes) <= 10
+        # One scatter in data order, so that no class is drawn over the others;
+        # up to ten classes in the colours C0-C9 (tab10), each its own.
+        points = ax.scatter(Z[:, 0], Z[:, 1], c=index, s=4, alpha=0.7,
+                            cmap="tab10" if few else "viridis", vmin=0, vmax=9 if few else None)
+        if few:
+            handles, _ = points.legend_elements(num=None, size=5, alpha=None)
+            ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
+                      frameon=False, title="label" if class_names is None else None)
         else:
-            points = ax.scatter(Z[:, 0], Z[:, 1], c=index, cmap="viridis", s=4, alpha=0.7)
             fig.colorbar(points, ax=ax, label="label")
-    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.set_title("latent means of the test set", fontsize=9)
     return _save(fig, path)
 

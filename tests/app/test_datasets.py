@@ -1,6 +1,7 @@
 """Tests of npvae.app.datasets: real data sanity values, named data sets from small files,
 the user's data files, downloads, splits."""
 import concurrent.futures
+import configparser
 import errno
 import functools
 import gzip
@@ -594,6 +595,22 @@ def test_a_silent_mirror_times_out_and_the_next_is_tried(tmp_path, server, trick
                                         rf"{trickling_server}/a/frey_rawface.mat: .*timed out"):
         ds.download("frey-face", tmp_path / "other")
     assert names(tmp_path / "other" / "frey-face") == []  # no .part file left
+
+
+def test_md5sums_are_read_from_the_registry_installed_with_the_package():
+    """MD5SUMS comes from registry.txt beside the module, which setup.cfg installs."""
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).parents[2] / "setup.cfg")
+    assert "registry.txt" in setup["options.package_data"]["npvae.app"].split()
+    assert {name: len(files) for name, files in ds.MD5SUMS.items()} == {
+        "mnist": 4, "fashion-mnist": 4, "binarized-mnist": 3, "frey-face": 1}
+    assert all(re.fullmatch("[0-9a-f]{32}", md5)
+               for files in ds.MD5SUMS.values() for md5 in files.values())
+    # The IDX loader reads the training images and labels, then the test ones.
+    assert list(ds.MD5SUMS["fashion-mnist"]) == [
+        f"{part}-{kind}-idx{ndim}-ubyte.gz" for part in ("train", "t10k")
+        for kind, ndim in (("images", 3), ("labels", 1))]
+    assert ds.MD5SUMS["frey-face"]["frey_rawface.mat"] == "5aeb024d42b8a6091f30e5eb18c8a48d"
 
 
 def serve_frey(root, monkeypatch, n=20):

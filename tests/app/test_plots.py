@@ -234,6 +234,7 @@ def test_latent_scatter_names_the_classes(tmp_path, monkeypatch):
     fig, names, legend = legend_of(tmp_path, monkeypatch, Z, y, class_names=FASHION)
     assert names == FASHION
     # Each point has its class's colour, the one its legend entry shows.
+    fig.canvas.draw()  # a colour-mapped scatter's colours are set when it is drawn
     points = fig.axes[0].collections[0].get_facecolors()[:, :3]
     handles = getattr(legend, "legend_handles", None) or legend.legendHandles  # matplotlib < 3.7
     entry = np.array([matplotlib.colors.to_rgb(h.get_color()) for h in handles])
