@@ -33,10 +33,9 @@ __all__ = ["main"]
 #: Defaults of ``npvae train`` that no recipe sets; the data set's recipe
 #: (npvae.app.recipes) gives the rest.  A bare ``npvae train`` trains the
 #: bundled digits in seconds and can draw the 2-D manifold.
-DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0, "kl_warmup": 0.0,
-            "dtype": "float32", "model": "vae", "k": 5, "conditional": False,
-            "stochastic_layers": 1,
-            **runs.OPTIONAL_DEFAULTS}
+DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
+            "kl_warmup": 0.0, "dtype": "float32", "model": "vae", "k": 5, "conditional": False,
+            "stochastic_layers": 1, **runs.OPTIONAL_DEFAULTS}
 #: Option names of the config keys whose names differ.
 _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
 
@@ -339,9 +338,8 @@ def _resume(args):
              if k not in ("data_dir", "epochs") and getattr(args, k) is not None]
     given += [k for k in ("force", "download") if getattr(args, k)]
     if given:
-        names = ", ".join(f"--{k}" for k in given)
         raise ValueError(f"--resume continues a run with its own settings; only --epochs "
-                         f"and --data-dir may be given with it, not {names}")
+                         f"and --data-dir may be given with it, not --{', --'.join(given)}")
     return runs.resume(args.resume, epochs=args.epochs, data_dir=args.data_dir)
 
 
@@ -381,7 +379,6 @@ def cmd_evaluate(args):
     log_px, kl = model.elbo_terms(X, y, random_state=args.seed)
     mixture = config.get("prior", "standard_normal") != "standard_normal"
     sampled = mixture or model.stochastic_layers == 2      # no KL per dimension
-    per_dim = None if sampled else kl_per_dimension(model, X, y)
     units = "+".join(map(str, active_units_per_layer(model, X, y=y)))
     sizes = "+".join(map(str, getattr(model, "latent_dims", [model.latent_dim])))
     binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
@@ -390,8 +387,8 @@ def cmd_evaluate(args):
     print(f"{elbo:22s}{np.mean(log_px - kl):10.3f} nats  "
           f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
     detail = (f"KL sampled: the {'mixture prior' if mixture else 'two-layer model'} has no KL "
-              f"per dimension" if sampled else
-              f"KL per dimension: {' '.join(f'{v:.2f}' for v in per_dim)}")
+              f"per dimension" if sampled else "KL per dimension: " +
+              " ".join(f"{v:.2f}" for v in kl_per_dimension(model, X, y)))
     print(f"active units          {units:>6s} of {sizes}  ({detail})", flush=True)
     start = time.perf_counter()
     with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample",

@@ -237,21 +237,19 @@ def check_out(out, force):
 def _new_folder(out, dataset, force):
     """Create the run folder ``out`` (None: the default, numbered) and hold
     its lock; with ``force``, empty an existing one first (under the lock)."""
-    created = True
-    if out is None:
-        while True:
-            out = default_run_dir(dataset)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                out.mkdir()  # atomic: of two processes, one creates it
-                break
-    else:
+    named = out is not None
+    while True:
+        out = out if named else default_run_dir(dataset)
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            out.mkdir()
+            out.mkdir()  # atomic: of two processes, one creates it
+            created = True
         except FileExistsError:
+            if not named:
+                continue    # taken since default_run_dir looked: the next free name
             check_out(out, force)  # another process may have made it since
             created = False
+        break
     with lock(out):
         if not created:
             check_out(out, force)  # what is there now that no one else writes
@@ -323,35 +321,26 @@ def new_model(config):
     """A new, unfitted estimator for a run's config: a VAE, a
     ConditionalVAE (``config["conditional"]``) or an IWAE with
     ``config["k"]`` importance samples; with ``config["stochastic_layers"]``
-    2, their two-layer kind (:func:`_two_layer_model`)."""
-    if config.get("stochastic_layers", 1) == 2:
-        return _two_layer_model(config)
-    if config.get("model", "vae") == "iwae":
-        return IWAE(k=config["k"], **model_params(config))
-    if config.get("conditional"):
-        return ConditionalVAE(**model_params(config))
-    return VAE(**model_params(config))
-
-
-def _two_layer_model(config):
-    """Burda et al.'s two layers of codes scaled to the config: z2 is
-    ``latent_dim`` wide and z1 twice that; below z1 the ``hidden_dims``,
-    below z2 each halved (their 50/100 and 100-100/50-50 from
-    ``--latent-dim 50 --hidden 100,100``)."""
+    2, their two-layer kind."""
+    params, iwae = model_params(config), config.get("model", "vae") == "iwae"
+    if iwae:
+        params["k"] = config["k"]
+    if config.get("stochastic_layers", 1) != 2:
+        return (IWAE if iwae else ConditionalVAE if config.get("conditional") else VAE)(**params)
+    # Burda et al.'s two layers of codes scaled to the config: z2 is latent_dim wide and
+    # z1 twice that; below z1 the hidden_dims, below z2 each halved (their 50/100 and
+    # 100-100/50-50 from --latent-dim 50 --hidden 100,100).
     other = [f"--{k.replace('_', '-')} {config[k]}" for k, v in (
         ("beta", 1.0), ("kl_warmup", 0.0), ("prior", "standard_normal"), ("conditional", False))
         if config.get(k, v) != v]
     if other:
         raise ValueError(f"--stochastic-layers 2 trains the bound itself, with p(z2) = N(0, I) "
                          f"and no labels: it takes no {', '.join(other)}")
-    params = {k: v for k, v in model_params(config).items()
-              if k not in ("latent_dim", "hidden_dims", "beta", "kl_warmup", "prior",
-                           "n_components")}
-    iwae = config.get("model", "vae") == "iwae"
+    for key in ("latent_dim", "hidden_dims", "beta", "kl_warmup", "prior", "n_components"):
+        del params[key]
+    z2, hidden = config["latent_dim"], tuple(config["hidden_dims"])
     return (TwoLayerIWAE if iwae else TwoLayerVAE)(
-        (2 * config["latent_dim"], config["latent_dim"]), **({"k": config["k"]} if iwae else {}),
-        hidden_dims=(tuple(config["hidden_dims"]),
-                     tuple(max(1, w // 2) for w in config["hidden_dims"])), **params)
+        (2 * z2, z2), hidden_dims=(hidden, tuple(max(1, w // 2) for w in hidden)), **params)
 
 
 #: How :func:`describe` names the options that are not the default.
@@ -364,10 +353,10 @@ def describe(model):
     """What a built model is, as a run prints it: "an IWAE (k=5) 64-128-2",
     "a conditional VAE (10 classes) 784-400-20 with a 10-component mixture
     prior and a continuous Bernoulli likelihood", ..."""
-    kind = {"IWAE": f"IWAE (k={getattr(model, 'k', '')})", "ConditionalVAE":
-            f"conditional VAE ({len(getattr(model, 'classes_', ()))} classes)",
-            "TwoLayerVAE": "two-layer VAE", "TwoLayerIWAE": f"two-layer IWAE "
-            f"(k={getattr(model, 'k', '')})"}.get(type(model).__name__, type(model).__name__)
+    name = type(model).__name__
+    kind = name.replace("TwoLayer", "two-layer ").replace("Conditional", "conditional ")
+    kind += f" (k={model.k})" if "IWAE" in name else ""
+    kind += f" ({len(getattr(model, 'classes_', ()))} classes)" if model.needs_labels else ""
     # A two-layer model's hidden widths come in one sequence per layer of codes.
     stacks = zip(model.hidden_dims, model.latent_dims) if model.stochastic_layers == 2 else \
         [(model.hidden_dims, model.latent_dim)]
@@ -464,8 +453,8 @@ def _complete_trained_run(model, run, config, metrics, data_dir):
         atomic_write(run / "metrics.csv", lambda f: f.write(due["metrics.csv"][1]))
     if "figures" not in missing:
         return 0
-    data = load_splits(config, data_dir=data_dir)
-    return _draw_final_figures(model, run, config, data.X_test, data.y_test, metrics)
+    return _draw_final_figures(model, run, config, load_splits(config, data_dir=data_dir),
+                               metrics)
 
 
 @contextlib.contextmanager
@@ -523,7 +512,6 @@ def _checkpoint(model, run, metrics):
 def _train_epochs(model, run, config, data, metrics):
     X_tr, y_tr = data.X_train, labels_for(model, data.y_train)
     n_batches = -(-X_tr.shape[0] // min(model.batch_size, X_tr.shape[0]))
-    saved = model.n_iter_
     start = time.perf_counter()
     try:
         while model.n_iter_ < config["epochs"]:
@@ -540,14 +528,13 @@ def _train_epochs(model, run, config, data, metrics):
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     model.fit_epoch(X_epoch, *y_tr, callback=progress)
             metrics = _save_epoch(model, run, metrics, data)
-            saved = model.n_iter_
             m = metrics[-1]
             print(f"epoch {epoch:>{len(str(config['epochs']))}}/{config['epochs']}  "
                   f"train {m['train_loss']:.3f} (recon {m['train_recon']:.3f}, "
                   f"KL {m['train_kl']:.3f})  val {m['val_loss']:.3f} "
                   f"(recon {m['val_recon']:.3f}, KL {m['val_kl']:.3f})", flush=True)
     except KeyboardInterrupt:
-        if model.n_iter_ > saved:
+        if not epoch_checkpoint(run, model.n_iter_).is_file():
             # Interrupted after an epoch ended but before its checkpoint was
             # complete: that state is whole, so save it.
             _save_epoch(model, run, metrics, data)
@@ -557,14 +544,14 @@ def _train_epochs(model, run, config, data, metrics):
               file=sys.stderr, flush=True)
         return 130
     print(f"trained {config['epochs']} epochs in {time.perf_counter() - start:.1f} s", flush=True)
-    return _draw_final_figures(model, run, config, data.X_test, data.y_test, metrics)
+    return _draw_final_figures(model, run, config, data, metrics)
 
 
-def _draw_final_figures(model, run, config, X_test, y_test, metrics):
-    """Draw a trained run's figures, then mark them done."""
+def _draw_final_figures(model, run, config, data, metrics):
+    """Draw a trained run's figures (of the test split of ``data``), then mark them done."""
     print("drawing figures", flush=True)
     try:
-        paths = draw_run_figures(model, run, config, X_test, y_test, metrics)
+        paths = draw_run_figures(model, run, config, data.X_test, data.y_test, metrics)
     except KeyboardInterrupt:
         print(f"\nnpvae: interrupted while drawing the figures; {run} is saved at epoch "
               f"{model.n_iter_}. Draw them with: npvae train --resume {run}",
@@ -653,11 +640,10 @@ def draw_samples(model, shape, path, n=100, random_state=0, label=None, class_na
         return plots.plot_samples(model.sample(n, random_state=random_state), shape, path)
     if label is not None:
         # As typed on the command line: "3" is the class 3.
-        matches = [c for c in model.classes_.tolist() if str(c) == str(label)]
-        if not matches:
+        c = next((c for c in model.classes_.tolist() if str(c) == str(label)), None)
+        if c is None:
             raise ValueError(f"--label {label} is not a class of this run; its classes are "
                              f"{', '.join(map(str, model.classes_.tolist()))}")
-        c = matches[0]
         called = "" if class_names is None else f" ({class_names[c]})"
         return plots.plot_samples(model.sample(n, c, random_state=random_state), shape, path,
                                   title=f"samples of class {c}{called} from the prior "
