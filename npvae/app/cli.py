@@ -17,8 +17,7 @@ from sklearn.base import clone
 from tqdm import tqdm
 
 from .. import __version__
-from . import recipes
-from . import runs
+from . import recipes, runs
 from .checkpoints import load_checkpoint
 from .datasets import CLASS_NAMES, DATASETS, DataError
 from ..models.evaluation import (active_units_per_layer, importance_weighted_log_likelihood,
@@ -251,20 +250,19 @@ def _model_arguments(p):
                    help="--prior mixture: its number of components")
 
 
-def _run_arguments(p, figure=None):
+def _run_arguments(p):
     p.add_argument("run", metavar="RUN", type=_path,
                    help="run folder (or a checkpoint file in it)")
     p.add_argument("--data-dir", type=_path, help="where the run's data set is, if it has "
                    "moved (default: where it was trained from)")
-    if figure:
-        p.add_argument("--out", type=_path, help=f"PNG file to write (default: "
-                       f"RUN/figures/{figure}, beside the figures train drew)")
 
 
 def _figure_parser(sub, name, what, figure, func):
     """The sub-command ``name`` that draws ``what`` into RUN/figures/``figure``."""
     p = sub.add_parser(name, help=f"draw {what} into RUN/figures/{figure}")
-    _run_arguments(p, figure)
+    _run_arguments(p)
+    p.add_argument("--out", type=_path, help=f"PNG file to write (default: "
+                   f"RUN/figures/{figure}, beside the figures train drew)")
     p.set_defaults(func=func)
     return p
 
@@ -391,14 +389,13 @@ def cmd_evaluate(args):
               " ".join(f"{v:.2f}" for v in kl_per_dimension(model, X, y)))
     print(f"active units          {units:>6s} of {sizes}  ({detail})", flush=True)
     start = time.perf_counter()
-    with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample",
-              unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5,
-              disable=None) as bar:
+    with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample", unit_scale=True,
+              leave=False, file=sys.stderr, mininterval=0.5, disable=None) as bar:
         iw = importance_weighted_log_likelihood(
             model, X, k=args.k, random_state=args.seed, y=y, n_jobs=args.jobs,
             callback=lambda done, total: bar.update(done - bar.n))
-    elapsed = time.perf_counter() - start
-    print(f"log {px}, IWAE k={args.k:<5d}{np.mean(iw):10.3f} nats  ({elapsed:.1f} s)")
+    print(f"log {px}, IWAE k={args.k:<5d}{np.mean(iw):10.3f} nats  "
+          f"({time.perf_counter() - start:.1f} s)")
     return 0
 
 

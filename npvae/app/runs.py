@@ -208,8 +208,7 @@ def check_out(out, force):
         return
     if out.is_symlink() or not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder; choose another --out")
-    here = Path.cwd().resolve()
-    if out.resolve() == here or out.resolve() in here.parents:
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
         raise ValueError(f"{out} is the working folder or one of its parents; npvae never "
                          "replaces it, even with --force: choose another --out")
     # Empty, or left by a kill before its config.json: the lock, a temporary file.
@@ -343,9 +342,10 @@ def new_model(config):
         (2 * z2, z2), hidden_dims=(hidden, tuple(max(1, w // 2) for w in hidden)), **params)
 
 
-#: How :func:`describe` names the options that are not the default.
-_PHRASES = {"dreg": "DReG encoder gradients", "stl": "STL encoder gradients",
-            "gaussian": "a Gaussian likelihood",
+#: How :func:`describe` names the options that are not the default (with
+#: the model's hyper-parameters filled in).
+_PHRASES = {"mixture": "a {n_components}-component mixture prior", "dreg": "DReG encoder gradients",
+            "stl": "STL encoder gradients", "gaussian": "a Gaussian likelihood",
             "continuous_bernoulli": "a continuous Bernoulli likelihood"}
 
 
@@ -361,10 +361,8 @@ def describe(model):
     stacks = zip(model.hidden_dims, model.latent_dims) if model.stochastic_layers == 2 else \
         [(model.hidden_dims, model.latent_dim)]
     widths = (model.n_features_in_, *(w for hidden, z in stacks for w in (*hidden, z)))
-    extras = [f"a {model.n_components}-component {model.prior} prior"] if getattr(
-        model, "prior", "standard_normal") != "standard_normal" else []
-    extras += [_PHRASES[v] for v in (getattr(model, "gradient_estimator", None),
-                                     model.likelihood) if v in _PHRASES]
+    options = (getattr(model, k, None) for k in ("prior", "gradient_estimator", "likelihood"))
+    extras = [_PHRASES[v].format(**model.get_params()) for v in options if v in _PHRASES]
     text = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind} {'-'.join(map(str, widths))}"
     return text + (" with " + " and ".join(extras) if extras else "")
 
@@ -517,9 +515,8 @@ def _train_epochs(model, run, config, data, metrics):
         while model.n_iter_ < config["epochs"]:
             epoch = model.n_iter_ + 1
             X_epoch = binarize(X_tr, model.rng_) if config["binarize"] else X_tr
-            with tqdm(total=n_batches, desc=f"epoch {epoch}/{config['epochs']}",
-                      unit="batch", leave=False, file=sys.stderr, mininterval=0.2,
-                      disable=None) as bar:
+            with tqdm(total=n_batches, desc=f"epoch {epoch}/{config['epochs']}", unit="batch",
+                      leave=False, file=sys.stderr, mininterval=0.2, disable=None) as bar:
                 def progress(i, n, loss):
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
