@@ -17,7 +17,8 @@ from sklearn.base import clone
 from tqdm import tqdm
 
 from .. import __version__
-from . import recipes, runs
+from . import recipes
+from . import runs
 from .checkpoints import load_checkpoint
 from .datasets import CLASS_NAMES, DATASETS, DataError
 from ..models.evaluation import (active_units_per_layer, importance_weighted_log_likelihood,
@@ -32,9 +33,10 @@ __all__ = ["main"]
 #: Defaults of ``npvae train`` that no recipe sets; the data set's recipe
 #: (npvae.app.recipes) gives the rest.  A bare ``npvae train`` trains the
 #: bundled digits in seconds and can draw the 2-D manifold.
-DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0,
-            "kl_warmup": 0.0, "dtype": "float32", "model": "vae", "k": 5, "conditional": False,
-            "stochastic_layers": 1, **runs.OPTIONAL_DEFAULTS}
+DEFAULTS = {"dataset": "digits", "data_dir": None, "seed": 0, "beta": 1.0, "kl_warmup": 0.0,
+            "dtype": "float32", "model": "vae", "k": 5, "conditional": False,
+            "stochastic_layers": 1,
+            **runs.OPTIONAL_DEFAULTS}
 #: Option names of the config keys whose names differ.
 _FLAGS = {"learning_rate": "lr", "hidden_dims": "hidden", "n_components": "components"}
 
@@ -389,8 +391,9 @@ def cmd_evaluate(args):
               " ".join(f"{v:.2f}" for v in kl_per_dimension(model, X, y)))
     print(f"active units          {units:>6s} of {sizes}  ({detail})", flush=True)
     start = time.perf_counter()
-    with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample", unit_scale=True,
-              leave=False, file=sys.stderr, mininterval=0.5, disable=None) as bar:
+    with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample",
+              unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5,
+              disable=None) as bar:
         iw = importance_weighted_log_likelihood(
             model, X, k=args.k, random_state=args.seed, y=y, n_jobs=args.jobs,
             callback=lambda done, total: bar.update(done - bar.n))

@@ -515,8 +515,9 @@ def _train_epochs(model, run, config, data, metrics):
         while model.n_iter_ < config["epochs"]:
             epoch = model.n_iter_ + 1
             X_epoch = binarize(X_tr, model.rng_) if config["binarize"] else X_tr
-            with tqdm(total=n_batches, desc=f"epoch {epoch}/{config['epochs']}", unit="batch",
-                      leave=False, file=sys.stderr, mininterval=0.2, disable=None) as bar:
+            with tqdm(total=n_batches, desc=f"epoch {epoch}/{config['epochs']}",
+                      unit="batch", leave=False, file=sys.stderr, mininterval=0.2,
+                      disable=None) as bar:
                 def progress(i, n, loss):
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
