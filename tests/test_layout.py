@@ -15,7 +15,7 @@ STANDALONE = {"npvae.textbook"}
 CORE_ALLOWED = {"numpy", "scipy"}
 # Issue #19's target is 1,500; until the app is cut to it, this bound keeps
 # it from growing past its size today (with issue #20's --stochastic-layers).
-APP_LINES_LIMIT = 1510
+APP_LINES_LIMIT = 1505
 
 
 def _module_name(path):

@@ -348,15 +348,6 @@ def _open_run(args):
     return (*runs.read_config(args.run), load_checkpoint(args.run))
 
 
-def _figure_path(args, run, name):
-    path = Path(args.out) if args.out else runs.subfolder(run, "figures") / name
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "
-                         f"such as {path / name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _test_data(args, config):
     """The test split's rows and labels (None if it has none)."""
     data = runs.load_splits(config, data_dir=args.data_dir)
@@ -411,7 +402,11 @@ def _figure_command(args, name, draw, sample=False):
         raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
                          "sample from; train a VAE to sample")
     shape = runs.image_shape(config, required=True)
-    path = _figure_path(args, run, name)
+    path = Path(args.out) if args.out else runs.subfolder(run, "figures") / name
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "
+                         f"such as {path / name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     data = () if sample else _test_data(args, config)
     print(draw(model, *data, shape, path, CLASS_NAMES.get(config["dataset"])))
     return 0

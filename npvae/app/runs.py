@@ -166,12 +166,6 @@ def _entries(run):
                     yield entry, pattern, temp["name"] if temp else entry.name
 
 
-def _foreign_entries(run):
-    """The entries of a run folder that npvae did not write there."""
-    return [entry for entry, pattern, name in _entries(run) if pattern is None
-            or entry.is_symlink() or not entry.is_file() or not pattern.fullmatch(name)]
-
-
 def _remove_temp_files(run):
     """Remove the temporary files a killed write of npvae left in a run
     folder (only while holding its lock: a live writer's are in use)."""
@@ -221,7 +215,9 @@ def check_out(out, force):
     except (ValueError, OSError):
         why = "no config.json of npvae's"
     else:
-        foreign = _foreign_entries(out)
+        # The entries npvae did not write there.
+        foreign = [entry for entry, pattern, name in _entries(out) if pattern is None
+                   or entry.is_symlink() or not entry.is_file() or not pattern.fullmatch(name)]
         why = f"{foreign[0]} is not npvae's" if foreign else None
     if why:
         raise ValueError(f"{out} exists and is not an npvae run folder ({why}); refusing "
