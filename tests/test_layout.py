@@ -13,9 +13,8 @@ LAYERS = {"core": 0, "models": 1, "app": 2}
 # Top-level modules: textbook.py stands alone; __init__ and __main__ gather the layers.
 STANDALONE = {"npvae.textbook"}
 CORE_ALLOWED = {"numpy", "scipy"}
-# Issue #19's target is 1,500; until the app is cut to it, this bound keeps
-# it from growing past its size today (with issue #20's --stochastic-layers).
-APP_LINES_LIMIT = 1505
+# Issue #19: the app, about 2,100 lines of code before the redesign, at most 1,500.
+APP_LINES_LIMIT = 1500
 
 
 def _module_name(path):

@@ -291,9 +291,6 @@ def cmd_train(args):
         if key in given and config[flag[2:]] != needs:
             raise ValueError(f"--{_FLAGS.get(key, key)} is for {flag} {needs} only; the "
                              f"{flag[2:]} here is {config[flag[2:]]}")
-    if config["conditional"] and config["model"] != "vae":
-        raise ValueError("--conditional trains a conditional VAE; it has no --model "
-                         f"{config['model']}")
     if config["conditional"] and dataset in runs.UNLABELLED:
         raise runs.unlabelled(dataset)
     if config["data_dir"] is not None:
@@ -452,17 +449,13 @@ def cmd_gradcheck(args):
         # DReG and STL estimate the bound's gradient without bias but are not it
         # (tests/models/test_gradient_estimators.py tests them so): the bound's is checked.
         estimator = getattr(trained, "gradient_estimator", "standard")
-        model = clone(trained).set_params(dtype="float64", **(
-            {} if estimator == "standard" else {"gradient_estimator": "standard"})).initialize(
-            X.shape[1], **(trained.init_args() if trained.needs_labels else {}))
+        model = clone(trained).set_params(dtype="float64", gradient_estimator="standard")
+        model.initialize(X.shape[1], **(trained.init_args() if trained.needs_labels else {}))
         model.parameters_.theta[...] = trained.parameters_.theta
         what = f"{run} at epoch {trained.n_iter_}: {runs.describe(trained)}, cast to float64, " \
                f"on its first {X.shape[0]} training rows" + ("" if estimator == "standard" else
                                                              ", the gradient of its bound")
     else:
-        if args.conditional and args.model != "vae":
-            raise ValueError(f"--conditional checks a conditional VAE; it has no --model "
-                             f"{args.model}")
         X = rng.random((args.samples, args.features))
         y = np.arange(args.samples) % 3 if args.conditional else None
         model = runs.new_model({**DEFAULTS, **recipes.FILE_RECIPE, "dtype": "float64",

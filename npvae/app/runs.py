@@ -318,6 +318,8 @@ def new_model(config):
     ``config["k"]`` importance samples; with ``config["stochastic_layers"]``
     2, their two-layer kind."""
     params, iwae = model_params(config), config.get("model", "vae") == "iwae"
+    if iwae and config.get("conditional"):
+        raise ValueError("--conditional is a conditional VAE; it has no --model iwae")
     if iwae:
         params["k"] = config["k"]
     if config.get("stochastic_layers", 1) != 2:

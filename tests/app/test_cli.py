@@ -212,7 +212,7 @@ def test_ctrl_c_in_an_epoch_keeps_the_last_whole_epoch(tmp_path, capsys, monkeyp
     monkeypatch.setattr(VAE, "fit_epoch", interrupted_in_third_epoch)
     code, out, err = run(capsys, "train", *TINY, "--epochs", "5", "--out", tmp_path / "B")
     assert code == 130
-    assert f"saved at epoch 2" in err and f"npvae train --resume {tmp_path / 'B'}" in err
+    assert "saved at epoch 2" in err and f"npvae train --resume {tmp_path / 'B'}" in err
     assert load_checkpoint(tmp_path / "B").n_iter_ == 2
     monkeypatch.setattr(VAE, "fit_epoch", real)
     assert run(capsys, "train", "--resume", tmp_path / "B")[0] == 0
@@ -917,6 +917,11 @@ def test_conditional_refusals(tmp_path, capsys, argv, fragment):
     assert_usage_error(run(capsys, "train", "--conditional", *TINY, *argv,
                            "--out", tmp_path / "r"), fragment)
     assert not (tmp_path / "r").exists()
+
+
+def test_gradcheck_refuses_a_conditional_iwae(capsys):
+    assert_usage_error(run(capsys, "gradcheck", "--conditional", "--model", "iwae"),
+                       "--conditional is a conditional VAE; it has no --model iwae")
 
 
 def test_conditional_on_files_needs_labels(tmp_path, capsys, no_figures):
