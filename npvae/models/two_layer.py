@@ -99,6 +99,12 @@ class TwoLayerVAE(BaseAutoencoder):
         :math:`\log q(z_1, z_2 \mid x) - \log p(z_1, z_2)`) per epoch.
     prior_ : npvae.core.priors.StandardNormal
         :math:`p(z_2)`.
+    kl_z2_, path_kl_z2_ : npvae.core.priors.SampledKL
+        :math:`\log q(z_2 \mid z_1) - \log p(z_2)` with its score term
+        (``"standard"``) and without it (STL, DReG).
+    log_p_z1_ : npvae.core.priors.DiagonalGaussian
+        :math:`\log p(z_1 \mid z_2)` at the mean and log-variance
+        ``p_z1_`` computes.
     """
 
     has_prior = True
@@ -263,8 +269,8 @@ class TwoLayerVAE(BaseAutoencoder):
         flat_z1 = z1.reshape(k * n, l1)
         mu2, logvar2 = q_z2(flat_z1)                                       # (kn, L2)
         z2 = reparameterize(mu2, logvar2, eps2)                            # (kn, L2)
-        mu_p, logvar_p = p_z1(z2)                                          # (kn, L1)
-        log_p_z1 = log_p_z1_of.forward(flat_z1, mu_p, logvar_p)            # (kn,)
+        m, log_s2 = p_z1(z2)                          # p(z1|z2)'s m, log s^2: (kn, L1)
+        log_p_z1 = log_p_z1_of.forward(flat_z1, m, log_s2)                 # (kn,)
         kl_z2 = kl_z2_of.forward(mu2, logvar2, z2, eps2)                   # (kn,)
         log_px = log_px_of(x, decoder(flat_z1).reshape(k, n, -1))          # (k, n)
         # log q(z1|x) at z1 = mu1 + sigma1 eps1, in eps (§9): (k, n)
@@ -289,15 +295,16 @@ class TwoLayerVAE(BaseAutoencoder):
         :meth:`bound_and_weights` of its log-weights.  Backward, with
         :math:`g_{in} = \partial L/\partial \log w_{in} = -c_{in}/n`
         (:math:`c` the code weights: :math:`1/k`, or :math:`\tilde w` for the
-        IWAE): the likelihood and decoder with :math:`g`; :math:`\log p(z_1
-        \mid z_2)` with :math:`\beta g` into :math:`z_1` and, through
-        :math:`p(z_1 \mid z_2)`'s network, into :math:`z_2`;
-        :math:`\log q(z_2 \mid z_1) - \log p(z_2)` with :math:`-\beta g`;
-        :math:`z_2`'s reparameterisation and :math:`q(z_2 \mid z_1)`'s
-        network back into :math:`z_1`; :math:`-\log q(z_1 \mid x)` adds
-        :math:`\frac12\beta\sum_i g_{in}` to every :math:`\log\sigma_1^2`;
+        IWAE) and :math:`h = \beta g`: the likelihood and decoder with
+        :math:`g`; :math:`\log p(z_1 \mid z_2)` with :math:`h` into
+        :math:`z_1` and, through :math:`p(z_1 \mid z_2)`'s network, into
+        :math:`z_2`; :math:`\log q(z_2 \mid z_1) - \log p(z_2)` with
+        :math:`-h`; :math:`z_2`'s reparameterisation and :math:`q(z_2 \mid
+        z_1)`'s network back into :math:`z_1`; :math:`-\log q(z_1 \mid x)`
+        adds :math:`\frac12\sum_i h_{in}` to every :math:`\log\sigma_1^2`;
         :math:`z_1`'s reparameterisation, summed over the :math:`k` codes,
-        into :math:`q(z_1 \mid x)`.
+        into :math:`q(z_1 \mid x)`.  STL and DReG change the recognition
+        networks' part (:meth:`path_terms`).
 
         Parameters
         ----------
@@ -318,28 +325,30 @@ class TwoLayerVAE(BaseAutoencoder):
         f = self.forward_pass(x, eps, beta)
         bound, weights = self.bound_and_weights(f["log_w"])
         g = weights * (-1.0 / n)                                           # (k, n)
-        flat_g = (beta * g).reshape(k * n)
+        h = (beta * g).reshape(k * n)              # the density terms' weight: (kn,)
         # Into z1 from log p(x|z1), then from log p(z1|z2) (and on into z2).
         grad_out = self.likelihood_.backward(g)                            # (k, n, D)
         grad_z1 = self.decoder_.backward(grad_out.reshape(k * n, -1))      # (kn, L1)
-        p_z1, p_mu, p_logvar = self.log_p_z1_.backward(flat_g)
-        grad_z1 += p_z1
-        grad_z2 = self.p_z1_.backward(p_mu, p_logvar)                      # (kn, L2)
-        # log q(z2|z1) - log p(z2), weighted -beta g; then z2's reparameterisation.
-        kl_mu2, kl_logvar2, kl_z2 = self.kl_of_z2().backward(-flat_g)
+        grad_z1_p, grad_m, grad_log_s2 = self.log_p_z1_.backward(h)
+        grad_z1 += grad_z1_p
+        grad_z2 = self.p_z1_.backward(grad_m, grad_log_s2)                 # (kn, L2)
+        # log q(z2|z1) - log p(z2), weighted -h.
+        kl_mu2, kl_logvar2, kl_z2 = self.kl_of_z2().backward(-h)
         grad_z2 += kl_z2
         if self.gradient_estimator == "standard":
-            # -log q(z1|x) in eps: +beta g / 2 into every log sigma1^2.
-            q_z1_logvar = 0.5 * flat_g.reshape(k, n).sum(axis=0)[:, None]
+            # -log q(z1|x) in eps: +h/2 into every log sigma1^2, summed over the codes.
+            direct_logvar1 = 0.5 * h.reshape(k, n).sum(axis=0)[:, None]
         else:
-            q_z1_logvar = 0.0
-            grad_z1 += self.path_terms(f, flat_g, weights, beta, grad_z1, grad_z2)
+            direct_logvar1 = 0.0
+            # path_terms adds to grad_z1, and for DReG scales grad_z1 and grad_z2, in place.
+            grad_z1 += self.path_terms(f, h, weights, beta, grad_z1, grad_z2)
+        # z2's reparameterisation, then q(z2|z1)'s network back into z1.
         grad_mu2, grad_logvar2 = reparameterize_backward(grad_z2, f["logvar2"], f["eps2"])
         grad_z1 += self.q_z2_.backward(grad_mu2 + kl_mu2, grad_logvar2 + kl_logvar2)
         # z1's reparameterisation, summed over the k codes.
         grad_mu1, grad_logvar1 = reparameterize_backward(
             grad_z1.reshape(k, n, l1), f["logvar1"], f["eps1"])
-        self.q_z1_.backward(grad_mu1.sum(axis=0), grad_logvar1.sum(axis=0) + q_z1_logvar,
+        self.q_z1_.backward(grad_mu1.sum(axis=0), grad_logvar1.sum(axis=0) + direct_logvar1,
                             input_grad=False)
         return {"loss": -float(bound.mean()), "recon": -float(f["log_px"].mean()),
                 "kl": float(f["log_ratio"].mean())}
@@ -356,16 +365,19 @@ class TwoLayerVAE(BaseAutoencoder):
 
         ``grad_z1`` (kn, L1) and ``grad_z2`` (kn, L2) hold the path
         gradients so far; ``h`` (kn,) is :math:`\beta g`.  Adds to
-        ``grad_z1`` the path of :math:`-\log q(z_1 \mid x)`,
-        :math:`h\,\varepsilon_1/\sigma_1` (the path of :math:`-\log q(z_2
-        \mid z_1)` through :math:`z_2` came from ``path_kl_z2_``); for DReG
-        scales both by :func:`npvae.models.iwae.dreg_factor` per code.
-        Returns the path of :math:`\log q(z_2 \mid z_1)` through its input
-        :math:`z_1` with ``q_z2_``'s weights frozen:
-        :math:`J^\top(-h\,\varepsilon_2/\sigma_2,\; -\tfrac h2(\varepsilon_2^2 - 1))`,
-        shape (kn, L1).  That backward pass writes ``q_z2_``'s parameter
-        gradients, which the pass after it overwrites (a layer's
-        ``backward`` sets its gradients, never adds to them)."""
+        ``grad_z1``, in place, the path of :math:`-\log q(z_1 \mid x)` with
+        :math:`\mu_1, \sigma_1` held, :math:`h\,\varepsilon_1/\sigma_1` (the
+        path of :math:`-\log q(z_2 \mid z_1)` through :math:`z_2` is already
+        in ``grad_z2``, from ``path_kl_z2_``); for DReG scales ``grad_z1``,
+        ``grad_z2`` and the frozen pass's inputs, in place, by
+        :func:`npvae.models.iwae.dreg_factor` per code.  Returns
+        :math:`\partial L/\partial z_1` through :math:`\log q(z_2 \mid z_1)`'s
+        input with ``q_z2_``'s weights frozen,
+        :math:`J^\top(-h\,\varepsilon_2/\sigma_2,\; -\tfrac h2(\varepsilon_2^2 - 1))`
+        (:math:`J` the Jacobian of ``q_z2_``'s :math:`(\mu_2, \log\sigma_2^2)`
+        in :math:`z_1`), shape (kn, L1).  That backward pass writes
+        ``q_z2_``'s parameter gradients, which the pass after it overwrites
+        (a layer's ``backward`` sets its gradients, never adds to them)."""
         k, n = weights.shape
         eps1 = f["eps1"].reshape(k * n, -1)
         eps2, sigma2 = f["eps2"], np.exp(0.5 * f["logvar2"])

@@ -49,6 +49,10 @@ def test_every_parameter_by_central_differences(cls, k, likelihood, hidden):
 def test_the_gradient_with_beta_not_one():
     """``forward_backward``'s beta weighs log q - log p(z1, z2) in the log-weight."""
     model, X, eps, beta = small(TwoLayerIWAE, k=3), data(), noise(3), 0.4
+    # beta scales the density terms of the log-weight checked at beta = 1 against scipy.
+    at_1, at_beta = (model.forward_pass(X, eps, b, train=False) for b in (1.0, beta))
+    np.testing.assert_allclose(at_beta["log_w"],
+                               at_1["log_px"] - beta * (at_1["log_px"] - at_1["log_w"]), rtol=1e-12)
     model.forward_backward(Batch(X, None, eps), beta)
     grads = {name: g.copy() for name, g in model.parameters_.grads.items()}
 

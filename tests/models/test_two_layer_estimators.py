@@ -14,6 +14,7 @@ import pytest
 import npvae.models.two_layer as two_layer
 from npvae.core.gradcheck import numerical_gradient, relative_error
 from npvae.core.losses import gaussian_log_likelihood
+from npvae.models.base import Batch
 from npvae.models.two_layer import TwoLayerIWAE, TwoLayerVAE
 
 N, D, L1, L2 = 3, 6, 3, 2
@@ -37,10 +38,11 @@ def encoder_names(model):
     return [name for name in model.params_ if name.startswith(("q_z1.", "q_z2."))]
 
 
-def surrogate(model, X, eps, frozen):
+def surrogate(model, X, eps, frozen, beta=1.0):
     r""":math:`-\frac1n\sum_{i,n} c_{in} \log w_{in}` with the codes live and
     :math:`\log q(z_1 \mid x)`'s parameters, ``q_z2_``'s weights (a frozen
-    copy, fed the live :math:`z_1`) and the weights :math:`c` held fixed."""
+    copy, fed the live :math:`z_1`) and the weights :math:`c` held fixed;
+    :math:`\log w = \log p(x \mid z_1) + \beta(\log p(z_1, z_2) - \log q)`."""
     mu1_0, logvar1_0, q_z2_0, c = frozen
     k, n = eps.shape[:2]
     mu1, logvar1 = model.q_z1_.forward(X)
@@ -54,13 +56,13 @@ def surrogate(model, X, eps, frozen):
              + gaussian_log_likelihood(z2, 0 * z2, 0 * z2)).reshape(k, n)
     log_q = (gaussian_log_likelihood(z1, mu1_0, logvar1_0)
              + gaussian_log_likelihood(z2, *q_z2_0.forward(flat)).reshape(k, n))
-    return -float(np.sum(c * (log_px + log_p - log_q))) / n
+    return -float(np.sum(c * (log_px + beta * (log_p - log_q)))) / n
 
 
-def frozen_at(model, X, eps, estimator):
-    log_w = model.forward_pass(X, eps, train=False)["log_w"]
+def frozen_at(model, X, eps, estimator, beta=1.0):
+    log_w = model.forward_pass(X, eps, beta, train=False)["log_w"]
     weights = model.bound_and_weights(log_w)[1]
-    c = weights * (two_layer.dreg_factor(weights, 1.0) if estimator == "dreg" else 1)
+    c = weights * (two_layer.dreg_factor(weights, beta) if estimator == "dreg" else 1)
     return (*model.q_z1_.predict(X), copy.deepcopy(model.q_z2_), c)
 
 
@@ -68,16 +70,18 @@ CASES = [(TwoLayerVAE, 1, "stl"), (TwoLayerVAE, 3, "stl"), (TwoLayerIWAE, 4, "st
          (TwoLayerIWAE, 4, "dreg")]
 
 
-@pytest.mark.parametrize("cls, k, estimator", CASES)
-def test_the_gradient_is_the_frozen_surrogates(cls, k, estimator):
+@pytest.mark.parametrize("cls, k, estimator, beta", [(*case, 1.0) for case in CASES]
+                         + [(TwoLayerVAE, 3, "stl", 0.4), (TwoLayerIWAE, 4, "dreg", 0.4)])
+def test_the_gradient_is_the_frozen_surrogates(cls, k, estimator, beta):
     X, eps = binary(), noise(k)
     model = tiny(cls, k=k, gradient_estimator=estimator)
-    _, grads = model.loss_and_grads(X, eps)
-    frozen = frozen_at(model, X, eps, estimator)
+    _, grads = model.loss_and_grads_of(Batch(X, None, eps), beta)
+    frozen = frozen_at(model, X, eps, estimator, beta)
     # DReG's generative gradients keep the weights w~, not the surrogate's w~ f.
     names = encoder_names(model) if estimator == "dreg" else list(model.params_)
     for name in names:
-        numeric = numerical_gradient(lambda: surrogate(model, X, eps, frozen), model.params_[name])
+        numeric = numerical_gradient(lambda: surrogate(model, X, eps, frozen, beta),
+                                     model.params_[name])
         assert relative_error(grads[name], numeric) <= 1e-7, name
 
 

@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from npvae import VAE
+from npvae.core.rng import row_normals
 from npvae.models.base import BaseAutoencoder
 from npvae.models.evaluation import (active_units, active_units_per_layer,
                                      importance_weighted_log_likelihood, own_weights_block)
@@ -70,6 +71,10 @@ def test_scores_are_the_one_code_elbo_row_by_row(fitted):
     np.testing.assert_allclose([alone[0][0], alone[1][0]], [log_px[7], kl[7]], rtol=1e-5)
     # With one code's noise, row_normals', the ELBO is that code's log-weight.
     assert np.all(log_px <= 0) and np.isfinite(kl).all()
+    x = fitted.check_data(X)
+    eps = row_normals(x, fitted.noise_dim, 0, fitted.dtype)[None]
+    np.testing.assert_allclose(fitted.score_samples(X), fitted.importance_log_weights(x, eps)[0],
+                               rtol=1e-5)
 
 
 def test_active_units_per_layer(fitted):
