@@ -63,7 +63,10 @@ def importance_weighted_log_likelihood(model, X, k=1000, batch_rows=8192, random
     Parameters
     ----------
     model : VAE
-        A fitted VAE (or IWAE, or ConditionalVAE with ``y``).
+        A fitted VAE (or IWAE, or ConditionalVAE with ``y``).  A model with
+        ``importance_log_weights`` (two stochastic layers) computes its own
+        log-weights from noise of width ``model.noise_dim``
+        (:func:`own_weights_block`), in the same blocks and streams.
     X : array-like of shape (n_samples, n_features)
     k : int
         Importance samples per example.
