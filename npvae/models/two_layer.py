@@ -190,8 +190,14 @@ class TwoLayerVAE(BaseAutoencoder):
         """Every parameter four times (value, gradient, Adam's moments), and
         a step's activations and their gradients for ``k`` codes per row."""
         (l1, l2), (h1, h2) = self.latent_dims, hidden
-        chains = ([n_in, *h1, l1], [l1, *h2, l2])
-        n_params = sum(2 * (a + 1) * b for c in chains for a, b in zip(c, c[1:]))
+
+        def size(widths, heads):
+            # Weights and biases of a network through ``widths``, its last layer ``heads`` times.
+            *body, (a, b) = zip(widths, widths[1:])
+            return sum((i + 1) * o for i, o in body) + heads * (a + 1) * b
+        # q(z1|x), q(z2|z1) and p(z1|z2) have two heads (mean, log-variance); p(x|z1) one.
+        n_params = (size([n_in, *h1, l1], 2) + size([l1, *h2, l2], 2)
+                    + size([l2, *h2[::-1], l1], 2) + size([l1, *h1[::-1], n_in], 1))
         yield 4 * n_params, f"hidden_dims={self.hidden_dims!r}"
         yield (4 * self.k * rows * (n_in + sum(map(sum, hidden)) + l1 + l2),
                f"batch_size={self.batch_size!r}, k={self.k!r}")

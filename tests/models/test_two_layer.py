@@ -106,6 +106,14 @@ def test_the_papers_sizes_by_default():
     assert model.activation == "tanh" and model.k == 5 and TwoLayerVAE().k == 1
 
 
+@pytest.mark.parametrize("hidden", [((100, 100), (50, 50)), ((), ()), ((7,), (3, 5))])
+def test_the_memory_check_counts_every_parameter(hidden):
+    # Four copies of each parameter (value, gradient, Adam's two moments).
+    model = TwoLayerVAE(hidden_dims=hidden).initialize(784)
+    needs = next(model.memory_needs(784, hidden, 20))[0]
+    assert needs == 4 * model.parameters_.theta.size
+
+
 def test_training_lowers_the_loss_and_repeats_bit_for_bit():
     X = (np.random.default_rng(0).random((60, 12)) > 0.5).astype(float)
     runs = [TwoLayerIWAE((4, 2), hidden_dims=((8,), (4,)), k=3, epochs=6, batch_size=20,
