@@ -87,3 +87,16 @@ def test_eps_that_is_not_real_numbers_is_named(eps):
         model.loss(X, eps)
     with pytest.raises(TypeError, match="eps must be an array of real numbers"):
         model.loss_and_grads(X, eps)
+
+
+@pytest.mark.parametrize("drop, extra", [("param/p_z1.mu.b", {}),
+                                         (None, {"param/q_z1.1.W": np.zeros((4, 4), "f4")})])
+def test_a_checkpoint_whose_arrays_miss_its_layers_is_named(tmp_path, drop, extra):
+    # Before: a KeyError 'latent_dim' (the message named the one-layer size).
+    small().fit(X).save(tmp_path / "model.npz")
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as saved:
+        arrays = {name: saved[name] for name in saved.files if name != drop}
+    np.savez(tmp_path / "edited.npz", **arrays, **extra)
+    with pytest.raises(ValueError, match=r"edited.npz: arrays do not match a TwoLayerIWAE with "
+                                         r"hidden_dims=\(\[4\], \[3\]\), latent_dims=\[3, 2\]"):
+        TwoLayerIWAE.load(tmp_path / "edited.npz")
