@@ -116,7 +116,7 @@ _CONFIG_SCHEMA = {
                     "null or [height, width]"),
     "model": (False, lambda v: v in ("vae", "iwae"), "'vae' or 'iwae'"),
     "conditional": (False, lambda v: isinstance(v, bool), "true or false"),
-    "stochastic_layers": (False, lambda v: v in (1, 2), "1 or 2"),
+    "stochastic_layers": (False, lambda v: _is_int(v, 1) and v <= 2, "1 or 2"),
 }
 
 
@@ -327,9 +327,9 @@ def new_model(config):
     # Burda et al.'s two layers of codes scaled to the config: z2 is latent_dim wide and
     # z1 twice that; below z1 the hidden_dims, below z2 each halved (their 50/100 and
     # 100-100/50-50 from --latent-dim 50 --hidden 100,100).
-    other = [f"--{k.replace('_', '-')} {config[k]}" for k, v in (
+    other = [f"--{k.replace('_', '-')}{'' if v is False else f' {config[k]}'}" for k, v in (
         ("beta", 1.0), ("kl_warmup", 0.0), ("prior", "standard_normal"), ("conditional", False))
-        if config.get(k, v) != v]
+        if config.get(k, v) != v or isinstance(config.get(k, v), bool) != isinstance(v, bool)]
     if other:
         raise ValueError(f"--stochastic-layers 2 trains the bound itself, with p(z2) = N(0, I) "
                          f"and no labels: it takes no {', '.join(other)}")

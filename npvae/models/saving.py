@@ -522,9 +522,10 @@ def _restore(cls, meta, arrays, path):
         # Without the param/ and adam_m/ prefixes: one name per parameter.
         missing = sorted({n.split("/", 1)[-1] for n in set(expected) - set(arrays)})
         unknown = sorted({n.split("/", 1)[-1] for n in set(arrays) - set(expected)})
-        _refuse(path, f"arrays do not match a {cls.__name__} with "
-                      f"hidden_dims={params['hidden_dims']}, latent_dim="
-                      f"{params['latent_dim']}: missing {missing}, unexpected {unknown}")
+        sizes = ", ".join(f"{k}={params[k]}" for k in ("hidden_dims", "latent_dim", "latent_dims")
+                          if k in params)       # one layer of codes, or two
+        _refuse(path, f"arrays do not match a {cls.__name__} with {sizes}: "
+                      f"missing {missing}, unexpected {unknown}")
     for name, arr in arrays.items():
         ref = expected[name]
         if arr.dtype != ref.dtype:

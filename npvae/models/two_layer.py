@@ -27,6 +27,7 @@ log-mean-exp, :math:`\mathcal{L}_k`.  One backward pass serves both, with
 the weight of each code's gradient :math:`1/k` or :math:`\tilde w_i`.
 """
 import math
+from collections.abc import Sequence
 from numbers import Integral
 
 import numpy as np
@@ -42,6 +43,13 @@ from .iwae import dreg_factor, log_mean_exp
 __all__ = ["TwoLayerVAE", "TwoLayerIWAE"]
 
 _LOG_2PI = math.log(2 * math.pi)
+
+
+def _is_sequence(value):
+    """Whether ``value`` is an ordered collection of layer sizes: a list,
+    tuple or array (a set or dict has no order, a generator is used up)."""
+    return (isinstance(value, Sequence) and not isinstance(value, (str, bytes))) or (
+        isinstance(value, np.ndarray) and value.ndim > 0)
 
 
 class TwoLayerVAE(BaseAutoencoder):
@@ -150,7 +158,7 @@ class TwoLayerVAE(BaseAutoencoder):
         a pair of tuples."""
         name = type(self).__name__
         latent, hidden = self.latent_dims, self.hidden_dims
-        if isinstance(latent, (str, bytes)) or not np.iterable(latent):
+        if not _is_sequence(latent):
             raise ValueError(f"{name}.latent_dims must be a pair of ints, the widths of "
                              f"z1 and z2, got {latent!r}")
         latent = tuple(latent)
@@ -162,8 +170,7 @@ class TwoLayerVAE(BaseAutoencoder):
             if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
                 raise ValueError(f"each entry of {name}.latent_dims must be an integer "
                                  f">= 1, got {width!r}")
-        if isinstance(hidden, (str, bytes)) or not np.iterable(hidden) or any(
-                isinstance(h, (str, bytes)) or not np.iterable(h) for h in hidden):
+        if not _is_sequence(hidden) or not all(map(_is_sequence, hidden)):
             raise ValueError(f"{name}.hidden_dims must be a pair of sequences of ints, the "
                              f"hidden widths below z1 and below z2, e.g. ((100, 100), "
                              f"(50, 50)), got {hidden!r}")
@@ -362,7 +369,9 @@ class TwoLayerVAE(BaseAutoencoder):
     def kl_of_z2(self):
         r"""The piece of :math:`\log q(z_2 \mid z_1) - \log p(z_2)`: with its
         score term for ``"standard"``, without it (``score_term=False``) for
-        STL and DReG; read at each step, so ``set_params`` switches it."""
+        STL and DReG; read at each step, so ``set_params`` switches it, and
+        checked here for that reason."""
+        check_gradient_estimator(self)
         return self.kl_z2_ if self.gradient_estimator == "standard" else self.path_kl_z2_
 
     def path_terms(self, f, h, weights, beta, grad_z1, grad_z2):
@@ -398,12 +407,18 @@ class TwoLayerVAE(BaseAutoencoder):
 
     def draw_noise(self, n):
         r""":math:`[\varepsilon_1, \varepsilon_2]` of shape (k, n, L1 + L2)
-        from ``rng_``."""
+        from ``rng_``; ``k`` checked here, as ``set_params`` may have changed
+        it since ``fit``."""
+        check_number(self, "k", Integral, 1)
         return self.rng_.standard_normal((self.k, n, sum(self.latent_dims)), dtype=self.dtype)
 
     def check_noise(self, X, eps):
         r"""``eps`` as an array of the model's dtype and shape (k, n, L1 + L2)
-        for the rows of ``X``, any :math:`k \ge 1`, finite; else a ValueError."""
+        for the rows of ``X``, any :math:`k \ge 1`, finite; else a ValueError
+        (a TypeError if it is not real numbers)."""
+        if np.asarray(eps).dtype.kind not in "biuf":
+            raise TypeError(f"eps must be an array of real numbers, got dtype "
+                            f"{np.asarray(eps).dtype}")
         eps = np.asarray(eps, dtype=self.dtype)
         width = sum(self.latent_dims)
         if eps.ndim != 3 or eps.shape[0] < 1 or eps.shape[1:] != (X.shape[0], width):

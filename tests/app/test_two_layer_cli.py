@@ -3,6 +3,7 @@ folder (docs/math.md §9c): the layout scaled from --latent-dim and
 --hidden, evaluate with active units per layer, the figure verbs, a resume
 bit for bit, gradcheck, and bad values as one line with exit status 2."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -84,3 +85,30 @@ def test_bad_values_are_one_line_and_exit_2(tmp_path, capsys, argv, fragment):
     code, _, err = run(capsys, "train", *argv, "--epochs", "1", "--out", tmp_path / "run")
     assert code == 2 and err.startswith("npvae: error: ") and err.count("\n") == 1
     assert fragment in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    # Before: true and 2.0 passed the check "1 or 2" (True == 1, 2.0 == 2).
+    ({"stochastic_layers": True}, "'stochastic_layers' must be 1 or 2, got True"),
+    ({"stochastic_layers": 2.0}, "'stochastic_layers' must be 1 or 2, got 2.0"),
+    # Before: a two-layer run dropped beta and kl_warmup unread, so true
+    # (== 1.0) and false (== 0.0) passed where a one-layer run refuses them.
+    ({"beta": True}, "it takes no --beta True"),
+    ({"kl_warmup": False}, "it takes no --kl-warmup False"),
+])
+@pytest.mark.parametrize("verb", ["evaluate", "resume"])
+def test_a_config_json_edited_to_a_bool_or_float_is_named(two_layer_run, tmp_path, capsys,
+                                                          edit, fragment, verb):
+    run_dir = tmp_path / "edited"
+    shutil.copytree(two_layer_run, run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, **edit}))
+    argv = ["train", "--resume", run_dir, "--epochs", "3"] if verb == "resume" else [verb, run_dir]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith("npvae: error: ") and err.count("\n") == 1
+    assert fragment in err
+
+
+def test_a_flag_refused_with_two_layers_is_named_without_a_value(tmp_path, capsys):
+    code, _, err = run(capsys, "train", *TINY, "--conditional", "--out", tmp_path / "run")
+    assert code == 2 and err.rstrip().endswith("and no labels: it takes no --conditional")
