@@ -80,3 +80,17 @@ def as_earlier_pair(path):
                 npz_sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return path.with_suffix(".json")
+
+
+def paired_z_scores(estimate, reference, names=None):
+    r"""Per parameter array of ``names`` (default: all of ``estimate``), the
+    z-score :math:`\bar d / (s_d / \sqrt B)` of the paired difference
+    :math:`d_b = \langle u, g_b - g^{\rm ref}_b\rangle` along a fixed random
+    direction :math:`u`, over the :math:`B` batch means stacked on axis 0
+    of each array, both estimators run on the same noise."""
+    scores = {}
+    for name in estimate if names is None else names:
+        u = np.random.default_rng(9).standard_normal(estimate[name].shape[1:])
+        d = np.tensordot(estimate[name] - reference[name], u, axes=u.ndim)
+        scores[name] = d.mean() / (d.std(ddof=1) / np.sqrt(d.size))
+    return scores

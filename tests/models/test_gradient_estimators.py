@@ -18,6 +18,7 @@ from npvae import IWAE, VAE
 from npvae.app.checkpoints import load_checkpoint
 from npvae.core.gradcheck import numerical_gradient, relative_error
 from npvae.core.layers import reparameterize
+from conftest import paired_z_scores
 
 N_ROWS, N_FEATURES, LATENT = 3, 6, 2
 # (a): BATCHES batch means of REPLICAS draws per row each.
@@ -54,19 +55,6 @@ def batch_means(model, seed=2):
     return {name: np.stack([d[name] for d in draws]) for name in draws[0]}
 
 
-def z_scores(estimate, reference, names):
-    r"""Per parameter array, :math:`\bar d / (s_d / \sqrt B)` of the paired
-    difference :math:`d_b = \langle u, g_b - g^{\rm std}_b\rangle` along a
-    fixed random direction :math:`u`, both estimators run on the same
-    noise (a paired comparison)."""
-    scores = {}
-    for name in names:
-        u = np.random.default_rng(9).standard_normal(estimate[name].shape[1:])
-        d = np.tensordot(estimate[name] - reference[name], u, axes=u.ndim)
-        scores[name] = d.mean() / (d.std(ddof=1) / math.sqrt(BATCHES))
-    return scores
-
-
 def encoder_names(model):
     return [n for n in model.params_ if n.split(".")[0] in ("encoder", "mu", "logvar")]
 
@@ -90,7 +78,7 @@ def standard_means():
 def test_the_mean_over_noise_draws_is_the_standard_estimators(case, standard_means):
     kw, estimator = CASES[case]
     model = tiny(gradient_estimator=estimator, **kw)
-    scores = z_scores(batch_means(model), standard_means[case], encoder_names(model))
+    scores = paired_z_scores(batch_means(model), standard_means[case], encoder_names(model))
     assert max(abs(s) for s in scores.values()) < 4, scores
 
 
@@ -98,7 +86,7 @@ def test_the_wrong_weight_power_is_caught_by_the_means(standard_means, monkeypat
     # Planted bug: the path weighted by w~ (factor 1) instead of w~^2.
     monkeypatch.setattr(npvae.models.iwae, "dreg_factor", lambda w, beta: np.ones_like(w))
     model = tiny(k=5, gradient_estimator="dreg")
-    scores = z_scores(batch_means(model), standard_means["iwae dreg k=5"],
+    scores = paired_z_scores(batch_means(model), standard_means["iwae dreg k=5"],
                       encoder_names(model))
     assert max(abs(s) for s in scores.values()) > 8, scores
 
@@ -106,7 +94,7 @@ def test_the_wrong_weight_power_is_caught_by_the_means(standard_means, monkeypat
 def test_stl_of_the_iwae_is_biased_for_k_above_1(standard_means):
     # What the docstring says: STL keeps w~, so it is the planted bug above.
     model = tiny(k=5, gradient_estimator="stl")
-    scores = z_scores(batch_means(model), standard_means["iwae dreg k=5"],
+    scores = paired_z_scores(batch_means(model), standard_means["iwae dreg k=5"],
                       encoder_names(model))
     assert max(abs(s) for s in scores.values()) > 8, scores
 

@@ -6,7 +6,6 @@ k = 1 DReG is STL.  And each is the exact gradient of a surrogate with its
 stop-gradients frozen (the recognition densities' parameters, the weights),
 which central differences check; planted bugs are caught."""
 import copy
-import math
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from npvae.core.gradcheck import numerical_gradient, relative_error
 from npvae.core.losses import gaussian_log_likelihood
 from npvae.models.base import Batch
 from npvae.models.two_layer import TwoLayerIWAE, TwoLayerVAE
+from conftest import paired_z_scores
 
 N, D, L1, L2 = 3, 6, 3, 2
 BATCHES, REPLICAS = 30, 150
@@ -147,15 +147,6 @@ def batch_means(model, seed=2):
     return {name: np.stack([d[name] for d in draws]) for name in encoder_names(model)}
 
 
-def z_scores(estimate, reference):
-    scores = {}
-    for name in estimate:
-        u = np.random.default_rng(9).standard_normal(estimate[name].shape[1:])
-        d = np.tensordot(estimate[name] - reference[name], u, axes=u.ndim)
-        scores[name] = d.mean() / (d.std(ddof=1) / math.sqrt(BATCHES))
-    return scores
-
-
 @pytest.fixture(scope="module")
 def standard_means():
     return {k: batch_means(tiny(TwoLayerIWAE if k > 1 else TwoLayerVAE, k=k)) for k in (1, 4)}
@@ -165,14 +156,14 @@ def standard_means():
                                                (TwoLayerIWAE, 4, "dreg")])
 def test_the_mean_over_noise_draws_is_the_standard_estimators(cls, k, estimator,
                                                                 standard_means):
-    scores = z_scores(batch_means(tiny(cls, k=k, gradient_estimator=estimator)),
+    scores = paired_z_scores(batch_means(tiny(cls, k=k, gradient_estimator=estimator)),
                       standard_means[k])
     assert max(abs(s) for s in scores.values()) < 4, scores
 
 
 def test_the_means_catch_the_wrong_weight_power(standard_means, monkeypatch):
     monkeypatch.setattr(two_layer, "dreg_factor", lambda w, beta: np.ones_like(w))
-    scores = z_scores(batch_means(tiny(k=4, gradient_estimator="dreg")), standard_means[4])
+    scores = paired_z_scores(batch_means(tiny(k=4, gradient_estimator="dreg")), standard_means[4])
     assert max(abs(s) for s in scores.values()) > 8, scores
 
 
