@@ -81,6 +81,8 @@ from npvae.models.evaluation import (active_units_per_layer,  # noqa: E402
 N_TRAIN = 59_600
 #: Table 1's test NLL after the full schedule (one stochastic layer, MNIST).
 PAPER_NLL = {"VAE": 86.76, "IWAE, k = 5": 85.54, "IWAE, k = 50": 84.78}
+#: The same for two stochastic layers (k = 50: 82.90, not run here).
+PAPER_NLL_TWO_LAYERS = {"two-layer VAE": 85.33, "two-layer IWAE, k = 5": 83.89}
 FIELDS = ["stage", "epochs", "learning_rate", "test_nll", "test_elbo", "active_units",
           "train_seconds", "eval_seconds"]
 
@@ -239,10 +241,11 @@ def table(run_folder):
 
 def plot(run_folders, path, X_test=None):
     """Draw the test NLL of each run against its epochs, with the paper's
-    final numbers as dashed lines, into ``path``; given the test images,
-    also each run's unit activity at its last evaluated stage: the variance
-    over the test set of each latent unit's posterior mean, sorted, against
-    the threshold of 1e-2 that counts a unit as active."""
+    final numbers as dashed lines (its two-layer ones too when a run has two
+    layers of codes), into ``path``; given the test images, also each run's
+    unit activity at its last evaluated stage: the variance over the test
+    set of each latent unit's posterior mean, sorted, against the threshold
+    of 1e-2 that counts a unit as active (each layer's, for two layers)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -250,11 +253,14 @@ def plot(run_folders, path, X_test=None):
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), constrained_layout=True,
                              squeeze=False)
     ax = axes[0, 0]
+    papers = dict(PAPER_NLL)
     for folder in run_folders:
         rows = done_rows(Path(folder) / "results.csv")
         ax.plot([int(r["epochs"]) for r in rows], [float(r["test_nll"]) for r in rows],
                 "o-", label=Path(folder).name)
-    for (name, nll), colour in zip(PAPER_NLL.items(), ("C0", "C1", "C2")):
+        if any("+" in r["active_units"] for r in rows):     # "a1+a2": two layers of codes
+            papers.update(PAPER_NLL_TWO_LAYERS)
+    for (name, nll), colour in zip(papers.items(), ("C0", "C1", "C2", "C3", "C4")):
         ax.axhline(nll, ls="--", lw=1, color=colour, label=f"paper, {name}: {nll}")
     ax.set(xscale="log", xlabel="epochs", ylabel="test NLL, IWAE k = 5000 (nats)",
            title="Burda et al. Table 1 set-up, MNIST")
@@ -266,10 +272,15 @@ def plot(run_folders, path, X_test=None):
             # A reproduction's run folder, or one --export wrote (its one checkpoint).
             stage_path = Path(folder) / f"stage-{last['stage']}"
             model = load_checkpoint(stage_path if saved(stage_path) else folder)
-            variance = np.sort(model.transform(X_test).astype(np.float64).var(axis=0))[::-1]
-            ax.semilogy(np.arange(1, variance.size + 1), variance, "o-", ms=3,
-                        label=f"{Path(folder).name}, {last['epochs']} epochs: "
-                              f"{int(np.sum(variance > 1e-2))} active")
+            # Each layer's posterior means, as results.csv counts its active units.
+            means = model.layer_means(X_test) if model.stochastic_layers == 2 else \
+                [model.transform(X_test)]
+            for layer, mean in enumerate(means, 1):
+                variance = np.sort(mean.astype(np.float64).var(axis=0))[::-1]
+                ax.semilogy(np.arange(1, variance.size + 1), variance, "o-", ms=3,
+                            label=f"{Path(folder).name}{f', z{layer}' if len(means) > 1 else ''}"
+                                  f", {last['epochs']} epochs: "
+                                  f"{int(np.sum(variance > 1e-2))} active")
         ax.axhline(1e-2, ls="--", lw=1, color="grey", label="active above 1e-2")
         ax.set(xlabel="latent unit, by activity", ylabel=r"Var$_x$ of $\mu_j(x)$ (test set)",
                title="Unit activity (Burda et al. section 5.2)")

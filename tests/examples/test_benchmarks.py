@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -233,6 +234,16 @@ def test_a_two_layer_reproduction_keeps_its_layers_and_counts_units_per_layer(tm
     for counts in units:
         first, second = map(int, counts.split("+"))
         assert 0 <= first <= 100 and 0 <= second <= 50
+    # Its figure draws both layers' unit activity, with the paper's two-layer numbers.
+    X_test = reproduce.load_mnist(argparse.Namespace(data_dir=str(MNIST_DIR), smoke=True))[1]
+    figure = reproduce.plot([str(run)], tmp_path / "two-layer.png", X_test)
+    assert Path(figure).stat().st_size > 0
+    nll_panel, units_panel = plt.gcf().axes
+    assert "paper, two-layer VAE: 85.33" in nll_panel.get_legend_handles_labels()[1]
+    labels = units_panel.get_legend_handles_labels()[1]
+    assert labels[:2] == [f"run, z1, 4 epochs: {first} active",
+                          f"run, z2, 4 epochs: {second} active"]
+    plt.close("all")
     # Exported, it is a run folder the CLI rebuilds in the same layout and evaluates.
     reproduce.main(["--out", str(run), "--export", str(tmp_path / "shipped")])
     config = json.loads((tmp_path / "shipped" / "config.json").read_text())
