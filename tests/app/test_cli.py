@@ -253,31 +253,40 @@ def saved_epochs(run_dir):
     return [int(p.stem[6:]) for p in (run_dir / "checkpoints").glob("epoch-*.npz")]
 
 
-def test_sigint_to_a_real_process_stops_at_a_saved_epoch(tmp_path):
+def signal_npvae(tmp_path, args, ready, what, settle=0.0, sig=signal.SIGINT, timeout=60):
+    """Run ``python -m npvae ARGS`` in ``tmp_path`` (its stdout in
+    ``stdout.txt`` there); once ``ready()`` holds (within 60 s, else fail
+    saying no ``what``) and ``settle`` seconds more, send it ``sig``.
+    Returns its exit status and stderr."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "npvae", "train", "--hidden", "8", "--epochs", "100000",
-           "--out", str(tmp_path / "B")]
     with open(tmp_path / "stdout.txt", "w") as stdout:
         # A shell that runs the suite in the background (as CI may) hands its
         # children SIGINT ignored, and Python keeps it so: restore the default
         # so that the child installs its KeyboardInterrupt handler.
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=stdout,
-                                stderr=subprocess.PIPE, text=True,
+        proc = subprocess.Popen([sys.executable, "-m", "npvae", *map(str, args)], cwd=tmp_path,
+                                env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 60
-            while max(saved_epochs(tmp_path / "B") if (tmp_path / "B").exists() else [0],
-                      default=0) < 2:
+            while not ready():
                 assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "no checkpoint after 60 s"
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=60)
+                assert time.monotonic() < deadline, f"no {what} after 60 s"
+                time.sleep(0.01)
+            time.sleep(settle)
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=timeout)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert proc.returncode == 130, err
+    return proc.returncode, err
+
+
+def test_sigint_to_a_real_process_stops_at_a_saved_epoch(tmp_path):
+    code, err = signal_npvae(
+        tmp_path, ["train", "--hidden", "8", "--epochs", "100000", "--out", tmp_path / "B"],
+        lambda: max(saved_epochs(tmp_path / "B"), default=0) >= 2, "checkpoint")
+    assert code == 130, err
     assert "Traceback" not in err and "npvae train --resume" in err
     # The run stopped there: one checkpoint, of the epoch the message names,
     # and no temporary file of an interrupted write.
@@ -290,22 +299,10 @@ def test_sigint_to_a_real_process_stops_at_a_saved_epoch(tmp_path):
 def test_kill_9_mid_training_resumes_bit_for_bit(tmp_path, capsys, no_figures):
     """SIGKILL at any moment (mid-epoch, mid-save) leaves the last whole
     checkpoint, from which the run continues as if never stopped."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "npvae", "train", "--hidden", "8", "--epochs", "100000",
-           "--out", str(tmp_path / "B")]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while max(saved_epochs(tmp_path / "B") if (tmp_path / "B").exists() else [0],
-                  default=0) < 2:
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no checkpoint after 60 s"
-            time.sleep(0.01)
-        time.sleep(0.05)            # somewhere in the next epoch or its save
-    finally:
-        proc.kill()
-        proc.wait()
+    signal_npvae(
+        tmp_path, ["train", "--hidden", "8", "--epochs", "100000", "--out", tmp_path / "B"],
+        lambda: max(saved_epochs(tmp_path / "B"), default=0) >= 2, "checkpoint",
+        settle=0.05, sig=signal.SIGKILL)        # somewhere in the next epoch or its save
     epoch = max(saved_epochs(tmp_path / "B"))
     assert run(capsys, "train", "--resume", tmp_path / "B", "--epochs", str(epoch + 1))[0] == 0
     assert run(capsys, "train", "--hidden", "8", "--epochs", str(epoch + 1),
@@ -425,27 +422,12 @@ def test_evaluate_gives_the_same_estimate_on_any_number_of_threads(trained, caps
 
 
 def test_sigint_stops_an_evaluation_on_every_core(trained, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     # 359 images x 10^5 samples: half a minute of work or more, unless Ctrl-C stops it.
-    cmd = [sys.executable, "-m", "npvae", "evaluate", str(trained), "--k", "100000",
-           "--jobs", "2"]
-    with open(tmp_path / "stdout.txt", "w") as stdout:
-        proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        try:
-            deadline = time.monotonic() + 60
-            while "active units" not in (tmp_path / "stdout.txt").read_text():
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "no output after 60 s"
-                time.sleep(0.02)
-            time.sleep(0.5)             # into the estimate
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 130, err
+    code, err = signal_npvae(
+        tmp_path, ["evaluate", trained, "--k", "100000", "--jobs", "2"],
+        lambda: "active units" in (tmp_path / "stdout.txt").read_text(), "output",
+        settle=0.5, timeout=30)             # settle: into the estimate
+    assert code == 130, err
     assert "Traceback" not in err and "npvae: interrupted" in err
     assert "log p(x)" not in (tmp_path / "stdout.txt").read_text()
 
