@@ -195,6 +195,7 @@ def export(out, folder, stage=None):
               "epochs": model.n_iter_, "n_features": model.n_features_in_,
               "image_shape": [28, 28],
               "model": "iwae" if isinstance(model, (npvae.IWAE, npvae.TwoLayerIWAE)) else "vae",
+              "gradient_estimator": model.gradient_estimator,
               "npvae_version": npvae.__version__}
     config["hidden_dims"] = list(config["hidden_dims"])
     if config["model"] == "iwae":

@@ -271,12 +271,13 @@ def test_a_reproduction_stopped_by_ctrl_c_exits_130(tmp_path, capsys, monkeypatc
 def test_an_exported_reproduction_is_a_run_folder_the_cli_evaluates(tmp_path, capsys):
     reproduce = importlib.import_module("reproduce_iwae")
     run, shipped = tmp_path / "run", tmp_path / "shipped"
-    reproduce.main(["--smoke", "--model", "iwae", "--k", "3", "--data-dir", str(MNIST_DIR),
-                    "--out", str(run)])
+    reproduce.main(["--smoke", "--model", "iwae", "--k", "3", "--gradient-estimator", "dreg",
+                    "--data-dir", str(MNIST_DIR), "--out", str(run)])
     path = reproduce.main(["--out", str(run), "--export", str(shipped)])
     assert path == shipped / "checkpoints" / "epoch-0004.npz"
     model, stage = npvae.app.checkpoints.load_checkpoint(shipped), npvae.app.checkpoints.load_checkpoint(run / "stage-1")
     assert type(model) is npvae.IWAE and model.k == 3 and model.optimizer_.t == 0
+    assert model.gradient_estimator == "dreg"
     for name, p in stage.params_.items():
         np.testing.assert_array_equal(p, model.params_[name], err_msg=name)
     assert path.stat().st_size < 0.4 * (run / "stage-1.npz").stat().st_size
@@ -291,6 +292,9 @@ def test_an_exported_reproduction_is_a_run_folder_the_cli_evaluates(tmp_path, ca
         reproduce.main(["--out", str(run), "--export", str(shipped)])
     config = json.loads((shipped / "config.json").read_text())
     assert config["seed"] == 0 and config["epochs"] == 4 and config["k"] == 3
+    # The config says how it trained, as the checkpoint does: the CLI rebuilds a DReG IWAE.
+    assert config["gradient_estimator"] == "dreg"
+    assert npvae.app.runs.new_model(config).gradient_estimator == "dreg"
     assert config["reproduction"]["epsilon"] == 1e-4
     assert config["reproduction"]["results"]["epochs"] == 4
     assert [st["until_epoch"] for st in config["reproduction"]["stages"]] == [1, 4]
