@@ -17,8 +17,7 @@ from sklearn.base import clone
 from tqdm import tqdm
 
 from .. import __version__
-from . import recipes
-from . import runs
+from . import figures, recipes, runs
 from .checkpoints import load_checkpoint
 from .datasets import CLASS_NAMES, DATASETS, DataError
 from ..models.evaluation import (active_units_per_layer, importance_weighted_log_likelihood,
@@ -398,7 +397,7 @@ def _figure_command(args, name, draw, sample=False):
     if sample and not model.has_prior:
         raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
                          "sample from; train a VAE to sample")
-    shape = runs.image_shape(config, required=True)
+    shape = figures.image_shape(config, required=True)
     path = Path(args.out) if args.out else runs.subfolder(run, "figures") / name
     if path.is_dir():
         raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "
@@ -411,19 +410,19 @@ def _figure_command(args, name, draw, sample=False):
 
 def cmd_sample(args):
     name = f"samples-seed{args.seed}{'' if args.label is None else f'-label{args.label}'}.png"
-    return _figure_command(args, name, lambda model, shape, path, names: runs.draw_samples(
+    return _figure_command(args, name, lambda model, shape, path, names: figures.draw_samples(
         model, shape, path, args.n, args.seed, args.label, names), sample=True)
 
 
 def cmd_reconstruct(args):
     return _figure_command(args, f"reconstructions-n{args.n}.png", lambda model, X, y, shape,
-                           path, _: runs.draw_reconstructions(model, X, shape, path, args.n, y))
+                           path, _: figures.draw_reconstructions(model, X, shape, path, args.n, y))
 
 
 def cmd_interpolate(args):
     return _figure_command(
         args, f"interpolations-{args.pairs}x{args.steps}.png",
-        lambda model, X, y, shape, path, names: runs.draw_interpolations(
+        lambda model, X, y, shape, path, names: figures.draw_interpolations(
             model, X, shape, path, args.pairs, args.steps, y, names))
 
 

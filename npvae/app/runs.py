@@ -10,7 +10,7 @@ A run folder holds::
                     val_recon, val_kl (the validation split with beta = 1 and
                     fixed noise: val_loss is the negative ELBO), all in nats
     checkpoints/    the checkpoint of the last whole epoch (npvae.app.checkpoints)
-    figures/        PNG figures
+    figures/        PNG figures (npvae.app.figures)
     .npvae.lock     locked while a process trains into the folder (npvae.app.locks)
     .figures-epoch  the epoch whose figures are complete in figures/
 
@@ -50,9 +50,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import __version__
-from . import plots
+from . import figures
 from .checkpoints import epoch_checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
-from .datasets import CLASS_NAMES, DATASETS, binarize, load_dataset, train_val_split
+from .datasets import DATASETS, binarize, load_dataset, train_val_split
 from .locks import hold_lock
 from ..models import VAE, ConditionalVAE, IWAE, TwoLayerIWAE, TwoLayerVAE
 from ..models.saving import atomic_write
@@ -60,8 +60,7 @@ from ..models.saving import atomic_write
 __all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
            "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
            "new_model", "unlabelled", "describe", "create", "resume", "ctrl_c_deferred",
-           "image_shape", "subfolder", "OPTIONAL_DEFAULTS",
-           "draw_run_figures", "draw_reconstructions", "draw_samples", "draw_interpolations"]
+           "subfolder", "OPTIONAL_DEFAULTS"]
 
 VAL_FRACTION = 0.1
 #: The named data sets without labels (no --conditional for them).
@@ -547,7 +546,8 @@ def _draw_final_figures(model, run, config, data, metrics):
     """Draw a trained run's figures (of the test split of ``data``), then mark them done."""
     print("drawing figures", flush=True)
     try:
-        paths = draw_run_figures(model, run, config, data.X_test, data.y_test, metrics)
+        paths = figures.draw_run_figures(model, subfolder(run, "figures"), config, data.X_test,
+                                         data.y_test, metrics)
     except KeyboardInterrupt:
         print(f"\nnpvae: interrupted while drawing the figures; {run} is saved at epoch "
               f"{model.n_iter_}. Draw them with: npvae train --resume {run}",
@@ -574,99 +574,3 @@ def _save_epoch(model, run, metrics, data):
                                   "val_loss": recon + kl, "val_recon": recon, "val_kl": kl}]
         _checkpoint(model, run, metrics)
     return metrics
-
-
-# ---------------------------------------------------------------- figures
-def image_shape(config, required=False):
-    """The (height, width) to draw a run's features as, or None (said on
-    stderr; with ``required``, a ValueError)."""
-    shape = plots.infer_image_shape(config["n_features"], config.get("image_shape"))
-    if shape is None:
-        why = (f"the {config['n_features']} features are not an image (the data set has "
-               "no image shape and the count is not a perfect square)")
-        if required:
-            raise ValueError(f"{why}; there is nothing to draw")
-        print(f"npvae: {why}: skipping the image figures", file=sys.stderr)
-    elif not config.get("image_shape"):
-        # Only the count says "image" here; a table of 16 columns is not one.
-        print(f"npvae: drawing the {config['n_features']} features as {shape[0]}x{shape[1]} "
-              "images, a guess from their count (save X as (samples, height, width) to "
-              "give the shape)", file=sys.stderr)
-    return shape
-
-
-def draw_run_figures(model, run, config, X_test, y_test, metrics):
-    """Draw every figure of a trained run into ``run/figures``; return their paths."""
-    figures = subfolder(run, "figures")
-    figures.mkdir(exist_ok=True)
-    paths = [plots.plot_loss_curves(metrics, figures / "loss.png")] if metrics else []
-    labels, names = labels_for(model, y_test), CLASS_NAMES.get(config.get("dataset"))
-    paths.append(plots.plot_latent(model.transform(X_test, *labels), y_test,
-                                   figures / "latent.png", class_names=names))
-    shape = image_shape(config)
-    if shape is not None:
-        paths.append(draw_reconstructions(model, X_test, shape,
-                                          figures / "reconstructions.png", y=y_test))
-        paths.append(draw_samples(model, shape, figures / "samples.png", class_names=names))
-        # The manifold decodes codes without labels: a conditional model has
-        # its label grid in samples.png instead.
-        if not labels and model.latent_dim == 2:
-            paths.append(plots.plot_manifold(model, shape, figures / "manifold.png"))
-        paths.append(draw_interpolations(model, X_test, shape, figures / "interpolations.png",
-                                         y=y_test, class_names=names))
-    return paths
-
-
-def draw_reconstructions(model, X, shape, path, n=20, y=None):
-    """The first ``n`` rows of ``X`` above their reconstructions (a
-    conditional model's with the labels ``y`` of the rows)."""
-    X, labels = X[:n], labels_for(model, None if y is None else y[:n])
-    return plots.plot_reconstructions(X, model.decode(model.transform(X, *labels), *labels),
-                                      shape, path)
-
-
-def draw_samples(model, shape, path, n=100, random_state=0, label=None, class_names=None):
-    """A grid of ``n`` samples; a conditional model's has one row per class
-    (``n`` shared out among them), each row labelled with the class
-    (``class_names[c]`` when given), or ``n`` of the one class ``label``."""
-    if not model.needs_labels:
-        if label is not None:
-            raise ValueError(f"--label is for conditional runs; this run holds a "
-                             f"{type(model).__name__}, which takes no labels")
-        return plots.plot_samples(model.sample(n, random_state=random_state), shape, path)
-    if label is not None:
-        # As typed on the command line: "3" is the class 3.
-        c = next((c for c in model.classes_.tolist() if str(c) == str(label)), None)
-        if c is None:
-            raise ValueError(f"--label {label} is not a class of this run; its classes are "
-                             f"{', '.join(map(str, model.classes_.tolist()))}")
-        called = "" if class_names is None else f" ({class_names[c]})"
-        return plots.plot_samples(model.sample(n, c, random_state=random_state), shape, path,
-                                  title=f"samples of class {c}{called} from the prior "
-                                  "(decoder means given the class)")
-    per_class = max(1, round(n / len(model.classes_)))
-    y = np.repeat(model.classes_, per_class)
-    return plots.plot_samples(
-        model.sample(len(y), y, random_state=random_state), shape, path, ncols=per_class,
-        row_labels=plots.class_labels(model.classes_, class_names),
-        title="samples from the prior, one row per class (decoder means given the class)")
-
-
-def draw_interpolations(model, X, shape, path, pairs=8, steps=8, y=None, class_names=None):
-    """Interpolations between the first ``pairs`` rows of ``X`` and the next
-    ``pairs``; for a conditional model, between two rows of one class (the
-    classes in turn, labels ``y``), decoded given it."""
-    if not model.needs_labels:
-        if X.shape[0] < 2:
-            raise ValueError("interpolations need at least 2 test examples")
-        pairs = min(pairs, X.shape[0] // 2)
-        return plots.plot_interpolations(model, X[:pairs], X[pairs:2 * pairs], shape, path,
-                                         steps)
-    by_class = [(c, np.flatnonzero(y == c)) for c in model.classes_]
-    chosen = [(c, rows[2 * k], rows[2 * k + 1]) for k in range(len(y) // 2)
-              for c, rows in by_class if len(rows) > 2 * k + 1][:pairs]
-    if not chosen:
-        raise ValueError("interpolations within a class need 2 test examples of one class")
-    c, i, j = map(np.array, zip(*chosen))
-    return plots.plot_interpolations(model, X[i], X[j], shape, path, steps, y=c,
-                                     row_labels=plots.class_labels(c, class_names))

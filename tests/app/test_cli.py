@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from npvae import VAE
-from npvae.app import cli, plots, recipes, runs
+from npvae.app import cli, figures, plots, recipes, runs
 from npvae.app.checkpoints import load_checkpoint
 from npvae.models.evaluation import importance_weighted_log_likelihood
 from conftest import as_earlier_pair, rewrite_checkpoint
@@ -76,7 +76,7 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def no_figures(monkeypatch):
     """Skip drawing in tests about other things: figures are the slow part."""
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
 
 
 @pytest.fixture
@@ -752,7 +752,7 @@ def test_installed_console_script_runs(tmp_path):
 def test_iwae_and_mixture_prior_runs_train_resume_and_evaluate(tmp_path, capsys, monkeypatch):
     from npvae import IWAE
     from npvae.app.checkpoints import load_checkpoint
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
     iwae, mixture = tmp_path / "iwae", tmp_path / "mixture"
     assert run(capsys, "train", *TINY, "--model", "iwae", "--k", "3", "--out", iwae)[0] == 0
     model = load_checkpoint(iwae)
@@ -775,7 +775,7 @@ def test_iwae_and_mixture_prior_runs_train_resume_and_evaluate(tmp_path, capsys,
 def test_gradient_estimator_trains_resumes_and_refuses_dreg_for_the_vae(tmp_path, capsys,
                                                                        monkeypatch):
     from npvae.app.checkpoints import load_checkpoint
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
     dreg = tmp_path / "dreg"
     assert run(capsys, "train", *TINY, "--model", "iwae", "--k", "2",
                "--gradient-estimator", "dreg", "--out", dreg)[0] == 0

@@ -43,3 +43,13 @@ def test_small_images_are_drawn_at_least_56_pixels_a_side(model_4x4, tmp_path):
     rows, cols = np.nonzero(grey[30:] < 0.1)
     assert rows.max() - rows.min() + 1 == 56 and cols.max() - cols.min() + 1 == 56
     assert rows.size == 56 * 56
+
+
+def test_long_class_names_fit_left_of_the_rows(tmp_path):
+    X = np.random.default_rng(0).random((16, 16))      # wider than the figure's minimum
+    path = plots.plot_samples(X, (4, 4), tmp_path / "s.png", ncols=8,
+                              row_labels=["T-shirt/top", "Ankle boot, a long name"])
+    grey = matplotlib.image.imread(path)[..., :3].mean(axis=2)
+    # Text drawn left of the mosaic, none of it cut at the figure's left edge.
+    assert grey[40:, :6].min() > 0.9
+    assert grey[40:, 6:grey.shape[1] // 3].min() < 0.5

@@ -10,7 +10,7 @@ import pytest
 
 import test_cli
 import test_runs
-from npvae.app import runs
+from npvae.app import figures, runs
 from test_cli import TINY, assert_usage_error, run, snapshot
 
 # A copy of test_cli's tiny trained run, with its figures.
@@ -19,7 +19,7 @@ trained, copy_of = test_cli.trained, test_runs.copy_of
 
 @pytest.fixture
 def no_figures(monkeypatch):
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
 
 
 def test_resume_deletes_only_the_checkpoints_npvae_wrote(copy_of, capsys, no_figures):

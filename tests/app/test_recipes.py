@@ -5,7 +5,7 @@ import json
 import pytest
 
 from npvae import VAE
-from npvae.app import cli, recipes, runs
+from npvae.app import cli, figures, recipes, runs
 from npvae.app.datasets import DATASETS
 from test_cli import TINY, assert_usage_error, run
 
@@ -62,7 +62,7 @@ def test_options_given_override_the_recipe(configs, capsys):
 
 
 def test_a_fixed_noise_variance_trains(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
     code, out, err = run(capsys, "train", *TINY, "--likelihood", "gaussian",
                          "--obs-var", "0.05", "--out", tmp_path / "r")
     assert code == 0, err
@@ -83,7 +83,7 @@ def test_bad_obs_var(tmp_path, capsys, argv, fragment):
 
 
 def test_a_run_from_before_obs_var_still_loads(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
     assert run(capsys, "train", *TINY, "--out", tmp_path / "r")[0] == 0
     path = tmp_path / "r" / "config.json"
     config = json.loads(path.read_text())

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder
-from npvae.app import runs
+from npvae.app import figures, runs
 from npvae.app.checkpoints import load_checkpoint, save_checkpoint
 from npvae.app.datasets import load_dataset, train_val_split
 from test_cli import TINY, assert_usage_error, params_of, run, snapshot
@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def trained(tmp_path_factory):
     """One tiny digits run (without figures) shared by these tests."""
     out = tmp_path_factory.mktemp("runs") / "digits"
-    real, runs.draw_run_figures = runs.draw_run_figures, lambda *args: []
+    real, figures.draw_run_figures = figures.draw_run_figures, lambda *args: []
     try:
         assert runs.create(dict(_config(), epochs=2), out) == 0
     finally:
-        runs.draw_run_figures = real
+        figures.draw_run_figures = real
     return out
 
 
@@ -50,10 +50,10 @@ def copy_of(trained, tmp_path):
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """Record the runs whose figures are drawn, instead of drawing them."""
+    """Record the figures folders drawn into, instead of drawing them."""
     calls = []
-    monkeypatch.setattr(runs, "draw_run_figures",
-                        lambda model, run, *args: calls.append((run, model.n_iter_)) or [])
+    monkeypatch.setattr(figures, "draw_run_figures",
+                        lambda model, folder, *args: calls.append((folder, model.n_iter_)) or [])
     return calls
 
 
@@ -199,7 +199,7 @@ def test_resume_completes_a_finished_run_that_a_crash_cut_short(copy_of, capsys,
     assert code == 0, err
     assert "completing its metrics.csv and figures" in out
     assert (copy_of / "metrics.csv").read_text() == full
-    assert drawn == [(copy_of, 2)]
+    assert drawn == [(copy_of / "figures", 2)]
     before = snapshot(copy_of)
     code, out, _ = run(capsys, "train", "--resume", copy_of)
     assert code == 0 and "already trained 2 epochs" in out and len(drawn) == 1
@@ -210,12 +210,12 @@ def test_ctrl_c_while_drawing_says_how_to_finish(copy_of, capsys, monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs, "draw_run_figures", interrupted)
+    monkeypatch.setattr(figures, "draw_run_figures", interrupted)
     code, out, err = run(capsys, "train", "--resume", copy_of, "--epochs", "3")
     assert code == 130
     assert "interrupted while drawing the figures" in err
     assert f"npvae train --resume {copy_of}" in err
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
     code, out, _ = run(capsys, "train", "--resume", copy_of)
     assert code == 0 and "completing its figures" in out
 
@@ -315,22 +315,6 @@ def test_a_bad_model_setting_in_config_json_is_named_by_the_model(copy_of, capsy
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
     (copy_of / "config.json").write_text("[1, 2]")
     assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
-
-
-def test_fashion_mnist_runs_name_their_classes_in_the_latent_figure(tmp_path, monkeypatch):
-    from npvae.app import plots, runs
-    seen = {}
-
-    def fake_latent(Z, labels, path, class_names=None):
-        seen["names"] = class_names
-        return path
-    monkeypatch.setattr(plots, "plot_latent", fake_latent)
-    X = np.random.default_rng(0).random((6, 5))     # 5 features: no image figures
-    model = VAE(latent_dim=2, hidden_dims=(3,), epochs=1, random_state=0).fit(X)
-    for dataset, names in (("fashion-mnist", "Ankle boot"), ("digits", None)):
-        config = {"dataset": dataset, "n_features": 5, "image_shape": None}
-        runs.draw_run_figures(model, tmp_path, config, X, np.arange(6) % 2, [])
-        assert (seen["names"][-1] if seen["names"] else None) == names
 
 
 def test_load_splits_keeps_each_rows_label():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from npvae import IWAE, VAE, ConditionalVAE
-from npvae.app import cli, runs
+from npvae.app import cli, figures, runs
 from npvae.app.checkpoints import load_checkpoint
 from npvae.core import gradcheck, layers
 
@@ -21,7 +21,7 @@ def run(capsys, *argv):
 
 @pytest.fixture
 def no_figures(monkeypatch):
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
 
 
 @pytest.mark.parametrize("argv, kind", [
@@ -154,86 +154,6 @@ def test_gradcheck_of_a_run_refuses_the_options_of_a_fresh_model(mixture_iwae_ru
 def test_gradcheck_refuses_a_conditional_iwae(capsys):
     code, _, err = run(capsys, "gradcheck", "--model", "iwae", "--conditional")
     assert code == 2 and "it has no --model iwae" in err
-
-
-# ------------------------------------------------------------ conditional figures
-@pytest.fixture(scope="module")
-def conditional_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "cond"
-    assert cli.main(["train", "--conditional", *TINY, "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture
-def figures(monkeypatch):
-    """What reaches the figure helpers of npvae.app.plots: (title, row labels, images)."""
-    from npvae.app import plots
-    drawn = []
-
-    def grab(rows, image_shape, ncols, title, path, min_tile=0, grid_ticks=None):
-        drawn.append((title, grid_ticks and grid_ticks[1], np.asarray(rows), ncols))
-        return path
-    monkeypatch.setattr(plots, "_image_figure", grab)
-    return drawn
-
-
-def test_conditional_samples_label_their_rows_and_title_the_class(conditional_run, capsys,
-                                                                  figures):
-    assert run(capsys, "sample", conditional_run, "--n", "20")[0] == 0
-    title, rows, _, ncols = figures[-1]
-    assert rows == [str(c) for c in range(10)] and ncols == 2
-    assert "one row per class" in title
-    assert run(capsys, "sample", conditional_run, "--label", "3", "--n", "4")[0] == 0
-    title, rows, _, _ = figures[-1]
-    assert title.startswith("samples of class 3 ") and rows is None
-
-
-def test_class_names_label_the_rows_where_the_data_set_has_them(conditional_run, tmp_path,
-                                                                figures):
-    from npvae.app.datasets import CLASS_NAMES
-    model = load_checkpoint(conditional_run)
-    names = CLASS_NAMES["fashion-mnist"]
-    runs.draw_samples(model, (8, 8), tmp_path / "s.png", 10, class_names=names)
-    assert figures[-1][1] == list(names)
-    runs.draw_samples(model, (8, 8), tmp_path / "s.png", 4, label=8, class_names=names)
-    assert figures[-1][0].startswith("samples of class 8 (Bag) ")
-
-
-def test_conditional_interpolate_stays_within_a_class(conditional_run, capsys, figures):
-    code, out, err = run(capsys, "interpolate", conditional_run, "--pairs", "12",
-                         "--steps", "3")
-    assert code == 0 and out.endswith("interpolations-12x3.png\n"), err
-    title, rows, images, ncols = figures[-1]
-    assert "within a class" in title and ncols == 5
-    # The classes in turn, then again: two pairs of 0 and 1.
-    assert rows == [str(c) for c in range(10)] + ["0", "1"]
-    model = load_checkpoint(conditional_run)
-    data = runs.load_splits(runs.read_config(conditional_run)[1])
-    X, y = data.X_test, data.y_test
-    for r, label in enumerate(rows):
-        c = int(label)
-        of_c = np.flatnonzero(y == c)
-        first, second = (of_c[0], of_c[1]) if r < 10 else (of_c[2], of_c[3])
-        row = images[r * 5:(r + 1) * 5]
-        np.testing.assert_array_equal(row[0], X[first])
-        np.testing.assert_array_equal(row[-1], X[second])
-        # Both ends encoded given the class, every step decoded given it.
-        z0, z1 = model.transform(X[[first]], [c]), model.transform(X[[second]], [c])
-        middle = model.decode((z0 + z1) / 2, [c])
-        np.testing.assert_allclose(row[2], middle[0], rtol=1e-5, atol=1e-6)
-        assert not np.allclose(middle, model.decode((z0 + z1) / 2, [(c + 1) % 10]))
-
-
-def test_long_class_names_fit_left_of_the_rows(tmp_path):
-    import matplotlib.image
-    from npvae.app import plots
-    X = np.random.default_rng(0).random((16, 16))      # wider than the figure's minimum
-    path = plots.plot_samples(X, (4, 4), tmp_path / "s.png", ncols=8,
-                              row_labels=["T-shirt/top", "Ankle boot, a long name"])
-    grey = matplotlib.image.imread(path)[..., :3].mean(axis=2)
-    # Text drawn left of the mosaic, none of it cut at the figure's left edge.
-    assert grey[40:, :6].min() > 0.9
-    assert grey[40:, 6:grey.shape[1] // 3].min() < 0.5
 
 
 def test_gradcheck_of_a_dreg_run_checks_the_gradient_of_its_bound(tmp_path, capsys, no_figures):

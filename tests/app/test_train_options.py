@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from npvae import IWAE, VAE, ConditionalVAE, TwoLayerVAE
-from npvae.app import cli, runs
+from npvae.app import cli, figures
 
 #: Options of ``train`` that say where the data and the run are, not what
 #: the model is; ``--binarize`` is tested by the bits below.
@@ -46,7 +46,7 @@ TWO_LAYERS = ("--stochastic-layers", "2", None, TwoLayerVAE)
 def _train(argv):
     """``npvae train argv`` without drawing (figures are the slow part)."""
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(runs, "draw_run_figures", lambda *args: [])
+        m.setattr(figures, "draw_run_figures", lambda *args: [])
         assert cli.main(["train", *argv]) == 0
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from npvae import TwoLayerIWAE
-from npvae.app import cli, runs
+from npvae.app import cli, figures, runs
 from npvae.app.checkpoints import load_checkpoint
 
 TINY = ["--hidden", "8", "--latent-dim", "2", "--batch-size", "128", "--stochastic-layers", "2"]
@@ -25,7 +25,7 @@ def run(capsys, *argv):
 def two_layer_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "two"
     with pytest.MonkeyPatch.context() as patch:   # the figure verbs below draw
-        patch.setattr(runs, "draw_run_figures", lambda *args: [])
+        patch.setattr(figures, "draw_run_figures", lambda *args: [])
         assert cli.main(["train", *TINY, "--model", "iwae", "--k", "3", "--epochs", "2",
                          "--out", str(out)]) == 0
     return out
@@ -56,7 +56,7 @@ def test_figure_verbs_take_the_run(two_layer_run, tmp_path, capsys, verb):
 
 
 def test_resume_gives_the_same_bits_as_one_run(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(runs, "draw_run_figures", lambda *args: [])
+    monkeypatch.setattr(figures, "draw_run_figures", lambda *args: [])
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert run(capsys, "train", *TINY, "--epochs", "3", "--out", straight)[0] == 0
     assert run(capsys, "train", *TINY, "--epochs", "2", "--out", split)[0] == 0
