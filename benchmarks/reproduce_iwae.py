@@ -74,6 +74,7 @@ sys.path.insert(0, str(ROOT))
 import npvae  # noqa: E402
 from npvae.app.datasets import binarize, load_dataset  # noqa: E402
 from npvae.app.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from npvae.app.cli import jobs, number  # noqa: E402
 from npvae.app.runs import MODEL_KEYS, lock  # noqa: E402
 from npvae.models.evaluation import (active_units_per_layer,  # noqa: E402
                                      importance_weighted_log_likelihood)
@@ -294,18 +295,6 @@ class _Parser(argparse.ArgumentParser):
         raise ValueError(f"{message} (see '{self.prog} --help')")
 
 
-def _at_least(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
-        return value
-    return parse
-
-
 #: Settings a run keeps for life, with their defaults: given again on a
 #: resume they must match the saved run, and when left out they are read from it.
 SETTINGS = {"model": "vae", "k": 5, "seed": 0, "batch_size": 20,
@@ -331,7 +320,7 @@ def _main(argv):
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     p.add_argument("--model", choices=["vae", "iwae"],
                    help="what to train (default vae; on resume, the run's)")
-    p.add_argument("--k", type=_at_least(1),
+    p.add_argument("--k", type=number(int, 1),
                    help="importance samples in training, IWAE only (default 5; on resume, the run's)")
     p.add_argument("--gradient-estimator", choices=["standard", "dreg", "stl"],
                    help="the encoder's gradient (default standard; dreg for an IWAE, stl for "
@@ -341,15 +330,15 @@ def _main(argv):
                         "resume, the run's)")
     p.add_argument("--stages", type=int, default=8, choices=range(1, 9), metavar="1..8",
                    help="how many of the 8 stages (3^i epochs each) to run")
-    p.add_argument("--batch-size", type=_at_least(1),
+    p.add_argument("--batch-size", type=number(int, 1),
                    help="mini-batch size (default 20; on resume, the run's)")
-    p.add_argument("--eval-k", type=_at_least(1), default=5000,
+    p.add_argument("--eval-k", type=number(int, 1), default=5000,
                    help="importance samples for the test NLL")
-    p.add_argument("--jobs", type=int, default=-1,
+    p.add_argument("--jobs", type=jobs, default=-1,
                    help="threads for the test NLL, the same number on any (-1: every core)")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding mnist/")
-    p.add_argument("--seed", type=_at_least(0),
+    p.add_argument("--seed", type=number(int, 0),
                    help="initialisation and noise (default 0; on resume, the run's)")
     p.add_argument("--out", help="folder for checkpoints and results.csv")
     p.add_argument("--plot", metavar="PNG",
@@ -372,8 +361,6 @@ def _main(argv):
         for folder in args.runs:
             print(f"{folder}:\n\n{table(folder)}\n")
         return None
-    if args.jobs == 0:
-        p.error("argument --jobs: must not be 0 (1: one core, -1: every core)")
     if args.out is None:
         p.error("--out is required to train or to --export")
     if args.export:

@@ -170,10 +170,11 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--k", "0"], "argument --k: 0 is less than 1"),
-    (["--batch-size", "0"], "argument --batch-size: 0 is less than 1"),
-    (["--seed", "-1"], "argument --seed: -1 is less than 0"),
-    (["--eval-k", "x"], "argument --eval-k: 'x' is not an integer"),
+    (["--k", "0"], "argument --k: must be >= 1, got 0"),  # the npvae command's words
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["--eval-k", "x"], "argument --eval-k: expected an integer, got 'x'"),
+    (["--jobs", "0"], "argument --jobs: must not be 0: 1 for one core, -1 for every core"),
     (["--epoch", "5"], "unrecognized arguments: --epoch 5"),      # no abbreviations
     (["--model", "vae", "--k", "3"], "--k is for --model iwae"),
     (["--data-dir", "nowhere"], "--data-dir nowhere has no mnist/ folder"),
