@@ -41,7 +41,9 @@ it again with the same ``--out`` and it resumes bit for bit from the last
 one (a second process on the same folder stops at its lock).  Results go to
 ``<out>/results.csv``, one row per boundary; ``train_seconds`` is the
 stage's training time across resumes, blank where part of it ran before
-that time was kept.
+that time was kept.  Runs side by side take ``--blas-threads 1`` each, lest
+BLAS's threads outnumber the cores (given anew at each resume: the run does not
+keep it).
 
 ``--export FOLDER`` writes the last evaluated stage (or ``--stage i``) of the
 ``--out`` run as an npvae run folder (``config.json`` and one checkpoint without Adam's
@@ -68,6 +70,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -336,6 +339,14 @@ def _main(argv):
                    help="importance samples for the test NLL")
     p.add_argument("--jobs", type=jobs, default=-1,
                    help="threads for the test NLL, the same number on any (-1: every core)")
+    p.add_argument("--blas-threads", type=number(int, 1), metavar="N",
+                   help="threads of BLAS's products in training and evaluation (default: as "
+                        "BLAS is configured, e.g. by OPENBLAS_NUM_THREADS, often one per "
+                        "core); 1 for runs side by side, whose threads would otherwise "
+                        "outnumber the cores (three runs on 2 cores: 80 s an epoch, not 12 s). "
+                        "Not kept by the run; but BLAS's sums round differently with another "
+                        "count, so a resume with another N is not bit for bit the run that "
+                        "would have been")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding mnist/")
     p.add_argument("--seed", type=number(int, 0),
@@ -375,7 +386,8 @@ def _main(argv):
         raise ValueError(f"--data-dir {args.data_dir} has no mnist/ folder; give the folder "
                          f"that holds mnist/ (as in ../shared/data)")
     out.mkdir(parents=True, exist_ok=True)
-    with lock(out):                 # a second process on the same --out stops here
+    # A second process on the same --out stops at the lock; limits=None leaves BLAS as it is.
+    with lock(out), threadpool_limits(limits=args.blas_threads, user_api="blas"):
         train(args, out)
 
 

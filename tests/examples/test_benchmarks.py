@@ -268,6 +268,33 @@ def test_a_reproduction_stopped_by_ctrl_c_exits_130(tmp_path, capsys, monkeypatc
     assert "the same command resumes" in capsys.readouterr().err
 
 
+def test_blas_threads_bound_training_and_evaluation_and_nothing_else(tmp_path, monkeypatch):
+    # Three runs side by side on 2 cores, each with OpenBLAS's own threads: 80 s an epoch, not 12.
+    from threadpoolctl import threadpool_info
+    reproduce = importlib.import_module("reproduce_iwae")
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    seen = []
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    def train(args, out):      # training and evaluation, as train runs both
+        seen.append(blas_threads())
+    monkeypatch.setattr(reproduce, "train", train)
+    argv = ["--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data")]
+    outside = blas_threads()
+    assert outside, "threadpoolctl finds no BLAS to limit"
+    reproduce.main(argv + ["--blas-threads", "1"])
+    reproduce.main(argv)
+    assert seen == [[1] * len(outside), outside]
+    assert blas_threads() == outside                        # restored afterwards
+    # Not a setting of the run, which a resume would have to repeat.
+    assert "blas_threads" not in reproduce.SETTINGS
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(argv + ["--blas-threads", "0"])
+    assert stopped.value.code == 2
+
+
 @pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")
 def test_an_exported_reproduction_is_a_run_folder_the_cli_evaluates(tmp_path, capsys):
     reproduce = importlib.import_module("reproduce_iwae")
