@@ -11,7 +11,6 @@ makes npvae create or open a file where it points.
 """
 import contextlib
 import errno
-from pathlib import Path
 
 import filelock
 
@@ -32,7 +31,6 @@ def hold_lock(path, on_busy, error=ValueError):
     error : type of ValueError
         Raised, naming ``path``, when ``path`` is a symbolic link.
     """
-    path = Path(path)
     lock = filelock.FileLock(path)
     try:
         if path.is_symlink():

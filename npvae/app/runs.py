@@ -33,8 +33,6 @@ removed whenever the folder is next locked.
 """
 import collections
 import contextlib
-import csv
-import io
 import itertools
 import json
 import os
@@ -83,17 +81,14 @@ _TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 
 # ---------------------------------------------------------------- files
 def _write_json(path, obj):
-    text = json.dumps(obj, indent=1)
-    atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
 def _metrics_text(metrics):
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_KEYS, lineterminator="\n")
-    writer.writeheader()
-    for row in metrics:
-        writer.writerow({k: row[k] if k == "epoch" else repr(row[k]) for k in METRIC_KEYS})
-    return buf.getvalue().encode()
+    # Numbers only, so no quoting: a header, then a row an epoch, floats as repr writes them.
+    rows = [METRIC_KEYS, *([str(m["epoch"]), *(repr(m[k]) for k in METRIC_KEYS[1:])]
+                           for m in metrics)]
+    return "".join(",".join(row) + "\n" for row in rows).encode()
 
 
 def _is_int(v, low):
@@ -524,11 +519,10 @@ def _train_epochs(model, run, config, data, metrics):
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     model.fit_epoch(X_epoch, *y_tr, callback=progress)
             metrics = _save_epoch(model, run, metrics, data)
-            m = metrics[-1]
-            print(f"epoch {epoch:>{len(str(config['epochs']))}}/{config['epochs']}  "
-                  f"train {m['train_loss']:.3f} (recon {m['train_recon']:.3f}, "
-                  f"KL {m['train_kl']:.3f})  val {m['val_loss']:.3f} "
-                  f"(recon {m['val_recon']:.3f}, KL {m['val_kl']:.3f})", flush=True)
+            m, width = metrics[-1], len(str(config["epochs"]))
+            splits = "  ".join(f"{s} {m[s + '_loss']:.3f} (recon {m[s + '_recon']:.3f}, "
+                               f"KL {m[s + '_kl']:.3f})" for s in ("train", "val"))
+            print(f"epoch {epoch:>{width}}/{config['epochs']}  {splits}", flush=True)
     except KeyboardInterrupt:
         if not epoch_checkpoint(run, model.n_iter_).is_file():
             # Interrupted after an epoch ended but before its checkpoint was
