@@ -344,7 +344,8 @@ def _resume(args):
 
 # ---------------------------------------------------------------- the other verbs
 def _open_run(args):
-    return (*runs.read_config(args.run), load_checkpoint(args.run))
+    run, config = runs.read_config(args.run)
+    return run, config, runs.check_checkpoint(run, config, load_checkpoint(args.run))
 
 
 def _test_data(args, config):

@@ -30,6 +30,10 @@ from its config.json; a folder killed before its config.json was written
 holds only npvae's lock, and ``--force`` replaces it like an empty one.
 Temporary files of npvae's atomic writes left by a killed process are
 removed whenever the folder is next locked.
+
+The checkpoint is the model that trained: a config.json edited to say
+otherwise (another latent_dim, model, seed, ...) is refused, naming the field,
+by every command that opens the run, rather than silently overruled.
 """
 import collections
 import contextlib
@@ -55,7 +59,7 @@ from .locks import hold_lock
 from ..models import VAE, ConditionalVAE, IWAE, TwoLayerIWAE, TwoLayerVAE
 from ..models.saving import atomic_write
 
-__all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
+__all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config", "check_checkpoint",
            "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
            "new_model", "unlabelled", "describe", "create", "resume", "ctrl_c_deferred",
            "image_shape", "subfolder", "OPTIONAL_DEFAULTS",
@@ -143,6 +147,23 @@ def read_config(run):
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from None
     return run, config
+
+
+def check_checkpoint(run, config, model):
+    """``model``, loaded from run folder ``run``, or a ValueError naming the
+    first field of its ``config`` that builds another model than the
+    checkpoint holds (the checkpoint is what trained).  ``epochs`` is the
+    run's goal, which a resume writes before its next checkpoint."""
+    built, held = ({**json.loads(json.dumps(m.get_params())), "conditional": m.needs_labels,
+                    "model": "iwae" if "IWAE" in type(m).__name__ else "vae",
+                    "stochastic_layers": m.stochastic_layers} for m in (new_model(config), model))
+    for key in reversed(held):      # the model's kind first: it sets what the rest build
+        # A two-layer model's latent_dims are scaled from config.json's latent_dim.
+        field = {"latent_dims": "latent_dim", "random_state": "seed"}.get(key, key)
+        if field in config and field != "epochs" and key in built and built[key] != held[key]:
+            raise ValueError(f"{run / 'config.json'}: {field} {config[field]!r} contradicts the "
+                             f"run's checkpoint, trained with {key} {held[key]!r}: fix config.json")
+    return model
 
 
 def _entries(run):
@@ -409,6 +430,7 @@ def resume(run, epochs=None, data_dir=None):
                   "starting it from epoch 0", flush=True)
             return _train_from_epoch_0(model, run, config, data)
         model, extra = load_checkpoint(run, return_extra=True, require_optimizer=True)
+        check_checkpoint(run, config, model)
         if not model.has_prior:
             raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE; "
                              "npvae train --resume continues VAE runs only")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npvae import VAE, Autoencoder
+from npvae import VAE, Autoencoder, TwoLayerVAE
 from npvae.app import runs
 from npvae.app.checkpoints import load_checkpoint, save_checkpoint
 from npvae.app.datasets import load_dataset, train_val_split
@@ -310,6 +310,46 @@ def test_a_bad_model_setting_in_config_json_is_named_by_the_model(copy_of, capsy
     config.pop("k", None)
     path.write_text(json.dumps({**config, **change}))
     assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"), f"{path}: ", message)
+
+
+@pytest.mark.parametrize("change, field, said, held", [
+    ({"latent_dim": 3}, "latent_dim", "3", "latent_dim 2"),
+    ({"hidden_dims": [4]}, "hidden_dims", "[4]", "hidden_dims [8]"),
+    ({"model": "iwae", "k": 5}, "model", "'iwae'", "model 'vae'"),
+    ({"gradient_estimator": "stl"}, "gradient_estimator", "'stl'", "gradient_estimator 'standard'"),
+    ({"stochastic_layers": 2}, "stochastic_layers", "2", "stochastic_layers 1"),
+    ({"conditional": True}, "conditional", "True", "conditional False"),
+    ({"seed": 1}, "seed", "1", "random_state 0"),
+    ({"learning_rate": 0.5}, "learning_rate", "0.5", "learning_rate 0.001"),
+])
+def test_a_config_json_that_contradicts_its_checkpoint_is_named(copy_of, capsys, change,
+                                                                field, said, held):
+    # Before: the checkpoint won silently, and the run was not what config.json said.
+    path = copy_of / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    before = snapshot(copy_of)
+    for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of],
+                 ["reconstruct", copy_of], ["interpolate", copy_of], ["gradcheck", copy_of],
+                 ["train", "--resume", copy_of, "--epochs", "3"]):
+        assert_usage_error(run(capsys, *argv), f"{path}: {field} {said} contradicts the "
+                           f"run's checkpoint", f"trained with {held}: fix config.json")
+    assert snapshot(copy_of) == before
+
+
+def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of, capsys):
+    model = TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu", batch_size=128,
+                        epochs=2, random_state=0).fit(load_dataset("digits").X_train[:50])
+    for path in (copy_of / "checkpoints").iterdir():
+        path.unlink()
+    save_checkpoint(model, copy_of / "checkpoints" / "epoch-0002")
+    path = copy_of / "config.json"
+    config = {**json.loads(path.read_text()), "stochastic_layers": 2}
+    path.write_text(json.dumps(config))
+    code, out, err = run(capsys, "evaluate", copy_of, "--k", "1")  # the layout it scales to
+    assert code == 0, err
+    path.write_text(json.dumps({**config, "latent_dim": 3}))
+    assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"),
+                       "latent_dim 3 contradicts", "trained with latent_dims [4, 2]")
 
 
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
