@@ -1,6 +1,7 @@
 """Run folders under faults, races and hostile folders: --force replaces
 only npvae's own runs, a lock keeps two processes apart, a resume completes
 what a crash left out, and a bad config.json is named."""
+import errno
 import fcntl
 import json
 import os
@@ -14,9 +15,9 @@ import numpy as np
 import pytest
 
 from npvae import VAE, Autoencoder, TwoLayerVAE
-from npvae.app import runs
+from npvae.app import locks, runs
 from npvae.app.checkpoints import load_checkpoint, save_checkpoint
-from npvae.app.datasets import load_dataset, train_val_split
+from npvae.app.datasets import DataError, load_dataset, train_val_split
 from test_cli import TINY, assert_usage_error, params_of, run, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,6 +143,42 @@ def test_a_symlink_in_place_of_the_run_lock_is_refused(copy_of, tmp_path, capsys
         with runs.lock(copy_of):
             pass
     assert not target.exists()
+
+
+@pytest.fixture
+def others_lock(copy_of, monkeypatch):
+    """The run's lock file, read-only and another user's (chmod 0444).  Root,
+    whom no mode stops, as these tests run here, is refused an open for
+    writing the way the kernel refuses another user (os.open patched)."""
+    lock = copy_of / ".npvae.lock"
+    lock.touch()
+    lock.chmod(0o444)
+    if os.geteuid() == 0:
+        real_open = os.open
+
+        def open_as_another_user(path, flags, *args, **kwargs):
+            if os.path.abspath(path) == str(lock) and flags & (os.O_WRONLY | os.O_RDWR):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return real_open(path, flags, *args, **kwargs)
+        monkeypatch.setattr(os, "open", open_as_another_user)
+    yield lock
+    lock.chmod(0o644)
+
+
+def test_a_lock_file_this_user_cannot_write_is_named(others_lock, copy_of, capsys, drawn):
+    # Before: "[Errno 13] Permission denied: '.../.npvae.lock'", with no word of what to do.
+    before = snapshot(copy_of)
+    for argv in (["train", "--resume", copy_of, "--epochs", "3"],
+                 ["train", *TINY, "--out", copy_of, "--force"]):
+        assert_usage_error(run(capsys, *argv), f"{others_lock} cannot be opened for writing "
+                           "by this user", "chmod a+w", "or use another folder")
+    assert snapshot(copy_of) == before and not drawn
+    with pytest.raises(ValueError, match="cannot be opened for writing by this user"):
+        with runs.lock(copy_of):
+            pass
+    with pytest.raises(DataError, match="cannot be opened for writing by this user"):
+        with locks.hold_lock(others_lock, on_busy=None, error=DataError):
+            pass
 
 
 def test_a_killed_holder_leaves_no_stale_lock(copy_of, capsys, drawn):
