@@ -41,7 +41,9 @@ it again with the same ``--out`` and it resumes bit for bit from the last
 one (a second process on the same folder stops at its lock).  Results go to
 ``<out>/results.csv``, one row per boundary; ``train_seconds`` is the
 stage's training time across resumes, blank where part of it ran before
-that time was kept.
+that time was kept.  Runs side by side take ``--blas-threads 1`` each, lest
+BLAS's threads outnumber the cores (given anew at each resume: the run does not
+keep it).
 
 ``--export FOLDER`` writes the last evaluated stage (or ``--stage i``) of the
 ``--out`` run as an npvae run folder (``config.json`` and one checkpoint without Adam's
@@ -68,12 +70,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import npvae  # noqa: E402
 from npvae.app.datasets import binarize, load_dataset  # noqa: E402
 from npvae.app.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from npvae.app.cli import jobs, number  # noqa: E402
 from npvae.app.runs import MODEL_KEYS, lock  # noqa: E402
 from npvae.models.evaluation import (active_units_per_layer,  # noqa: E402
                                      importance_weighted_log_likelihood)
@@ -295,18 +299,6 @@ class _Parser(argparse.ArgumentParser):
         raise ValueError(f"{message} (see '{self.prog} --help')")
 
 
-def _at_least(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
-        return value
-    return parse
-
-
 #: Settings a run keeps for life, with their defaults: given again on a
 #: resume they must match the saved run, and when left out they are read from it.
 SETTINGS = {"model": "vae", "k": 5, "seed": 0, "batch_size": 20,
@@ -332,7 +324,7 @@ def _main(argv):
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     p.add_argument("--model", choices=["vae", "iwae"],
                    help="what to train (default vae; on resume, the run's)")
-    p.add_argument("--k", type=_at_least(1),
+    p.add_argument("--k", type=number(int, 1),
                    help="importance samples in training, IWAE only (default 5; on resume, the run's)")
     p.add_argument("--gradient-estimator", choices=["standard", "dreg", "stl"],
                    help="the encoder's gradient (default standard; dreg for an IWAE, stl for "
@@ -342,15 +334,23 @@ def _main(argv):
                         "resume, the run's)")
     p.add_argument("--stages", type=int, default=8, choices=range(1, 9), metavar="1..8",
                    help="how many of the 8 stages (3^i epochs each) to run")
-    p.add_argument("--batch-size", type=_at_least(1),
+    p.add_argument("--batch-size", type=number(int, 1),
                    help="mini-batch size (default 20; on resume, the run's)")
-    p.add_argument("--eval-k", type=_at_least(1), default=5000,
+    p.add_argument("--eval-k", type=number(int, 1), default=5000,
                    help="importance samples for the test NLL")
-    p.add_argument("--jobs", type=int, default=-1,
+    p.add_argument("--jobs", type=jobs, default=-1,
                    help="threads for the test NLL, the same number on any (-1: every core)")
+    p.add_argument("--blas-threads", type=number(int, 1), metavar="N",
+                   help="threads of BLAS's products in training and evaluation (default: as "
+                        "BLAS is configured, e.g. by OPENBLAS_NUM_THREADS, often one per "
+                        "core); 1 for runs side by side, whose threads would otherwise "
+                        "outnumber the cores (three runs on 2 cores: 80 s an epoch, not 12 s). "
+                        "Not kept by the run; but BLAS's sums round differently with another "
+                        "count, so a resume with another N is not bit for bit the run that "
+                        "would have been")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding mnist/")
-    p.add_argument("--seed", type=_at_least(0),
+    p.add_argument("--seed", type=number(int, 0),
                    help="initialisation and noise (default 0; on resume, the run's)")
     p.add_argument("--out", help="folder for checkpoints and results.csv")
     p.add_argument("--plot", metavar="PNG",
@@ -373,8 +373,6 @@ def _main(argv):
         for folder in args.runs:
             print(f"{folder}:\n\n{table(folder)}\n")
         return None
-    if args.jobs == 0:
-        p.error("argument --jobs: must not be 0 (1: one core, -1: every core)")
     if args.out is None:
         p.error("--out is required to train or to --export")
     if args.export:
@@ -389,7 +387,8 @@ def _main(argv):
         raise ValueError(f"--data-dir {args.data_dir} has no mnist/ folder; give the folder "
                          f"that holds mnist/ (as in ../shared/data)")
     out.mkdir(parents=True, exist_ok=True)
-    with lock(out):                 # a second process on the same --out stops here
+    # A second process on the same --out stops at the lock; limits=None leaves BLAS as it is.
+    with lock(out), threadpool_limits(limits=args.blas_threads, user_api="blas"):
         train(args, out)
 
 

@@ -27,7 +27,7 @@ from ..core.layers import ACTIVATIONS
 from ..core.likelihoods import LIKELIHOODS
 from ..models import DTYPES
 
-__all__ = ["main"]
+__all__ = ["main", "number", "jobs"]
 
 #: Defaults of ``npvae train`` that no recipe sets; the data set's recipe
 #: (npvae.app.recipes) gives the rest.  A bare ``npvae train`` trains the
@@ -76,9 +76,10 @@ MAX_SIZE = 100_000
 MAX_IMAGES = 10_000
 
 
-def _number(kind, low, high=None, inclusive=True):
+def number(kind, low, high=None, inclusive=True):
     """An option type: a ``kind`` (int or float) from ``low`` (itself
-    included if ``inclusive``) to ``high``; a float must be finite."""
+    included if ``inclusive``) to ``high``; a float must be finite.  The
+    scripts in benchmarks/ take their options with it too."""
     def parse(text):
         try:
             value = kind(text)
@@ -96,8 +97,9 @@ def _number(kind, low, high=None, inclusive=True):
     return parse
 
 
-def _jobs(text):
-    value = _number(int, -MAX_SIZE, MAX_SIZE)(text)
+def jobs(text):
+    """An option type: how many threads, -1 for every core, -2 all but one, ..."""
+    value = number(int, -MAX_SIZE, MAX_SIZE)(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must not be 0: 1 for one core, -1 for every core")
     return value
@@ -128,8 +130,8 @@ def _hidden(text):
 
 # ---------------------------------------------------------------- the parser
 #: Sizes of layers, latent codes and sample counts, and numbers of images.
-_SIZE, _IMAGES = _number(int, 1, MAX_SIZE), _number(int, 1, MAX_IMAGES)
-_SEED, _POSITIVE = _number(int, 0), _number(float, 0, inclusive=False)
+_SIZE, _IMAGES = number(int, 1, MAX_SIZE), number(int, 1, MAX_IMAGES)
+_SEED, _POSITIVE = number(int, 0), number(float, 0, inclusive=False)
 
 
 def _parser():
@@ -152,7 +154,7 @@ def _parser():
     t.add_argument("--binarize", action=argparse.BooleanOptionalAction,
                    help="dynamic binarisation: draw 0/1 pixels anew each epoch "
                    "(data in [0, 1]) (default: the recipe's, on for mnist)")
-    t.add_argument("--epochs", type=_number(int, 1), help="total epochs; with --resume, "
+    t.add_argument("--epochs", type=number(int, 1), help="total epochs; with --resume, "
                    "the new total (default: the recipe's, e.g. 100 for digits, 10 for a file)")
     t.add_argument("--batch-size", type=_SIZE, help="examples per step")
     t.add_argument("--lr", dest="learning_rate", type=_POSITIVE, metavar="LR",
@@ -161,8 +163,8 @@ def _parser():
     t.add_argument("--obs-var", type=_POSITIVE, metavar="VAR",
                    help="Gaussian likelihood: a fixed noise variance sigma^2 instead of a "
                    "learned one (default: learned)")
-    t.add_argument("--beta", type=_number(float, 0), help="weight of the KL term")
-    t.add_argument("--kl-warmup", type=_number(float, 0), metavar="EPOCHS",
+    t.add_argument("--beta", type=number(float, 0), help="weight of the KL term")
+    t.add_argument("--kl-warmup", type=number(float, 0), metavar="EPOCHS",
                    help="epochs over which the KL weight rises from 0 to beta")
     t.add_argument("--gradient-estimator", choices=("standard", "dreg", "stl"),
                    help="the encoder's gradient, dreg for --model iwae")
@@ -186,7 +188,7 @@ def _parser():
     _run_arguments(e)
     e.add_argument("--k", type=_SIZE, default=1000, help="importance samples per example")
     e.add_argument("--seed", type=_SEED, default=0, help="seed of the Monte Carlo estimates")
-    e.add_argument("--jobs", type=_jobs, default=-1,
+    e.add_argument("--jobs", type=jobs, default=-1,
                    help="threads for the IWAE estimate, which gives the same number on any "
                    "(-1: every core, -2: all but one)")
     e.set_defaults(func=cmd_evaluate)
@@ -207,7 +209,7 @@ def _parser():
                        "interpolations-<PAIRS>x<STEPS>.png", cmd_interpolate)
     i.add_argument("--pairs", type=_IMAGES, default=8,
                    help="number of pairs of test images, one row each")
-    i.add_argument("--steps", type=_number(int, 2, MAX_IMAGES), default=8,
+    i.add_argument("--steps", type=number(int, 2, MAX_IMAGES), default=8,
                    help="decoded images per row, from one latent mean to the other; "
                         "the two originals are added at the ends")
 
@@ -341,7 +343,8 @@ def _resume(args):
 
 # ---------------------------------------------------------------- the other verbs
 def _open_run(args):
-    return (*runs.read_config(args.run), load_checkpoint(args.run))
+    run, config = runs.read_config(args.run)
+    return run, config, runs.check_checkpoint(run, config, load_checkpoint(args.run))
 
 
 def _test_data(args, config):

@@ -293,9 +293,8 @@ def resolve_data_dir(data_dir=None, name=None):
     if data_dir is None:
         data_dir = os.environ.get("NPVAE_DATA_DIR") or Path.home() / ".npvae" / "data"
     root = Path(data_dir).expanduser()
-    if name is None or (root.name == name and not (root / name).is_dir()):
-        return root
-    return root / name
+    own = name is None or (root.name == name and not (root / name).is_dir())
+    return root if own else root / name
 
 
 def train_val_split(X, y=None, val_fraction=0.1, random_state=None):
@@ -488,9 +487,7 @@ def _local_file(folder, fname):
 
 def _mirrors(name, mirror):
     mirror = mirror or os.environ.get("NPVAE_DATA_MIRROR")
-    if mirror:
-        return [f"{mirror.rstrip('/')}/{name}/"]
-    return list(MIRRORS[name])
+    return [f"{mirror.rstrip('/')}/{name}/"] if mirror else list(MIRRORS[name])
 
 
 # Errors of the local disk while a download is written (a socket never has these).

@@ -7,11 +7,12 @@ kernel drops when its process dies, even by SIGKILL, so a crash leaves no
 stale lock.  The lock file stays after release: removing it would let a
 third process lock a new file while the first still holds the old.  A
 lock path that is a symbolic link is refused, so that a planted link never
-makes npvae create or open a file where it points.
+makes npvae create or open a file where it points; one this user may not open
+for writing (another user's, read-only to the rest) is
+named with what to do, not reported as a bare "Permission denied".
 """
 import contextlib
 import errno
-from pathlib import Path
 
 import filelock
 
@@ -30,9 +31,9 @@ def hold_lock(path, on_busy, error=ValueError):
         Called without arguments when another process holds the lock: it
         raises to give up, or returns to wait for the lock.
     error : type of ValueError
-        Raised, naming ``path``, when ``path`` is a symbolic link.
+        Raised, naming ``path``, when ``path`` is a symbolic link, or a file
+        this user may not open for writing (another user's lock file).
     """
-    path = Path(path)
     lock = filelock.FileLock(path)
     try:
         if path.is_symlink():
@@ -43,9 +44,12 @@ def hold_lock(path, on_busy, error=ValueError):
             on_busy()
             held = lock.acquire()
     except OSError as e:
-        if e.errno != errno.ELOOP:
+        why = {errno.ELOOP: "is a symbolic link, not npvae's lock file; remove it",
+               errno.EACCES: "cannot be opened for writing by this user (another user's "
+                             "lock file?); run as its owner, or have it made writable "
+                             f"(chmod a+w {path})"}.get(e.errno)
+        if why is None:
             raise
-        raise error(f"{path} is a symbolic link, not npvae's lock file; remove it, "
-                    "or use another folder") from None
+        raise error(f"{path} {why}, or use another folder") from None
     with held:  # released on leaving the block
         yield

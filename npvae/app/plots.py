@@ -59,9 +59,7 @@ def _figure(**kwargs):
 
 
 def _save(fig, path):
-    path = Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
-    return path
+    return atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
 def image_mosaic(images, image_shape, ncols, pad=1):
@@ -175,12 +173,11 @@ def plot_loss_curves(metrics, path):
     marker = "." if len(epochs) < 30 else None
     for ax, t in zip(fig.subplots(1, len(terms), squeeze=False).flat, terms):
         objective, val = ([m[f"{split}_{t}"] for m in metrics] for split in ("train", "val"))
-        train = objective
-        if t == "loss" and vae:
-            # val_loss is the negative ELBO; the training objective weighs the
-            # KL by beta (and the warm-up), so compare like with like and
-            # draw the objective apart when it differs.
-            train = [m["train_recon"] + m["train_kl"] for m in metrics]
+        # val_loss is the negative ELBO; the training objective weighs the
+        # KL by beta (and the warm-up), so compare like with like and
+        # draw the objective apart when it differs.
+        train = [m["train_recon"] + m["train_kl"] for m in metrics] if t == "loss" and vae \
+            else objective
         lines = [ax.plot(epochs, y, style, marker=marker, label=split)[0]
                  for split, y, style in (("train", train, "-"), ("val", val, "--"))]
         if not np.allclose(objective, train, rtol=1e-9, atol=1e-9):

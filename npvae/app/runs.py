@@ -30,11 +30,13 @@ from its config.json; a folder killed before its config.json was written
 holds only npvae's lock, and ``--force`` replaces it like an empty one.
 Temporary files of npvae's atomic writes left by a killed process are
 removed whenever the folder is next locked.
+
+The checkpoint is the model that trained: a config.json edited to say
+otherwise (another latent_dim, model, seed, ...) is refused, naming the field,
+by every command that opens the run, rather than silently overruled.
 """
 import collections
 import contextlib
-import csv
-import io
 import itertools
 import json
 import os
@@ -57,7 +59,7 @@ from .locks import hold_lock
 from ..models import VAE, ConditionalVAE, IWAE, TwoLayerIWAE, TwoLayerVAE
 from ..models.saving import atomic_write
 
-__all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config",
+__all__ = ["VAL_FRACTION", "MODEL_KEYS", "UNLABELLED", "Splits", "read_config", "check_checkpoint",
            "default_run_dir", "check_out", "lock", "load_splits", "labels_for", "model_params",
            "new_model", "unlabelled", "describe", "create", "resume", "ctrl_c_deferred",
            "subfolder", "OPTIONAL_DEFAULTS"]
@@ -82,17 +84,14 @@ _TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 
 # ---------------------------------------------------------------- files
 def _write_json(path, obj):
-    text = json.dumps(obj, indent=1)
-    atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
 def _metrics_text(metrics):
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_KEYS, lineterminator="\n")
-    writer.writeheader()
-    for row in metrics:
-        writer.writerow({k: row[k] if k == "epoch" else repr(row[k]) for k in METRIC_KEYS})
-    return buf.getvalue().encode()
+    # Numbers only, so no quoting: a header, then a row an epoch, floats as repr writes them.
+    rows = [METRIC_KEYS, *([str(m["epoch"]), *(repr(m[k]) for k in METRIC_KEYS[1:])]
+                           for m in metrics)]
+    return "".join(",".join(row) + "\n" for row in rows).encode()
 
 
 def _is_int(v, low):
@@ -147,6 +146,23 @@ def read_config(run):
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from None
     return run, config
+
+
+def check_checkpoint(run, config, model):
+    """``model``, loaded from run folder ``run``, or a ValueError naming the
+    first field of its ``config`` that builds another model than the
+    checkpoint holds (the checkpoint is what trained).  ``epochs`` is the
+    run's goal, which a resume writes before its next checkpoint."""
+    built, held = ({**json.loads(json.dumps(m.get_params())), "conditional": m.needs_labels,
+                    "model": "iwae" if "IWAE" in type(m).__name__ else "vae",
+                    "stochastic_layers": m.stochastic_layers} for m in (new_model(config), model))
+    for key in reversed(held):      # the model's kind first: it sets what the rest build
+        # A two-layer model's latent_dims are scaled from config.json's latent_dim.
+        field = {"latent_dims": "latent_dim", "random_state": "seed"}.get(key, key)
+        if field in config and field != "epochs" and key in built and built[key] != held[key]:
+            raise ValueError(f"{run / 'config.json'}: {field} {config[field]!r} contradicts the "
+                             f"run's checkpoint, trained with {key} {held[key]!r}: fix config.json")
+    return model
 
 
 def _entries(run):
@@ -413,6 +429,7 @@ def resume(run, epochs=None, data_dir=None):
                   "starting it from epoch 0", flush=True)
             return _train_from_epoch_0(model, run, config, data)
         model, extra = load_checkpoint(run, return_extra=True, require_optimizer=True)
+        check_checkpoint(run, config, model)
         if not model.has_prior:
             raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE; "
                              "npvae train --resume continues VAE runs only")
@@ -523,11 +540,10 @@ def _train_epochs(model, run, config, data, metrics):
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     model.fit_epoch(X_epoch, *y_tr, callback=progress)
             metrics = _save_epoch(model, run, metrics, data)
-            m = metrics[-1]
-            print(f"epoch {epoch:>{len(str(config['epochs']))}}/{config['epochs']}  "
-                  f"train {m['train_loss']:.3f} (recon {m['train_recon']:.3f}, "
-                  f"KL {m['train_kl']:.3f})  val {m['val_loss']:.3f} "
-                  f"(recon {m['val_recon']:.3f}, KL {m['val_kl']:.3f})", flush=True)
+            m, width = metrics[-1], len(str(config["epochs"]))
+            splits = "  ".join(f"{s} {m[s + '_loss']:.3f} (recon {m[s + '_recon']:.3f}, "
+                               f"KL {m[s + '_kl']:.3f})" for s in ("train", "val"))
+            print(f"epoch {epoch:>{width}}/{config['epochs']}  {splits}", flush=True)
     except KeyboardInterrupt:
         if not epoch_checkpoint(run, model.n_iter_).is_file():
             # Interrupted after an epoch ended but before its checkpoint was

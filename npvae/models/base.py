@@ -64,6 +64,13 @@ def image_shape_of(X):
     return tuple(int(v) for v in shape[1:]) if len(shape) == 3 else None
 
 
+def _by_value(value):
+    """A hyper-parameter with every sequence in it a tuple, to compare by value."""
+    if isinstance(value, (str, bytes)) or not np.iterable(value):
+        return value
+    return tuple(_by_value(v) for v in value)
+
+
 def check_number(model, name, kind, low, high=None, low_open=False, high_open=True,
                  none_ok=False):
     """Check the hyper-parameter ``name`` of ``model`` by scikit-learn's
@@ -136,6 +143,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
     # Hyper-parameters newer than the checkpoint format: a checkpoint that
     # lacks one was written before it existed, with its default's behaviour.
     params_added_later = ("beta_1", "beta_2", "epsilon", "output_bias_init")
+    # The hyper-parameters (of those a model has) that fix what fit builds: the
+    # networks' sizes, the activation, likelihood, prior and dtype.
+    built_from = ("latent_dim", "latent_dims", "hidden_dims", "activation", "likelihood",
+                  "obs_var", "prior", "n_components", "dtype")
 
     # ------------------------------------------------------------ validation
     def check_params(self):
@@ -184,6 +195,19 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
                                  f"got {h!r}")
         return hidden
 
+    def check_fitted(self):
+        """scikit-learn's ``check_is_fitted``, then a ValueError naming a
+        hyper-parameter that fixes what fit built and has changed since (by
+        ``set_params``): the fitted parameters cannot serve it, so every verb
+        that uses them (``fit_epoch`` too, which continues them) refuses until
+        ``fit`` builds anew."""
+        check_is_fitted(self)
+        for name, fitted in self.built_with_.items():
+            if (value := _by_value(getattr(self, name))) != fitted:
+                raise ValueError(f"{type(self).__name__}.{name} is {value!r}, but the model "
+                                 f"was fitted with {name}={fitted!r}; call fit again to use "
+                                 f"the new value (or set it back)")
+
     def checked_input(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype
         (checked by scikit-learn's ``check_array``; a stack of images of
@@ -193,7 +217,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         if reset:
             self.check_params()
         else:
-            check_is_fitted(self)
+            self.check_fitted()
         X = check_array(X, dtype="numeric", input_name="X", allow_nd=True)
         if X.ndim > 2:
             # A stack of images is flattened at the door, as the CLI reads one from a file.
@@ -233,7 +257,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
     def check_codes(self, Z):
         """``Z`` validated as codes of this fitted model: a C-contiguous
         array of shape (n_samples, latent_dim) in its dtype, finite."""
-        check_is_fitted(self)
+        self.check_fitted()
         Z = np.asarray(Z)
         if Z.dtype.kind not in "biuf":
             raise TypeError(f"Z must be numeric, got an array of dtype {Z.dtype}")
@@ -302,6 +326,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             check_memory(n_values, np.dtype(self.dtype).itemsize, f"{type(self).__name__}({what})")
         rng = as_generator(self.random_state)
         self.n_features_in_, self.rng_ = n_features, rng
+        params = self.get_params(deep=False)    # as check_fitted compares them
+        self.built_with_ = {k: _by_value(params[k]) for k in self.built_from if k in params}
         dtype = np.dtype(self.dtype)
         self.build_encoder(n_features + condition_dim, hidden, rng, dtype)
         self.build_decoder(n_features, hidden, condition_dim, rng, dtype)

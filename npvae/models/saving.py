@@ -175,6 +175,7 @@ def save_checkpoint(model, path, extra=None, include_optimizer=True):
     if not hasattr(model, "params_"):
         raise TypeError(f"can only checkpoint an initialised npvae estimator, got "
                         f"{type(model).__name__}")
+    model.check_fitted()    # its hyper-parameters still those that built its arrays
     if not isinstance(include_optimizer, bool):
         raise TypeError(f"include_optimizer must be True or False, got {include_optimizer!r}")
     path = _checkpoint_path(path)

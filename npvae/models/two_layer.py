@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from ..core.layers import GaussianEncoder, mlp, reparameterize, reparameterize_backward
 from ..core.priors import DiagonalGaussian, SampledKL, StandardNormal
@@ -506,7 +505,7 @@ class TwoLayerVAE(BaseAutoencoder):
         -------
         ndarray of shape (n_samples, n_features)
         """
-        check_is_fitted(self)
+        self.check_fitted()
         check_int("n_samples", n_samples, 1)
         check_memory(n_samples * (sum(self.latent_dims) + 2 * self.n_features_in_),
                      np.dtype(self.dtype).itemsize, f"n_samples={n_samples!r}")

@@ -2,7 +2,6 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from ..core.layers import GaussianEncoder, Join, reparameterize, reparameterize_backward
 from ..core.priors import PRIORS, SampledKL, kl_term, make_prior
@@ -394,7 +393,7 @@ class VAE(BaseAutoencoder):
     def checked_count(self, n_samples):
         """``n_samples`` checked: an integer >= 1 whose codes and decoded
         samples (with the blocks they are stacked from) fit in memory."""
-        check_is_fitted(self)
+        self.check_fitted()
         check_int("n_samples", n_samples, 1)
         check_memory(n_samples * (self.latent_dim + 2 * self.n_features_in_),
                      np.dtype(self.dtype).itemsize, f"n_samples={n_samples!r}")

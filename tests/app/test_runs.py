@@ -1,6 +1,7 @@
 """Run folders under faults, races and hostile folders: --force replaces
 only npvae's own runs, a lock keeps two processes apart, a resume completes
 what a crash left out, and a bad config.json is named."""
+import errno
 import fcntl
 import json
 import os
@@ -13,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npvae import VAE, Autoencoder
-from npvae.app import figures, runs
+from npvae import VAE, Autoencoder, TwoLayerVAE
+from npvae.app import figures, locks, runs
 from npvae.app.checkpoints import load_checkpoint, save_checkpoint
-from npvae.app.datasets import load_dataset, train_val_split
+from npvae.app.datasets import DataError, load_dataset, train_val_split
 from test_cli import TINY, assert_usage_error, params_of, run, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,6 +143,42 @@ def test_a_symlink_in_place_of_the_run_lock_is_refused(copy_of, tmp_path, capsys
         with runs.lock(copy_of):
             pass
     assert not target.exists()
+
+
+@pytest.fixture
+def others_lock(copy_of, monkeypatch):
+    """The run's lock file, read-only and another user's (chmod 0444).  Root,
+    whom no mode stops, as these tests run here, is refused an open for
+    writing the way the kernel refuses another user (os.open patched)."""
+    lock = copy_of / ".npvae.lock"
+    lock.touch()
+    lock.chmod(0o444)
+    if os.geteuid() == 0:
+        real_open = os.open
+
+        def open_as_another_user(path, flags, *args, **kwargs):
+            if os.path.abspath(path) == str(lock) and flags & (os.O_WRONLY | os.O_RDWR):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return real_open(path, flags, *args, **kwargs)
+        monkeypatch.setattr(os, "open", open_as_another_user)
+    yield lock
+    lock.chmod(0o644)
+
+
+def test_a_lock_file_this_user_cannot_write_is_named(others_lock, copy_of, capsys, drawn):
+    # Before: "[Errno 13] Permission denied: '.../.npvae.lock'", with no word of what to do.
+    before = snapshot(copy_of)
+    for argv in (["train", "--resume", copy_of, "--epochs", "3"],
+                 ["train", *TINY, "--out", copy_of, "--force"]):
+        assert_usage_error(run(capsys, *argv), f"{others_lock} cannot be opened for writing "
+                           "by this user", "chmod a+w", "or use another folder")
+    assert snapshot(copy_of) == before and not drawn
+    with pytest.raises(ValueError, match="cannot be opened for writing by this user"):
+        with runs.lock(copy_of):
+            pass
+    with pytest.raises(DataError, match="cannot be opened for writing by this user"):
+        with locks.hold_lock(others_lock, on_busy=None, error=DataError):
+            pass
 
 
 def test_a_killed_holder_leaves_no_stale_lock(copy_of, capsys, drawn):
@@ -310,6 +347,46 @@ def test_a_bad_model_setting_in_config_json_is_named_by_the_model(copy_of, capsy
     config.pop("k", None)
     path.write_text(json.dumps({**config, **change}))
     assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"), f"{path}: ", message)
+
+
+@pytest.mark.parametrize("change, field, said, held", [
+    ({"latent_dim": 3}, "latent_dim", "3", "latent_dim 2"),
+    ({"hidden_dims": [4]}, "hidden_dims", "[4]", "hidden_dims [8]"),
+    ({"model": "iwae", "k": 5}, "model", "'iwae'", "model 'vae'"),
+    ({"gradient_estimator": "stl"}, "gradient_estimator", "'stl'", "gradient_estimator 'standard'"),
+    ({"stochastic_layers": 2}, "stochastic_layers", "2", "stochastic_layers 1"),
+    ({"conditional": True}, "conditional", "True", "conditional False"),
+    ({"seed": 1}, "seed", "1", "random_state 0"),
+    ({"learning_rate": 0.5}, "learning_rate", "0.5", "learning_rate 0.001"),
+])
+def test_a_config_json_that_contradicts_its_checkpoint_is_named(copy_of, capsys, change,
+                                                                field, said, held):
+    # Before: the checkpoint won silently, and the run was not what config.json said.
+    path = copy_of / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    before = snapshot(copy_of)
+    for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of],
+                 ["reconstruct", copy_of], ["interpolate", copy_of], ["gradcheck", copy_of],
+                 ["train", "--resume", copy_of, "--epochs", "3"]):
+        assert_usage_error(run(capsys, *argv), f"{path}: {field} {said} contradicts the "
+                           f"run's checkpoint", f"trained with {held}: fix config.json")
+    assert snapshot(copy_of) == before
+
+
+def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of, capsys):
+    model = TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu", batch_size=128,
+                        epochs=2, random_state=0).fit(load_dataset("digits").X_train[:50])
+    for path in (copy_of / "checkpoints").iterdir():
+        path.unlink()
+    save_checkpoint(model, copy_of / "checkpoints" / "epoch-0002")
+    path = copy_of / "config.json"
+    config = {**json.loads(path.read_text()), "stochastic_layers": 2}
+    path.write_text(json.dumps(config))
+    code, out, err = run(capsys, "evaluate", copy_of, "--k", "1")  # the layout it scales to
+    assert code == 0, err
+    path.write_text(json.dumps({**config, "latent_dim": 3}))
+    assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"),
+                       "latent_dim 3 contradicts", "trained with latent_dims [4, 2]")
 
 
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):

@@ -170,10 +170,11 @@ def test_iwae_reproduction_smoke_run_resumes_bit_for_bit(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--k", "0"], "argument --k: 0 is less than 1"),
-    (["--batch-size", "0"], "argument --batch-size: 0 is less than 1"),
-    (["--seed", "-1"], "argument --seed: -1 is less than 0"),
-    (["--eval-k", "x"], "argument --eval-k: 'x' is not an integer"),
+    (["--k", "0"], "argument --k: must be >= 1, got 0"),  # the npvae command's words
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["--eval-k", "x"], "argument --eval-k: expected an integer, got 'x'"),
+    (["--jobs", "0"], "argument --jobs: must not be 0: 1 for one core, -1 for every core"),
     (["--epoch", "5"], "unrecognized arguments: --epoch 5"),      # no abbreviations
     (["--model", "vae", "--k", "3"], "--k is for --model iwae"),
     (["--data-dir", "nowhere"], "--data-dir nowhere has no mnist/ folder"),
@@ -265,6 +266,33 @@ def test_a_reproduction_stopped_by_ctrl_c_exits_130(tmp_path, capsys, monkeypatc
         reproduce.main(["--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data")])
     assert stopped.value.code == 130
     assert "the same command resumes" in capsys.readouterr().err
+
+
+def test_blas_threads_bound_training_and_evaluation_and_nothing_else(tmp_path, monkeypatch):
+    # Three runs side by side on 2 cores, each with OpenBLAS's own threads: 80 s an epoch, not 12.
+    from threadpoolctl import threadpool_info
+    reproduce = importlib.import_module("reproduce_iwae")
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    seen = []
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    def train(args, out):      # training and evaluation, as train runs both
+        seen.append(blas_threads())
+    monkeypatch.setattr(reproduce, "train", train)
+    argv = ["--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data")]
+    outside = blas_threads()
+    assert outside, "threadpoolctl finds no BLAS to limit"
+    reproduce.main(argv + ["--blas-threads", "1"])
+    reproduce.main(argv)
+    assert seen == [[1] * len(outside), outside]
+    assert blas_threads() == outside                        # restored afterwards
+    # Not a setting of the run, which a resume would have to repeat.
+    assert "blas_threads" not in reproduce.SETTINGS
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main(argv + ["--blas-threads", "0"])
+    assert stopped.value.code == 2
 
 
 @pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir(), reason="needs ../shared/data/mnist")

@@ -1,5 +1,7 @@
 """Bad input gets a clear ValueError/TypeError naming the problem, never a
 deep traceback or a silent NaN; unfitted use gets sklearn's NotFittedError."""
+import re
+
 import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
@@ -336,3 +338,64 @@ def test_obs_var_without_the_gaussian_likelihood_is_refused(cls):
 def test_a_conditional_vae_needs_at_least_one_class():
     with pytest.raises(ValueError, match="classes is empty"):
         ConditionalVAE(2, hidden_dims=(4,)).initialize(D, classes=[])
+
+
+# Each verb that reads what fit learned.
+VERBS = {"transform": lambda m: m.transform(X), "score": lambda m: m.score(X),
+         "decode": lambda m: m.decode(np.zeros((2, m.latent_dim))),
+         "sample": lambda m: m.sample(2, random_state=0),
+         "fit_epoch": lambda m: m.fit_epoch(X), "loss_and_grads": lambda m: m.loss_and_grads(X),
+         "save": lambda m: m.save(m.tmp / "m")}
+
+
+@pytest.mark.parametrize("name, new, shown", [
+    ("latent_dim", 3, "3"), ("hidden_dims", (6, 6), r"\(6, 6\)"),
+    ("activation", "tanh", "'tanh'"), ("likelihood", "gaussian", "'gaussian'"),
+    ("dtype", "float64", "'float64'"), ("prior", "mixture", "'mixture'"),
+])
+def test_an_architecture_set_after_fit_is_named_until_fit_again(tmp_path, name, new, shown):
+    # Before: transform, score and sample failed deep inside NumPy ("matmul: Input operand 1
+    # has a mismatch"), or used the fitted networks while get_params and save said otherwise.
+    model = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+    model.tmp, old, theta = tmp_path, model.get_params()[name], model.parameters_.theta.copy()
+    model.set_params(**{name: new})
+    for verb, call in VERBS.items():
+        with pytest.raises(ValueError, match=rf"VAE.{name} is {shown}, but the model was "
+                                             + re.escape(f"fitted with {name}={old!r}; call fit "
+                                                         "again")):
+            call(model)
+    assert not list(tmp_path.iterdir())                      # nothing saved
+    np.testing.assert_array_equal(model.parameters_.theta, theta)   # nor trained
+    model.set_params(**{name: old})
+    assert model.transform(X).shape == (len(X), 2)           # set back, it is the fitted model
+    model.set_params(**{name: new}).fit(X)                   # fitted again, it is the new one
+    for call in VERBS.values():
+        call(model)
+
+
+def test_an_architecture_set_after_fit_is_named_for_each_kind_of_model(tmp_path):
+    from npvae import TwoLayerVAE
+    for model, name, new in (
+            (Autoencoder(latent_dim=2, hidden_dims=(4,), epochs=1), "latent_dim", 3),
+            (IWAE(latent_dim=2, hidden_dims=(4,), epochs=1, k=2), "hidden_dims", (3,)),
+            (TwoLayerVAE((4, 2), hidden_dims=((4,), (3,)), epochs=1), "latent_dims", (5, 2)),
+            (TwoLayerVAE((4, 2), hidden_dims=((4,), (3,)), epochs=1), "hidden_dims",
+             ((4,), (4,)))):
+        model.fit(X).set_params(**{name: new})
+        model.tmp = tmp_path
+        for verb, call in VERBS.items():
+            if verb == "sample" and not model.has_prior:
+                continue
+            with pytest.raises(ValueError, match=rf"{type(model).__name__}.{name} is .*call "
+                                                 "fit again"):
+                call(model)
+
+
+def test_an_architecture_set_after_fit_is_named_for_a_conditional_vae():
+    y = np.arange(len(X)) % 3
+    model = ConditionalVAE(latent_dim=2, hidden_dims=(4,), epochs=1).fit(X, y)
+    model.set_params(latent_dim=3)
+    for call in (lambda: model.transform(X, y), lambda: model.sample(3, 1),
+                 lambda: model.fit_epoch(X, y)):
+        with pytest.raises(ValueError, match="ConditionalVAE.latent_dim is 3, .*call fit again"):
+            call()
