@@ -1,23 +1,34 @@
 """What a two-stochastic-layer training step costs against the one-layer
-step, and against what their matrix products predict.
+step, against what their matrix products predict, and where the difference
+goes.
 
 Burda et al.'s two architectures on MNIST-sized rows (784 binary pixels,
 batch 20 as in the paper): one layer 784-200-200-50 and two layers
 784-100-100-100-50-50-50 (docs/math.md §9c), each as the VAE (k = 1) and the
-IWAE (k = 5).  For each model the script
+IWAE (k = 5).  The rows are binarized MNIST's first training images when
+``--data-dir`` (or ``$NPVAE_DATA_DIR``) holds them, else random pixels
+(``--synthetic`` forces these): on random pixels a fresh IWAE's code weights
+span hundreds of nats, its gradients hold many subnormal numbers, and the
+products slow down several times over.  For each model the script
 
 * counts the floating-point operations of the step's matrix products (every
   ``Dense`` forward :math:`2 R\\,n_{in} n_{out}`, backward the same for the
-  weight gradient and again for the input gradient when it is formed),
-  by running one step with ``Dense`` instrumented;
+  weight gradient and again for the input gradient when it is formed), and
+  the share of subnormal entries in the gradients they take, by running one
+  step with ``Dense`` instrumented;
 * times whole steps (``forward_backward`` and Adam, as ``fit_epoch`` runs
   them) in alternating rounds in one process, keeping each model's best
-  round.
+  round; and, in rounds of their own, the time inside the ``Dense``
+  products and inside Adam, the rest being the step's time less both.
 
 It prints, for each two-layer model against the one-layer model of the same
-kind, the measured time ratio, the ratio the products predict, and
+kind, the measured time ratio, the ratio the products' flops predict, and
 measured / predicted: above 1, the two-layer step spends more than its
-products' share on everything else (activations, densities, reshapes).
+products' share.  That factor splits in two: the products' own time ratio
+against their flop ratio (their rate, the physics of BLAS on small shapes),
+and the step's time ratio against the products' time ratio (everything
+else: Adam, which scales with the parameters, and the rest -- activations,
+densities, reshapes, Python).
 Timings on a shared machine are noisy: compare ratios from one run only.
 ``--blas-threads 1`` keeps BLAS on one thread (threadpoolctl): on a loaded
 machine its threads' waiting for each other swamps the small products.
@@ -25,7 +36,7 @@ machine its threads' waiting for each other swamps the small products.
 Usage::
 
     python benchmarks/two_layer_step.py [--batch-size 20] [--rounds 5] [--steps 200]
-    python benchmarks/two_layer_step.py --blas-threads 1
+    python benchmarks/two_layer_step.py --blas-threads 1 --data-dir /path/to/data
 """
 import argparse
 import sys
@@ -37,6 +48,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import npvae  # noqa: E402
+from npvae.app.datasets import MissingDataError, load_binarized_mnist  # noqa: E402
 from npvae.core import layers  # noqa: E402
 from npvae.models.base import Batch  # noqa: E402
 
@@ -49,6 +61,18 @@ def models(batch_size):
     two = dict(latent_dims=(100, 50), hidden_dims=((100, 100), (50, 50)), **common)
     return {"VAE": (npvae.VAE(**one), npvae.TwoLayerVAE(**two)),
             "IWAE k=5": (npvae.IWAE(k=5, **one), npvae.TwoLayerIWAE(k=5, **two))}
+
+
+def rows(args):
+    """The benchmark's 64 batches of rows and what they are."""
+    n = 64 * args.batch_size
+    if not args.synthetic:
+        try:
+            return load_binarized_mnist(args.data_dir)[:n], "binarized MNIST"
+        except MissingDataError as error:
+            print(f"{error}\n-> random pixels instead")
+    rng = np.random.default_rng(0)
+    return (rng.random((n, D)) < 0.3).astype(np.float32), "random pixels, p = 0.3"
 
 
 def gemm_flops(model, batch):
@@ -72,10 +96,51 @@ def gemm_flops(model, batch):
 
 
 def steps_time(model, batches, steps):
+    """Seconds per step over ``steps`` steps from the model's initial state,
+    the same trajectory every round."""
+    model.initialize(D, batches[0].x)
     start = time.perf_counter()
     for i in range(steps):
         model.step(batches[i % len(batches)], 1.0, model.optimizer_)
     return (time.perf_counter() - start) / steps
+
+
+def pieces_time(model, batches, steps):
+    """Seconds per step inside the ``Dense`` products and inside Adam over
+    the same steps, and the share of subnormal entries in the gradients the
+    products take (counted outside the timers)."""
+    spent = {"products": 0.0, "adam": 0.0, "entries": 0, "subnormal": 0}
+
+    def timed(fn, piece):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            result = fn(*args, **kwargs)
+            spent[piece] += time.perf_counter() - start
+            return result
+        return run
+
+    def counted(backward):
+        def run(self, grad_out, input_grad=True):
+            spent["entries"] += grad_out.size
+            spent["subnormal"] += np.count_nonzero(
+                (np.abs(grad_out) < np.finfo(grad_out.dtype).tiny) & (grad_out != 0))
+            return backward(self, grad_out, input_grad)
+        return run
+    forward, backward, initialize = layers.Dense.forward, layers.Dense.backward, model.initialize
+    layers.Dense.forward = timed(forward, "products")
+    layers.Dense.backward = counted(timed(backward, "products"))
+
+    def initialize_timed(*args):      # Adam's instance is new after each initialize
+        initialize(*args)
+        model.optimizer_.step = timed(model.optimizer_.step, "adam")
+    model.initialize = initialize_timed
+    try:
+        steps_time(model, batches, steps)
+    finally:
+        layers.Dense.forward, layers.Dense.backward = forward, backward
+        del model.initialize, model.optimizer_.step
+    return (spent["products"] / steps, spent["adam"] / steps,
+            spent["subnormal"] / spent["entries"])
 
 
 def main(argv=None):
@@ -84,37 +149,58 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--blas-threads", type=int, help="BLAS threads (default: as configured)")
+    p.add_argument("--data-dir", help="folder holding binarized-mnist/ (default: "
+                                      "$NPVAE_DATA_DIR, else ~/.npvae/data)")
+    p.add_argument("--synthetic", action="store_true", help="random pixels, not MNIST")
     args = p.parse_args(argv)
     with threadpool_limits(limits=args.blas_threads, user_api="blas"):
         return measure(args)
 
 
 def measure(args):
-    rng = np.random.default_rng(0)
-    X = (rng.random((8 * args.batch_size, D)) < 0.3).astype(np.float32)
+    X, data = rows(args)
     runs = {}
     for kind, pair in models(args.batch_size).items():
         for model in pair:
             model.initialize(D, X)
             batches = [Batch(X[i:i + args.batch_size], None, model.draw_noise(args.batch_size))
                        for i in range(0, X.shape[0], args.batch_size)]
-            runs[kind, model.stochastic_layers] = [model, batches, gemm_flops(model, batches[0]),
-                                                   np.inf]
+            runs[kind, model.stochastic_layers] = dict(
+                model=model, batches=batches, flops=gemm_flops(model, batches[0]),
+                step=np.inf, products=np.inf, adam=np.inf)
     for _ in range(args.rounds):
         for run in runs.values():
-            run[3] = min(run[3], steps_time(run[0], run[1], args.steps))
+            run["step"] = min(run["step"], steps_time(run["model"], run["batches"], args.steps))
+            products, adam, run["subnormal"] = pieces_time(run["model"], run["batches"],
+                                                           args.steps)
+            run["products"], run["adam"] = min(run["products"], products), min(run["adam"], adam)
     print(f"batch {args.batch_size}, best of {args.rounds} rounds of {args.steps} steps, "
-          f"BLAS threads {args.blas_threads or 'as configured'}")
+          f"BLAS threads {args.blas_threads or 'as configured'}, {data}")
     print(f"{'model':<10} {'layers':>6} {'GEMM MFLOP':>10} {'ms/step':>8}")
-    for (kind, n_layers), (_, _, flops, seconds) in runs.items():
-        print(f"{kind:<10} {n_layers:>6} {flops / 1e6:>10.2f} {1e3 * seconds:>8.3f}")
+    for (kind, n_layers), run in runs.items():
+        print(f"{kind:<10} {n_layers:>6} {run['flops'] / 1e6:>10.2f} {1e3 * run['step']:>8.3f}")
+    print(f"\n{'model':<10} {'layers':>6} {'products':>8} {'GFLOP/s':>7} {'subnormal':>9} "
+          f"{'Adam':>6} {'rest':>6}  (ms/step; the rest is the step less both)")
+    for (kind, n_layers), run in runs.items():
+        rest = run["step"] - run["products"] - run["adam"]
+        print(f"{kind:<10} {n_layers:>6} {1e3 * run['products']:>8.3f} "
+              f"{run['flops'] / run['products'] / 1e9:>7.2f} {run['subnormal']:>9.2%} "
+              f"{1e3 * run['adam']:>6.3f} {1e3 * rest:>6.3f}")
+    print()
     ratios = {}
     for kind in models(1):
         one, two = runs[kind, 1], runs[kind, 2]
-        measured, predicted = two[3] / one[3], two[2] / one[2]
+        measured, predicted = two["step"] / one["step"], two["flops"] / one["flops"]
         ratios[kind] = measured / predicted
         print(f"{kind}: two layers / one layer: measured {measured:.3f}, products predict "
               f"{predicted:.3f}, measured / predicted {measured / predicted:.2f}")
+        at_rates = two["products"] / one["products"]
+        adam, rest = (two["adam"] / one["adam"],
+                      (two["step"] - two["products"] - two["adam"])
+                      / (one["step"] - one["products"] - one["adam"]))
+        print(f"{kind}: the products at their measured rates predict {at_rates:.3f}; "
+              f"measured / predicted = their rates {at_rates / predicted:.2f} x everything "
+              f"else {measured / at_rates:.2f} (two / one: Adam {adam:.3f}, the rest {rest:.3f})")
     return ratios
 
 
