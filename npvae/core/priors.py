@@ -58,7 +58,7 @@ class StandardNormal:
         r""":math:`\log N(z_r \mid 0, I) = -\frac12 \sum_j (\log 2\pi + z_{rj}^2)`
         per row: ``z`` of shape (..., L), result of shape (...)."""
         self._z = z
-        return -0.5 * np.sum(_LOG_2PI + z * z, axis=-1)
+        return -0.5 * (_LOG_2PI + z * z).sum(axis=-1)
 
     def backward(self, dout):
         r""":math:`\partial L / \partial z_r = -g_r z_r` for :math:`g_r` = ``dout``
@@ -197,11 +197,10 @@ class DiagonalGaussian:
               + \frac{(z_j - \mu_j)^2}{\sigma_j^2}\Big)
 
     * ``forward(z, mu, logvar)``: all three of shape (..., L); returns the
-      log-density per row, shape (...), by
-      :func:`npvae.core.losses.gaussian_log_likelihood`, caching its inputs;
+      log-density per row, shape (...), caching :math:`z - \mu` and
+      :math:`1/\sigma^2`, which it computes on the way;
     * ``backward(dout)``: ``dout`` :math:`= g`, shape (...); returns
-      ``(grad_z, grad_mu, grad_logvar)``, each (..., L), by
-      :func:`npvae.core.losses.gaussian_log_likelihood_backward`:
+      ``(grad_z, grad_mu, grad_logvar)``, each (..., L), from that cache:
 
     .. math::
         \frac{\partial L}{\partial \mu} = g\,\frac{z - \mu}{\sigma^2},
@@ -210,6 +209,11 @@ class DiagonalGaussian:
         \qquad
         \frac{\partial L}{\partial \log\sigma^2}
             = \frac g2 \Big(\frac{(z - \mu)^2}{\sigma^2} - 1\Big).
+
+    Both equal the textbook :func:`npvae.core.losses.gaussian_log_likelihood`
+    and :func:`~npvae.core.losses.gaussian_log_likelihood_backward` (scaled by
+    :math:`g`) bit for bit, with neither :math:`z - \mu` nor
+    :math:`e^{-\log\sigma^2}` computed twice (tests/core/test_diagonal_gaussian.py).
     """
 
     params = grads = {}
@@ -219,17 +223,18 @@ class DiagonalGaussian:
 
     def forward(self, z, mu, logvar):
         r""":math:`\log N(z_r \mid \mu_r, \sigma_r^2)` per row, shape (...)."""
-        self._cache = z, mu, logvar
-        return losses.gaussian_log_likelihood(z, mu, logvar)
+        r, inv_var = z - mu, np.exp(-logvar)
+        self._cache = r, inv_var
+        return -0.5 * (_LOG_2PI + logvar + r * r * inv_var).sum(axis=-1)
 
     def backward(self, dout):
         r"""``(grad_z, grad_mu, grad_logvar)`` for :math:`g` = ``dout`` of
         shape (...), each of shape (..., L)."""
-        (z, mu, logvar), self._cache = self._cache, None
-        grad_mu, grad_logvar = losses.gaussian_log_likelihood_backward(z, mu, logvar)
+        (r, inv_var), self._cache = self._cache, None
         g = dout[..., None]
-        grad_mu *= g
-        grad_logvar = grad_logvar * g
+        r_over_var = r * inv_var                       # (z - mu) / sigma^2
+        grad_logvar = 0.5 * (r * r_over_var - 1) * g
+        grad_mu = r_over_var * g
         return -grad_mu, grad_mu, grad_logvar
 
 
@@ -312,7 +317,7 @@ class SampledKL:
         r"""The estimate per code, shape (..., n) for ``z`` and ``eps`` of
         shape (..., n, L) and ``mu``, ``logvar`` of shape (n, L)."""
         self._cache = mu.shape, logvar, eps
-        log_q = -0.5 * np.sum(_LOG_2PI + logvar + eps * eps, axis=-1)
+        log_q = -0.5 * (_LOG_2PI + logvar + eps * eps).sum(axis=-1)
         return log_q - self.prior.forward(z)
 
     def backward(self, dout):
