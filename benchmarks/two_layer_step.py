@@ -8,26 +8,30 @@ batch 20 as in the paper): one layer 784-200-200-50 and two layers
 IWAE (k = 5).  The rows are binarized MNIST's first training images when
 ``--data-dir`` (or ``$NPVAE_DATA_DIR``) holds them, else random pixels
 (``--synthetic`` forces these): on random pixels a fresh IWAE's code weights
-span hundreds of nats, its gradients hold many subnormal numbers, and the
-products slow down several times over.  For each model the script
+span hundreds of nats, its gradients hold many subnormal numbers, on which
+the processor's arithmetic is many times slower.  For each model the script
 
-* counts the floating-point operations of the step's matrix products (every
+* lists the step's matrix products by running one step with ``Dense``
+  instrumented, and counts their floating-point operations (every
   ``Dense`` forward :math:`2 R\\,n_{in} n_{out}`, backward the same for the
-  weight gradient and again for the input gradient when it is formed), and
-  the share of subnormal entries in the gradients they take, by running one
-  step with ``Dense`` instrumented;
+  weight gradient and again for the input gradient when it is formed);
 * times whole steps (``forward_backward`` and Adam, as ``fit_epoch`` runs
-  them) in alternating rounds in one process, keeping each model's best
-  round; and, in rounds of their own, the time inside the ``Dense``
-  products and inside Adam, the rest being the step's time less both.
+  them), each round the same steps from the initial state, in alternating
+  rounds in one process, keeping each model's best round; in rounds of
+  their own, the time inside the ``Dense`` calls (the products in the step,
+  with the share of subnormal entries in the gradients they take) and
+  inside Adam, the rest being the step's time less both; and the products
+  alone, on random operands of the same shapes.
 
 It prints, for each two-layer model against the one-layer model of the same
 kind, the measured time ratio, the ratio the products' flops predict, and
 measured / predicted: above 1, the two-layer step spends more than its
-products' share.  That factor splits in two: the products' own time ratio
-against their flop ratio (their rate, the physics of BLAS on small shapes),
-and the step's time ratio against the products' time ratio (everything
-else: Adam, which scales with the parameters, and the rest -- activations,
+products' share.  That factor is the product of three: BLAS on these shapes
+(the products alone: their time ratio over their flop ratio, the physics
+of small matrices), the products in the step (their time ratio there over
+alone: the ``Dense`` calls' Python, cache, subnormal numbers), and
+everything else (the step's time ratio over the products' in the step:
+Adam, which scales with the parameters, and the rest -- activations,
 densities, reshapes, Python).
 Timings on a shared machine are noisy: compare ratios from one run only.
 ``--blas-threads 1`` keeps BLAS on one thread (threadpoolctl): on a loaded
@@ -75,24 +79,51 @@ def rows(args):
     return (rng.random((n, D)) < 0.3).astype(np.float32), "random pixels, p = 0.3"
 
 
-def gemm_flops(model, batch):
-    """Floating-point operations of the matrix products of one step."""
-    count = [0]
+def step_products(model, batch):
+    """The matrix products of one step, as ``Dense`` forms them: per product
+    the shapes of its two operands as stored, each with whether the product
+    reads it transposed (``x.T @ grad_out``, ``grad_out @ W.T``)."""
+    found = []
     forward, backward = layers.Dense.forward, layers.Dense.backward
 
-    def counted_forward(self, x):
-        count[0] += 2 * x.shape[0] * self.params["W"].size
+    def recorded_forward(self, x):
+        found.append((x.shape, False, self.params["W"].shape, False))
         return forward(self, x)
 
-    def counted_backward(self, grad_out, input_grad=True):
-        count[0] += (2 + 2 * bool(input_grad)) * grad_out.shape[0] * self.params["W"].size
+    def recorded_backward(self, grad_out, input_grad=True):
+        found.append((self._x.shape, True, grad_out.shape, False))
+        if input_grad:
+            found.append((grad_out.shape, False, self.params["W"].shape, True))
         return backward(self, grad_out, input_grad)
-    layers.Dense.forward, layers.Dense.backward = counted_forward, counted_backward
+    layers.Dense.forward, layers.Dense.backward = recorded_forward, recorded_backward
     try:
         model.forward_backward(batch)
     finally:
         layers.Dense.forward, layers.Dense.backward = forward, backward
-    return count[0]
+    return found
+
+
+def gemm_flops(model, batch):
+    """Floating-point operations of the matrix products of one step: an
+    (m, k) by (k, n) product takes 2 m k n."""
+    return sum(2 * a[0] * a[1] * (b[0] if b_t else b[1])
+               for a, _, b, b_t in step_products(model, batch))
+
+
+def blas_time(products, steps, dtype=np.float32):
+    """Seconds per step for the products alone, ``steps`` times over, on
+    random operands of their shapes (no subnormal numbers, no Python around
+    them): the rate BLAS gives these shapes."""
+    rng = np.random.default_rng(0)
+    pairs = [(rng.standard_normal(a).astype(dtype), rng.standard_normal(b).astype(dtype))
+             for a, _, b, _ in products]
+    pairs = [(a.T if a_t else a, b.T if b_t else b)
+             for (a, b), (_, a_t, _, b_t) in zip(pairs, products)]
+    start = time.perf_counter()
+    for _ in range(steps):
+        for a, b in pairs:
+            a @ b
+    return (time.perf_counter() - start) / steps
 
 
 def steps_time(model, batches, steps):
@@ -166,26 +197,30 @@ def measure(args):
             batches = [Batch(X[i:i + args.batch_size], None, model.draw_noise(args.batch_size))
                        for i in range(0, X.shape[0], args.batch_size)]
             runs[kind, model.stochastic_layers] = dict(
-                model=model, batches=batches, flops=gemm_flops(model, batches[0]),
-                step=np.inf, products=np.inf, adam=np.inf)
+                model=model, batches=batches, shapes=step_products(model, batches[0]),
+                flops=gemm_flops(model, batches[0]),
+                step=np.inf, products=np.inf, adam=np.inf, blas=np.inf)
     for _ in range(args.rounds):
         for run in runs.values():
             run["step"] = min(run["step"], steps_time(run["model"], run["batches"], args.steps))
             products, adam, run["subnormal"] = pieces_time(run["model"], run["batches"],
                                                            args.steps)
             run["products"], run["adam"] = min(run["products"], products), min(run["adam"], adam)
+            run["blas"] = min(run["blas"], blas_time(run["shapes"], args.steps))
     print(f"batch {args.batch_size}, best of {args.rounds} rounds of {args.steps} steps, "
           f"BLAS threads {args.blas_threads or 'as configured'}, {data}")
     print(f"{'model':<10} {'layers':>6} {'GEMM MFLOP':>10} {'ms/step':>8}")
     for (kind, n_layers), run in runs.items():
         print(f"{kind:<10} {n_layers:>6} {run['flops'] / 1e6:>10.2f} {1e3 * run['step']:>8.3f}")
-    print(f"\n{'model':<10} {'layers':>6} {'products':>8} {'GFLOP/s':>7} {'subnormal':>9} "
-          f"{'Adam':>6} {'rest':>6}  (ms/step; the rest is the step less both)")
+    print(f"\n{'':<17} {'products in the step':>20} {'products alone':>16}"
+          f"\n{'model':<10} {'layers':>6} {'ms':>7} {'GFLOP/s':>7} {'subnormal':>9} {'ms':>7} "
+          f"{'GFLOP/s':>7} {'Adam ms':>7} {'rest ms':>7}")
     for (kind, n_layers), run in runs.items():
         rest = run["step"] - run["products"] - run["adam"]
-        print(f"{kind:<10} {n_layers:>6} {1e3 * run['products']:>8.3f} "
-              f"{run['flops'] / run['products'] / 1e9:>7.2f} {run['subnormal']:>9.2%} "
-              f"{1e3 * run['adam']:>6.3f} {1e3 * rest:>6.3f}")
+        print(f"{kind:<10} {n_layers:>6} {1e3 * run['products']:>7.3f} "
+              f"{run['flops'] / run['products'] / 1e9:>7.1f} {run['subnormal']:>9.2%} "
+              f"{1e3 * run['blas']:>7.3f} {run['flops'] / run['blas'] / 1e9:>7.1f} "
+              f"{1e3 * run['adam']:>7.3f} {1e3 * rest:>7.3f}")
     print()
     ratios = {}
     for kind in models(1):
@@ -194,13 +229,14 @@ def measure(args):
         ratios[kind] = measured / predicted
         print(f"{kind}: two layers / one layer: measured {measured:.3f}, products predict "
               f"{predicted:.3f}, measured / predicted {measured / predicted:.2f}")
-        at_rates = two["products"] / one["products"]
-        adam, rest = (two["adam"] / one["adam"],
-                      (two["step"] - two["products"] - two["adam"])
-                      / (one["step"] - one["products"] - one["adam"]))
-        print(f"{kind}: the products at their measured rates predict {at_rates:.3f}; "
-              f"measured / predicted = their rates {at_rates / predicted:.2f} x everything "
-              f"else {measured / at_rates:.2f} (two / one: Adam {adam:.3f}, the rest {rest:.3f})")
+        alone, in_step = two["blas"] / one["blas"], two["products"] / one["products"]
+        rest = ((two["step"] - two["products"] - two["adam"])
+                / (one["step"] - one["products"] - one["adam"]))
+        print(f"{kind}: at their measured rates the products predict {in_step:.3f} in the "
+              f"step, {alone:.3f} alone; measured / predicted {measured / predicted:.2f} = "
+              f"BLAS on these shapes {alone / predicted:.2f} x the products in the step "
+              f"{in_step / alone:.2f} x everything else {measured / in_step:.2f} "
+              f"(two / one: Adam {two['adam'] / one['adam']:.3f}, the rest {rest:.3f})")
     return ratios
 
 

@@ -432,6 +432,13 @@ def test_two_layer_step_counts_the_products_and_prints_the_ratios(capsys):
     # Forward 2 R |W| per layer; backward the weight gradient, and the input
     # gradient everywhere but the encoder's first layer.
     assert bench.gemm_flops(vae, batch) == 2 * 20 * (3 * sum(sizes) - sizes[0])
+    # The same products alone: forward x @ W, backward x.T @ grad_out and grad_out @ W.T.
+    products = bench.step_products(vae, batch)
+    assert len(products) == 3 * len(sizes) - 1
+    assert products[0] == ((20, 784), False, (784, 200), False)
+    assert ((20, 784), True, (20, 200), False) in products          # the first weight gradient
+    assert ((20, 784), False, (200, 784), True) in products         # the output layer's input gradient
+    assert bench.blas_time(products, 2) > 0
     # The timers come off again: Dense's methods, the model's initialize, Adam's step.
     forward, backward = Dense.forward, Dense.backward
     products, adam, subnormal = bench.pieces_time(vae, [batch], 3)
@@ -442,4 +449,5 @@ def test_two_layer_step_counts_the_products_and_prints_the_ratios(capsys):
     assert set(ratios) == {"VAE", "IWAE k=5"} and all(r > 0 for r in ratios.values())
     out = capsys.readouterr().out
     assert "random pixels" in out and "measured / predicted" in out
-    assert out.count("the products at their measured rates predict") == 2
+    assert out.count("at their measured rates the products predict") == 2
+    assert out.count("x the products in the step") == 2
