@@ -437,7 +437,7 @@ def test_two_layer_step_counts_the_products_and_prints_the_ratios(capsys):
     assert len(products) == 3 * len(sizes) - 1
     assert products[0] == ((20, 784), False, (784, 200), False)
     assert ((20, 784), True, (20, 200), False) in products          # the first weight gradient
-    assert ((20, 784), False, (200, 784), True) in products         # the output layer's input gradient
+    assert ((20, 784), False, (200, 784), True) in products   # the output layer's input gradient
     assert bench.blas_time(products, 2) > 0
     # The timers come off again: Dense's methods, the model's initialize, Adam's step.
     forward, backward = Dense.forward, Dense.backward
