@@ -7,16 +7,16 @@ batch 20 as in the paper): one layer 784-200-200-50 and two layers
 784-100-100-100-50-50-50 (docs/math.md §9c), each as the VAE (k = 1) and the
 IWAE (k = 5).  The rows are binarized MNIST's first training images when
 ``--data-dir`` (or ``$NPVAE_DATA_DIR``) holds them, else random pixels
-(``--synthetic`` forces these): on random pixels a fresh IWAE's code weights
-span hundreds of nats, its gradients hold many subnormal numbers, on which
-the processor's arithmetic is many times slower.  For each model the script
+(``--synthetic`` forces these), on which a fresh IWAE's gradients hold more
+subnormal numbers (those of codes with a tiny importance weight), where the
+processor's arithmetic is many times slower.  For each model the script
 
 * lists the step's matrix products by running one step with ``Dense``
   instrumented, and counts their floating-point operations (every
   ``Dense`` forward :math:`2 R\\,n_{in} n_{out}`, backward the same for the
   weight gradient and again for the input gradient when it is formed);
 * times whole steps (``forward_backward`` and Adam, as ``fit_epoch`` runs
-  them), each round the same steps from the initial state, in alternating
+  them), each round the same steps from the same state, in alternating
   rounds in one process, keeping each model's best round; in rounds of
   their own, the time inside the ``Dense`` calls (the products in the step,
   with the share of subnormal entries in the gradients they take) and
@@ -33,6 +33,10 @@ alone: the ``Dense`` calls' Python, cache, subnormal numbers), and
 everything else (the step's time ratio over the products' in the step:
 Adam, which scales with the parameters, and the rest -- activations,
 densities, reshapes, Python).
+The models start fresh, so the steps are early training's; ``--checkpoints``
+times two checkpoints instead (a one-layer and a two-layer model of one
+kind, say two reproduction runs' stages), whose trained weights give far
+fewer subnormal numbers.
 Timings on a shared machine are noisy: compare ratios from one run only.
 ``--blas-threads 1`` keeps BLAS on one thread (threadpoolctl): on a loaded
 machine its threads' waiting for each other swamps the small products.
@@ -41,6 +45,7 @@ Usage::
 
     python benchmarks/two_layer_step.py [--batch-size 20] [--rounds 5] [--steps 200]
     python benchmarks/two_layer_step.py --blas-threads 1 --data-dir /path/to/data
+    python benchmarks/two_layer_step.py --checkpoints iwae/stage-2.npz 2l-iwae/stage-2.npz
 """
 import argparse
 import sys
@@ -52,6 +57,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import npvae  # noqa: E402
+from npvae.app.checkpoints import load_checkpoint  # noqa: E402
 from npvae.app.datasets import MissingDataError, load_binarized_mnist  # noqa: E402
 from npvae.core import layers  # noqa: E402
 from npvae.models.base import Batch  # noqa: E402
@@ -126,17 +132,33 @@ def blas_time(products, steps, dtype=np.float32):
     return (time.perf_counter() - start) / steps
 
 
-def steps_time(model, batches, steps):
-    """Seconds per step over ``steps`` steps from the model's initial state,
-    the same trajectory every round."""
-    model.initialize(D, batches[0].x)
-    start = time.perf_counter()
+def snapshot(model):
+    """The state a step changes: the parameter vector and Adam's."""
+    adam = model.optimizer_
+    return model.parameters_.theta.copy(), adam.t, copies(adam.m), copies(adam.v)
+
+
+def restore(model, state):
+    theta, t, m, v = state
+    model.parameters_.theta[...] = theta
+    model.optimizer_.t, model.optimizer_.m, model.optimizer_.v = t, copies(m), copies(v)
+
+
+def copies(arrays):
+    return {name: a.copy() for name, a in arrays.items()}
+
+
+def steps_time(model, batches, steps, start):
+    """Seconds per step over ``steps`` steps from the state ``start``, the
+    same trajectory every round."""
+    restore(model, start)
+    begin = time.perf_counter()
     for i in range(steps):
         model.step(batches[i % len(batches)], 1.0, model.optimizer_)
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - begin) / steps
 
 
-def pieces_time(model, batches, steps):
+def pieces_time(model, batches, steps, start):
     """Seconds per step inside the ``Dense`` products and inside Adam over
     the same steps, and the share of subnormal entries in the gradients the
     products take (counted outside the timers)."""
@@ -144,9 +166,9 @@ def pieces_time(model, batches, steps):
 
     def timed(fn, piece):
         def run(*args, **kwargs):
-            start = time.perf_counter()
+            begin = time.perf_counter()
             result = fn(*args, **kwargs)
-            spent[piece] += time.perf_counter() - start
+            spent[piece] += time.perf_counter() - begin
             return result
         return run
 
@@ -157,19 +179,15 @@ def pieces_time(model, batches, steps):
                 (np.abs(grad_out) < np.finfo(grad_out.dtype).tiny) & (grad_out != 0))
             return backward(self, grad_out, input_grad)
         return run
-    forward, backward, initialize = layers.Dense.forward, layers.Dense.backward, model.initialize
+    forward, backward = layers.Dense.forward, layers.Dense.backward
     layers.Dense.forward = timed(forward, "products")
     layers.Dense.backward = counted(timed(backward, "products"))
-
-    def initialize_timed(*args):      # Adam's instance is new after each initialize
-        initialize(*args)
-        model.optimizer_.step = timed(model.optimizer_.step, "adam")
-    model.initialize = initialize_timed
+    model.optimizer_.step = timed(model.optimizer_.step, "adam")
     try:
-        steps_time(model, batches, steps)
+        steps_time(model, batches, steps, start)
     finally:
         layers.Dense.forward, layers.Dense.backward = forward, backward
-        del model.initialize, model.optimizer_.step
+        del model.optimizer_.step
     return (spent["products"] / steps, spent["adam"] / steps,
             spent["subnormal"] / spent["entries"])
 
@@ -183,28 +201,41 @@ def main(argv=None):
     p.add_argument("--data-dir", help="folder holding binarized-mnist/ (default: "
                                       "$NPVAE_DATA_DIR, else ~/.npvae/data)")
     p.add_argument("--synthetic", action="store_true", help="random pixels, not MNIST")
+    p.add_argument("--checkpoints", nargs=2, metavar=("ONE", "TWO"),
+                   help="time a one-layer and a two-layer checkpoint of one kind (say two "
+                        "reproduction runs' stages) from their trained state, both with the "
+                        "standard gradient estimator, instead of the fresh models")
     args = p.parse_args(argv)
     with threadpool_limits(limits=args.blas_threads, user_api="blas"):
         return measure(args)
 
 
+def trained(paths):
+    """The models of two checkpoints, keyed like :func:`models`."""
+    one, two = (load_checkpoint(path).set_params(gradient_estimator="standard")
+                for path in paths)
+    return {f"{type(one).__name__} k={one.k}" if hasattr(one, "k") else "VAE": (one, two)}
+
+
 def measure(args):
     X, data = rows(args)
     runs = {}
-    for kind, pair in models(args.batch_size).items():
+    pairs = trained(args.checkpoints) if args.checkpoints else models(args.batch_size)
+    for kind, pair in pairs.items():
         for model in pair:
-            model.initialize(D, X)
+            if not args.checkpoints:
+                model.initialize(D, X)
             batches = [Batch(X[i:i + args.batch_size], None, model.draw_noise(args.batch_size))
                        for i in range(0, X.shape[0], args.batch_size)]
             runs[kind, model.stochastic_layers] = dict(
                 model=model, batches=batches, shapes=step_products(model, batches[0]),
-                flops=gemm_flops(model, batches[0]),
+                flops=gemm_flops(model, batches[0]), start=snapshot(model),
                 step=np.inf, products=np.inf, adam=np.inf, blas=np.inf)
     for _ in range(args.rounds):
         for run in runs.values():
-            run["step"] = min(run["step"], steps_time(run["model"], run["batches"], args.steps))
-            products, adam, run["subnormal"] = pieces_time(run["model"], run["batches"],
-                                                           args.steps)
+            timed = run["model"], run["batches"], args.steps, run["start"]
+            run["step"] = min(run["step"], steps_time(*timed))
+            products, adam, run["subnormal"] = pieces_time(*timed)
             run["products"], run["adam"] = min(run["products"], products), min(run["adam"], adam)
             run["blas"] = min(run["blas"], blas_time(run["shapes"], args.steps))
     print(f"batch {args.batch_size}, best of {args.rounds} rounds of {args.steps} steps, "
@@ -223,7 +254,7 @@ def measure(args):
               f"{1e3 * run['adam']:>7.3f} {1e3 * rest:>7.3f}")
     print()
     ratios = {}
-    for kind in models(1):
+    for kind in pairs:
         one, two = runs[kind, 1], runs[kind, 2]
         measured, predicted = two["step"] / one["step"], two["flops"] / one["flops"]
         ratios[kind] = measured / predicted

@@ -439,15 +439,38 @@ def test_two_layer_step_counts_the_products_and_prints_the_ratios(capsys):
     assert ((20, 784), True, (20, 200), False) in products          # the first weight gradient
     assert ((20, 784), False, (200, 784), True) in products   # the output layer's input gradient
     assert bench.blas_time(products, 2) > 0
-    # The timers come off again: Dense's methods, the model's initialize, Adam's step.
+    # The timers come off again: Dense's methods, Adam's step.
     forward, backward = Dense.forward, Dense.backward
-    products, adam, subnormal = bench.pieces_time(vae, [batch], 3)
+    products, adam, subnormal = bench.pieces_time(vae, [batch], 3, bench.snapshot(vae))
     assert products > 0 and adam > 0 and subnormal == 0    # zero pixels: no tiny gradients
     assert (Dense.forward, Dense.backward) == (forward, backward)
-    assert "initialize" not in vars(vae) and "step" not in vars(vae.optimizer_)
+    assert "step" not in vars(vae.optimizer_)
+    # Every round replays the same steps from the same state.
+    start, batches = bench.snapshot(vae), [batch, batch._replace(x=np.ones_like(batch.x))]
+    bench.steps_time(vae, batches, 3, start)
+    after_one_round = vae.parameters_.theta.copy()
+    bench.pieces_time(vae, batches, 3, start)
+    np.testing.assert_array_equal(vae.parameters_.theta, after_one_round)
+    assert not np.array_equal(after_one_round, start[0]) and vae.optimizer_.t == start[1] + 3
     ratios = bench.main(["--rounds", "1", "--steps", "2", "--blas-threads", "1", "--synthetic"])
     assert set(ratios) == {"VAE", "IWAE k=5"} and all(r > 0 for r in ratios.values())
     out = capsys.readouterr().out
     assert "random pixels" in out and "measured / predicted" in out
     assert out.count("at their measured rates the products predict") == 2
     assert out.count("x the products in the step") == 2
+
+
+def test_two_layer_step_times_two_checkpoints_from_their_trained_state(tmp_path, capsys):
+    bench = importlib.import_module("two_layer_step")
+    paths = []
+    for model in (npvae.IWAE(k=2, latent_dim=3, hidden_dims=(8,), gradient_estimator="dreg"),
+                  npvae.TwoLayerIWAE(k=2, latent_dims=(4, 3), hidden_dims=((8,), (5,)))):
+        model.set_params(batch_size=20, epochs=1, random_state=0)
+        paths.append(model.fit(np.random.default_rng(0).random((40, bench.D)) < 0.3)
+                     .save(tmp_path / f"{model.stochastic_layers}.npz"))
+    ratios = bench.main(["--checkpoints", *map(str, paths), "--rounds", "1", "--steps", "2",
+                         "--synthetic"])
+    assert list(ratios) == ["IWAE k=2"]
+    out = capsys.readouterr().out
+    # The fitted sizes' products, counted: not the fresh models'.
+    assert "IWAE k=2 " in out and "143.82" not in out and "measured / predicted" in out
