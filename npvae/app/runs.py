@@ -156,10 +156,12 @@ def check_checkpoint(run, config, model):
     built, held = ({**json.loads(json.dumps(m.get_params())), "conditional": m.needs_labels,
                     "model": "iwae" if "IWAE" in type(m).__name__ else "vae",
                     "stochastic_layers": m.stochastic_layers} for m in (new_model(config), model))
+    # Nor is a seed compared that config.json cannot hold: unseeded (None), or a sequence.
+    unsaid = {"epochs"} if isinstance(model.random_state, int) else {"epochs", "seed"}
     for key in reversed(held):      # the model's kind first: it sets what the rest build
         # A two-layer model's latent_dims are scaled from config.json's latent_dim.
         field = {"latent_dims": "latent_dim", "random_state": "seed"}.get(key, key)
-        if field in config and field != "epochs" and key in built and built[key] != held[key]:
+        if field in config and field not in unsaid and key in built and built[key] != held[key]:
             raise ValueError(f"{run / 'config.json'}: {field} {config[field]!r} contradicts the "
                              f"run's checkpoint, trained with {key} {held[key]!r}: fix config.json")
     return model

@@ -389,6 +389,27 @@ def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of,
                        "latent_dim 3 contradicts", "trained with latent_dims [4, 2]")
 
 
+def _holding(run_dir, model):
+    """``run_dir`` with ``model`` (fitted on digits) as its only checkpoint."""
+    model.fit(load_dataset("digits").X_train[:50])
+    for path in (run_dir / "checkpoints").iterdir():
+        path.unlink()
+    save_checkpoint(model, run_dir / "checkpoints" / f"epoch-{model.n_iter_:04d}")
+    return run_dir
+
+
+@pytest.mark.parametrize("random_state", [None, np.random.default_rng(0), [1, 2]])
+def test_a_run_folder_holding_a_model_saved_without_an_integer_seed_opens(copy_of, capsys,
+                                                                          random_state):
+    # Before: "seed 0 contradicts the run's checkpoint, trained with random_state None: fix
+    # config.json", which no fix could satisfy: config.json's seed is an integer.
+    _holding(copy_of, VAE(2, hidden_dims=(8,), activation="relu", batch_size=128, epochs=2,
+                          random_state=random_state))
+    for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+
+
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
     (copy_of / "config.json").write_text("[1, 2]")
     assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
