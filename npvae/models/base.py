@@ -202,11 +202,21 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         that uses them (``fit_epoch`` too, which continues them) refuses until
         ``fit`` builds anew."""
         check_is_fitted(self)
+        now = self.architecture()
         for name, fitted in self.built_with_.items():
-            if (value := _by_value(getattr(self, name))) != fitted:
+            if now[name] != fitted:
+                value = getattr(self, name)
                 raise ValueError(f"{type(self).__name__}.{name} is {value!r}, but the model "
                                  f"was fitted with {name}={fitted!r}; call fit again to use "
                                  f"the new value (or set it back)")
+
+    def architecture(self):
+        """The hyper-parameters of ``built_from`` (those the model has) by
+        value, as :meth:`check_fitted` compares them: every sequence a tuple,
+        ``hidden_dims`` as :meth:`check_architecture` reads it (``4`` is
+        ``(4,)``, the same network)."""
+        params = {**self.get_params(deep=False), "hidden_dims": self.check_architecture()}
+        return {k: _by_value(params[k]) for k in self.built_from if k in params}
 
     def checked_input(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype
@@ -326,8 +336,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             check_memory(n_values, np.dtype(self.dtype).itemsize, f"{type(self).__name__}({what})")
         rng = as_generator(self.random_state)
         self.n_features_in_, self.rng_ = n_features, rng
-        params = self.get_params(deep=False)    # as check_fitted compares them
-        self.built_with_ = {k: _by_value(params[k]) for k in self.built_from if k in params}
+        self.built_with_ = self.architecture()
         dtype = np.dtype(self.dtype)
         self.build_encoder(n_features + condition_dim, hidden, rng, dtype)
         self.build_decoder(n_features, hidden, condition_dim, rng, dtype)

@@ -399,3 +399,15 @@ def test_an_architecture_set_after_fit_is_named_for_a_conditional_vae():
                  lambda: model.fit_epoch(X, y)):
         with pytest.raises(ValueError, match="ConditionalVAE.latent_dim is 3, .*call fit again"):
             call()
+
+
+@pytest.mark.parametrize("fitted, same", [(4, (4,)), ((4,), 4), ([4], np.array([4]))])
+def test_an_architecture_set_again_in_another_spelling_is_the_fitted_one(tmp_path, fitted, same):
+    # Before: hidden_dims=4 builds the network that (4,) builds, yet set after fit in
+    # the other spelling it was refused as a change ("call fit again").
+    model = VAE(latent_dim=2, hidden_dims=fitted, epochs=1, random_state=0).fit(X)
+    model.tmp, theta = tmp_path, model.parameters_.theta.copy()
+    model.set_params(hidden_dims=same)
+    for call in VERBS.values():
+        call(model)
+    assert model.n_iter_ == 2 and not np.array_equal(model.parameters_.theta, theta)
