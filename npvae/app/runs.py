@@ -153,9 +153,11 @@ def check_checkpoint(run, config, model):
     first field of its ``config`` that builds another model than the
     checkpoint holds (the checkpoint is what trained).  ``epochs`` is the
     run's goal, which a resume writes before its next checkpoint."""
-    built, held = ({**json.loads(json.dumps(m.get_params())), "conditional": m.needs_labels,
-                    "model": "iwae" if "IWAE" in type(m).__name__ else "vae",
-                    "stochastic_layers": m.stochastic_layers} for m in (new_model(config), model))
+    # Compared as config.json holds them: hidden_dims 8 is [8], the same network.
+    built, held = ({**json.loads(json.dumps(m.get_params() | m.architecture())),
+                    "conditional": m.needs_labels, "model": "iwae" if "IWAE" in type(m).__name__
+                    else "vae", "stochastic_layers": m.stochastic_layers}
+                   for m in (new_model(config), model))
     # Nor is a seed compared that config.json cannot hold: unseeded (None), or a sequence.
     unsaid = {"epochs"} if isinstance(model.random_state, int) else {"epochs", "seed"}
     for key in reversed(held):      # the model's kind first: it sets what the rest build
@@ -194,12 +196,10 @@ def _remove_temp_files(run):
 def lock(run):
     """Hold the lock of run folder ``run`` (a context manager), or raise a
     ValueError naming it if another process holds it."""
-    path = Path(run) / LOCK_NAME
-
     def busy():
         raise ValueError(f"{run} is in use by another npvae process (it holds {path}); "
                          "wait for it to finish, or choose another --out")
-    return hold_lock(path, busy)
+    return hold_lock(path := Path(run) / LOCK_NAME, busy)
 
 
 def default_run_dir(dataset):

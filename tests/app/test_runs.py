@@ -410,6 +410,20 @@ def test_a_run_folder_holding_a_model_saved_without_an_integer_seed_opens(copy_o
         assert code == 0, err
 
 
+def test_a_run_folder_holding_a_model_saved_with_an_int_hidden_dims_opens(copy_of, capsys):
+    # Before: "hidden_dims [8] contradicts the run's checkpoint, trained with hidden_dims 8",
+    # the same network, and config.json's hidden_dims can only be a list.
+    _holding(copy_of, VAE(2, hidden_dims=8, activation="relu", batch_size=128, epochs=2,
+                          random_state=0))
+    for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+    path = copy_of / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "hidden_dims": [9]}))
+    assert_usage_error(run(capsys, "sample", copy_of), "hidden_dims [9] contradicts",
+                       "trained with hidden_dims [8]")
+
+
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
     (copy_of / "config.json").write_text("[1, 2]")
     assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
