@@ -450,7 +450,8 @@ def cmd_gradcheck(args):
         # DReG and STL estimate the bound's gradient without bias but are not it
         # (tests/models/test_gradient_estimators.py tests them so): the bound's is checked.
         estimator = getattr(trained, "gradient_estimator", "standard")
-        model = clone(trained).set_params(dtype="float64", gradient_estimator="standard")
+        model = clone(trained).set_params(dtype="float64", **({} if estimator == "standard" else
+                                                              {"gradient_estimator": "standard"}))
         model.initialize(X.shape[1], **(trained.init_args() if trained.needs_labels else {}))
         model.parameters_.theta[...] = trained.parameters_.theta
         what = f"{run} at epoch {trained.n_iter_}: {runs.describe(trained)}, cast to float64, " \

@@ -465,10 +465,8 @@ def _complete_trained_run(model, run, config, metrics, data_dir):
           f"{' and '.join(missing)}", flush=True)
     if "metrics.csv" in missing:
         atomic_write(run / "metrics.csv", lambda f: f.write(due["metrics.csv"][1]))
-    if "figures" not in missing:
-        return 0
     return _draw_final_figures(model, run, config, load_splits(config, data_dir=data_dir),
-                               metrics)
+                               metrics) if "figures" in missing else 0
 
 
 @contextlib.contextmanager

@@ -318,6 +318,9 @@ def test_a_run_folder_holding_an_autoencoder(autoencoder_run, capsys):
     code, out, err = run(capsys, "reconstruct", autoencoder_run, "--out",
                          autoencoder_run / "r.png")
     assert code == 0, err
+    # Before: "Invalid parameter 'gradient_estimator' for estimator Autoencoder(...)".
+    code, out, err = run(capsys, "gradcheck", autoencoder_run)
+    assert code == 0 and "an Autoencoder 64-8-2, cast to float64" in out and "passed" in out, err
 
 
 @pytest.mark.parametrize("seed", ["abc", -5, 1.5, True, None])
