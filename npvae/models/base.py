@@ -204,7 +204,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         now = self.architecture()
         for name, fitted in self.built_with_.items():
-            if now[name] != fitted:
+            if now.get(name) != fitted:     # n_components goes with a mixture prior
                 value = getattr(self, name)
                 raise ValueError(f"{type(self).__name__}.{name} is {value!r}, but the model "
                                  f"was fitted with {name}={fitted!r}; call fit again to use "
@@ -214,8 +214,11 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         """The hyper-parameters of ``built_from`` (those the model has) by
         value, as :meth:`check_fitted` compares them: every sequence a tuple,
         ``hidden_dims`` as :meth:`check_architecture` reads it (``4`` is
-        ``(4,)``, the same network)."""
+        ``(4,)``, the same network); ``n_components`` only for a mixture
+        prior, the one prior that has components."""
         params = {**self.get_params(deep=False), "hidden_dims": self.check_architecture()}
+        if params.get("prior") != "mixture":
+            params.pop("n_components", None)
         return {k: _by_value(params[k]) for k in self.built_from if k in params}
 
     def checked_input(self, X, reset):

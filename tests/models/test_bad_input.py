@@ -411,3 +411,21 @@ def test_an_architecture_set_again_in_another_spelling_is_the_fitted_one(tmp_pat
     for call in VERBS.values():
         call(model)
     assert model.n_iter_ == 2 and not np.array_equal(model.parameters_.theta, theta)
+
+
+def test_n_components_set_after_fit_is_refused_only_for_a_mixture_prior(tmp_path):
+    # Before: a standard normal prior has no components, yet a VAE fitted with one
+    # refused every verb after set_params(n_components=3) ("call fit again").
+    model = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+    model.tmp = tmp_path
+    model.set_params(n_components=3)
+    for call in VERBS.values():
+        call(model)
+    mixture = VAE(latent_dim=2, hidden_dims=(4,), prior="mixture", n_components=2,
+                  epochs=1).fit(X).set_params(n_components=3)
+    with pytest.raises(ValueError, match="VAE.n_components is 3, but the model was fitted "
+                                         "with n_components=2; call fit again"):
+        mixture.transform(X)
+    with pytest.raises(ValueError, match="VAE.prior is 'standard_normal', but the model was "
+                                         "fitted with prior='mixture'"):
+        mixture.set_params(prior="standard_normal").transform(X)
