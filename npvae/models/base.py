@@ -405,7 +405,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
     @property
     def obs_logvar_(self):
         r""":math:`\log\sigma^2` of the Gaussian observation noise (learned or fixed)."""
-        check_is_fitted(self)
+        self.check_fitted()     # obs_var and likelihood still those the model was fitted with
         logvar = getattr(self.likelihood_, "logvar", None)
         if logvar is None:
             raise AttributeError("obs_logvar_ exists only for likelihood='gaussian'")

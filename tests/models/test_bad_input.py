@@ -429,3 +429,16 @@ def test_n_components_set_after_fit_is_refused_only_for_a_mixture_prior(tmp_path
     with pytest.raises(ValueError, match="VAE.prior is 'standard_normal', but the model was "
                                          "fitted with prior='mixture'"):
         mixture.set_params(prior="standard_normal").transform(X)
+
+
+def test_obs_logvar_after_set_params_names_the_change():
+    # Before: obs_logvar_ answered log(0.5) for set_params(obs_var=0.5) on a model that
+    # learned its noise variance, which its likelihood still uses.
+    model = VAE(latent_dim=2, hidden_dims=(4,), likelihood="gaussian", epochs=1).fit(X)
+    learned = model.obs_logvar_
+    for change in ({"obs_var": 0.5}, {"likelihood": "bernoulli"}):
+        model.set_params(**change)
+        with pytest.raises(ValueError, match=f"VAE.{next(iter(change))} is .*call fit again"):
+            model.obs_logvar_
+        model.set_params(obs_var=None, likelihood="gaussian")
+        assert model.obs_logvar_ == learned
