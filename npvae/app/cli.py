@@ -399,7 +399,7 @@ def _figure_command(args, name, draw, sample=False):
     if sample and not model.has_prior:
         raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
                          "sample from; train a VAE to sample")
-    shape = figures.image_shape(config, required=True)
+    shape = figures.image_shape(config, model.n_features_in_, required=True)
     path = Path(args.out) if args.out else runs.subfolder(run, "figures") / name
     if path.is_dir():
         raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "

@@ -528,7 +528,7 @@ def _train_epochs(model, run, config, data, metrics):
     try:
         while model.n_iter_ < config["epochs"]:
             epoch = model.n_iter_ + 1
-            X_epoch = binarize(X_tr, model.rng_) if config["binarize"] else X_tr
+            X_epoch = binarize(X_tr, model.rng_) if config.get("binarize") else X_tr
             with tqdm(total=n_batches, desc=f"epoch {epoch}/{config['epochs']}",
                       unit="batch", leave=False, file=sys.stderr, mininterval=0.2,
                       disable=None) as bar:

@@ -427,6 +427,21 @@ def test_a_run_folder_holding_a_model_saved_with_an_int_hidden_dims_opens(copy_o
                        "trained with hidden_dims [8]")
 
 
+@pytest.mark.parametrize("key", ["binarize", "n_features"])
+def test_a_config_json_without_an_optional_key_opens(copy_of, capsys, drawn, key):
+    # Before: read_config takes a config.json without binarize or n_features (optional),
+    # then train --resume stopped on KeyError: 'binarize' and the figures on 'n_features'.
+    path = copy_of / "config.json"
+    config = json.loads(path.read_text())
+    del config[key]
+    path.write_text(json.dumps(config))
+    for argv in (["sample", copy_of], ["reconstruct", copy_of], ["interpolate", copy_of],
+                 ["train", "--resume", copy_of, "--epochs", "3"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+    assert load_checkpoint(copy_of).n_iter_ == 3
+
+
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
     (copy_of / "config.json").write_text("[1, 2]")
     assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
