@@ -48,9 +48,7 @@ MIRRORS = {
         "http://yann.lecun.com/exdb/mnist/",
     ),
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-    "binarized-mnist": (
-        "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",
-    ),
+    "binarized-mnist": ("http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",),
     "frey-face": ("https://cs.nyu.edu/~roweis/data/",),
 }
 

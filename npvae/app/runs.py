@@ -153,16 +153,17 @@ def check_checkpoint(run, config, model):
     first field of its ``config`` that builds another model than the
     checkpoint holds (the checkpoint is what trained).  ``epochs`` is the
     run's goal, which a resume writes before its next checkpoint."""
-    # Compared as config.json holds them: hidden_dims 8 is [8], the same network.
-    built, held = ({**json.loads(json.dumps(m.get_params() | m.architecture())),
-                    "conditional": m.needs_labels, "model": "iwae" if "IWAE" in type(m).__name__
-                    else "vae", "stochastic_layers": m.stochastic_layers}
-                   for m in (new_model(config), model))
+    def said(m):    # m's fields as config.json holds them: hidden_dims 8 is [8], the same network
+        p = json.loads(json.dumps(m.get_params() | m.architecture()))
+        if m.stochastic_layers == 2:    # config.json says z2's width and those below z1
+            p.update(latent_dim=p.pop("latent_dims")[1], hidden_dims=p["hidden_dims"][0])
+        return {**p, "conditional": m.needs_labels, "model": "iwae" if "IWAE" in
+                type(m).__name__ else "vae", "stochastic_layers": m.stochastic_layers}
+    built, held = said(new_model(config)), said(model)
     # Nor is a seed compared that config.json cannot hold: unseeded (None), or a sequence.
     unsaid = {"epochs"} if isinstance(model.random_state, int) else {"epochs", "seed"}
     for key in reversed(held):      # the model's kind first: it sets what the rest build
-        # A two-layer model's latent_dims are scaled from config.json's latent_dim.
-        field = {"latent_dims": "latent_dim", "random_state": "seed"}.get(key, key)
+        field = "seed" if key == "random_state" else key
         if field in config and field not in unsaid and key in built and built[key] != held[key]:
             raise ValueError(f"{run / 'config.json'}: {field} {config[field]!r} contradicts the "
                              f"run's checkpoint, trained with {key} {held[key]!r}: fix config.json")
@@ -274,8 +275,7 @@ def _new_folder(out, dataset, force):
 # ---------------------------------------------------------------- data
 #: A run's data: each split's rows and labels (None when the data set has
 #: none) and the image shape (or None).
-Splits = collections.namedtuple(
-    "Splits", "X_train y_train X_val y_val X_test y_test image_shape")
+Splits = collections.namedtuple("Splits", "X_train y_train X_val y_val X_test y_test image_shape")
 
 
 def load_splits(config, data_dir=None, download=False):

@@ -389,7 +389,7 @@ def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of,
     assert code == 0, err
     path.write_text(json.dumps({**config, "latent_dim": 3}))
     assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"),
-                       "latent_dim 3 contradicts", "trained with latent_dims [4, 2]")
+                       "latent_dim 3 contradicts", "trained with latent_dim 2")
 
 
 def _holding(run_dir, model):
@@ -440,6 +440,25 @@ def test_a_config_json_without_an_optional_key_opens(copy_of, capsys, drawn, key
         code, out, err = run(capsys, *argv)
         assert code == 0, err
     assert load_checkpoint(copy_of).n_iter_ == 3
+
+
+def test_a_run_folder_holding_a_two_layer_model_of_its_own_layout_opens(copy_of, capsys):
+    # config.json says z2's width (latent_dim) and the widths below z1 (hidden_dims); npvae
+    # train derives the rest. Before, a model saved with z1 not twice z2, or other widths
+    # below z2, was refused: "latent_dim 2 contradicts ..., trained with latent_dims [5, 2]".
+    _holding(copy_of, TwoLayerVAE((5, 2), hidden_dims=((8,), (3,)), activation="relu",
+                                  batch_size=128, epochs=2, random_state=0))
+    path = copy_of / "config.json"
+    config = {**json.loads(path.read_text()), "stochastic_layers": 2}
+    path.write_text(json.dumps(config))
+    for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+    for change, said, held in (({"latent_dim": 3}, "latent_dim 3", "latent_dim 2"),
+                               ({"hidden_dims": [3]}, "hidden_dims [3]", "hidden_dims [8]")):
+        path.write_text(json.dumps({**config, **change}))
+        assert_usage_error(run(capsys, "sample", copy_of), f"{said} contradicts",
+                           f"trained with {held}")
 
 
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
