@@ -202,7 +202,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         that uses them (``fit_epoch`` too, which continues them) refuses until
         ``fit`` builds anew."""
         check_is_fitted(self)
-        now = self.architecture()
+        now = self.architecture(self.built_with_)
         for name, fitted in self.built_with_.items():
             if now.get(name) != fitted:     # n_components goes with a mixture prior
                 value = getattr(self, name)
@@ -210,16 +210,20 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
                                  f"was fitted with {name}={fitted!r}; call fit again to use "
                                  f"the new value (or set it back)")
 
-    def architecture(self):
-        """The hyper-parameters of ``built_from`` (those the model has) by
-        value, as :meth:`check_fitted` compares them: every sequence a tuple,
-        ``hidden_dims`` as :meth:`check_architecture` reads it (``4`` is
-        ``(4,)``, the same network); ``n_components`` only for a mixture
-        prior, the one prior that has components."""
-        params = {**self.get_params(deep=False), "hidden_dims": self.check_architecture()}
-        if params.get("prior") != "mixture":
+    def architecture(self, names=None):
+        """The hyper-parameters ``names`` (default: those of ``built_from``
+        the model has) by value, as :meth:`check_fitted` compares them:
+        every sequence a tuple, ``hidden_dims`` as :meth:`check_architecture`
+        reads it (``4`` is ``(4,)``, the same network); ``n_components`` only
+        for a mixture prior, the one prior that has components."""
+        if names is None:
+            names = [k for k in self.built_from if k in self.get_params(deep=False)]
+        # getattr, not get_params: check_fitted runs at every verb.
+        params = {k: getattr(self, k) for k in names}
+        params["hidden_dims"] = self.check_architecture()
+        if getattr(self, "prior", None) != "mixture":
             params.pop("n_components", None)
-        return {k: _by_value(params[k]) for k in self.built_from if k in params}
+        return {k: _by_value(v) for k, v in params.items()}
 
     def checked_input(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype
