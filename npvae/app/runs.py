@@ -441,6 +441,9 @@ def resume(run, epochs=None, data_dir=None):
                              f"{model.n_iter_} epochs; it cannot train fewer")
         if model.n_iter_ >= config["epochs"]:
             return _complete_trained_run(model, run, config, metrics, data_dir)
+        if len(metrics) != model.n_iter_:   # its next checkpoint would lack theirs: refused
+            raise ValueError(f"{run}'s checkpoint holds no metrics of its {model.n_iter_} epochs "
+                             "(model.save writes none): train --resume cannot continue it")
         data = load_splits(config, data_dir=data_dir)
         model.set_params(epochs=config["epochs"])
         _write_json(run / "config.json", config)

@@ -461,6 +461,19 @@ def test_a_run_folder_holding_a_two_layer_model_of_its_own_layout_opens(copy_of,
                            f"trained with {held}")
 
 
+def test_resume_of_a_checkpoint_saved_without_metrics_is_refused_before_it_trains(copy_of,
+                                                                                capsys):
+    # Before: a model saved by model.save() into a run folder trained a whole epoch, then
+    # its checkpoint was refused ("'extra.metrics' must be a list of 3 rows"), the epoch
+    # lost, with config.json already saying 3 epochs.
+    _holding(copy_of, VAE(2, hidden_dims=(8,), activation="relu", batch_size=128, epochs=2,
+                          random_state=0))
+    before = snapshot(copy_of)
+    assert_usage_error(run(capsys, "train", "--resume", copy_of, "--epochs", "3"),
+                       "checkpoint holds no metrics of its 2 epochs", "cannot continue it")
+    assert snapshot(copy_of) == before
+
+
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
     (copy_of / "config.json").write_text("[1, 2]")
     assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
