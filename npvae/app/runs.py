@@ -128,7 +128,7 @@ def read_config(run):
     if not path.is_file():
         raise FileNotFoundError(f"{run} is not an npvae run folder (no config.json)")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8, with or without a BOM
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(config, dict):

@@ -474,6 +474,17 @@ def test_resume_of_a_checkpoint_saved_without_metrics_is_refused_before_it_train
     assert snapshot(copy_of) == before
 
 
+def test_a_config_json_saved_with_a_byte_order_mark_opens(copy_of, capsys, drawn):
+    # Before: config.json edited (epochs 3) and saved by an editor that writes UTF-8 with a
+    # BOM (Windows Notepad) was "not valid JSON (Unexpected UTF-8 BOM ...)".
+    path = copy_of / "config.json"
+    config = {**json.loads(path.read_text()), "epochs": 3, "note": "entraîné"}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(config, ensure_ascii=False).encode())
+    code, out, err = run(capsys, "train", "--resume", copy_of)
+    assert code == 0, err
+    assert load_checkpoint(copy_of).n_iter_ == 3
+
+
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):
     (copy_of / "config.json").write_text("[1, 2]")
     assert_usage_error(run(capsys, "evaluate", copy_of), "config.json: not an npvae run config")
