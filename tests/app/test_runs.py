@@ -294,6 +294,15 @@ def test_an_existing_file_as_out_gets_advice_that_works(tmp_path, capsys):
 
 
 # ------------------------------------------------------------ odd run folders
+def _holding(run_dir, model):
+    """``run_dir`` with ``model`` (fitted on digits) as its only checkpoint."""
+    model.fit(load_dataset("digits").X_train[:50])
+    for path in (run_dir / "checkpoints").iterdir():
+        path.unlink()
+    save_checkpoint(model, run_dir / "checkpoints" / f"epoch-{model.n_iter_:04d}")
+    return run_dir
+
+
 @pytest.fixture
 def autoencoder_run(copy_of):
     X = load_dataset("digits").X_train
@@ -377,11 +386,8 @@ def test_a_config_json_that_contradicts_its_checkpoint_is_named(copy_of, capsys,
 
 
 def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of, capsys):
-    model = TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu", batch_size=128,
-                        epochs=2, random_state=0).fit(load_dataset("digits").X_train[:50])
-    for path in (copy_of / "checkpoints").iterdir():
-        path.unlink()
-    save_checkpoint(model, copy_of / "checkpoints" / "epoch-0002")
+    _holding(copy_of, TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu",
+                                  batch_size=128, epochs=2, random_state=0))
     path = copy_of / "config.json"
     config = {**json.loads(path.read_text()), "stochastic_layers": 2}
     path.write_text(json.dumps(config))
@@ -390,15 +396,6 @@ def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of,
     path.write_text(json.dumps({**config, "latent_dim": 3}))
     assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"),
                        "latent_dim 3 contradicts", "trained with latent_dim 2")
-
-
-def _holding(run_dir, model):
-    """``run_dir`` with ``model`` (fitted on digits) as its only checkpoint."""
-    model.fit(load_dataset("digits").X_train[:50])
-    for path in (run_dir / "checkpoints").iterdir():
-        path.unlink()
-    save_checkpoint(model, run_dir / "checkpoints" / f"epoch-{model.n_iter_:04d}")
-    return run_dir
 
 
 @pytest.mark.parametrize("random_state", [None, np.random.default_rng(0), [1, 2]])
