@@ -368,7 +368,6 @@ def cmd_evaluate(args):
         if model.needs_labels else (None, "p(x)", "", "ELBO")
     log_px, kl = model.elbo_terms(X, y, random_state=args.seed)
     mixture = config.get("prior", "standard_normal") != "standard_normal"
-    sampled = mixture or model.stochastic_layers == 2      # no KL per dimension
     units = "+".join(map(str, active_units_per_layer(model, X, y=y)))
     sizes = "+".join(map(str, getattr(model, "latent_dims", [model.latent_dim])))
     binarized = ", binarized once with a fixed seed" if config.get("binarize") else ""
@@ -377,8 +376,8 @@ def cmd_evaluate(args):
     print(f"{elbo:22s}{np.mean(log_px - kl):10.3f} nats  "
           f"(reconstruction {-np.mean(log_px):.3f}, KL {np.mean(kl):.3f})")
     detail = (f"KL sampled: the {'mixture prior' if mixture else 'two-layer model'} has no KL "
-              f"per dimension" if sampled else "KL per dimension: " +
-              " ".join(f"{v:.2f}" for v in kl_per_dimension(model, X, y)))
+              "per dimension" if mixture or model.stochastic_layers == 2 else
+              "KL per dimension: " + " ".join(f"{v:.2f}" for v in kl_per_dimension(model, X, y)))
     print(f"active units          {units:>6s} of {sizes}  ({detail})", flush=True)
     start = time.perf_counter()
     with tqdm(total=X.shape[0] * args.k, desc=f"IWAE k={args.k}", unit="sample",
@@ -400,7 +399,7 @@ def _figure_command(args, name, draw, sample=False):
     if sample and not model.has_prior:
         raise ValueError(f"{run} holds a {type(model).__name__}, which has no prior to "
                          "sample from; train a VAE to sample")
-    shape = figures.image_shape(config, required=True)
+    shape = figures.image_shape(config, model.n_features_in_, required=True)
     path = Path(args.out) if args.out else runs.subfolder(run, "figures") / name
     if path.is_dir():
         raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "
@@ -451,7 +450,8 @@ def cmd_gradcheck(args):
         # DReG and STL estimate the bound's gradient without bias but are not it
         # (tests/models/test_gradient_estimators.py tests them so): the bound's is checked.
         estimator = getattr(trained, "gradient_estimator", "standard")
-        model = clone(trained).set_params(dtype="float64", gradient_estimator="standard")
+        model = clone(trained).set_params(dtype="float64", **({} if estimator == "standard" else
+                                                              {"gradient_estimator": "standard"}))
         model.initialize(X.shape[1], **(trained.init_args() if trained.needs_labels else {}))
         model.parameters_.theta[...] = trained.parameters_.theta
         what = f"{run} at epoch {trained.n_iter_}: {runs.describe(trained)}, cast to float64, " \

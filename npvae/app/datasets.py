@@ -43,14 +43,10 @@ CLASS_NAMES = {
 
 #: Base URLs tried in order by :func:`download`, per data set.
 MIRRORS = {
-    "mnist": (
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "http://yann.lecun.com/exdb/mnist/",
-    ),
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+              "http://yann.lecun.com/exdb/mnist/"),
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-    "binarized-mnist": (
-        "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",
-    ),
+    "binarized-mnist": ("http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",),
     "frey-face": ("https://cs.nyu.edu/~roweis/data/",),
 }
 

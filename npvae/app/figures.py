@@ -21,19 +21,19 @@ __all__ = ["image_shape", "draw_run_figures", "draw_reconstructions", "draw_samp
            "draw_interpolations"]
 
 
-def image_shape(config, required=False):
-    """The (height, width) to draw a run's features as, or None (said on
-    stderr; with ``required``, a ValueError)."""
-    shape = plots.infer_image_shape(config["n_features"], config.get("image_shape"))
+def image_shape(config, n_features, required=False):
+    """The (height, width) to draw a run's ``n_features`` features (its
+    model's) as, or None (said on stderr; with ``required``, a ValueError)."""
+    shape = plots.infer_image_shape(n_features, config.get("image_shape"))
     if shape is None:
-        why = (f"the {config['n_features']} features are not an image (the data set has "
+        why = (f"the {n_features} features are not an image (the data set has "
                "no image shape and the count is not a perfect square)")
         if required:
             raise ValueError(f"{why}; there is nothing to draw")
         print(f"npvae: {why}: skipping the image figures", file=sys.stderr)
     elif not config.get("image_shape"):
         # Only the count says "image" here; a table of 16 columns is not one.
-        print(f"npvae: drawing the {config['n_features']} features as {shape[0]}x{shape[1]} "
+        print(f"npvae: drawing the {n_features} features as {shape[0]}x{shape[1]} "
               "images, a guess from their count (save X as (samples, height, width) to "
               "give the shape)", file=sys.stderr)
     return shape
@@ -47,7 +47,7 @@ def draw_run_figures(model, folder, config, X, y, metrics):
     paths = [plots.plot_loss_curves(metrics, folder / "loss.png")] if metrics else []
     names = CLASS_NAMES.get(config.get("dataset"))
     paths.append(plots.plot_latent(model.transform(X, y), y, folder / "latent.png", names))
-    shape = image_shape(config)
+    shape = image_shape(config, model.n_features_in_)
     if shape is not None:
         paths.append(draw_reconstructions(model, X, shape, folder / "reconstructions.png", y=y))
         paths.append(draw_samples(model, shape, folder / "samples.png", class_names=names))

@@ -128,7 +128,7 @@ def read_config(run):
     if not path.is_file():
         raise FileNotFoundError(f"{run} is not an npvae run folder (no config.json)")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8, with or without a BOM
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(config, dict):
@@ -153,13 +153,18 @@ def check_checkpoint(run, config, model):
     first field of its ``config`` that builds another model than the
     checkpoint holds (the checkpoint is what trained).  ``epochs`` is the
     run's goal, which a resume writes before its next checkpoint."""
-    built, held = ({**json.loads(json.dumps(m.get_params())), "conditional": m.needs_labels,
-                    "model": "iwae" if "IWAE" in type(m).__name__ else "vae",
-                    "stochastic_layers": m.stochastic_layers} for m in (new_model(config), model))
+    def said(m):    # m's fields as config.json holds them: hidden_dims 8 is [8], the same network
+        p = json.loads(json.dumps(m.get_params() | m.architecture()))
+        if m.stochastic_layers == 2:    # config.json says z2's width and those below z1
+            p.update(latent_dim=p.pop("latent_dims")[1], hidden_dims=p["hidden_dims"][0])
+        return {**p, "conditional": m.needs_labels, "model": "iwae" if "IWAE" in
+                type(m).__name__ else "vae", "stochastic_layers": m.stochastic_layers}
+    built, held = said(new_model(config)), said(model)
+    # Nor is a seed compared that config.json cannot hold: unseeded (None), or a sequence.
+    unsaid = {"epochs"} if isinstance(model.random_state, int) else {"epochs", "seed"}
     for key in reversed(held):      # the model's kind first: it sets what the rest build
-        # A two-layer model's latent_dims are scaled from config.json's latent_dim.
-        field = {"latent_dims": "latent_dim", "random_state": "seed"}.get(key, key)
-        if field in config and field != "epochs" and key in built and built[key] != held[key]:
+        field = "seed" if key == "random_state" else key
+        if field in config and field not in unsaid and key in built and built[key] != held[key]:
             raise ValueError(f"{run / 'config.json'}: {field} {config[field]!r} contradicts the "
                              f"run's checkpoint, trained with {key} {held[key]!r}: fix config.json")
     return model
@@ -192,12 +197,10 @@ def _remove_temp_files(run):
 def lock(run):
     """Hold the lock of run folder ``run`` (a context manager), or raise a
     ValueError naming it if another process holds it."""
-    path = Path(run) / LOCK_NAME
-
     def busy():
         raise ValueError(f"{run} is in use by another npvae process (it holds {path}); "
                          "wait for it to finish, or choose another --out")
-    return hold_lock(path, busy)
+    return hold_lock(path := Path(run) / LOCK_NAME, busy)
 
 
 def default_run_dir(dataset):
@@ -272,8 +275,7 @@ def _new_folder(out, dataset, force):
 # ---------------------------------------------------------------- data
 #: A run's data: each split's rows and labels (None when the data set has
 #: none) and the image shape (or None).
-Splits = collections.namedtuple(
-    "Splits", "X_train y_train X_val y_val X_test y_test image_shape")
+Splits = collections.namedtuple("Splits", "X_train y_train X_val y_val X_test y_test image_shape")
 
 
 def load_splits(config, data_dir=None, download=False):
@@ -439,6 +441,9 @@ def resume(run, epochs=None, data_dir=None):
                              f"{model.n_iter_} epochs; it cannot train fewer")
         if model.n_iter_ >= config["epochs"]:
             return _complete_trained_run(model, run, config, metrics, data_dir)
+        if len(metrics) != model.n_iter_:   # its next checkpoint would lack theirs: refused
+            raise ValueError(f"{run}'s checkpoint holds no metrics of its {model.n_iter_} epochs "
+                             "(model.save writes none): train --resume cannot continue it")
         data = load_splits(config, data_dir=data_dir)
         model.set_params(epochs=config["epochs"])
         _write_json(run / "config.json", config)
@@ -463,10 +468,8 @@ def _complete_trained_run(model, run, config, metrics, data_dir):
           f"{' and '.join(missing)}", flush=True)
     if "metrics.csv" in missing:
         atomic_write(run / "metrics.csv", lambda f: f.write(due["metrics.csv"][1]))
-    if "figures" not in missing:
-        return 0
     return _draw_final_figures(model, run, config, load_splits(config, data_dir=data_dir),
-                               metrics)
+                               metrics) if "figures" in missing else 0
 
 
 @contextlib.contextmanager
@@ -528,7 +531,7 @@ def _train_epochs(model, run, config, data, metrics):
     try:
         while model.n_iter_ < config["epochs"]:
             epoch = model.n_iter_ + 1
-            X_epoch = binarize(X_tr, model.rng_) if config["binarize"] else X_tr
+            X_epoch = binarize(X_tr, model.rng_) if config.get("binarize") else X_tr
             with tqdm(total=n_batches, desc=f"epoch {epoch}/{config['epochs']}",
                       unit="batch", leave=False, file=sys.stderr, mininterval=0.2,
                       disable=None) as bar:

@@ -202,11 +202,28 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         that uses them (``fit_epoch`` too, which continues them) refuses until
         ``fit`` builds anew."""
         check_is_fitted(self)
+        now = self.architecture(self.built_with_)
         for name, fitted in self.built_with_.items():
-            if (value := _by_value(getattr(self, name))) != fitted:
+            if now.get(name) != fitted:     # n_components goes with a mixture prior
+                value = getattr(self, name)
                 raise ValueError(f"{type(self).__name__}.{name} is {value!r}, but the model "
                                  f"was fitted with {name}={fitted!r}; call fit again to use "
                                  f"the new value (or set it back)")
+
+    def architecture(self, names=None):
+        """The hyper-parameters ``names`` (default: those of ``built_from``
+        the model has) by value, as :meth:`check_fitted` compares them:
+        every sequence a tuple, ``hidden_dims`` as :meth:`check_architecture`
+        reads it (``4`` is ``(4,)``, the same network); ``n_components`` only
+        for a mixture prior, the one prior that has components."""
+        if names is None:
+            names = [k for k in self.built_from if k in self.get_params(deep=False)]
+        # getattr, not get_params: check_fitted runs at every verb.
+        params = {k: getattr(self, k) for k in names}
+        params["hidden_dims"] = self.check_architecture()
+        if getattr(self, "prior", None) != "mixture":
+            params.pop("n_components", None)
+        return {k: _by_value(v) for k, v in params.items()}
 
     def checked_input(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype
@@ -326,8 +343,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
             check_memory(n_values, np.dtype(self.dtype).itemsize, f"{type(self).__name__}({what})")
         rng = as_generator(self.random_state)
         self.n_features_in_, self.rng_ = n_features, rng
-        params = self.get_params(deep=False)    # as check_fitted compares them
-        self.built_with_ = {k: _by_value(params[k]) for k in self.built_from if k in params}
+        self.built_with_ = self.architecture()
         dtype = np.dtype(self.dtype)
         self.build_encoder(n_features + condition_dim, hidden, rng, dtype)
         self.build_decoder(n_features, hidden, condition_dim, rng, dtype)
@@ -393,7 +409,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
     @property
     def obs_logvar_(self):
         r""":math:`\log\sigma^2` of the Gaussian observation noise (learned or fixed)."""
-        check_is_fitted(self)
+        self.check_fitted()     # obs_var and likelihood still those the model was fitted with
         logvar = getattr(self.likelihood_, "logvar", None)
         if logvar is None:
             raise AttributeError("obs_logvar_ exists only for likelihood='gaussian'")

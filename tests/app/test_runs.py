@@ -294,6 +294,15 @@ def test_an_existing_file_as_out_gets_advice_that_works(tmp_path, capsys):
 
 
 # ------------------------------------------------------------ odd run folders
+def _holding(run_dir, model):
+    """``run_dir`` with ``model`` (fitted on digits) as its only checkpoint."""
+    model.fit(load_dataset("digits").X_train[:50])
+    for path in (run_dir / "checkpoints").iterdir():
+        path.unlink()
+    save_checkpoint(model, run_dir / "checkpoints" / f"epoch-{model.n_iter_:04d}")
+    return run_dir
+
+
 @pytest.fixture
 def autoencoder_run(copy_of):
     X = load_dataset("digits").X_train
@@ -318,6 +327,9 @@ def test_a_run_folder_holding_an_autoencoder(autoencoder_run, capsys):
     code, out, err = run(capsys, "reconstruct", autoencoder_run, "--out",
                          autoencoder_run / "r.png")
     assert code == 0, err
+    # Before: "Invalid parameter 'gradient_estimator' for estimator Autoencoder(...)".
+    code, out, err = run(capsys, "gradcheck", autoencoder_run)
+    assert code == 0 and "an Autoencoder 64-8-2, cast to float64" in out and "passed" in out, err
 
 
 @pytest.mark.parametrize("seed", ["abc", -5, 1.5, True, None])
@@ -374,11 +386,8 @@ def test_a_config_json_that_contradicts_its_checkpoint_is_named(copy_of, capsys,
 
 
 def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of, capsys):
-    model = TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu", batch_size=128,
-                        epochs=2, random_state=0).fit(load_dataset("digits").X_train[:50])
-    for path in (copy_of / "checkpoints").iterdir():
-        path.unlink()
-    save_checkpoint(model, copy_of / "checkpoints" / "epoch-0002")
+    _holding(copy_of, TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu",
+                                  batch_size=128, epochs=2, random_state=0))
     path = copy_of / "config.json"
     config = {**json.loads(path.read_text()), "stochastic_layers": 2}
     path.write_text(json.dumps(config))
@@ -386,7 +395,91 @@ def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of,
     assert code == 0, err
     path.write_text(json.dumps({**config, "latent_dim": 3}))
     assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"),
-                       "latent_dim 3 contradicts", "trained with latent_dims [4, 2]")
+                       "latent_dim 3 contradicts", "trained with latent_dim 2")
+
+
+@pytest.mark.parametrize("random_state", [None, np.random.default_rng(0), [1, 2]])
+def test_a_run_folder_holding_a_model_saved_without_an_integer_seed_opens(copy_of, capsys,
+                                                                          random_state):
+    # Before: "seed 0 contradicts the run's checkpoint, trained with random_state None: fix
+    # config.json", which no fix could satisfy: config.json's seed is an integer.
+    _holding(copy_of, VAE(2, hidden_dims=(8,), activation="relu", batch_size=128, epochs=2,
+                          random_state=random_state))
+    for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+
+
+def test_a_run_folder_holding_a_model_saved_with_an_int_hidden_dims_opens(copy_of, capsys):
+    # Before: "hidden_dims [8] contradicts the run's checkpoint, trained with hidden_dims 8",
+    # the same network, and config.json's hidden_dims can only be a list.
+    _holding(copy_of, VAE(2, hidden_dims=8, activation="relu", batch_size=128, epochs=2,
+                          random_state=0))
+    for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+    path = copy_of / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "hidden_dims": [9]}))
+    assert_usage_error(run(capsys, "sample", copy_of), "hidden_dims [9] contradicts",
+                       "trained with hidden_dims [8]")
+
+
+@pytest.mark.parametrize("key", ["binarize", "n_features"])
+def test_a_config_json_without_an_optional_key_opens(copy_of, capsys, drawn, key):
+    # Before: read_config takes a config.json without binarize or n_features (optional),
+    # then train --resume stopped on KeyError: 'binarize' and the figures on 'n_features'.
+    path = copy_of / "config.json"
+    config = json.loads(path.read_text())
+    del config[key]
+    path.write_text(json.dumps(config))
+    for argv in (["sample", copy_of], ["reconstruct", copy_of], ["interpolate", copy_of],
+                 ["train", "--resume", copy_of, "--epochs", "3"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+    assert load_checkpoint(copy_of).n_iter_ == 3
+
+
+def test_a_run_folder_holding_a_two_layer_model_of_its_own_layout_opens(copy_of, capsys):
+    # config.json says z2's width (latent_dim) and the widths below z1 (hidden_dims); npvae
+    # train derives the rest. Before, a model saved with z1 not twice z2, or other widths
+    # below z2, was refused: "latent_dim 2 contradicts ..., trained with latent_dims [5, 2]".
+    _holding(copy_of, TwoLayerVAE((5, 2), hidden_dims=((8,), (3,)), activation="relu",
+                                  batch_size=128, epochs=2, random_state=0))
+    path = copy_of / "config.json"
+    config = {**json.loads(path.read_text()), "stochastic_layers": 2}
+    path.write_text(json.dumps(config))
+    for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+    for change, said, held in (({"latent_dim": 3}, "latent_dim 3", "latent_dim 2"),
+                               ({"hidden_dims": [3]}, "hidden_dims [3]", "hidden_dims [8]")):
+        path.write_text(json.dumps({**config, **change}))
+        assert_usage_error(run(capsys, "sample", copy_of), f"{said} contradicts",
+                           f"trained with {held}")
+
+
+def test_resume_of_a_checkpoint_saved_without_metrics_is_refused_before_it_trains(copy_of,
+                                                                                capsys):
+    # Before: a model saved by model.save() into a run folder trained a whole epoch, then
+    # its checkpoint was refused ("'extra.metrics' must be a list of 3 rows"), the epoch
+    # lost, with config.json already saying 3 epochs.
+    _holding(copy_of, VAE(2, hidden_dims=(8,), activation="relu", batch_size=128, epochs=2,
+                          random_state=0))
+    before = snapshot(copy_of)
+    assert_usage_error(run(capsys, "train", "--resume", copy_of, "--epochs", "3"),
+                       "checkpoint holds no metrics of its 2 epochs", "cannot continue it")
+    assert snapshot(copy_of) == before
+
+
+def test_a_config_json_saved_with_a_byte_order_mark_opens(copy_of, capsys, drawn):
+    # Before: config.json edited (epochs 3) and saved by an editor that writes UTF-8 with a
+    # BOM (Windows Notepad) was "not valid JSON (Unexpected UTF-8 BOM ...)".
+    path = copy_of / "config.json"
+    config = {**json.loads(path.read_text()), "epochs": 3, "note": "entraîné"}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(config, ensure_ascii=False).encode())
+    code, out, err = run(capsys, "train", "--resume", copy_of)
+    assert code == 0, err
+    assert load_checkpoint(copy_of).n_iter_ == 3
 
 
 def test_a_config_json_that_is_not_an_object_is_named(copy_of, capsys):

@@ -399,3 +399,46 @@ def test_an_architecture_set_after_fit_is_named_for_a_conditional_vae():
                  lambda: model.fit_epoch(X, y)):
         with pytest.raises(ValueError, match="ConditionalVAE.latent_dim is 3, .*call fit again"):
             call()
+
+
+@pytest.mark.parametrize("fitted, same", [(4, (4,)), ((4,), 4), ([4], np.array([4]))])
+def test_an_architecture_set_again_in_another_spelling_is_the_fitted_one(tmp_path, fitted, same):
+    # Before: hidden_dims=4 builds the network that (4,) builds, yet set after fit in
+    # the other spelling it was refused as a change ("call fit again").
+    model = VAE(latent_dim=2, hidden_dims=fitted, epochs=1, random_state=0).fit(X)
+    model.tmp, theta = tmp_path, model.parameters_.theta.copy()
+    model.set_params(hidden_dims=same)
+    for call in VERBS.values():
+        call(model)
+    assert model.n_iter_ == 2 and not np.array_equal(model.parameters_.theta, theta)
+
+
+def test_n_components_set_after_fit_is_refused_only_for_a_mixture_prior(tmp_path):
+    # Before: a standard normal prior has no components, yet a VAE fitted with one
+    # refused every verb after set_params(n_components=3) ("call fit again").
+    model = VAE(latent_dim=2, hidden_dims=(4,), epochs=1, random_state=0).fit(X)
+    model.tmp = tmp_path
+    model.set_params(n_components=3)
+    for call in VERBS.values():
+        call(model)
+    mixture = VAE(latent_dim=2, hidden_dims=(4,), prior="mixture", n_components=2,
+                  epochs=1).fit(X).set_params(n_components=3)
+    with pytest.raises(ValueError, match="VAE.n_components is 3, but the model was fitted "
+                                         "with n_components=2; call fit again"):
+        mixture.transform(X)
+    with pytest.raises(ValueError, match="VAE.prior is 'standard_normal', but the model was "
+                                         "fitted with prior='mixture'"):
+        mixture.set_params(prior="standard_normal").transform(X)
+
+
+def test_obs_logvar_after_set_params_names_the_change():
+    # Before: obs_logvar_ answered log(0.5) for set_params(obs_var=0.5) on a model that
+    # learned its noise variance, which its likelihood still uses.
+    model = VAE(latent_dim=2, hidden_dims=(4,), likelihood="gaussian", epochs=1).fit(X)
+    learned = model.obs_logvar_
+    for change in ({"obs_var": 0.5}, {"likelihood": "bernoulli"}):
+        model.set_params(**change)
+        with pytest.raises(ValueError, match=f"VAE.{next(iter(change))} is .*call fit again"):
+            model.obs_logvar_
+        model.set_params(obs_var=None, likelihood="gaussian")
+        assert model.obs_logvar_ == learned
