@@ -132,6 +132,7 @@ def _hidden(text):
 #: Sizes of layers, latent codes and sample counts, and numbers of images.
 _SIZE, _IMAGES = number(int, 1, MAX_SIZE), number(int, 1, MAX_IMAGES)
 _SEED, _POSITIVE = number(int, 0), number(float, 0, inclusive=False)
+_MOVED_DATA = "where the run's data set is, if it has moved (default: where it was trained from)"
 
 
 def _parser():
@@ -226,6 +227,7 @@ def _parser():
     g.add_argument("--features", type=_SIZE, help="features of the random data checked on")
     g.add_argument("--samples", type=_SIZE, default=16,
                    help="rows checked on: random, or RUN's first training rows")
+    g.add_argument("--data-dir", type=_path, help=_MOVED_DATA)
     g.add_argument("--seed", type=_SEED, default=0, help="seeds the model, the data and the noise")
     g.add_argument("--threshold", type=_POSITIVE, default=1e-6,
                    help="largest relative error that passes")
@@ -256,8 +258,7 @@ def _model_arguments(p):
 def _run_arguments(p):
     p.add_argument("run", metavar="RUN", type=_path,
                    help="run folder (or a checkpoint file in it)")
-    p.add_argument("--data-dir", type=_path, help="where the run's data set is, if it has "
-                   "moved (default: where it was trained from)")
+    p.add_argument("--data-dir", type=_path, help=_MOVED_DATA)
 
 
 def _figure_parser(sub, name, what, figure, func):
@@ -443,7 +444,7 @@ def cmd_gradcheck(args):
             raise ValueError(f"gradcheck RUN checks the run's own model; {given[0]} is for a "
                              "fresh model, without RUN")
         run, config, trained = _open_run(args)
-        data = runs.load_splits(config)
+        data = runs.load_splits(config, data_dir=args.data_dir)
         X, y = data.X_train[:args.samples], data.y_train
         y = y[:args.samples] if trained.needs_labels else None
         # The same parameters in float64, where central differences are exact enough.
@@ -457,6 +458,8 @@ def cmd_gradcheck(args):
         what = f"{run} at epoch {trained.n_iter_}: {runs.describe(trained)}, cast to float64, " \
                f"on its first {X.shape[0]} training rows" + ("" if estimator == "standard" else
                                                              ", the gradient of its bound")
+    elif args.data_dir is not None:
+        raise ValueError("--data-dir is for gradcheck RUN: a fresh model checks random rows")
     else:
         X = rng.random((args.samples, args.features))
         y = np.arange(args.samples) % 3 if args.conditional else None

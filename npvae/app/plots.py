@@ -229,8 +229,7 @@ def plot_reconstructions(originals, reconstructions, image_shape, path, ncols=10
     pair = np.stack([np.pad(np.asarray(a, np.float64), ((0, -n % ncols), (0, 0)),
                             constant_values=np.nan) for a in (originals, reconstructions)])
     rows = pair.reshape(2, -1, ncols, d).swapaxes(0, 1).reshape(-1, d)
-    return _image_figure(rows, image_shape, ncols,
-                         "test images above their reconstructions", path)
+    return _image_figure(rows, image_shape, ncols, "test images above their reconstructions", path)
 
 
 def plot_samples(samples, image_shape, path, ncols=None, title=None, row_labels=None):

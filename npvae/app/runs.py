@@ -69,8 +69,7 @@ VAL_FRACTION = 0.1
 UNLABELLED = ("binarized-mnist", "frey-face")
 MODEL_KEYS = ("latent_dim", "hidden_dims", "activation", "likelihood", "beta",
               "kl_warmup", "batch_size", "learning_rate", "dtype")
-METRIC_KEYS = ("epoch", "train_loss", "train_recon", "train_kl",
-               "val_loss", "val_recon", "val_kl")
+METRIC_KEYS = ("epoch", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl")
 LOCK_NAME = ".npvae.lock"
 FIGURES_DONE = ".figures-epoch"
 #: What npvae writes in a run folder, by sub-folder ("" is the folder itself).
@@ -518,8 +517,7 @@ def _remove_checkpoints_but(run, keep):
 def _checkpoint(model, run, metrics):
     """Save the model with its metrics, then drop older checkpoints (only
     after the new one is complete)."""
-    path = save_checkpoint(model, epoch_checkpoint(run, model.n_iter_),
-                           extra={"metrics": metrics})
+    path = save_checkpoint(model, epoch_checkpoint(run, model.n_iter_), extra={"metrics": metrics})
     _remove_checkpoints_but(run, path)
     atomic_write(run / "metrics.csv", lambda f: f.write(_metrics_text(metrics)))
 

@@ -941,3 +941,16 @@ def test_a_config_without_the_conditional_key_trains_a_vae(trained, tmp_path, ca
     assert type(model) is VAE and not isinstance(model, ConditionalVAE)
     a, b = params_of(trained), params_of(tmp_path / "old")
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_gradcheck_of_a_run_whose_data_has_moved_takes_data_dir(tmp_path, capsys):
+    fake_mnist(tmp_path / "data" / "mnist")
+    assert run(capsys, "train", "--dataset", "mnist", "--data-dir", tmp_path / "data", *TINY,
+               "--out", tmp_path / "r")[0] == 0
+    (tmp_path / "data").rename(tmp_path / "moved")
+    code, out, err = run(capsys, "gradcheck", tmp_path / "r", "--samples", "3",
+                         "--data-dir", tmp_path / "moved")
+    assert code == 0 and "on its first 3 training rows" in out, err
+    # A fresh model checks random rows: a data folder has nothing to do there.
+    assert_usage_error(run(capsys, "gradcheck", "--data-dir", tmp_path / "moved"),
+                       "--data-dir is for gradcheck RUN")
