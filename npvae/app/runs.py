@@ -150,22 +150,28 @@ def read_config(run):
 def check_checkpoint(run, config, model):
     """``model``, loaded from run folder ``run``, or a ValueError naming the
     first field of its ``config`` that builds another model than the
-    checkpoint holds (the checkpoint is what trained).  ``epochs`` is the
-    run's goal, which a resume writes before its next checkpoint."""
-    def said(m):    # m's fields as config.json holds them: hidden_dims 8 is [8], the same network
+    checkpoint holds (the checkpoint is what trained).  Not compared: a field
+    config.json leaves out or its model lacks, ``epochs`` (the run's goal, which a resume writes
+    before its next checkpoint) and ``seed`` when the checkpoint's
+    ``random_state`` is no integer (None, a Generator, a sequence), which
+    config.json cannot hold."""
+    def said(m):
+        """``m``'s kind (first: it sets what the rest build), then its
+        hyper-parameters as config.json says them: by value
+        (``architecture()``: ``hidden_dims`` 8 is (8,), the same network)
+        and through JSON, so that a tuple prints as config.json's list."""
         p = json.loads(json.dumps(m.get_params() | m.architecture()))
-        if m.stochastic_layers == 2:    # config.json says z2's width and those below z1
+        if m.stochastic_layers == 2:    # config.json says z2's width and the widths below z1
             p.update(latent_dim=p.pop("latent_dims")[1], hidden_dims=p["hidden_dims"][0])
-        return {**p, "conditional": m.needs_labels, "model": "iwae" if "IWAE" in
-                type(m).__name__ else "vae", "stochastic_layers": m.stochastic_layers}
+        return {"stochastic_layers": m.stochastic_layers, "conditional": m.needs_labels,
+                "model": "iwae" if isinstance(m, (IWAE, TwoLayerIWAE)) else "vae"} | p
     built, held = said(new_model(config)), said(model)
-    # Nor is a seed compared that config.json cannot hold: unseeded (None), or a sequence.
     unsaid = {"epochs"} if isinstance(model.random_state, int) else {"epochs", "seed"}
-    for key in reversed(held):      # the model's kind first: it sets what the rest build
+    for key, value in held.items():
         field = "seed" if key == "random_state" else key
-        if field in config and field not in unsaid and key in built and built[key] != held[key]:
+        if field in config and field not in unsaid and key in built and built[key] != value:
             raise ValueError(f"{run / 'config.json'}: {field} {config[field]!r} contradicts the "
-                             f"run's checkpoint, trained with {key} {held[key]!r}: fix config.json")
+                             f"run's checkpoint, trained with {key} {value!r}: fix config.json")
     return model
 
 

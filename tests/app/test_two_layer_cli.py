@@ -112,3 +112,12 @@ def test_a_config_json_edited_to_a_bool_or_float_is_named(two_layer_run, tmp_pat
 def test_a_flag_refused_with_two_layers_is_named_without_a_value(tmp_path, capsys):
     code, _, err = run(capsys, "train", *TINY, "--conditional", "--out", tmp_path / "run")
     assert code == 2 and err.rstrip().endswith("and no labels: it takes no --conditional")
+
+
+def test_a_config_json_calling_the_two_layer_iwae_a_vae_is_named_by_its_model(two_layer_run):
+    # The model's kind is compared first: the k that config.json keeps (3, as trained) is
+    # no contradiction, though a VAE is built without it.
+    run, config = runs.read_config(two_layer_run)
+    with pytest.raises(ValueError, match="model 'vae' contradicts the run's checkpoint, "
+                                         "trained with model 'iwae'"):
+        runs.check_checkpoint(run, {**config, "model": "vae"}, load_checkpoint(run))
