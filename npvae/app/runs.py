@@ -375,7 +375,7 @@ def describe(model):
     prior and a continuous Bernoulli likelihood", ..."""
     name = type(model).__name__
     kind = name.replace("TwoLayer", "two-layer ").replace("Conditional", "conditional ")
-    kind += f" (k={model.k})" if "IWAE" in name else ""
+    kind += f" (k={model.k})" if isinstance(model, (IWAE, TwoLayerIWAE)) else ""
     kind += f" ({len(getattr(model, 'classes_', ()))} classes)" if model.needs_labels else ""
     # A two-layer model's hidden widths come in one sequence per layer of codes.
     stacks = zip(model.hidden_dims, model.latent_dims) if model.stochastic_layers == 2 else \
