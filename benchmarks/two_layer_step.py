@@ -97,7 +97,8 @@ def step_products(model, batch):
         return forward(self, x)
 
     def recorded_backward(self, grad_out, input_grad=True):
-        found.append((self._x.shape, True, grad_out.shape, False))
+        x_shape = grad_out.shape[0], self.params["W"].shape[0]     # forward's x, (R, n_in)
+        found.append((x_shape, True, grad_out.shape, False))
         if input_grad:
             found.append((grad_out.shape, False, self.params["W"].shape, True))
         return backward(self, grad_out, input_grad)
