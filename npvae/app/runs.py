@@ -152,7 +152,7 @@ def check_checkpoint(run, config, model):
     first field of its ``config`` that builds another model than the
     checkpoint holds (the checkpoint is what trained).  Not compared: a field
     config.json leaves out or its model lacks, ``epochs`` (the run's goal, which a resume writes
-    before its next checkpoint) and ``seed`` when the checkpoint's
+    before its next checkpoint), a VAE's ``k`` and ``seed`` when the checkpoint's
     ``random_state`` is no integer (None, a Generator, a sequence), which
     config.json cannot hold."""
     def said(m):
@@ -166,7 +166,9 @@ def check_checkpoint(run, config, model):
         return {"stochastic_layers": m.stochastic_layers, "conditional": m.needs_labels,
                 "model": "iwae" if isinstance(m, (IWAE, TwoLayerIWAE)) else "vae"} | p
     built, held = said(new_model(config)), said(model)
-    unsaid = {"epochs"} if isinstance(model.random_state, int) else {"epochs", "seed"}
+    # new_model reads k for an IWAE only (npvae train writes one for a VAE too).
+    unsaid = {"epochs", *[k for k in ("k",) if held["model"] == "vae"],
+              *[k for k in ("seed",) if not isinstance(model.random_state, int)]}
     for key, value in held.items():
         field = "seed" if key == "random_state" else key
         if field in config and field not in unsaid and key in built and built[key] != value:
@@ -438,8 +440,7 @@ def resume(run, epochs=None, data_dir=None):
         model, extra = load_checkpoint(run, return_extra=True, require_optimizer=True)
         check_checkpoint(run, config, model)
         if not model.has_prior:
-            raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE; "
-                             "npvae train --resume continues VAE runs only")
+            raise ValueError(f"{run} holds an {type(model).__name__}, not a VAE: only VAEs resume")
         metrics = list(extra.get("metrics", []))
         if epochs is not None and epochs < model.n_iter_:
             raise ValueError(f"--epochs is the new total, and {run} has already trained "

@@ -398,6 +398,20 @@ def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of,
                        "latent_dim 3 contradicts", "trained with latent_dim 2")
 
 
+def test_a_run_folder_holding_a_two_layer_vae_of_several_codes_opens(copy_of, capsys):
+    # npvae train writes "k": 5 into every config.json, and builds a VAE of one code per row
+    # from it; a TwoLayerVAE saved with k=3 was refused ("k 5 contradicts ..., trained with
+    # k 3"), and config.json's k 3 gave "k 3 contradicts ..., trained with k 3".
+    _holding(copy_of, TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu", k=3,
+                                  batch_size=128, epochs=2, random_state=0))
+    path = copy_of / "config.json"
+    config = {**json.loads(path.read_text()), "stochastic_layers": 2}
+    for k in (5, 3):
+        path.write_text(json.dumps({**config, "k": k}))
+        code, out, err = run(capsys, "sample", copy_of)
+        assert code == 0, err
+
+
 @pytest.mark.parametrize("random_state", [None, np.random.default_rng(0), [1, 2]])
 def test_a_run_folder_holding_a_model_saved_without_an_integer_seed_opens(copy_of, capsys,
                                                                           random_state):
