@@ -344,7 +344,7 @@ def _main(argv):
                    help="threads of BLAS's products in training and evaluation (default: as "
                         "BLAS is configured, e.g. by OPENBLAS_NUM_THREADS, often one per "
                         "core); 1 for runs side by side, whose threads would otherwise "
-                        "outnumber the cores (three runs on 2 cores: 80 s an epoch, not 12 s). "
+                        "outnumber the cores and wait for each other (docs/reproduction.md). "
                         "Not kept by the run; but BLAS's sums round differently with another "
                         "count, so a resume with another N is not bit for bit the run that "
                         "would have been")
