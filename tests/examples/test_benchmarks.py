@@ -394,7 +394,8 @@ SHIPPED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "iwae
 @pytest.mark.parametrize("name, cls, epochs", [("vae-364", "VAE", 364),
                                                ("iwae-k5-364", "IWAE", 364),
                                                ("iwae-k5-1093", "IWAE", 1093),
-                                               ("vae-3280", "VAE", 3280)])
+                                               ("vae-3280", "VAE", 3280),
+                                               ("dreg-k5-364", "IWAE", 364)])
 def test_the_shipped_reproduction_models_load_as_run_folders(name, cls, epochs, tmp_path):
     """The trained models docs/reproduction.md points to: whole, and taken by the CLI."""
     run, config = runs.read_config(SHIPPED / name)
@@ -403,11 +404,15 @@ def test_the_shipped_reproduction_models_load_as_run_folders(name, cls, epochs, 
     assert model.latent_dim == 50 and model.hidden_dims == (200, 200)
     assert model.optimizer_.t == 0 and model.epsilon == 1e-4
     assert config["reproduction"]["results"]["epochs"] == epochs
-    # Shipped as an earlier npvae's .json + .npz pair: the parameters are its
-    # arrays bit for bit, and saved again as one file they load the same.
+    assert model.gradient_estimator == config.get("gradient_estimator", "standard") == \
+        ("dreg" if name.startswith("dreg") else "standard")
+    # The parameters are the file's arrays bit for bit (the first four were shipped as an
+    # earlier npvae's .json + .npz pair, without metadata), and saved again as one file
+    # they load the same.
     (npz,) = (run / "checkpoints").glob("*.npz")
     with np.load(npz, allow_pickle=False) as stored:
-        assert sorted(stored.files) == sorted(f"param/{k}" for k in model.params_)
+        params = sorted(f"param/{k}" for k in model.params_)
+        assert sorted(stored.files) in (params, sorted(["metadata", *params]))
         for k, p in model.params_.items():
             assert p.dtype == stored[f"param/{k}"].dtype
             np.testing.assert_array_equal(p, stored[f"param/{k}"], err_msg=k)
