@@ -28,6 +28,7 @@ the weight of each code's gradient :math:`1/k` or :math:`\tilde w_i`.
 """
 import math
 from collections.abc import Sequence
+from functools import partial
 from numbers import Integral
 
 import numpy as np
@@ -37,6 +38,7 @@ from ..core.priors import DiagonalGaussian, SampledKL, StandardNormal
 from ..core.rng import as_generator, row_normals
 from ..core.validation import check_finite, check_int, check_memory
 from .base import BaseAutoencoder, Batch, check_gradient_estimator, check_number
+from .evaluation import log_prob_in_place
 from .iwae import dreg_factor, log_mean_exp
 
 __all__ = ["TwoLayerVAE", "TwoLayerIWAE"]
@@ -273,7 +275,9 @@ class TwoLayerVAE(BaseAutoencoder):
             log_p_z1_of, kl_z2_of = self.log_p_z1_, self.kl_of_z2()
         else:
             q_z1, q_z2, p_z1 = self.q_z1_.predict, self.q_z2_.predict, self.p_z1_.predict
-            decoder, log_px_of = self.decoder_.predict, self.likelihood_.log_prob
+            # The decoder's output is the pass's own: scored in place, in cached pieces.
+            decoder, log_px_of = self.decoder_.predict, partial(log_prob_in_place,
+                                                                self.likelihood_)
             log_p_z1_of, kl_z2_of = DiagonalGaussian(), SampledKL(StandardNormal(l2))
         eps1, eps2 = eps[..., :l1], eps[..., l1:].reshape(k * n, l2)
         mu1, logvar1 = q_z1(x)                                             # (n, L1)

@@ -2,6 +2,8 @@
 log-likelihood through the model's own log-weights, the same on any number
 of threads; transform, decode, sample, scores; active units per layer;
 checkpoints that resume bit for bit."""
+import itertools
+
 import numpy as np
 import pytest
 from scipy.special import logsumexp
@@ -10,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from npvae import VAE
 from npvae.core.rng import row_normals
+from npvae.models import evaluation
 from npvae.models.base import BaseAutoencoder
 from npvae.models.evaluation import (active_units, active_units_per_layer,
                                      importance_weighted_log_likelihood, own_weights_block)
@@ -33,6 +36,33 @@ def test_the_estimate_is_the_log_mean_exp_of_the_models_log_weights(fitted):
                           for d in range(0, k, chunk)])
     log_w = fitted.importance_log_weights(x, eps)
     np.testing.assert_allclose(got, logsumexp(log_w, axis=0) - np.log(k), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", [TwoLayerVAE, TwoLayerIWAE])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_estimate_is_the_plain_formulas_bit_for_bit(monkeypatch, kind, dtype):
+    # The evaluation scores the decoder's output in place, in pieces of
+    # LIKELIHOOD_BLOCK_ENTRIES; the plain formula, the training pass's
+    # log-weights over whole chunks, gives the same bits in the same blocks
+    # and streams: one chunk per block or several (k > batch_rows, k not a
+    # multiple of the chunk), pieces of one code up to the whole chunk, on
+    # one thread or two.
+    model = kind((L1, L2), hidden_dims=((8,), (5,)), k=2, epochs=2, batch_size=10,
+                 learning_rate=1e-2, dtype=dtype, random_state=0).fit(X)
+    cases = [(7, 3), (50, 100), (300, 8192)]          # (k, batch_rows)
+    fast = {}
+    for entries in (1, 3 * D, evaluation.LIKELIHOOD_BLOCK_ENTRIES):
+        monkeypatch.setattr(evaluation, "LIKELIHOOD_BLOCK_ENTRIES", entries)
+        for (k, batch_rows), n_jobs in itertools.product(cases, (1, 2)):
+            got = importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows,
+                                                     random_state=5, n_jobs=n_jobs)
+            np.testing.assert_array_equal(got, fast.setdefault((k, batch_rows), got))
+    monkeypatch.setattr(model, "importance_log_weights", lambda x, eps: model.forward_pass(
+        x, eps, train=True)["log_w"].astype(np.float64), raising=False)
+    for k, batch_rows in cases:
+        plain = importance_weighted_log_likelihood(model, X, k=k, batch_rows=batch_rows,
+                                                   random_state=5)
+        np.testing.assert_array_equal(fast[k, batch_rows], plain)
 
 
 def test_the_same_seed_gives_the_same_estimate_on_any_number_of_threads(fitted):
