@@ -198,7 +198,7 @@ def export(out, folder, stage=None):
               "seed": params["random_state"], **{k: params[k] for k in MODEL_KEYS},
               "epochs": model.n_iter_, "n_features": model.n_features_in_,
               "image_shape": [28, 28],
-              "model": "iwae" if isinstance(model, (npvae.IWAE, npvae.TwoLayerIWAE)) else "vae",
+              "model": "iwae" if model.importance_weighted else "vae",
               "gradient_estimator": model.gradient_estimator,
               "npvae_version": npvae.__version__}
     config["hidden_dims"] = list(config["hidden_dims"])
@@ -396,7 +396,7 @@ def settle_settings(args, out, model):
     """Fill each of ``SETTINGS`` left out of ``args`` from the saved run
     ``model`` (or the default for a new run); refuse, naming them, those
     given with values other than the run was trained with."""
-    iwae = isinstance(model, (npvae.IWAE, npvae.TwoLayerIWAE))
+    iwae = model is not None and model.importance_weighted
     saved = None if model is None else {
         "model": "iwae" if iwae else "vae", "k": model.k if iwae else None,
         "seed": model.random_state,

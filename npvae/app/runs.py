@@ -164,7 +164,7 @@ def check_checkpoint(run, config, model):
         if m.stochastic_layers == 2:    # config.json says z2's width and the widths below z1
             p.update(latent_dim=p.pop("latent_dims")[1], hidden_dims=p["hidden_dims"][0])
         return {"stochastic_layers": m.stochastic_layers, "conditional": m.needs_labels,
-                "model": "iwae" if isinstance(m, (IWAE, TwoLayerIWAE)) else "vae"} | p
+                "model": "iwae" if m.importance_weighted else "vae"} | p
     built, held = said(new_model(config)), said(model)
     # new_model reads k for an IWAE only (npvae train writes one for a VAE too).
     unsaid = {"epochs", *[k for k in ("k",) if held["model"] == "vae"],
@@ -377,7 +377,7 @@ def describe(model):
     prior and a continuous Bernoulli likelihood", ..."""
     name = type(model).__name__
     kind = name.replace("TwoLayer", "two-layer ").replace("Conditional", "conditional ")
-    kind += f" (k={model.k})" if isinstance(model, (IWAE, TwoLayerIWAE)) else ""
+    kind += f" (k={model.k})" if model.importance_weighted else ""
     kind += f" ({len(getattr(model, 'classes_', ()))} classes)" if model.needs_labels else ""
     # A two-layer model's hidden widths come in one sequence per layer of codes.
     stacks = zip(model.hidden_dims, model.latent_dims) if model.stochastic_layers == 2 else \

@@ -140,6 +140,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
     has_prior = False
     # How many layers of codes z the model stacks.
     stochastic_layers = 1
+    # Whether it trains the importance-weighted bound L_k (an IWAE), not the ELBO.
+    importance_weighted = False
     # Hyper-parameters newer than the checkpoint format: a checkpoint that
     # lacks one was written before it existed, with its default's behaviour.
     params_added_later = ("beta_1", "beta_2", "epsilon", "output_bias_init")

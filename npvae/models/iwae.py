@@ -177,6 +177,7 @@ class IWAE(VAE):
                          random_state=random_state, verbose=verbose)
         self.k = k
 
+    importance_weighted = True
     gradient_estimators = ("standard", "dreg", "stl")
 
     def check_params(self):

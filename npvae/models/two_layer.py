@@ -586,6 +586,7 @@ class TwoLayerIWAE(TwoLayerVAE):
                          epsilon=epsilon, output_bias_init=output_bias_init, dtype=dtype,
                          random_state=random_state, verbose=verbose)
 
+    importance_weighted = True
     gradient_estimators = ("standard", "dreg", "stl")
 
     def bound_and_weights(self, log_w):
