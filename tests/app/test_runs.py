@@ -385,12 +385,19 @@ def test_a_config_json_that_contradicts_its_checkpoint_is_named(copy_of, capsys,
     assert snapshot(copy_of) == before
 
 
-def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of, capsys):
-    _holding(copy_of, TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu",
-                                  batch_size=128, epochs=2, random_state=0))
-    path = copy_of / "config.json"
+def _holding_two_layers(run_dir, latent_dims, hidden_dims, **params):
+    """``run_dir`` holding a TwoLayerVAE as its only checkpoint (:func:`_holding`), with
+    ``(path, contents)`` of its config.json saying two layers, written."""
+    _holding(run_dir, TwoLayerVAE(latent_dims, hidden_dims=hidden_dims, activation="relu",
+                                  batch_size=128, epochs=2, random_state=0, **params))
+    path = run_dir / "config.json"
     config = {**json.loads(path.read_text()), "stochastic_layers": 2}
     path.write_text(json.dumps(config))
+    return path, config
+
+
+def test_a_config_json_that_contradicts_a_two_layer_checkpoint_is_named(copy_of, capsys):
+    path, config = _holding_two_layers(copy_of, (4, 2), ((8,), (4,)))
     code, out, err = run(capsys, "evaluate", copy_of, "--k", "1")  # the layout it scales to
     assert code == 0, err
     path.write_text(json.dumps({**config, "latent_dim": 3}))
@@ -402,10 +409,7 @@ def test_a_run_folder_holding_a_two_layer_vae_of_several_codes_opens(copy_of, ca
     # npvae train writes "k": 5 into every config.json, and builds a VAE of one code per row
     # from it; a TwoLayerVAE saved with k=3 was refused ("k 5 contradicts ..., trained with
     # k 3"), and config.json's k 3 gave "k 3 contradicts ..., trained with k 3".
-    _holding(copy_of, TwoLayerVAE((4, 2), hidden_dims=((8,), (4,)), activation="relu", k=3,
-                                  batch_size=128, epochs=2, random_state=0))
-    path = copy_of / "config.json"
-    config = {**json.loads(path.read_text()), "stochastic_layers": 2}
+    path, config = _holding_two_layers(copy_of, (4, 2), ((8,), (4,)), k=3)
     for k in (5, 3):
         path.write_text(json.dumps({**config, "k": k}))
         code, out, err = run(capsys, "sample", copy_of)
@@ -457,11 +461,7 @@ def test_a_run_folder_holding_a_two_layer_model_of_its_own_layout_opens(copy_of,
     # config.json says z2's width (latent_dim) and the widths below z1 (hidden_dims); npvae
     # train derives the rest. Before, a model saved with z1 not twice z2, or other widths
     # below z2, was refused: "latent_dim 2 contradicts ..., trained with latent_dims [5, 2]".
-    _holding(copy_of, TwoLayerVAE((5, 2), hidden_dims=((8,), (3,)), activation="relu",
-                                  batch_size=128, epochs=2, random_state=0))
-    path = copy_of / "config.json"
-    config = {**json.loads(path.read_text()), "stochastic_layers": 2}
-    path.write_text(json.dumps(config))
+    path, config = _holding_two_layers(copy_of, (5, 2), ((8,), (3,)))
     for argv in (["evaluate", copy_of, "--k", "1"], ["sample", copy_of]):
         code, out, err = run(capsys, *argv)
         assert code == 0, err
