@@ -505,10 +505,16 @@ def _same_layout(value, template):
 
 
 # ------------------------------------------------------------ rebuilding
+def _tuples(value):
+    """``value`` with every list in it a tuple, nested lists too."""
+    return tuple(map(_tuples, value)) if isinstance(value, list) else value
+
+
 def _restore(cls, meta, arrays, path):
     params = dict(meta["params"])
-    if isinstance(params["hidden_dims"], list):
-        params["hidden_dims"] = tuple(params["hidden_dims"])
+    for key in ("hidden_dims", "latent_dims"):       # JSON has lists; the models take tuples
+        if isinstance(params.get(key), list):
+            params[key] = _tuples(params[key])
     try:
         model = cls(**params).initialize(meta["n_features_in_"], **meta.get("init_args", {}))
     except (ValueError, TypeError, OverflowError, MemoryError) as e:

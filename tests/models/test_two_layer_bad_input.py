@@ -98,5 +98,5 @@ def test_a_checkpoint_whose_arrays_miss_its_layers_is_named(tmp_path, drop, extr
         arrays = {name: saved[name] for name in saved.files if name != drop}
     np.savez(tmp_path / "edited.npz", **arrays, **extra)
     with pytest.raises(ValueError, match=r"edited.npz: arrays do not match a TwoLayerIWAE with "
-                                         r"hidden_dims=\(\[4\], \[3\]\), latent_dims=\[3, 2\]"):
+                                         r"hidden_dims=\(\(4,\), \(3,\)\), latent_dims=\(3, 2\)"):
         TwoLayerIWAE.load(tmp_path / "edited.npz")
