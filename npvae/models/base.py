@@ -33,10 +33,10 @@ from ..core.optimizers import Adam, learning_rate_at
 from ..core.parameters import ParameterVector
 from ..core.rng import as_generator
 from ..core.validation import check_finite, check_int, check_memory, refuse_non_finite
+from .hyperparameters import by_value, check_number, check_option
 from .saving import FLAT, load_checkpoint, save_checkpoint
 
-__all__ = ["BaseAutoencoder", "Batch", "DTYPES", "EVAL_BLOCK_ROWS", "FLAT",
-           "check_gradient_estimator", "check_number", "check_option", "image_shape_of",
+__all__ = ["BaseAutoencoder", "Batch", "DTYPES", "EVAL_BLOCK_ROWS", "FLAT", "image_shape_of",
            "per_row"]
 
 DTYPES = ("float32", "float64")
@@ -62,53 +62,6 @@ def image_shape_of(X):
     # (scikit-learn's checks pass one that refuses) by their shape attribute.
     shape = np.shape(X) if isinstance(X, (np.ndarray, list, tuple)) else getattr(X, "shape", ())
     return tuple(int(v) for v in shape[1:]) if len(shape) == 3 else None
-
-
-def _by_value(value):
-    """A hyper-parameter with every sequence in it a tuple, to compare by value."""
-    if isinstance(value, (str, bytes)) or not np.iterable(value):
-        return value
-    return tuple(_by_value(v) for v in value)
-
-
-def check_number(model, name, kind, low, high=None, low_open=False, high_open=True,
-                 none_ok=False):
-    """Check the hyper-parameter ``name`` of ``model`` by scikit-learn's
-    ``check_scalar``, with the model's class in the message; beyond it, a
-    bool is no number and a real must be finite."""
-    value = getattr(model, name)
-    if value is None and none_ok:
-        return
-    where = f"{type(model).__name__}.{name}"
-    if isinstance(value, bool) or (kind is Real and isinstance(value, Real)
-                                   and not math.isfinite(value)):
-        raise (TypeError if isinstance(value, bool) else ValueError)(
-            f"{where} must be a finite {'int' if kind is Integral else 'number'}"
-            f"{' or None' if none_ok else ''}, got {value!r}")
-    bounds = {(False, False): "both", (True, False): "right", (False, True): "left",
-              (True, True): "neither"}[low_open, high_open]
-    check_scalar(value, where, kind, min_val=low, max_val=high, include_boundaries=bounds)
-
-
-def check_option(model, name, options):
-    """Check that the hyper-parameter ``name`` of ``model`` is one of the
-    strings ``options``."""
-    value = getattr(model, name)
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{type(model).__name__}.{name} must be one of "
-                         f"{sorted(options)}, got {value!r}")
-
-
-def check_gradient_estimator(model):
-    """Check that ``model.gradient_estimator`` is one of the model's
-    ``gradient_estimators``; DReG asked of a model whose codes all weigh the
-    same is named for what it would be, STL (docs/math.md §9b)."""
-    if model.gradient_estimator == "dreg" and "dreg" not in model.gradient_estimators:
-        raise ValueError(
-            f"{type(model).__name__}.gradient_estimator='dreg' needs importance weights: "
-            f"with every code weighing the same (1 or 1/k) DReG is 'stl'; use "
-            f"gradient_estimator='stl', or an importance-weighted model (IWAE, TwoLayerIWAE)")
-    check_option(model, "gradient_estimator", model.gradient_estimators)
 
 
 class Batch(NamedTuple):
@@ -225,7 +178,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         params["hidden_dims"] = self.check_architecture()
         if getattr(self, "prior", None) != "mixture":
             params.pop("n_components", None)
-        return {k: _by_value(v) for k, v in params.items()}
+        return {k: by_value(v) for k, v in params.items()}
 
     def checked_input(self, X, reset):
         """Return ``X`` as a C-contiguous 2-D array of the model's dtype

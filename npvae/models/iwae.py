@@ -21,7 +21,7 @@ from scipy.special import logsumexp, softmax
 
 from ..core.layers import Join, reparameterize, reparameterize_backward
 from ..core.priors import SampledKL
-from .base import check_number
+from .hyperparameters import check_number
 from .vae import VAE
 
 __all__ = ["IWAE", "log_mean_exp", "dreg_factor"]

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.optimizers import Adam
+from .hyperparameters import by_value
 
 __all__ = ["FLAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
            "atomic_write"]
@@ -505,16 +506,11 @@ def _same_layout(value, template):
 
 
 # ------------------------------------------------------------ rebuilding
-def _tuples(value):
-    """``value`` with every list in it a tuple, nested lists too."""
-    return tuple(map(_tuples, value)) if isinstance(value, list) else value
-
-
 def _restore(cls, meta, arrays, path):
     params = dict(meta["params"])
     for key in ("hidden_dims", "latent_dims"):       # JSON has lists; the models take tuples
         if isinstance(params.get(key), list):
-            params[key] = _tuples(params[key])
+            params[key] = by_value(params[key])
     try:
         model = cls(**params).initialize(meta["n_features_in_"], **meta.get("init_args", {}))
     except (ValueError, TypeError, OverflowError, MemoryError) as e:

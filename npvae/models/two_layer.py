@@ -37,8 +37,9 @@ from ..core.layers import GaussianEncoder, mlp, reparameterize, reparameterize_b
 from ..core.priors import DiagonalGaussian, SampledKL, StandardNormal
 from ..core.rng import as_generator, row_normals
 from ..core.validation import check_finite, check_int, check_memory
-from .base import BaseAutoencoder, Batch, check_gradient_estimator, check_number
+from .base import BaseAutoencoder, Batch
 from .evaluation import log_prob_in_place
+from .hyperparameters import check_gradient_estimator, check_number
 from .iwae import dreg_factor, log_mean_exp
 
 __all__ = ["TwoLayerVAE", "TwoLayerIWAE"]

@@ -7,8 +7,8 @@ from ..core.layers import GaussianEncoder, Join, reparameterize, reparameterize_
 from ..core.priors import PRIORS, SampledKL, kl_term, make_prior
 from ..core.rng import as_generator, row_normals
 from ..core.validation import check_finite, check_int, check_memory
-from .base import (BaseAutoencoder, Batch, check_gradient_estimator, check_number,
-                   check_option, per_row)
+from .base import BaseAutoencoder, Batch, per_row
+from .hyperparameters import check_gradient_estimator, check_number, check_option
 
 __all__ = ["VAE"]
 
