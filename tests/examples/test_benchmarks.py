@@ -395,15 +395,27 @@ SHIPPED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "iwae
                                                ("iwae-k5-364", "IWAE", 364),
                                                ("iwae-k5-1093", "IWAE", 1093),
                                                ("vae-3280", "VAE", 3280),
-                                               ("dreg-k5-364", "IWAE", 364)])
+                                               ("dreg-k5-364", "IWAE", 364),
+                                               ("vae-2l-364", "TwoLayerVAE", 364),
+                                               ("iwae-2l-k5-364", "TwoLayerIWAE", 364)])
 def test_the_shipped_reproduction_models_load_as_run_folders(name, cls, epochs, tmp_path):
     """The trained models docs/reproduction.md points to: whole, and taken by the CLI."""
     run, config = runs.read_config(SHIPPED / name)
     model = npvae.app.checkpoints.load_checkpoint(run)
     assert type(model).__name__ == cls and model.n_iter_ == config["epochs"] == epochs
-    assert model.latent_dim == 50 and model.hidden_dims == (200, 200)
+    if model.stochastic_layers == 2:        # the authors' code's sizes (docs/reproduction.md)
+        assert model.latent_dims == (100, 50) and model.hidden_dims == ((200, 200), (100, 100))
+        assert config["stochastic_layers"] == 2 and model.k == (5 if "iwae" in name else 1)
+    else:
+        assert model.latent_dim == 50 and model.hidden_dims == (200, 200)
     assert model.optimizer_.t == 0 and model.epsilon == 1e-4
-    assert config["reproduction"]["results"]["epochs"] == epochs
+    results = config["reproduction"]["results"]
+    assert results["epochs"] == epochs
+    # docs/reproduction.md prints the model's test NLL and active units as its run measured them.
+    doc = (SHIPPED.parents[2] / "docs" / "reproduction.md").read_text()
+    units = results["active_units"]
+    units = "+".join(map(str, units)) if isinstance(units, list) else str(units)
+    assert f"{results['test_nll']:.2f}" in doc and f"{units})" in doc
     assert model.gradient_estimator == config.get("gradient_estimator", "standard") == \
         ("dreg" if name.startswith("dreg") else "standard")
     # The parameters are the file's arrays bit for bit (the first four were shipped as an
