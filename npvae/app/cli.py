@@ -26,6 +26,7 @@ from ..core.gradcheck import check_model
 from ..core.layers import ACTIVATIONS
 from ..core.likelihoods import LIKELIHOODS
 from ..models import DTYPES
+from ..models.saving import written_by_npvae
 
 __all__ = ["main", "number", "jobs"]
 
@@ -161,9 +162,8 @@ def _parser():
     t.add_argument("--lr", dest="learning_rate", type=_POSITIVE, metavar="LR",
                    help="Adam's step size")
     _model_arguments(t)
-    t.add_argument("--obs-var", type=_POSITIVE, metavar="VAR",
-                   help="Gaussian likelihood: a fixed noise variance sigma^2 instead of a "
-                   "learned one (default: learned)")
+    t.add_argument("--obs-var", type=_POSITIVE, metavar="VAR", help="Gaussian likelihood: a "
+                   "fixed noise variance sigma^2 instead of a learned one (default: learned)")
     t.add_argument("--beta", type=number(float, 0), help="weight of the KL term")
     t.add_argument("--kl-warmup", type=number(float, 0), metavar="EPOCHS",
                    help="epochs over which the KL weight rises from 0 to beta")
@@ -179,10 +179,9 @@ def _parser():
     t.add_argument("--force", action="store_true",
                    help="replace the run folder given by --out if it exists (only a run "
                    "folder npvae wrote, never the working folder or a parent)")
-    t.add_argument("--resume", metavar="RUN", type=_path,
-                   help="continue RUN from its checkpoint, or complete what a crash left "
-                   "out of a finished one; only --epochs and --data-dir may be given "
-                   "with it (default: a new run)")
+    t.add_argument("--resume", metavar="RUN", type=_path, help="continue RUN from its checkpoint, "
+                   "or complete what a crash left out of a finished one; only --epochs and "
+                   "--data-dir may be given with it (default: a new run)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="ELBO, active units and IWAE log p(x) on the test set")
@@ -191,7 +190,7 @@ def _parser():
     e.add_argument("--seed", type=_SEED, default=0, help="seed of the Monte Carlo estimates")
     e.add_argument("--jobs", type=jobs, default=-1,
                    help="threads for the IWAE estimate, which gives the same number on any "
-                   "(-1: every core, -2: all but one)")
+                   "number of them (-1: every core, -2: all but one)")
     e.set_defaults(func=cmd_evaluate)
 
     s = _figure_parser(sub, "sample", "a grid of samples from the prior",
@@ -256,8 +255,7 @@ def _model_arguments(p):
 
 
 def _run_arguments(p):
-    p.add_argument("run", metavar="RUN", type=_path,
-                   help="run folder (or a checkpoint file in it)")
+    p.add_argument("run", metavar="RUN", type=_path, help="run folder (or a checkpoint file in it)")
     p.add_argument("--data-dir", type=_path, help=_MOVED_DATA)
 
 
@@ -405,6 +403,8 @@ def _figure_command(args, name, draw, sample=False):
     if path.is_dir():
         raise ValueError(f"--out {path} is a folder; give the path of a PNG file to write, "
                          f"such as {path / name}")
+    if args.out and (path.is_symlink() or path.exists()) and not written_by_npvae(path, "figure"):
+        raise ValueError(f"--out {path} exists and is not a figure npvae drew; pick another --out")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = () if sample else _test_data(args, config)
     print(draw(model, *data, shape, path, CLASS_NAMES.get(config["dataset"])))

@@ -14,7 +14,7 @@ from statistics import NormalDist
 import numpy as np
 from sklearn.decomposition import PCA
 
-from ..models.saving import atomic_write
+from ..models.saving import FIGURE_SOFTWARE, atomic_write
 
 __all__ = ["DPI", "IMAGE_CMAP", "infer_image_shape", "image_mosaic", "show_images",
            "plot_loss_curves", "plot_reconstructions", "plot_samples", "plot_latent",
@@ -59,7 +59,8 @@ def _figure(**kwargs):
 
 
 def _save(fig, path):
-    return atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=DPI))
+    return atomic_write(Path(path), lambda f: fig.savefig(
+        f, format="png", dpi=DPI, metadata={"Software": FIGURE_SOFTWARE}))
 
 
 def image_mosaic(images, image_shape, ncols, pad=1):
@@ -99,8 +100,7 @@ def _text_width(text, size):
     in matplotlib's default font, at :data:`DPI`."""
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextPath
-    return TextPath((0, 0), text, size=size, prop=FontProperties()).get_extents().width \
-        * DPI / 72
+    return TextPath((0, 0), text, size=size, prop=FontProperties()).get_extents().width * DPI / 72
 
 
 def _image_figure(rows, image_shape, ncols, title, path, min_tile=_MIN_TILE, grid_ticks=None):

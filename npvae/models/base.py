@@ -494,10 +494,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
                         f"cause it, not the learning rate (largest |x| in the batch "
                         f"{float(np.abs(xb).max()):.4g}; standardise the data, or "
                         f"check obs_var and beta)") from None
+                # float32 ends near 3e38: exp(-log-variance) overflows below -88.
+                wider = ", or dtype float64" if self.dtype == "float32" else ""
                 raise FloatingPointError(
                     f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "
                     f"{problem}; the parameters are left as they were before this "
-                    f"step. Try a smaller learning_rate.") from None
+                    f"step. Try a smaller learning_rate{wider}.") from None
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value * xb.shape[0]
             if callback is not None:

@@ -48,8 +48,8 @@ import numpy as np
 from ..core.optimizers import Adam
 from .hyperparameters import by_value
 
-__all__ = ["FLAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
-           "atomic_write"]
+__all__ = ["FIGURE_SOFTWARE", "FLAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint",
+           "latest_checkpoint", "atomic_write", "written_by_npvae"]
 
 # The optimizer's one key: all parameters as one vector (npvae.core.parameters).
 FLAT = "parameters"
@@ -57,6 +57,8 @@ FORMAT_VERSION = 2
 _FORMAT = "npvae-checkpoint"
 _PAIR_VERSION = 1          # the .json + .npz pair
 _METADATA = "metadata"
+#: The ``Software`` text of npvae's figures (their PNG metadata), by which it knows them.
+FIGURE_SOFTWARE = "npvae"
 # Adam's step count is raised to the power of the betas as a float.
 _MAX_STEPS = 2 ** 53
 
@@ -177,9 +179,14 @@ def save_checkpoint(model, path, extra=None, include_optimizer=True):
         raise TypeError(f"can only checkpoint an initialised npvae estimator, got "
                         f"{type(model).__name__}")
     model.check_fitted()    # its hyper-parameters still those that built its arrays
+    model.check_params()    # and valid, as a load checks them
     if not isinstance(include_optimizer, bool):
         raise TypeError(f"include_optimizer must be True or False, got {include_optimizer!r}")
     path = _checkpoint_path(path)
+    if os.path.lexists(path) and not written_by_npvae(path, "checkpoint"):
+        raise FileExistsError(f"cannot save {path}: it exists and is not an npvae checkpoint, "
+                              f"and npvae replaces only files it wrote; remove it or choose "
+                              f"another path")
     opt = model.optimizer_
     # A trained model whose Adam never stepped was loaded without Adam's
     # state: there is none to store, and storing a fresh one would claim it.
@@ -223,6 +230,24 @@ def save_checkpoint(model, path, extra=None, include_optimizer=True):
                         f"cannot be stored as JSON ({e})") from None
     arrays[_METADATA] = np.frombuffer(text.encode(), dtype=np.uint8)
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def written_by_npvae(path, kind):
+    """Whether ``path`` is a file of ``kind`` npvae wrote, which it may
+    replace with another: a ``"checkpoint"`` (an ``.npz`` of npvae's metadata
+    or ``param/`` arrays) or a ``"figure"`` (a PNG whose ``Software`` text is
+    :data:`FIGURE_SOFTWARE`).  A symlink never is."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    if kind == "checkpoint":
+        with contextlib.suppress(OSError, zipfile.BadZipFile), zipfile.ZipFile(path) as z:
+            return any(n == f"{_METADATA}.npy" or n.startswith("param/") for n in z.namelist())
+        return False
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        head = f.read(4096)          # matplotlib writes its text chunks before the pixels
+        return head.startswith(b"\x89PNG") and b"Software\0" + FIGURE_SOFTWARE.encode() in head
+    return False
 
 
 # ------------------------------------------------------------ finding a checkpoint

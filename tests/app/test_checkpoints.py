@@ -380,6 +380,36 @@ def test_a_save_killed_midway_leaves_the_last_good_checkpoint(ckpt, monkeypatch)
 
 
 
+def test_save_replaces_only_an_npvae_checkpoint(tmp_path):
+    model = fitted()
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(b"my own data")
+    (tmp_path / "link.npz").symlink_to(mine)
+    for target in (mine, tmp_path / "link.npz"):
+        with pytest.raises(FileExistsError, match=f"cannot save {target}: it exists and is not "
+                                                  "an npvae checkpoint"):
+            model.save(target)
+    assert mine.read_bytes() == b"my own data" and (tmp_path / "link.npz").is_symlink()
+    np.savez(tmp_path / "arrays.npz", a=np.zeros(2))          # an .npz, but not npvae's
+    with pytest.raises(FileExistsError, match="not an npvae checkpoint"):
+        model.save(tmp_path / "arrays.npz")
+    # Its own checkpoints, of this format and of the earlier one, it replaces.
+    model.save(tmp_path / "ours")
+    model.fit_epoch(X)
+    assert load_checkpoint(model.save(tmp_path / "ours")).n_iter_ == 3
+    as_earlier_pair(tmp_path / "ours.npz")
+    assert saving.written_by_npvae(tmp_path / "ours.npz", "checkpoint")
+    assert not saving.written_by_npvae(tmp_path / "ours.npz", "figure")
+
+
+def test_save_refuses_settings_a_load_would_refuse(tmp_path):
+    # Before: the checkpoint was written, and its load failed on k = 0.
+    model = fitted(npvae.IWAE, k=2).set_params(k=0)
+    with pytest.raises(ValueError, match="IWAE.k == 0, must be >= 1"):
+        model.save(tmp_path / "m")
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_model_loaded_without_adam_saves_without_adam_again(tmp_path):
     """Its fresh Adam (t = 0) is not the state training had: saving it by
     default must not make a checkpoint that claims to continue the run."""

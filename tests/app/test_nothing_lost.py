@@ -11,6 +11,7 @@ import pytest
 import test_cli
 import test_runs
 from npvae.app import figures, runs
+from npvae.models.saving import written_by_npvae
 from test_cli import TINY, assert_usage_error, run, snapshot
 
 # A copy of test_cli's tiny trained run, with its figures.
@@ -45,6 +46,26 @@ def test_figures_are_never_written_through_a_symlinked_figures_folder(copy_of, t
     assert_usage_error(run(capsys, *verb, copy_of),
                        f"{copy_of / 'figures'} is a symbolic link")
     assert snapshot(elsewhere) == before
+
+
+@pytest.mark.parametrize("verb", [["sample"], ["reconstruct"], ["interpolate"]])
+def test_out_replaces_only_a_figure_npvae_drew(copy_of, tmp_path, capsys, verb):
+    # Before: --out the run's own checkpoint replaced the trained model with a PNG.
+    (checkpoint,) = (copy_of / "checkpoints").glob("*.npz")
+    mine = tmp_path / "thesis.png"
+    mine.write_bytes(b"\x89PNG mine")
+    (tmp_path / "link.png").symlink_to(tmp_path / "elsewhere.png")
+    before = snapshot(copy_of), mine.read_bytes()
+    for target in (checkpoint, copy_of / "config.json", mine, tmp_path / "link.png"):
+        assert_usage_error(run(capsys, *verb, copy_of, "--out", target),
+                           f"--out {target} exists and is not a figure npvae drew")
+    assert (snapshot(copy_of), mine.read_bytes()) == before
+    assert not (tmp_path / "elsewhere.png").exists()
+    # Its own figure, which says npvae drew it, it draws again.
+    for _ in range(2):
+        code, out, err = run(capsys, *verb, copy_of, "--out", tmp_path / "again.png")
+        assert code == 0, err
+    assert written_by_npvae(tmp_path / "again.png", "figure")
 
 
 def test_a_resume_never_draws_through_a_symlinked_figures_folder(copy_of, tmp_path, capsys):
