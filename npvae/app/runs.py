@@ -103,6 +103,8 @@ _CONFIG_SCHEMA = {
     "dataset": (True, lambda v: isinstance(v, str) and v != "", "a data set name or a file path"),
     "seed": (True, lambda v: _is_int(v, 0), "an integer >= 0"),
     "epochs": (True, lambda v: _is_int(v, 0), "an integer >= 0"),
+    # Checked here too, as a two-layer model's z1 is twice it: "50" would make "5050".
+    "latent_dim": (False, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     "hidden_dims": (True, lambda v: isinstance(v, list) and all(_is_int(w, 1) for w in v),
                     "a list of integers >= 1"),
     "binarize": (False, lambda v: isinstance(v, bool), "true or false"),
@@ -341,11 +343,10 @@ def new_model(config):
     ConditionalVAE (``config["conditional"]``) or an IWAE with
     ``config["k"]`` importance samples; with ``config["stochastic_layers"]``
     2, their two-layer kind."""
-    params, iwae = model_params(config), config.get("model", "vae") == "iwae"
+    iwae = config.get("model", "vae") == "iwae"
+    params = {**model_params(config), **({"k": config["k"]} if iwae else {})}
     if iwae and config.get("conditional"):
         raise ValueError("--conditional is a conditional VAE; it has no --model iwae")
-    if iwae:
-        params["k"] = config["k"]
     if config.get("stochastic_layers", 1) != 2:
         return (IWAE if iwae else ConditionalVAE if config.get("conditional") else VAE)(**params)
     # Burda et al.'s two layers of codes scaled to the config: z2 is latent_dim wide and

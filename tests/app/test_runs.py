@@ -343,6 +343,19 @@ def test_a_bad_seed_in_config_json_is_named(copy_of, capsys, seed):
                            f"got {seed!r}")
 
 
+@pytest.mark.parametrize("stochastic_layers", [1, 2])
+@pytest.mark.parametrize("latent_dim", ["50", 5.0, True])
+def test_a_latent_dim_not_an_integer_is_named_as_written(copy_of, capsys, latent_dim,
+                                                         stochastic_layers):
+    # Before, for two layers: "latent_dims must be an integer >= 1, got '5050'" (z1 = 2 z2).
+    path = copy_of / "config.json"
+    config = {**json.loads(path.read_text()), "latent_dim": latent_dim,
+              "stochastic_layers": stochastic_layers}
+    path.write_text(json.dumps(config))
+    assert_usage_error(run(capsys, "evaluate", copy_of, "--k", "1"),
+                       f"{path}: 'latent_dim' must be an integer, got {latent_dim!r}")
+
+
 @pytest.mark.parametrize("change, message", [
     ({"latent_dim": 0}, "latent_dim == 0, must be >= 1"),
     ({"activation": "nope"}, "activation must be one of"),
