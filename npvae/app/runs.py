@@ -153,10 +153,9 @@ def check_checkpoint(run, config, model):
     """``model``, loaded from run folder ``run``, or a ValueError naming the
     first field of its ``config`` that builds another model than the
     checkpoint holds (the checkpoint is what trained).  Not compared: a field
-    config.json leaves out or its model lacks, ``epochs`` (the run's goal, which a resume writes
-    before its next checkpoint), a VAE's ``k`` and ``seed`` when the checkpoint's
-    ``random_state`` is no integer (None, a Generator, a sequence), which
-    config.json cannot hold."""
+    config.json leaves out or its model lacks, ``epochs`` (the run's goal, which a resume
+    writes before its next checkpoint), a VAE's ``k``, and ``seed`` when the checkpoint's
+    ``random_state`` is no integer (None, a Generator, a sequence): config.json cannot hold it."""
     def said(m):
         """``m``'s kind (first: it sets what the rest build), then its
         hyper-parameters as config.json says them: by value

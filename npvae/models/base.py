@@ -151,11 +151,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
         return hidden
 
     def check_fitted(self):
-        """scikit-learn's ``check_is_fitted``, then a ValueError naming a
-        hyper-parameter that fixes what fit built and has changed since (by
-        ``set_params``): the fitted parameters cannot serve it, so every verb
-        that uses them (``fit_epoch`` too, which continues them) refuses until
-        ``fit`` builds anew."""
+        """scikit-learn's ``check_is_fitted``, then a ValueError naming a hyper-parameter
+        that fixes what fit built and has changed since (by ``set_params``): the fitted
+        parameters cannot serve it, so every verb that uses them (``fit_epoch`` too, which
+        continues them) refuses until ``fit`` builds anew."""
         check_is_fitted(self)
         now = self.architecture(self.built_with_)
         for name, fitted in self.built_with_.items():
@@ -494,7 +493,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):
                         f"cause it, not the learning rate (largest |x| in the batch "
                         f"{float(np.abs(xb).max()):.4g}; standardise the data, or "
                         f"check obs_var and beta)") from None
-                # float32 ends near 3e38: exp(-log-variance) overflows below -88.
+                # float32 ends near 3e38 (exp overflows above 88): float64 may be the way out.
                 wider = ", or dtype float64" if self.dtype == "float32" else ""
                 raise FloatingPointError(
                     f"training diverged at epoch {self.n_iter_ + 1}, batch {i + 1}: "

@@ -233,17 +233,15 @@ def save_checkpoint(model, path, extra=None, include_optimizer=True):
 
 
 def written_by_npvae(path, kind):
-    """Whether ``path`` is a file of ``kind`` npvae wrote, which it may
-    replace with another: a ``"checkpoint"`` (an ``.npz`` of npvae's metadata
-    or ``param/`` arrays) or a ``"figure"`` (a PNG whose ``Software`` text is
-    :data:`FIGURE_SOFTWARE`).  A symlink never is."""
+    """Whether ``path`` is a file of ``kind`` npvae wrote, which it may replace with another:
+    a ``"checkpoint"`` (an ``.npz`` of npvae's metadata or ``param/`` arrays) or a ``"figure"``
+    (a PNG whose ``Software`` text is :data:`FIGURE_SOFTWARE`).  A symlink never is."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():
         return False
-    if kind == "checkpoint":
-        with contextlib.suppress(OSError, zipfile.BadZipFile), zipfile.ZipFile(path) as z:
-            return any(n == f"{_METADATA}.npy" or n.startswith("param/") for n in z.namelist())
-        return False
+    if kind == "checkpoint":         # this format, or an earlier npvae's arrays
+        names = _member_names(path)
+        return f"{_METADATA}.npy" in names or any(n.startswith("param/") for n in names)
     with contextlib.suppress(OSError), open(path, "rb") as f:
         head = f.read(4096)          # matplotlib writes its text chunks before the pixels
         return head.startswith(b"\x89PNG") and b"Software\0" + FIGURE_SOFTWARE.encode() in head
@@ -292,11 +290,15 @@ def _find(path):
     raise FileNotFoundError(f"checkpoint file {npz} does not exist")
 
 
+def _member_names(npz):
+    """The names of the members of the zip archive ``npz``; none if it is no archive."""
+    with contextlib.suppress(OSError, zipfile.BadZipFile), zipfile.ZipFile(npz) as z:
+        return z.namelist()
+    return []
+
+
 def _has_metadata(npz):
-    with contextlib.suppress(OSError, zipfile.BadZipFile):
-        with zipfile.ZipFile(npz) as z:
-            return f"{_METADATA}.npy" in z.namelist()
-    return False
+    return f"{_METADATA}.npy" in _member_names(npz)
 
 
 def _read_arrays(path, data):
